@@ -1,0 +1,10 @@
+"""spark-submit entry point of the `aggregate_labels` stage (logic: mining.pipeline.aggregate_labels).
+
+    spark-submit --master local[2] jobs/aggregate_labels.py --logs LOGS --out OUT [options]
+"""
+import sys
+
+from mining.cli import job_main
+
+if __name__ == "__main__":
+    sys.exit(job_main("aggregate_labels"))

@@ -1,0 +1,181 @@
+"""``mining``: simulate logs, run the pipeline or one stage, evaluate against gold.
+
+Exit codes: 0 success; 2 bad arguments or configuration; 3 input problem (no partitions,
+reject share over the limit, missing upstream stage); 4 privacy precondition (no key);
+1 anything else.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+
+EXIT_CONFIG, EXIT_INPUT, EXIT_PRIVACY = 2, 3, 4
+log = logging.getLogger("mining")
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {value!r}") from None
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``mining run``, the stage subcommands and ``jobs/*.py``."""
+    p.add_argument("--logs", required=True, help="log root holding dt=YYYY-MM-DD/ partitions")
+    p.add_argument("--out", required=True, help="output root of the run")
+    p.add_argument("--start-date", type=_date, help="first dt partition (inclusive)")
+    p.add_argument("--end-date", type=_date, help="last dt partition (inclusive)")
+    p.add_argument("--locale", action="append", default=[], help="only this locale (repeatable)")
+    p.add_argument("--config", help="TOML file overriding mining/defaults.toml")
+    p.add_argument("--min-users", type=int, help="k-anonymity: distinct users an exported text needs")
+    p.add_argument("--cache-dir", help="embedding cache root, shared across runs")
+    p.add_argument("--model-path", help="sentence-transformers model folder (default: packaged MiniLM)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value, e.g. rephrase.threshold=0.6")
+
+
+def config_from_args(args):
+    from mining.config import load_config, parse_set
+
+    overrides = parse_set(args.set)
+    if args.min_users is not None:
+        overrides.setdefault("privacy", {})["min_users"] = args.min_users
+    if args.cache_dir:
+        overrides.setdefault("embedding", {})["cache_dir"] = args.cache_dir
+    if args.model_path:
+        overrides.setdefault("embedding", {})["model_path"] = args.model_path
+    return load_config(args.logs, args.out, config_file=args.config, start_date=args.start_date,
+                       end_date=args.end_date, locales=tuple(args.locale), overrides=overrides)
+
+
+def _guarded(fn, *a) -> int:
+    """Run ``fn`` and map known failures to one-line messages and exit codes."""
+    from mining.ingest import NoInputPartitions, RejectShareExceeded
+    from mining.privacy import PrivacyError
+
+    try:
+        result = fn(*a)
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        print(f"mining: configuration error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (NoInputPartitions, RejectShareExceeded, FileNotFoundError) as e:
+        print(f"mining: input error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except PrivacyError as e:
+        print(f"mining: privacy error: {e}", file=sys.stderr)
+        return EXIT_PRIVACY
+    if result is not None:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def _run_stages(args, stages) -> dict:
+    from mining import pipeline
+    from mining.spark import get_spark
+
+    cfg = config_from_args(args)
+    return pipeline.run_all(get_spark(), cfg, stages)
+
+
+def _simulate(args) -> dict:
+    from mining.simulation import SimulationConfig, simulate
+
+    cfg = SimulationConfig(corpus=args.corpus, n_turns=args.turns, days=args.days,
+                           start_date=args.start_date, seed=args.seed, out_format=args.format)
+    return simulate(cfg, args.logs, args.gold)
+
+
+def _evaluate(args) -> dict:
+    from mining import evaluation
+
+    report = evaluation.evaluate(args.gold, args.out, args.logs)
+    print(evaluation.format_table(report))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2, sort_keys=True)
+    return None
+
+
+EXAMPLES = """examples:
+  mining simulate --corpus hwu64 --turns 20000 --days 3 --logs /tmp/logs --gold /tmp/gold
+  MINING_DEMO_MODE=1 mining run --logs /tmp/logs --out /tmp/run --min-users 2
+  mining evaluate --gold /tmp/gold --out /tmp/run
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mining.pipeline import STAGES
+
+    parser = argparse.ArgumentParser(prog="mining", description=__doc__.split("\n")[0],
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sim = sub.add_parser("simulate", help="interaction logs + gold from a labeled corpus")
+    sim.add_argument("--corpus", default="hwu64", choices=["hwu64", "slurp"])
+    sim.add_argument("--turns", type=int, default=20_000, help="approximate number of turns")
+    sim.add_argument("--days", type=int, default=3, help="number of dt partitions")
+    sim.add_argument("--start-date", type=_date, default=dt.date(2026, 11, 1))
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--format", default="parquet", choices=["parquet", "jsonl"])
+    sim.add_argument("--logs", required=True, help="output log root")
+    sim.add_argument("--gold", required=True, help="output gold folder (never read by the miner)")
+    run = sub.add_parser("run", help="all stages in one local Spark session")
+    add_run_args(run)
+    for stage in STAGES:
+        add_run_args(sub.add_parser(stage.replace("_", "-"), help=f"only the {stage} stage"))
+    ev = sub.add_parser("evaluate", help="score a run against the simulator's gold")
+    ev.add_argument("--gold", required=True)
+    ev.add_argument("--out", required=True, help="output root of the run to score")
+    ev.add_argument("--logs", help="log root (for the naive-rule baseline; default: from the manifest)")
+    ev.add_argument("--json", help="also write the report as JSON here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    from mining.pipeline import STAGES
+
+    if args.command == "simulate":
+        return _guarded(_simulate, args)
+    if args.command == "evaluate":
+        return _guarded(_evaluate, args)
+    stages = STAGES if args.command == "run" else (args.command.replace("-", "_"),)
+    return _guarded(_run_stages, args, stages)
+
+
+def job_main(stage: str, argv: list[str] | None = None) -> int:
+    """Entry point of ``jobs/<stage>.py`` under spark-submit (the master comes from the
+    submit configuration, not from the job)."""
+    parser = argparse.ArgumentParser(prog=f"jobs/{stage}.py", description=f"Spark job: {stage}")
+    add_run_args(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+    def go():
+        from pyspark.sql import SparkSession
+
+        from mining import pipeline
+        from mining.spark import configure_python_env, session_conf
+
+        configure_python_env()
+        cfg = config_from_args(args)
+        spark = SparkSession.builder.appName(f"mining.{stage}").getOrCreate()
+        session_conf(spark)
+        try:
+            return pipeline.run_all(spark, cfg, (stage,))
+        finally:
+            spark.stop()
+
+    return _guarded(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Score a run against the simulator's gold (never read by the miner).
+
+Figures (DESIGN.md, Evaluation):
+
+- **pair precision**: accepted rephrase pairs whose two turns pursue the same gold goal;
+  **pair recall**: gold sources (a friction turn whose goal later succeeds, correctly
+  interpreted, with different words in the same session) that got a true accepted pair.
+- **label precision**: exported rows whose intent is a gold intent of the text (overall,
+  by evidence, and at confidence ≥ 0.9); **ECE**: expected calibration error, 10 bins.
+- **coverage**: share of the oracle set (distinct logged texts the production NLU got
+  wrong) that the export labels correctly.
+- **retraining lift**: accuracy on the corpus test split of the weak NLU trained on seed,
+  seed + mined, seed + oracle (oracle texts with gold intents); **lift recovered** =
+  (mined − seed) / (oracle − seed).
+- **naive rule**: label each friction turn with the next successful turn's intent in the
+  session; precision per turn and per text (majority label of a text).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+
+from mining.text import normalize
+
+
+def _read(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    return ds.dataset(str(path), format="parquet", partitioning="hive").to_table(columns=columns).to_pandas()
+
+
+def pair_metrics(pairs: pd.DataFrame, turns: pd.DataFrame, gold: pd.DataFrame) -> dict:
+    """Precision/recall of accepted pairs; accepted pairs by the target's gold behaviour."""
+    g = gold.set_index("turn_id")
+    acc = pairs[pairs["accepted"]]
+    src_goal = g["goal_id"].reindex(acc["source_turn_id"]).to_numpy()
+    tgt_goal = g["goal_id"].reindex(acc["target_turn_id"]).to_numpy()
+    true = src_goal == tgt_goal
+    t = turns.merge(gold[["turn_id", "goal_id", "nlu_correct"]], on="turn_id")
+    t = t.sort_values(["session_pseudonym", "ts", "turn_id"])
+    ok = t[t["succeeded"] & t["nlu_correct"]][["goal_id", "session_pseudonym", "text_norm"]]
+    fr = t[t["is_friction"]][["turn_id", "goal_id", "session_pseudonym", "text_norm"]]
+    m = fr.merge(ok, on=["goal_id", "session_pseudonym"], suffixes=("", "_ok"))
+    gold_sources = set(m.loc[m["text_norm"] != m["text_norm_ok"], "turn_id"])
+    found = set(acc.loc[true, "source_turn_id"]) & gold_sources
+    kinds = g["behaviour"].reindex(acc["target_turn_id"]).fillna("unknown").to_numpy()
+    return {"accepted_pairs": int(len(acc)), "pair_precision": float(true.mean()) if len(acc) else 0.0,
+            "gold_sources": len(gold_sources),
+            "pair_recall": len(found) / len(gold_sources) if gold_sources else 0.0,
+            "accepted_by_target_behaviour": dict(sorted(pd.Series(kinds).value_counts().to_dict().items()))}
+
+
+def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error (Guo et al. 2017): Σ_b |B|/n · |acc(B) − conf(B)|."""
+    if len(confidence) == 0:
+        return 0.0
+    idx = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            total += sel.mean() * abs(correct[sel].mean() - confidence[sel].mean())
+    return float(total)
+
+
+def label_metrics(train: pd.DataFrame, gold_intents: dict[str, set]) -> dict:
+    """Precision of exported labels (by text's gold intents), by evidence, at conf ≥ 0.9."""
+    if train.empty:
+        return {"labels": 0, "label_precision": 0.0, "label_precision_conf90": 0.0, "labels_conf90": 0,
+                "by_evidence": {}, "ece": 0.0}
+    norm = train["utterance"].map(normalize)
+    correct = np.array([i in gold_intents.get(t, set()) for t, i in zip(norm, train["intent"])])
+    hi = train["confidence"].to_numpy() >= 0.9
+    by_ev = {ev: {"labels": int((train["evidence"] == ev).sum()),
+                  "precision": float(correct[(train["evidence"] == ev).to_numpy()].mean())}
+             for ev in sorted(train["evidence"].unique())}
+    return {"labels": int(len(train)), "label_precision": float(correct.mean()),
+            "labels_conf90": int(hi.sum()),
+            "label_precision_conf90": float(correct[hi].mean()) if hi.any() else 0.0,
+            "by_evidence": by_ev, "ece": ece(train["confidence"].to_numpy(), correct.astype(float))}
+
+
+def naive_rule(turns: pd.DataFrame, gold: pd.DataFrame) -> dict:
+    """Precision of 'friction turn ← next successful turn's intent (same session)'."""
+    t = turns.sort_values(["session_pseudonym", "ts", "turn_id"]).reset_index(drop=True)
+    nxt_intent = t["nlu_intent"].where(t["succeeded"])
+    nxt_intent = nxt_intent.groupby(t["session_pseudonym"]).transform(lambda s: s.shift(-1).bfill())
+    fr = t.assign(naive=nxt_intent)[t["is_friction"]].dropna(subset=["naive"])
+    fr = fr.merge(gold[["turn_id", "gold_intent"]], on="turn_id")
+    turn_prec = float((fr["naive"] == fr["gold_intent"]).mean()) if len(fr) else 0.0
+    per_text = (fr.groupby(["text_norm", "naive"]).size().rename("n").reset_index()
+                .sort_values(["text_norm", "n", "naive"], ascending=[True, False, True])
+                .drop_duplicates("text_norm"))
+    gold_by_text = fr.groupby("text_norm")["gold_intent"].agg(set)
+    text_ok = [n in gold_by_text[t] for t, n in zip(per_text["text_norm"], per_text["naive"])]
+    return {"naive_turn_labels": int(len(fr)), "naive_turn_precision": turn_prec,
+            "naive_text_labels": int(len(per_text)),
+            "naive_text_precision": float(np.mean(text_ok)) if text_ok else 0.0}
+
+
+def retraining(splits: pd.DataFrame, mined: pd.DataFrame, oracle: pd.DataFrame) -> dict:
+    """Accuracy on the test split of the weak NLU trained on seed / +mined / +oracle."""
+    from mining.nlu import train_and_score
+
+    seed, test = splits[splits["split"] == "seed"], splits[splits["split"] == "test"]
+
+    def acc(extra_texts, extra_intents) -> float:
+        return train_and_score(list(seed["text"]) + list(extra_texts), list(seed["intent"]) + list(extra_intents),
+                               list(test["text"]), list(test["intent"]))
+
+    a_seed = acc([], [])
+    a_mined = acc(mined["utterance"], mined["intent"])
+    a_oracle = acc(oracle["text"], oracle["intent"])
+    gain = a_oracle - a_seed
+    return {"acc_seed": a_seed, "acc_seed_mined": a_mined, "acc_seed_oracle": a_oracle,
+            "lift_recovered": (a_mined - a_seed) / gain if gain > 0 else 0.0,
+            "mined_examples": int(len(mined)), "oracle_examples": int(len(oracle))}
+
+
+def evaluate(gold_dir: str, out: str, logs: str | None = None) -> dict:
+    """Every figure above as a dict (JSON-serializable). ``logs`` is unused for now: the
+    naive rule reads the run's validated ``turns/`` so both see the same rows."""
+    gold_dir, out = Path(gold_dir), Path(out)
+    gold = _read(gold_dir / "turns")
+    splits = pd.read_parquet(gold_dir / "splits.parquet")
+    turns = _read(out / "turns", ["turn_id", "session_pseudonym", "ts", "text_norm", "utterance",
+                                  "nlu_intent", "is_friction", "succeeded"])
+    pairs = _read(out / "rephrase_pairs", ["source_turn_id", "target_turn_id", "accepted"])
+    train = _read(out / "training_set")
+    manifest = json.loads((out / "manifest.json").read_text())
+    splits["text_norm"] = splits["text"].map(normalize)
+    gold_intents = splits.groupby("text_norm")["intent"].agg(set).to_dict()
+    g = gold.merge(turns[["turn_id", "text_norm"]], on="turn_id")
+    wrong = g[~g["nlu_correct"]].drop_duplicates("text_norm")
+    oracle = pd.DataFrame({"text": wrong["text_norm"], "intent": wrong["gold_intent"]})
+    labels = label_metrics(train, gold_intents)
+    mined_ok = {t for t, i in zip(train["utterance"].map(normalize), train["intent"])
+                if i in gold_intents.get(t, set())}
+    return {
+        "dataset_version": manifest["dataset_version"],
+        "turns": int(len(turns)), "friction_turns": int(turns["is_friction"].sum()),
+        **pair_metrics(pairs, turns, gold), **labels,
+        "oracle_texts": int(len(oracle)),
+        "coverage": len(mined_ok & set(oracle["text"])) / len(oracle) if len(oracle) else 0.0,
+        **naive_rule(turns, gold), **retraining(splits, train, oracle),
+    }
+
+
+def format_table(r: dict) -> str:
+    """The headline figures as an aligned two-column text table."""
+    rows = [
+        ("dataset version", r["dataset_version"]), ("turns", r["turns"]),
+        ("friction turns", r["friction_turns"]), ("accepted rephrase pairs", r["accepted_pairs"]),
+        ("pair precision", f"{r['pair_precision']:.3f}"), ("pair recall", f"{r['pair_recall']:.3f}"),
+        ("labels exported", r["labels"]), ("label precision", f"{r['label_precision']:.3f}"),
+        ("label precision @conf>=0.9", f"{r['label_precision_conf90']:.3f} ({r['labels_conf90']} labels)"),
+        *[(f"  {ev} labels / precision", f"{v['labels']} / {v['precision']:.3f}")
+          for ev, v in r["by_evidence"].items()],
+        ("confidence ECE (uncalibrated)", f"{r['ece']:.3f}"),
+        ("naive rule precision (turn / text)",
+         f"{r['naive_turn_precision']:.3f} / {r['naive_text_precision']:.3f}"),
+        ("oracle texts / coverage", f"{r['oracle_texts']} / {r['coverage']:.3f}"),
+        ("NLU acc: seed", f"{r['acc_seed']:.4f}"), ("NLU acc: seed + mined", f"{r['acc_seed_mined']:.4f}"),
+        ("NLU acc: seed + oracle", f"{r['acc_seed_oracle']:.4f}"),
+        ("oracle lift recovered", f"{r['lift_recovered']:.1%}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    line = "-" * (width + 32)
+    return "\n".join([line, *[f"{k:<{width}}  {v}" for k, v in rows], line])

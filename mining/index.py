@@ -1,0 +1,77 @@
+"""FAISS k-nearest-neighbour search, with the index and the device chosen once, here.
+
+Exact inner-product search (``IndexFlatIP``) up to ``exact_max_n`` vectors; above it an
+``IndexIVFFlat`` whose coarse quantizer is trained on a seeded sample (Johnson, Douze,
+Jégou 2019, "Billion-scale similarity search with GPUs"). On a machine with a GPU and
+``faiss-gpu-cu12`` installed, the index is moved to the GPU; GPU calls live only inside
+:func:`_to_gpu`, so this module imports and runs on CPU-only machines.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def gpu_available() -> bool:
+    import faiss
+
+    return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+
+
+def _to_gpu(index):
+    import faiss
+
+    res = faiss.StandardGpuResources()
+    return faiss.index_cpu_to_gpu(res, 0, index)
+
+
+def build_index(emb: np.ndarray, exact_max_n: int = 20_000, nprobe: int = 16,
+                device: str = "auto", seed: int = 0):
+    """A searchable FAISS index over ``emb`` (float32 (n, d), L2-normalized rows).
+
+    Memory: ≈ 4·n·d bytes for the vectors (logged before allocating)."""
+    import faiss
+
+    n, d = emb.shape
+    log.info("faiss index over %d x %d vectors: ~%.3f GiB", n, d, 4 * n * d / 2**30)
+    if n <= exact_max_n:
+        index = faiss.IndexFlatIP(d)
+    else:
+        nlist = int(min(4 * math.sqrt(n), n // 39))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = emb[rng.choice(n, size=min(n, 256 * nlist), replace=False)]
+        index.train(sample)
+        index.nprobe = nprobe
+    use_gpu = device == "cuda" or (device == "auto" and gpu_available())
+    if use_gpu:
+        index = _to_gpu(index)
+    index.add(emb)
+    return index
+
+
+def knn(emb: np.ndarray, k: int, **index_kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """All-vs-all k nearest neighbours (self excluded when found).
+
+    Returns (sims float32 (n, k'), ids int64 (n, k')) with k' = min(k, n-1); missing
+    neighbours have id -1 and sim -inf. Rows sorted by decreasing similarity."""
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    n = len(emb)
+    kk = min(k, n - 1)
+    if kk <= 0:
+        return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+    index = build_index(emb, **index_kwargs)
+    sims, ids = index.search(emb, kk + 1)
+    self_hit = ids == np.arange(n)[:, None]
+    # drop the self match where it was found, otherwise the last (weakest) neighbour
+    drop = np.where(self_hit.any(axis=1), self_hit.argmax(axis=1), kk)
+    keep = np.ones_like(ids, dtype=bool)
+    keep[np.arange(n), drop] = False
+    sims = sims[keep].reshape(n, kk)
+    ids = ids[keep].reshape(n, kk)
+    sims[ids < 0] = -np.inf
+    return sims, ids

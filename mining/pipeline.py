@@ -1,0 +1,212 @@
+"""The five stages, each ``stage(spark, cfg) -> stats``, and :func:`run_all`.
+
+Stage → output folder (the job module, the Airflow task_id and the folder share a stem
+where the contract allows): ``detect_rephrases`` → ``turns/``, ``rejects/``,
+``rephrase_pairs/``; ``embed_utterances`` → ``embeddings/``; ``cluster_variants`` →
+``clusters/``; ``aggregate_labels`` → ``labels/``; ``export_dataset`` →
+``versions/<v>/`` + ``latest`` (see :mod:`mining.export`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mining import (aggregation, clustering, embedding, export, index, ingest, privacy,
+                    rephrase, schemas, sessions, storage)
+from mining.text import text_hash
+
+log = logging.getLogger(__name__)
+STAGES = ("detect_rephrases", "embed_utterances", "cluster_variants", "aggregate_labels", "export_dataset")
+
+
+def _counts(df, col: str) -> dict:
+    return {str(r[col]): r["count"] for r in df.groupBy(col).count().orderBy(col).collect()}
+
+
+def detect_rephrases(spark, cfg) -> dict:
+    """Validate + quarantine → pseudonymize → sessions → friction → scored candidate pairs."""
+    from pyspark.sql import functions as F
+
+    key = privacy.resolve_key()  # fail before any work when no key is configured
+    raw, partitions = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
+    accepted, rejects, counts = ingest.validate(raw, cfg)
+    storage.write_parquet_stage(rejects, cfg.out, "rejects", {"partitions": partitions, **counts}, num_files=1)
+    ingest.check_reject_share(counts, partitions, cfg.validation.max_reject_share)
+    if cfg.locales:
+        accepted = accepted.where(F.col("locale").isin(list(cfg.locales)))
+    turn_stats = storage.write_parquet_stage(
+        sessions.prepare_turns(accepted, cfg, key), cfg.out, "turns",
+        lambda t: {"partitions": partitions, "locales": list(cfg.locales), "turns": t.count(),
+                   "friction_turns": t.where("is_friction").count(),
+                   "by_signal": _counts(t.select(F.explode("friction_signals").alias("signal")), "signal")})
+    turns = spark.read.parquet(str(Path(cfg.out) / "turns"))
+    candidates = rephrase.candidate_pairs(turns, cfg).cache()
+    texts = (candidates.select(F.col("source_text_norm").alias("text_norm"))
+             .union(candidates.select(F.col("target_text_norm").alias("text_norm"))))
+    emb, emb_stats = embedding.ensure_embeddings(spark, texts, cfg, uuid.uuid4().hex[:12])
+    pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg))
+    stats = storage.write_parquet_stage(
+        pairs, cfg.out, "rephrase_pairs",
+        lambda p: {"candidates": p.count(), "accepted_pairs": p.where("accepted").count(),
+                   "by_decision": _counts(p, "decision"), "embedding": emb_stats})
+    candidates.unpersist()
+    return {"validation": counts, "turns": turn_stats, "pairs": stats}
+
+
+def embed_utterances(spark, cfg) -> dict:
+    """Distinct normalized utterances per locale → embeddings (cache: each text once)."""
+    turns = spark.read.parquet(storage.require_stage(cfg.out, "turns", "detect_rephrases"))
+    per_locale = turns.select("locale", "text_norm").where("text_norm != ''").distinct()
+    emb, stats = embedding.ensure_embeddings(spark, per_locale, cfg, uuid.uuid4().hex[:12])
+    out = per_locale.join(emb, "text_norm").select("locale", "text_norm", "text_hash", "embedding")
+    return storage.write_parquet_stage(
+        out, cfg.out, "embeddings",
+        lambda e: {**stats, "rows": e.count(), "by_locale": _counts(e, "locale")})
+
+
+def _cluster_fn(cc, device: str):
+    """applyInPandas function: one locale's embeddings → its clusters rows."""
+    def run(pdf: pd.DataFrame) -> pd.DataFrame:
+        pdf = pdf.sort_values("text_norm", kind="stable").reset_index(drop=True)
+        emb = np.stack(pdf["embedding"].to_numpy()).astype(np.float32)
+        sims, ids = index.knn(emb, cc.k, exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device)
+        labels = clustering.clusters_from_knn(sims, ids, cc.min_sim, cc.max_cluster_size)
+        med = clustering.medoids(emb, labels)
+        med_of = med[labels]
+        locale = pdf["locale"].iloc[0]
+        medoid_text = pdf["text_norm"].to_numpy()[med_of]
+        return pd.DataFrame({
+            "locale": locale,
+            "cluster_id": [f"{locale}:{text_hash(t)[:12]}" for t in medoid_text],
+            "text_norm": pdf["text_norm"], "is_medoid": med_of == np.arange(len(pdf)),
+            "cluster_size": np.bincount(labels)[labels].astype(np.int64),
+            "medoid_text": medoid_text,
+            "sim_to_medoid": np.einsum("ij,ij->i", emb, emb[med_of]).astype(np.float64)})
+    return run
+
+
+def cluster_variants(spark, cfg) -> dict:
+    """Per locale (one Spark task each): FAISS kNN graph → connected components → clusters."""
+    from pyspark.sql import functions as F
+
+    emb = spark.read.parquet(storage.require_stage(cfg.out, "embeddings", "embed_utterances"))
+    clusters = emb.groupBy("locale").applyInPandas(
+        _cluster_fn(cfg.cluster, "cpu" if cfg.embedding.device == "cpu" else "auto"),
+        schemas.spark_schema("clusters"))
+    return storage.write_parquet_stage(
+        clusters, cfg.out, "clusters",
+        lambda c: {"texts": c.count(), "clusters": c.where("is_medoid").count(),
+                   "multi_member_clusters": c.where("is_medoid AND cluster_size > 1").count(),
+                   "largest_cluster": c.agg(F.max("cluster_size")).first()[0]})
+
+
+def aggregate_labels(spark, cfg) -> dict:
+    """Accepted pairs + clusters + per-text stats → labels with decisions (per locale)."""
+    from pyspark.sql import functions as F
+
+    turns = spark.read.parquet(storage.require_stage(cfg.out, "turns", "detect_rephrases"))
+    pairs = spark.read.parquet(storage.require_stage(cfg.out, "rephrase_pairs", "detect_rephrases"))
+    clusters = spark.read.parquet(storage.require_stage(cfg.out, "clusters", "cluster_variants"))
+    texts = (turns.groupBy("locale", "text_norm").agg(
+        F.count("*").alias("n_turns"), F.sum(F.col("is_friction").cast("long")).alias("n_friction"),
+        F.countDistinct("user_pseudonym").alias("text_users"),
+        F.mode("utterance", deterministic=True).alias("utterance"))
+        .join(clusters.select("locale", "text_norm", "cluster_id", "cluster_size", "sim_to_medoid"),
+              ["locale", "text_norm"], "left"))
+    events = pairs.where("accepted").select(
+        "locale", F.col("source_text_norm").alias("text_norm"), "target_intent", "target_slots",
+        "score", "user_pseudonym")
+    ac = cfg.aggregation
+    label_schema = ("locale string, text_norm string, utterance string, intent string, "
+                    "slots array<struct<name:string,value:string>>, confidence double, "
+                    "support_users long, support_events long, evidence string, cluster_id string, "
+                    "decision string, defect_rate double, text_users long")
+
+    def run(t: pd.DataFrame, e: pd.DataFrame) -> pd.DataFrame:
+        if t.empty:
+            return pd.DataFrame(columns=aggregation.LABEL_COLUMNS)
+        return aggregation.aggregate_locale(t, e, ac)
+
+    labels = texts.groupBy("locale").cogroup(events.groupBy("locale")).applyInPandas(run, label_schema)
+    return storage.write_parquet_stage(
+        labels, cfg.out, "labels",
+        lambda l: {"texts_with_friction": l.count(), "by_decision": _counts(l, "decision"),
+                   "by_evidence": _counts(l.where("decision = 'labeled'"), "evidence")})
+
+
+def code_version() -> str:
+    from mining import __version__
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def export_dataset(spark, cfg) -> dict:
+    """Privacy gates + slot projection → versioned training set, manifest, atomic publish."""
+    from pyspark.sql import functions as F
+
+    labels = spark.read.parquet(storage.require_stage(cfg.out, "labels", "aggregate_labels"))
+    upstream = {s: storage.read_stats(cfg.out, s) for s in
+                ("rejects", "turns", "rephrase_pairs", "embeddings", "clusters", "labels")}
+    partitions = upstream["turns"].get("partitions", [])
+    fingerprint = json.dumps({"config": cfg.sections, "partitions": partitions,
+                              "locales": list(cfg.locales), "code": code_version()}, sort_keys=True)
+    version = export.dataset_version(max(partitions) if partitions else "00000000", fingerprint)
+    min_users = cfg.privacy.min_users
+
+    def run(batches):
+        for pdf in batches:
+            yield export.finalize_labels(pdf, min_users, version)
+
+    final = labels.where("decision = 'labeled'").mapInPandas(run, export.final_schema()).cache()
+    drops = _counts(final.where("drop_reason IS NOT NULL"), "drop_reason")
+    kept = final.where("drop_reason IS NULL")
+    tally = kept.agg(*[F.sum(c).alias(c) for c in final.columns if c.startswith("pii_")],
+                     F.sum("slots_dropped").alias("slots_dropped")).first().asDict()
+    cols = [f.name for f in schemas.spark_schema("training_set")]
+    out = Path(cfg.out)
+    staging = storage.staging_path(out, f"version-{version}")
+    (kept.select(*cols).repartition("locale")
+     .sortWithinPartitions("locale", "intent", "utterance")
+     .write.partitionBy("locale").parquet(str(staging / "training_set")))
+    export.rename_parts(staging / "training_set")
+    by_locale_intent = {f"{r['locale']}/{r['intent']}": r["count"] for r in
+                        kept.groupBy("locale", "intent").count().orderBy("locale", "intent").collect()}
+    manifest = {
+        "dataset_version": version, "code_version": code_version(), "input_partitions": partitions,
+        "logs": cfg.logs, "locales": list(cfg.locales), "config": cfg.sections,
+        "rows": sum(by_locale_intent.values()), "rows_by_locale_intent": by_locale_intent,
+        "drops": {**upstream["labels"].get("by_decision", {}), **drops},
+        "pii_scrubbed": {k[4:]: int(v or 0) for k, v in tally.items() if k.startswith("pii_")},
+        "slots_dropped": {"slot_value_not_in_source": int(tally["slots_dropped"] or 0)},
+        "stages": upstream, "checksums": export.checksums(staging / "training_set"),
+    }
+    final.unpersist()
+    storage.write_json(staging / "manifest.json", manifest)
+    version_dir = out / "versions" / version
+    storage.commit(staging, version_dir)
+    export.publish(out, version_dir)
+    return {"dataset_version": version, "rows": manifest["rows"], "drops": manifest["drops"]}
+
+
+def run_all(spark, cfg, stages=STAGES) -> dict:
+    """Run ``stages`` in order on one Spark session; returns {stage: stats}, with seconds."""
+    results = {}
+    for name in stages:
+        t0 = time.perf_counter()
+        log.info("stage %s: start", name)
+        results[name] = globals()[name](spark, cfg)
+        results[name]["seconds"] = round(time.perf_counter() - t0, 1)
+        log.info("stage %s: done in %.1fs", name, results[name]["seconds"])
+    return results

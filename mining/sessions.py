@@ -1,0 +1,57 @@
+"""Turns in session order: pseudonymized ids, normalized text, friction flags.
+
+Sessions are (user_pseudonym, session_pseudonym); turns are ordered by (ts, turn_id) so
+same-timestamp turns have a deterministic order.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from mining import friction, text
+
+SESSION_KEYS = ["user_pseudonym", "session_pseudonym"]
+ORDER_KEYS = ["ts", "turn_id"]
+
+
+def normalize_udf():
+    """Vectorized pandas UDF around :func:`mining.text.normalize`."""
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("string")
+    def _normalize(s: pd.Series) -> pd.Series:
+        return s.map(text.normalize)
+
+    return _normalize
+
+
+def session_window():
+    from pyspark.sql import Window
+
+    return Window.partitionBy(*SESSION_KEYS).orderBy(*ORDER_KEYS)
+
+
+def prepare_turns(accepted, cfg, key: bytes):
+    """Accepted contract rows → turns: raw ``user_id``/``session_id`` replaced by keyed
+    pseudonyms, ``text_norm``, ``turn_index`` (0-based in session), ``friction_signals``,
+    ``is_friction`` and ``succeeded`` (SUCCESS, an intent, no friction signal)."""
+    from pyspark.sql import functions as F
+
+    from mining.privacy import spark_pseudonymize
+
+    w = session_window()
+    turns = (accepted
+             .withColumn("user_pseudonym", spark_pseudonymize(F.col("user_id"), key))
+             .withColumn("session_pseudonym", spark_pseudonymize(F.col("session_id"), key))
+             .drop("user_id", "session_id")
+             .withColumn("text_norm", normalize_udf()(F.col("utterance"))))
+    gap = F.col("next_ts").cast("double") - F.col("ts").cast("double")
+    turns = (turns.withColumn("turn_index", F.row_number().over(w) - 1)
+             .withColumn("next_text_norm", F.lead("text_norm", 1).over(w))
+             .withColumn("next_ts", F.lead("ts", 1).over(w))
+             .withColumn("next_gap_s", gap)
+             .withColumn("friction_signals", friction.signals_expr(cfg))
+             .withColumn("is_friction", F.size("friction_signals") > 0)
+             .withColumn("succeeded", (F.col("response_status") == "SUCCESS")
+                         & F.col("nlu_intent").isNotNull() & ~F.col("is_friction"))
+             .drop("next_text_norm", "next_ts", "next_gap_s"))
+    return turns

@@ -1,0 +1,45 @@
+"""Spark session for the CLI and tests (``spark-submit`` builds its own from the submit config).
+
+Sizing (memory, cores, shuffle partitions) belongs in the submit configuration: the
+``conf`` of the Airflow ``SparkSubmitOperator`` or ``spark-submit --conf``. The local
+session here only sets what a local run needs to work at all (STACK.md): workers must run
+this interpreter, and the driver binds to loopback.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def configure_python_env() -> None:
+    """Make Spark's Python workers use this interpreter (else: "No module named pyarrow")."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+def get_spark(app_name: str = "utterance-mining", master: str | None = None):
+    """The active SparkSession, or a new one (``master`` default: ``$MINING_SPARK_MASTER``
+    or ``local[2]``). Console progress bars are off; the UI is off for local runs."""
+    configure_python_env()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    master = master or os.environ.get("MINING_SPARK_MASTER", "local[2]")
+    builder = (SparkSession.builder.appName(app_name).master(master)
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.shuffle.partitions", os.environ.get("MINING_SHUFFLE_PARTITIONS", "8"))
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
+    if master.startswith("local"):
+        builder = builder.config("spark.ui.enabled", "false")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def session_conf(spark) -> None:
+    """Settings every job needs whatever the master: UTC timestamps."""
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
