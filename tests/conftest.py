@@ -1,0 +1,34 @@
+"""Shared fixtures: one local Spark session per test run (start-up costs ~5 s), demo-mode
+pseudonymization key, and a small simulated HWU64 log built once per run."""
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+os.environ.setdefault("MINING_DEMO_MODE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from mining.spark import get_spark
+
+    session = get_spark("mining-tests", "local[2]")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def small_sim(tmp_path_factory):
+    """A 4,000-turn HWU64 log over 2 days (seed 11) and its gold, built once."""
+    import datetime as dt
+
+    from mining.simulation import SimulationConfig, simulate
+
+    root = tmp_path_factory.mktemp("sim")
+    cfg = SimulationConfig(corpus="hwu64", n_turns=4000, days=2, start_date=dt.date(2026, 11, 1), seed=11)
+    summary = simulate(cfg, root / "logs", root / "gold")
+    return {"logs": root / "logs", "gold": root / "gold", "summary": summary, "root": root}

@@ -1,0 +1,31 @@
+import pytest
+
+from mining.config import load_config, parse_set
+
+
+def test_defaults_load_from_one_file():
+    cfg = load_config("logs", "out")
+    assert cfg.privacy.min_users == 2 and 0 < cfg.rephrase.threshold < 1
+    assert cfg.cache_dir == "out/embedding_cache"
+
+
+def test_file_then_overrides_win(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[rephrase]\nthreshold = 0.7\n[privacy]\nmin_users = 5\n")
+    cfg = load_config("l", "o", config_file=str(f), overrides=parse_set(["privacy.min_users=3"]))
+    assert cfg.rephrase.threshold == 0.7 and cfg.privacy.min_users == 3
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"rephrase": {"threshold": 1.5}}, "rephrase.threshold"),
+    ({"privacy": {"min_users": 0}}, "privacy.min_users"),
+    ({"rephrase": {"no_such_key": 1}}, "unknown config key rephrase.no_such_key"),
+])
+def test_bad_values_raise_naming_the_key(override, match):
+    with pytest.raises(ValueError, match=match):
+        load_config("l", "o", overrides=override)
+
+
+def test_parse_set_reads_toml_scalars():
+    assert parse_set(["rephrase.threshold=0.6", "embedding.device=cpu"]) == {
+        "rephrase": {"threshold": 0.6}, "embedding": {"device": "cpu"}}

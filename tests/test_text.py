@@ -1,0 +1,38 @@
+import pytest
+
+from mining.text import char_sim, normalize, text_hash, token_sim
+
+
+@pytest.mark.parametrize("raw, norm", [
+    ("What's the  weather?", "whats the weather"),
+    ("Ｗａｋｅ ｍｅ ｕｐ", "wake me up"),            # NFKC folds full-width Latin
+    ("明天天气怎么样？", "明天天气怎么样"),            # no spaces invented for Chinese
+    ("ปิดไฟในห้องนอน", "ปิดไฟในห้องนอน"),              # Thai unchanged
+    ("Schalte das Licht in der Küche AUS!", "schalte das licht in der küche aus"),
+    ("", ""), (None, ""),
+])
+def test_normalize_per_script(raw, norm):
+    assert normalize(raw) == norm
+
+
+def test_char_sim_identity_symmetry_and_range():
+    a, b = "set an alarm for seven", "wake me up at seven"
+    assert char_sim(a, a) == pytest.approx(1.0)
+    assert char_sim(a, b) == pytest.approx(char_sim(b, a))
+    assert 0 < char_sim(a, b) < 1
+    assert char_sim(a, "") == 0.0
+
+
+def test_char_sim_works_without_spaces():
+    # Japanese: a rephrase shares characters, an unrelated request does not
+    assert char_sim("明日の天気は", "明日の天気を教えて") > char_sim("明日の天気は", "音楽をかけて")
+
+
+def test_token_sim_counts_token_edits():
+    assert token_sim("play some jazz", "play some jazz") == 1.0
+    assert token_sim("play some jazz", "play jazz") == pytest.approx(2 / 3)
+    assert token_sim("", "") == 1.0
+
+
+def test_text_hash_is_sha256_hex():
+    assert text_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
