@@ -68,8 +68,9 @@ def _conform(df, dt_value: str, source: str):
         if field.name in df.columns:
             c = F.col(field.name)
             if field.name == "ts" and dict(df.dtypes)["ts"] == "string":
-                c = F.to_timestamp(c)
-            cols.append(c.cast(field.dataType).alias(field.name))
+                c = F.try_to_timestamp(c)
+            # try_cast: a value of the wrong type becomes null (→ rejected), never an exception
+            cols.append(c.try_cast(field.dataType).alias(field.name))
         else:
             cols.append(F.lit(None).cast(field.dataType).alias(field.name))
     corrupt = F.col("_corrupt_record") if "_corrupt_record" in df.columns else F.lit(None).cast("string")
