@@ -75,7 +75,7 @@ def spark_pseudonymize(col, key: bytes):
 # Order matters: specific patterns first. Replacement tokens keep the sentence readable.
 _PII_PATTERNS = [
     ("email", re.compile(r"\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b"), "<email>"),
-    ("iban", re.compile(r"\b[a-zA-Z]{2}\d{2}(?:\s?[a-zA-Z0-9]{4}){3,7}\b"), "<iban>"),
+    ("iban", re.compile(r"\b[a-zA-Z]{2}\d{2}(?:\s?[a-zA-Z0-9]{4}){3,7}(?:\s?[a-zA-Z0-9]{1,3})?\b"), "<iban>"),
     ("card_number", re.compile(r"\b(?:\d[ -]?){13,19}\b"), "<card>"),
     ("phone_number", re.compile(r"(?<!\w)\+?\d[\d\s().-]{7,}\d(?!\w)"), "<phone>"),
     ("long_digit_run", re.compile(r"\d{5,}"), "<number>"),

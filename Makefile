@@ -1,0 +1,42 @@
+# Two commands matter: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(abspath $(VENV)/bin)
+DEMO ?= demo
+DEMO_TURNS ?= 20000
+DEMO_DATE ?= 2026-11-03
+AIRFLOW_ENV = AIRFLOW_HOME=$(abspath $(DEMO)/airflow) \
+	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[2]"}' \
+	MINING_LOGS=$(abspath $(DEMO)/logs) MINING_OUT=$(abspath $(DEMO)/mining) \
+	MINING_DEMO_MODE=1 SPARK_LOCAL_IP=127.0.0.1 PATH=$(BIN):$$PATH
+
+.PHONY: install demo test clean
+
+install: $(VENV)/.installed
+
+# torch first, pinned: here pip finds the CPU wheel in /opt/wheels (pip.conf); elsewhere
+# it comes from the normal index. Then the project with the CPU FAISS and dev extras.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[cpu,dev]'
+	touch $@
+
+demo: install
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(BIN)/mining simulate --corpus hwu64 --turns $(DEMO_TURNS) --days 3 --start-date 2026-11-01 \
+		--seed 7 --logs $(DEMO)/logs --gold $(DEMO)/gold > $(DEMO)/simulation.json
+	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(DEMO)/airflow-migrate.log 2>&1
+	$(AIRFLOW_ENV) $(BIN)/airflow dags test mining_nightly $(DEMO_DATE) > $(DEMO)/airflow-dags-test.log 2>&1 \
+		|| { tail -50 $(DEMO)/airflow-dags-test.log; exit 1; }
+	@grep -E "Marking run|state=|DagRunState" $(DEMO)/airflow-dags-test.log | tail -3 || true
+	$(BIN)/mining evaluate --gold $(DEMO)/gold --out $(DEMO)/mining/runs/$(DEMO_DATE) --json $(DEMO)/evaluation.json
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(DEMO) .pytest_cache
