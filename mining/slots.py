@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 
 
-def project_slots(utterance: str, slots: list[dict] | None) -> tuple[list[dict], str, int]:
-    """(kept slots ``[{"name", "value"}]`` in utterance order, annot_utt, n_dropped)."""
+def project_slots(utterance: str, slots) -> tuple[list[dict], str, int]:
+    """(kept slots ``[{"name", "value"}]`` in utterance order, annot_utt, n_dropped).
+
+    ``slots``: a sequence (list or numpy array, as Arrow hands it over) of name/value
+    mappings, or None."""
     spans: list[tuple[int, int, str]] = []
     dropped = 0
-    for slot in slots or []:
+    for slot in ([] if slots is None else list(slots)):
         value = (slot.get("value") or "").strip()
         match = None
         if value:
