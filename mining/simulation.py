@@ -263,12 +263,12 @@ def _build_world_cached(*values: Any) -> tuple[_World, pd.DataFrame]:
     cfg = SimulationConfig(**dict(zip(_WORLD_FIELDS, values)))
     corpus = load_corpus(cfg.corpus)
     corpus["split"] = split_corpus(corpus, cfg.seed_per_intent, cfg.test_share, cfg.seed)
-    seed, test = corpus[corpus.split == "seed"], corpus[corpus.split == "test"]
+    seed_rows, test = corpus[corpus.split == "seed"], corpus[corpus.split == "test"]
     traffic = corpus[corpus.split == "traffic"].reset_index(drop=True)
     if traffic["intent"].nunique() < 2:
         raise ValueError("fewer than two intents have traffic utterances; lower "
                          "seed_per_intent or test_share")
-    nlu = WeakNLU().fit(seed["text"], seed["intent"])
+    nlu = WeakNLU().fit(seed_rows["text"], seed_rows["intent"])
     unique_texts, inverse = np.unique(traffic["text"].to_numpy(dtype=str), return_inverse=True)
     predicted, confidence = (a[inverse] for a in nlu.predict(unique_texts))
     outcome = np.where(confidence < cfg.reject_threshold, REJECTED,
@@ -527,36 +527,52 @@ def _chunk_ts_us(chunk: _Chunk, cfg: SimulationConfig) -> np.ndarray:
     return _epoch_us(cfg.start_date) + starts[session] + offsets
 
 
-def _chunk_tables(world: _World, chunk: _Chunk, cfg: SimulationConfig) -> tuple[pa.Table, pa.Table]:
+def _chunk_tables(world: _World, chunk: _Chunk,
+                  cfg: SimulationConfig) -> tuple[pa.Table, pa.Table]:
     """(logs, gold) of one chunk, one row per turn, sorted by ``ts`` (stable). ``logs`` has
     exactly the ``interaction_turn`` Arrow schema, ``gold`` :data:`GOLD_TURNS_SCHEMA`."""
     session = pa.array(chunk.session, pa.int64())
-    status = np.asarray(chunk.status, dtype=np.int8)
-    barge = np.asarray(chunk.barge, dtype=bool)
     said = world.traffic.take(pa.array(chunk.row, pa.int64()))
     session_ids = pa.array(_hex_ids(chunk.session_id_words, 2), pa.string()).take(session)
-    user_ids = pa.array(["acct-" + h for h in _hex_ids(chunk.user_id_words, 1)], pa.string())
     turn_ids = pa.array(_hex_ids(chunk.turn_id_words, 2), pa.string())
     ts_us = _chunk_ts_us(chunk, cfg)
-    logs = pa.Table.from_arrays([
-        turn_ids, session_ids, user_ids.take(pa.array(chunk.session_user).take(session)),
-        said["locale"], pa.array(ts_us, pa.timestamp("us", tz="UTC")), said["utterance"],
+    logs = _logs_table(chunk, said, turn_ids, session_ids, ts_us)
+    gold = _gold_table(chunk, said, turn_ids, session_ids)
+    order = pa.array(np.argsort(ts_us, kind="stable"))
+    return logs.take(order), gold.take(order)
+
+
+def _logs_table(chunk: _Chunk, said: pa.Table, turn_ids: pa.Array, session_ids: pa.Array,
+                ts_us: np.ndarray) -> pa.Table:
+    """The ``interaction_turn`` rows of a chunk in simulation order; ``said``: the traffic
+    rows said, one per turn."""
+    user_ids = pa.array(["acct-" + h for h in _hex_ids(chunk.user_id_words, 1)], pa.string())
+    turn_user = pa.array(chunk.session_user, pa.int64()).take(pa.array(chunk.session))
+    return pa.Table.from_arrays([
+        turn_ids, session_ids, user_ids.take(turn_user), said["locale"],
+        pa.array(ts_us, pa.timestamp("us", tz="UTC")), said["utterance"],
         pa.array(np.concatenate(chunk.asr), pa.float64()), said["nlu_intent"],
         said["nlu_slots"], said["nlu_confidence"],
-        pa.array(STATUSES, pa.string()).take(pa.array(status)), pa.array(barge, pa.bool_()),
+        pa.array(STATUSES, pa.string()).take(pa.array(chunk.status, pa.int8())),
+        pa.array(chunk.barge, pa.bool_()),
     ], schema=arrow_schema("interaction_turn"))
-    friction = (status != SUCCESS) | barge
-    gold = pa.Table.from_arrays([
+
+
+def _gold_table(chunk: _Chunk, said: pa.Table, turn_ids: pa.Array,
+                session_ids: pa.Array) -> pa.Table:
+    """The gold rows of a chunk in simulation order. goal_id = ``<session_id>-<goal number
+    in the session>``; friction = not SUCCESS or barge-in; silent failure = a wrong intent
+    without friction."""
+    friction = (np.asarray(chunk.status) != SUCCESS) | np.asarray(chunk.barge, dtype=bool)
+    wrong = said["wrong"].to_numpy(zero_copy_only=False)
+    return pa.Table.from_arrays([
         turn_ids,
         pc.binary_join_element_wise(session_ids, pa.array(chunk.goal).cast(pa.string()), "-"),
         said["utt_id"], said["gold_intent"], said["gold_annot_utt"],
-        pa.array(BEHAVIOURS, pa.string()).take(pa.array(chunk.behaviour)),
+        pa.array(BEHAVIOURS, pa.string()).take(pa.array(chunk.behaviour, pa.int8())),
         pa.array(chunk.attempt, pa.int32()), said["nlu_correct"],
-        pa.array(friction, pa.bool_()),
-        pa.array(said["wrong"].to_numpy(zero_copy_only=False) & ~friction, pa.bool_()),
+        pa.array(friction, pa.bool_()), pa.array(wrong & ~friction, pa.bool_()),
     ], schema=GOLD_TURNS_SCHEMA)
-    order = pa.array(np.argsort(ts_us, kind="stable"))
-    return logs.take(order), gold.take(order)
 
 
 def _chunk_counts(chunk: _Chunk, gold: pa.Table) -> Counter:
@@ -592,12 +608,12 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
 
 
 def _write_jsonl_gz(table: pa.Table, path: Path, batch_rows: int = 10_000) -> None:
-    """JSON Lines, gzip with mtime 0 and no file name (reproducible bytes); ``ts`` as an
+    """JSON Lines, gzip level 6 with mtime 0 and no file name (reproducible bytes); ``ts`` as an
     ISO-8601 UTC string with microseconds, ``2026-11-01T08:30:00.250000Z``."""
     ts = pc.strftime(table["ts"], format="%Y-%m-%dT%H:%M:%SZ")
     table = table.set_column(table.schema.get_field_index("ts"), "ts", ts)
     with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                                 mtime=0) as out:
+                                                 compresslevel=6, mtime=0) as out:
         for batch in table.to_batches(max_chunksize=batch_rows):
             lines = (json.dumps(r, ensure_ascii=False, separators=(",", ":"))
                      for r in batch.to_pylist())
@@ -660,7 +676,7 @@ def _summary(counts: Counter, per_dt: Counter, chunks: int, world: _World,
         "turns_per_dt": dict(sorted(per_dt.items())),
         "chunks": chunks,
         "splits": {s: int((corpus["split"] == s).sum()) for s in SPLITS},
-        "nlu": world.stats,
+        "nlu": dict(world.stats),
     }
 
 

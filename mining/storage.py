@@ -28,6 +28,7 @@ def commit(staging: Path, final: Path) -> None:
     trash = None
     if final.exists() or final.is_symlink():
         trash = final.parent / ".staging" / f"old-{final.name}-{uuid.uuid4().hex[:8]}"
+        trash.parent.mkdir(parents=True, exist_ok=True)
         os.replace(final, trash)
     os.replace(staging, final)
     if trash is not None:

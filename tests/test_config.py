@@ -29,3 +29,16 @@ def test_bad_values_raise_naming_the_key(override, match):
 def test_parse_set_reads_toml_scalars():
     assert parse_set(["rephrase.threshold=0.6", "embedding.device=cpu"]) == {
         "rephrase": {"threshold": 0.6}, "embedding": {"device": "cpu"}}
+
+
+def test_commit_replaces_a_previous_output(tmp_path):
+    from mining import storage
+
+    final = tmp_path / "versions" / "v1"
+    for content in ("old", "new"):
+        staging = storage.staging_path(tmp_path, "v1")
+        staging.mkdir(parents=True)
+        (staging / "f.txt").write_text(content)
+        storage.commit(staging, final)
+    assert (final / "f.txt").read_text() == "new"
+    assert not any(p.name.startswith("old-") for p in (final.parent / ".staging").iterdir())
