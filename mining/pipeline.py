@@ -177,10 +177,8 @@ def export_dataset(spark, cfg) -> dict:
     cols = [f.name for f in schemas.spark_schema("training_set")]
     out = Path(cfg.out)
     staging = storage.staging_path(out, f"version-{version}")
-    (kept.select(*cols).repartition("locale")
-     .sortWithinPartitions("locale", "intent", "utterance")
-     .write.partitionBy("locale").parquet(str(staging / "training_set")))
-    export.rename_parts(staging / "training_set")
+    export.write_training_set(kept.select(*cols).orderBy("locale", "intent", "utterance").toArrow(),
+                              staging / "training_set")
     by_locale_intent = {f"{r['locale']}/{r['intent']}": r["count"] for r in
                         kept.groupBy("locale", "intent").count().orderBy("locale", "intent").collect()}
     manifest = {
