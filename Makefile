@@ -11,7 +11,8 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(abspath $(DEMO)/airflow) \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[2]"}' \
 	MINING_LOGS=$(abspath $(DEMO)/logs) MINING_OUT=$(abspath $(DEMO)/mining) \
-	MINING_DEMO_MODE=1 SPARK_LOCAL_IP=127.0.0.1 PATH=$(BIN):$$PATH
+	MINING_DEMO_MODE=1 MINING_SENSOR_POKE_S=10 MINING_SENSOR_TIMEOUT_S=120 \
+	SPARK_LOCAL_IP=127.0.0.1 PATH=$(BIN):$$PATH
 
 .PHONY: install demo test clean
 

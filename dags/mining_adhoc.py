@@ -1,0 +1,120 @@
+"""
+### Ad hoc utterance mining
+
+Triggered by hand (or by the API) to mine a chosen date range, locales and thresholds,
+e.g. to test a new rephrase threshold or to re-mine one locale:
+
+`detect_rephrases` → `embed_utterances` → `cluster_variants` → `aggregate_labels` →
+`export_dataset`
+
+- **Dates.** `start_date` / `end_date` (inclusive, `YYYY-MM-DD`) select the `dt=`
+  partitions under `logs`; leave one empty for an open end (both empty: every partition).
+- **Outputs.** `out`, or when empty `$MINING_OUT/adhoc/<run id>`. The run shares the
+  nightly embedding cache `$MINING_OUT/embedding_cache`, so re-mining costs no
+  re-embedding. Ad hoc outputs are not an Asset: they trigger nothing downstream.
+- **Thresholds.** `rephrase_threshold` overrides `rephrase.threshold` of the job config
+  (`--set rephrase.threshold=…`); empty keeps the configured default.
+- Same Spark stages, sizing and retries as `mining_nightly` (see `dags/mining_stages.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from airflow.sdk import Param, dag
+
+from mining_stages import DEFAULT_LOGS, DEFAULT_OUT_ROOT, build_stages
+
+DAG_ID = "mining_adhoc"
+
+_NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
+
+#: Default output of a run: run ids hold ':' and '+', which Hadoop paths do not accept.
+_DEFAULT_OUT = (
+    "{{ params.out or (%s ~ '/adhoc/' ~ (run_id | replace(':', '') | replace('+', ''))) }}"
+    % json.dumps(DEFAULT_OUT_ROOT)
+)
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=None,
+    start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["mining", "spark", "adhoc"],
+    doc_md=__doc__,
+    default_args={"owner": "mining"},
+    params={
+        "start_date": Param(
+            None,
+            **_NULLABLE_DATE,
+            title="First day",
+            description="First dt= partition mined (YYYY-MM-DD, inclusive); empty = from the first one.",
+        ),
+        "end_date": Param(
+            None,
+            **_NULLABLE_DATE,
+            title="Last day",
+            description="Last dt= partition mined (YYYY-MM-DD, inclusive); empty = up to the last one.",
+        ),
+        "locales": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": "^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
+            uniqueItems=True,
+            title="Locales",
+            description="BCP-47 locales to mine, e.g. en-US; empty = all locales in the logs.",
+        ),
+        "min_users": Param(
+            2,
+            type="integer",
+            minimum=1,
+            title="Minimum distinct users",
+            description="A label is exported only when at least this many distinct users support it.",
+        ),
+        "rephrase_threshold": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            title="Rephrase threshold",
+            description="Minimum score (0..1) of a rephrase pair, passed as "
+            "--set rephrase.threshold=…; empty = the configured default.",
+        ),
+        "logs": Param(
+            DEFAULT_LOGS,
+            type="string",
+            minLength=1,
+            title="Logs root",
+            description="Folder holding the interaction logs as dt=YYYY-MM-DD/ partitions. "
+            "Default: $MINING_LOGS or /data/logs.",
+        ),
+        "out": Param(
+            None,
+            type=["null", "string"],
+            title="Output folder",
+            description="Where the run writes training_set/, manifest.json, …; "
+            "empty = $MINING_OUT/adhoc/<run id>. An existing run there is replaced.",
+        ),
+    },
+)
+def mining_adhoc():
+    build_stages(
+        DAG_ID,
+        {
+            "--logs": "{{ params.logs }}",
+            "--out": _DEFAULT_OUT,
+            "--start-date": "{{ params.start_date or '' }}",
+            "--end-date": "{{ params.end_date or '' }}",
+            "--locale": "{{ params.locales | tojson }}",
+            "--min-users": "{{ params.min_users }}",
+            "--cache-dir": f"{DEFAULT_OUT_ROOT}/embedding_cache",
+            "--set": "{{ '' if params.rephrase_threshold is none "
+            "else 'rephrase.threshold=' ~ params.rephrase_threshold }}",
+        },
+    )
+
+
+mining_adhoc()

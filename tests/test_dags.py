@@ -1,0 +1,415 @@
+"""Integrity of the Airflow DAGs in dags/: parsing, structure, Params, rendered spark-submit arguments.
+
+No scheduler, no network, no Spark: the DAG files are parsed with the same BundleDagBag the
+DAG processor uses. Only the test marked ``slow`` runs ``airflow dags test`` (stub jobs,
+local Spark) end to end.
+"""
+
+from __future__ import annotations
+
+import ast
+import atexit
+import copy
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DAGS = REPO / "dags"
+DAG_IDS = {"mining_nightly", "mining_adhoc"}
+STAGES = ["detect_rephrases", "embed_utterances", "cluster_variants", "aggregate_labels", "export_dataset"]
+HEAVY_MODULES = ("pyspark", "torch", "sentence_transformers", "faiss", "sklearn", "mining")
+
+# Airflow reads its configuration when first imported: point it at a throw-away home first.
+_AIRFLOW_ENV = {
+    "AIRFLOW_HOME": tempfile.mkdtemp(prefix="airflow-home-"),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+}
+os.environ.update(_AIRFLOW_ENV)
+atexit.register(shutil.rmtree, _AIRFLOW_ENV["AIRFLOW_HOME"], ignore_errors=True)
+logging.getLogger("py4j").setLevel(logging.WARNING)
+
+from airflow.dag_processing.dagbag import BundleDagBag  # noqa: E402
+from airflow.sdk import Asset, CronDataIntervalTimetable  # noqa: E402
+from airflow.sdk.exceptions import AirflowFailException, ParamValidationError  # noqa: E402
+from airflow.sdk.execution_time import macros  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> BundleDagBag:
+    # BundleDagBag puts dags/ on sys.path, as the DAG processor and the workers do.
+    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)
+
+
+@pytest.fixture(scope="module")
+def stages_module(dagbag):
+    import mining_stages
+
+    return mining_stages
+
+
+def stage_tasks(dag):
+    return [dag.get_task(stage) for stage in STAGES]
+
+
+def fresh_param(dagbag, dag_id, key):
+    """A copy of a DAG's Param: ``Param.resolve`` stores the value it checks."""
+    return copy.deepcopy(dagbag.dags[dag_id].params.get_param(key))
+
+
+def render_args(task, **context):
+    """application_args of a copy of *task* as a run with *context* would render them."""
+    task = copy.deepcopy(task)
+    params = copy.deepcopy(task.dag.params)
+    params.update(context.pop("params", {}))
+    params = params.validate()
+    task.render_template_fields({"params": params, "macros": macros, **context})
+    return task.application_args
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def test_dagbag_has_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+
+
+def test_dagbag_holds_both_dags_named_after_their_files(dagbag):
+    assert set(dagbag.dags) == DAG_IDS
+    for dag_id, dag in dagbag.dags.items():
+        assert Path(dag.fileloc).stem == dag_id
+
+
+def test_parsing_imports_nothing_heavy_and_serializes_no_secret():
+    # A fresh interpreter: this test process may have imported anything already.
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from pathlib import Path
+        from airflow.dag_processing.dagbag import BundleDagBag
+        bag = BundleDagBag(dag_folder={str(DAGS)!r}, bundle_path=Path({str(DAGS)!r}))
+        assert not bag.import_errors, bag.import_errors
+        heavy = sorted({{m for m in sys.modules if m.split(".")[0] in {HEAVY_MODULES!r}}})
+        from airflow.serialization.serialized_objects import DagSerialization
+        blob = json.dumps([DagSerialization.to_dict(d) for d in bag.dags.values()], default=str)
+        print(json.dumps({{"heavy": heavy, "dags": sorted(bag.dags), "secret": "sentinel-key-123" in blob}}))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(_AIRFLOW_ENV, MINING_PSEUDONYM_KEY="sentinel-key-123")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"heavy": [], "dags": sorted(DAG_IDS), "secret": False}
+
+
+# --- structure -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_dag_has_tags_and_docs(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert {"mining", "spark"} <= set(dag.tags)
+    docstring = ast.get_docstring(ast.parse(Path(dag.fileloc).read_text()), clean=False)
+    assert dag.doc_md and dag.doc_md == docstring
+    assert dag.max_active_runs == 1
+
+
+def test_nightly_runs_sensor_then_the_five_stages_in_order(dagbag):
+    dag = dagbag.dags["mining_nightly"]
+    assert set(dag.task_ids) == {"wait_for_logs", *STAGES}
+    upstream = ["wait_for_logs", *STAGES]
+    assert dag.get_task("wait_for_logs").upstream_task_ids == set()
+    for before, stage in zip(upstream, STAGES):
+        assert dag.get_task(stage).upstream_task_ids == {before}
+
+
+def test_adhoc_runs_the_five_stages_in_order_without_sensor(dagbag):
+    dag = dagbag.dags["mining_adhoc"]
+    assert set(dag.task_ids) == set(STAGES)
+    assert dag.get_task(STAGES[0]).upstream_task_ids == set()
+    for before, stage in zip(STAGES, STAGES[1:]):
+        assert dag.get_task(stage).upstream_task_ids == {before}
+
+
+def test_nightly_schedule_mines_the_day_that_ended(dagbag):
+    dag = dagbag.dags["mining_nightly"]
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert dag.timetable.expression == "0 3 * * *"
+    assert str(dag.timetable.timezone) == "UTC"
+    assert dag.start_date.isoformat() == "2026-11-01T00:00:00+00:00"
+    assert dag.catchup is False
+
+
+def test_adhoc_is_manual_only(dagbag):
+    dag = dagbag.dags["mining_adhoc"]
+    assert dag.timetable.can_be_scheduled is False
+
+
+def test_sensor_reschedules_with_a_timeout(dagbag):
+    sensor = dagbag.dags["mining_nightly"].get_task("wait_for_logs")
+    assert sensor.mode == "reschedule"
+    assert 0 < sensor.poke_interval < sensor.timeout <= 24 * 3600
+    assert sensor.retries == 0
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_stage_tasks_submit_their_job_with_retries_and_sizing(dagbag, dag_id):
+    python = os.environ.get("MINING_PYTHON") or sys.executable
+    for stage, task in zip(STAGES, stage_tasks(dagbag.dags[dag_id])):
+        assert task.retries >= 1 and task.retry_exponential_backoff > 0
+        assert task._conn_id == "spark_default"
+        assert Path(task.application).is_absolute() and task.application.endswith(f"jobs/{stage}.py")
+        for key in ("spark.driver.memory", "spark.executor.memory", "spark.sql.shuffle.partitions"):
+            assert key in task.conf
+        assert task.conf["spark.pyspark.python"] == task.conf["spark.pyspark.driver.python"] == python
+        assert not task.env_vars  # secrets are added at run time only
+
+
+def test_stage_applications_default_to_the_repo_jobs_folder(dagbag):
+    if os.environ.get("MINING_HOME"):
+        pytest.skip("MINING_HOME overrides the repository root")
+    task = dagbag.dags["mining_nightly"].get_task("detect_rephrases")
+    assert task.application == str(REPO / "jobs" / "detect_rephrases.py")
+
+
+def test_only_the_nightly_export_produces_the_training_set_asset(dagbag):
+    nightly = dagbag.dags["mining_nightly"]
+    outlets = nightly.get_task("export_dataset").outlets
+    assert len(outlets) == 1 and isinstance(outlets[0], Asset) and outlets[0].name == "mining_training_set"
+    for stage in STAGES[:-1]:
+        assert not nightly.get_task(stage).outlets
+    assert not any(t.outlets for t in dagbag.dags["mining_adhoc"].tasks)
+
+
+# --- Params --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_params_are_typed_and_described(dagbag, dag_id):
+    params = dagbag.dags[dag_id].params
+    for key in params:
+        param = params.get_param(key)
+        assert param.schema.get("type"), key
+        assert param.description, key
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_param_defaults_validate(dagbag, dag_id):
+    copy.deepcopy(dagbag.dags[dag_id].params).validate()
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "key", "value"),
+    [
+        ("mining_nightly", "min_users", 0),
+        ("mining_nightly", "min_users", "2"),
+        ("mining_nightly", "lookback_days", 0),
+        ("mining_nightly", "lookback_days", 32),
+        ("mining_nightly", "locales", "en-US"),
+        ("mining_nightly", "locales", ["en US"]),
+        ("mining_nightly", "logs", ""),
+        ("mining_adhoc", "min_users", 0),
+        ("mining_adhoc", "rephrase_threshold", 2),
+        ("mining_adhoc", "rephrase_threshold", -0.1),
+        ("mining_adhoc", "start_date", "2026-13-01"),
+        ("mining_adhoc", "end_date", "yesterday"),
+    ],
+)
+def test_param_rejects_bad_value(dagbag, dag_id, key, value):
+    with pytest.raises(ParamValidationError):
+        fresh_param(dagbag, dag_id, key).resolve(value)
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "key", "value"),
+    [
+        ("mining_nightly", "lookback_days", 31),
+        ("mining_nightly", "locales", ["en-US", "de-DE"]),
+        ("mining_adhoc", "rephrase_threshold", 0.6),
+        ("mining_adhoc", "start_date", "2026-11-05"),
+        ("mining_adhoc", "out", "/tmp/x"),
+    ],
+)
+def test_param_accepts_good_value(dagbag, dag_id, key, value):
+    assert fresh_param(dagbag, dag_id, key).resolve(value) == value
+
+
+# --- rendered spark-submit arguments -------------------------------------------------------
+
+
+def test_nightly_args_cover_the_lookback_window(dagbag, stages_module):
+    task = dagbag.dags["mining_nightly"].get_task("embed_utterances")
+    args = render_args(
+        task,
+        ds="2026-11-05",
+        params={"logs": "/l", "out_root": "/o", "lookback_days": 3, "locales": ["en-US", "de-DE"]},
+    )
+    assert args == [
+        "--logs", "/l",
+        "--out", "/o/runs/2026-11-05",
+        "--start-date", "2026-11-03",
+        "--end-date", "2026-11-05",
+        "--locale", "en-US",
+        "--locale", "de-DE",
+        "--min-users", "2",
+        "--cache-dir", "/o/embedding_cache",
+    ]  # fmt: skip
+
+
+def test_adhoc_args_with_defaults_omit_optional_options(dagbag, stages_module):
+    task = dagbag.dags["mining_adhoc"].get_task("detect_rephrases")
+    args = render_args(task, run_id="manual__2026-11-21T10:00:00+00:00")
+    assert args == [
+        "--logs", stages_module.DEFAULT_LOGS,
+        "--out", f"{stages_module.DEFAULT_OUT_ROOT}/adhoc/manual__2026-11-21T1000000000",
+        "--min-users", "2",
+        "--cache-dir", f"{stages_module.DEFAULT_OUT_ROOT}/embedding_cache",
+    ]  # fmt: skip
+
+
+def test_adhoc_args_pass_dates_locales_and_threshold(dagbag):
+    task = dagbag.dags["mining_adhoc"].get_task("export_dataset")
+    params = {
+        "start_date": "2026-11-01",
+        "end_date": "2026-11-07",
+        "locales": ["fr-FR"],
+        "min_users": 3,
+        "rephrase_threshold": 0.6,
+        "logs": "/l",
+        "out": "/o/x",
+    }
+    args = render_args(task, run_id="r", params=params)
+    assert args == [
+        "--logs", "/l",
+        "--out", "/o/x",
+        "--start-date", "2026-11-01",
+        "--end-date", "2026-11-07",
+        "--locale", "fr-FR",
+        "--min-users", "3",
+        "--cache-dir", args[args.index("--cache-dir") + 1],
+        "--set", "rephrase.threshold=0.6",
+    ]  # fmt: skip
+
+
+def test_stage_fails_without_retry_on_reversed_dates(dagbag):
+    task = copy.deepcopy(dagbag.dags["mining_adhoc"].get_task("detect_rephrases"))
+    task.application_args = ["--start-date", "2026-11-07", "--end-date", "2026-11-01"]
+    with pytest.raises(AirflowFailException, match="after --end-date"):
+        task.execute({})
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def test_expand_options_drops_empty_and_repeats_arrays(stages_module):
+    rendered = ["--a", "1", "--b", "", "--c", '["x", "y"]', "--d", "[]", "--e", " 2 "]
+    assert stages_module.expand_options(rendered) == ["--a", "1", "--c", "x", "--c", "y", "--e", "2"]
+
+
+def test_expand_options_is_idempotent(stages_module):
+    once = stages_module.expand_options(["--a", "1", "--c", '["x"]'])
+    assert stages_module.expand_options(once) == once
+
+
+def test_expand_options_rejects_unpaired_arguments(stages_module):
+    with pytest.raises(ValueError, match="pairs"):
+        stages_module.expand_options(["--a"])
+
+
+def test_runtime_env_local_master_binds_loopback_and_forwards_key(stages_module):
+    environ = {"MINING_PSEUDONYM_KEY": "k", "MINING_DEMO_MODE": "", "HOME": "/h"}
+    env = stages_module.runtime_env("local[2]", environ)
+    assert env == {"MINING_PSEUDONYM_KEY": "k", "SPARK_LOCAL_IP": "127.0.0.1"}
+
+
+def test_runtime_env_cluster_master_keeps_spark_local_ip_unset(stages_module):
+    assert stages_module.runtime_env("spark-master", {"MINING_DEMO_MODE": "1"}) == {"MINING_DEMO_MODE": "1"}
+
+
+def test_spark_conf_env_override_wins(stages_module, monkeypatch):
+    override = {"spark.executor.memory": "8g", "spark.sql.shuffle.partitions": 64}
+    monkeypatch.setenv("MINING_SPARK_CONF", json.dumps(override))
+    conf = stages_module.spark_conf("embed_utterances")
+    assert conf["spark.executor.memory"] == "8g" and conf["spark.sql.shuffle.partitions"] == "64"
+
+
+@pytest.mark.parametrize(
+    ("files", "ready"),
+    [
+        (None, False),  # no partition folder
+        ([], False),  # empty folder
+        (["_SUCCESS", ".part-0.parquet.crc", "_temporary/part-0.parquet"], False),  # markers only
+        (["part-0.parquet"], True),
+        (["locale=en-US/part-0.jsonl.gz"], True),  # nested data file
+    ],
+)
+def test_partition_ready(stages_module, tmp_path, files, ready):
+    if files is not None:
+        (tmp_path / "dt=2026-11-05").mkdir()
+        for name in files:
+            path = tmp_path / "dt=2026-11-05" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("x")
+    assert stages_module.partition_ready(tmp_path, "2026-11-05") is ready
+    assert stages_module.partition_ready(tmp_path, "2026-11-06") is False
+
+
+# --- end to end ----------------------------------------------------------------------------
+
+_STUB_JOB = """\
+import json, os, sys
+from pathlib import Path
+args = sys.argv[1:]
+out = Path(args[args.index("--out") + 1])
+out.mkdir(parents=True, exist_ok=True)
+(out / (Path(__file__).stem + ".json")).write_text(json.dumps({
+    "argv": args, "python": sys.executable,
+    "env": {k: os.environ.get(k) for k in ("SPARK_LOCAL_IP", "MINING_PSEUDONYM_KEY")},
+}))
+"""
+
+
+@pytest.mark.slow
+def test_airflow_dags_test_runs_adhoc_stages_through_spark_submit(tmp_path):
+    """`airflow dags test mining_adhoc` with stub jobs: every stage gets spark-submitted, in order."""
+    home = tmp_path / "mining_home"
+    (home / "jobs").mkdir(parents=True)
+    for stage in STAGES:
+        (home / "jobs" / f"{stage}.py").write_text(_STUB_JOB)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MINING_"))}
+    env.update(
+        _AIRFLOW_ENV,
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[1]"}),
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        MINING_HOME=str(home),
+        MINING_OUT=str(tmp_path / "out"),
+        MINING_PSEUDONYM_KEY="test-key",
+    )
+    airflow = [sys.executable, "-m", "airflow"]
+    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    conf = {"start_date": "2026-11-01", "end_date": "2026-11-02", "locales": ["en-US"]}
+    conf["out"] = str(tmp_path / "run")
+    proc = subprocess.run(
+        [*airflow, "dags", "test", "mining_adhoc", "-c", json.dumps(conf)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    for stage in STAGES:
+        record = json.loads((tmp_path / "run" / f"{stage}.json").read_text())
+        assert record["argv"][:2] == ["--logs", "/data/logs"]
+        assert ["--locale", "en-US"] == record["argv"][record["argv"].index("--locale") :][:2]
+        assert record["python"] == sys.executable
+        assert record["env"] == {"SPARK_LOCAL_IP": "127.0.0.1", "MINING_PSEUDONYM_KEY": "test-key"}
+    assert "test-key" not in proc.stdout + proc.stderr
