@@ -413,3 +413,30 @@ def test_airflow_dags_test_runs_adhoc_stages_through_spark_submit(tmp_path):
         assert record["python"] == sys.executable
         assert record["env"] == {"SPARK_LOCAL_IP": "127.0.0.1", "MINING_PSEUDONYM_KEY": "test-key"}
     assert "test-key" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_airflow_dags_test_nightly_mines_a_training_set_with_the_real_jobs(tmp_path, small_sim):
+    """`airflow dags test mining_nightly` end to end: sensor, five real spark-submit jobs,
+    a published training set for the day, mined from the partitions of the lookback window."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MINING_"))}
+    env.update(
+        _AIRFLOW_ENV,
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        MINING_LOGS=str(small_sim["logs"]), MINING_OUT=str(tmp_path / "mining"), MINING_DEMO_MODE="1",
+        MINING_SENSOR_POKE_S="5", MINING_SENSOR_TIMEOUT_S="30",
+        MINING_SPARK_CONF=json.dumps({"spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "4"}),
+    )
+    airflow = [sys.executable, "-m", "airflow"]
+    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    proc = subprocess.run([*airflow, "dags", "test", "mining_nightly", "2026-11-02"],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    run = tmp_path / "mining" / "runs" / "2026-11-02"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["input_partitions"] == ["2026-11-01", "2026-11-02"]
+    assert manifest["rows"] > 0 and (run / "training_set").is_dir()
+    assert manifest["stages"]["turns"]["turns"] == small_sim["summary"]["turns"]
