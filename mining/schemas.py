@@ -21,13 +21,26 @@ Enum symbols are kept as allowed values (:func:`enum_symbols`) for validation.
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+
+def _schema_dir() -> Path:
+    """``$MINING_SCHEMA_DIR``, else ``schemas/`` of the source tree (editable install),
+    else ``$MINING_HOME/schemas`` (the Docker image copies the repo to MINING_HOME)."""
+    if os.environ.get("MINING_SCHEMA_DIR"):
+        return Path(os.environ["MINING_SCHEMA_DIR"])
+    candidates = [Path(__file__).resolve().parents[1] / "schemas"]
+    if os.environ.get("MINING_HOME"):
+        candidates.append(Path(os.environ["MINING_HOME"]) / "schemas")
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SCHEMA_DIR = _schema_dir()
 CURRENT_VERSIONS = {"interaction_turn": 1, "rephrase_pairs": 1, "clusters": 1, "training_set": 1}
 
 
