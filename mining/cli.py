@@ -1,4 +1,4 @@
-"""``mining``: simulate logs, run the pipeline or one stage, evaluate against gold.
+"""mining: simulate logs, run the pipeline or one stage, evaluate against gold.
 
 Exit codes: 0 success; 2 bad arguments or configuration; 3 input problem (no partitions,
 reject share over the limit, missing upstream stage); 4 privacy precondition (no key);
@@ -92,7 +92,7 @@ def _simulate(args) -> dict:
 def _evaluate(args) -> dict:
     from mining import evaluation
 
-    report = evaluation.evaluate(args.gold, args.out, args.logs)
+    report = evaluation.evaluate(args.gold, args.out)
     print(evaluation.format_table(report))
     if args.json:
         with open(args.json, "w") as fh:
@@ -130,7 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score a run against the simulator's gold")
     ev.add_argument("--gold", required=True)
     ev.add_argument("--out", required=True, help="output root of the run to score")
-    ev.add_argument("--logs", help="log root (for the naive-rule baseline; default: from the manifest)")
     ev.add_argument("--json", help="also write the report as JSON here")
     return parser
 

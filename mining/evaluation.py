@@ -119,9 +119,11 @@ def retraining(splits: pd.DataFrame, mined: pd.DataFrame, oracle: pd.DataFrame) 
             "mined_examples": int(len(mined)), "oracle_examples": int(len(oracle))}
 
 
-def evaluate(gold_dir: str, out: str, logs: str | None = None) -> dict:
-    """Every figure above as a dict (JSON-serializable). ``logs`` is unused for now: the
-    naive rule reads the run's validated ``turns/`` so both see the same rows."""
+def evaluate(gold_dir: str, out: str) -> dict:
+    """Every figure above as a dict (JSON-serializable). The naive rule reads the run's
+    validated ``turns/``, so the miner and the baseline see the same rows.
+
+    Raises ``FileNotFoundError`` when the run has no published training set."""
     gold_dir, out = Path(gold_dir), Path(out)
     gold = _read(gold_dir / "turns")
     splits = pd.read_parquet(gold_dir / "splits.parquet")

@@ -59,7 +59,7 @@ def _json_schema():
     return T.StructType(fields + [T.StructField("_corrupt_record", T.StringType(), True)])
 
 
-def _conform(df, dt_value: str, source: str):
+def _conform(df, dt_value: str):
     """Select the contract columns (missing ones as null) cast to contract types."""
     from pyspark.sql import functions as F
 
@@ -90,11 +90,11 @@ def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None):
         pq = _files(folder, (".parquet",))
         js = _files(folder, (".jsonl", ".jsonl.gz", ".json"))
         if pq:
-            frames.append(_conform(spark.read.option("mergeSchema", "true").parquet(*pq), dt_value, "parquet"))
+            frames.append(_conform(spark.read.option("mergeSchema", "true").parquet(*pq), dt_value))
         if js:
             reader = (spark.read.schema(_json_schema()).option("mode", "PERMISSIVE")
                       .option("columnNameOfCorruptRecord", "_corrupt_record"))
-            frames.append(_conform(reader.json(js), dt_value, "jsonl"))
+            frames.append(_conform(reader.json(js), dt_value))
     if not frames:
         raise NoInputPartitions(f"partitions under {logs} hold no .parquet/.jsonl files")
     df = frames[0]
