@@ -16,8 +16,16 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+def _faiss():
+    try:
+        import faiss
+    except ImportError as e:  # faiss is an extra: cpu or gpu, never both
+        raise ImportError("FAISS is missing: pip install 'utterance-mining[cpu]' (or [gpu] on CUDA 12)") from e
+    return faiss
+
+
 def gpu_available() -> bool:
-    import faiss
+    faiss = _faiss()
 
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
 
@@ -34,7 +42,7 @@ def build_index(emb: np.ndarray, exact_max_n: int = 20_000, nprobe: int = 16,
     """A searchable FAISS index over ``emb`` (float32 (n, d), L2-normalized rows).
 
     Memory: ≈ 4·n·d bytes for the vectors (logged before allocating)."""
-    import faiss
+    faiss = _faiss()
 
     n, d = emb.shape
     log.info("faiss index over %d x %d vectors: ~%.3f GiB", n, d, 4 * n * d / 2**30)
