@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from airflow.sdk import Param, dag
 
-from mining_stages import DEFAULT_LOGS, DEFAULT_OUT_ROOT, build_stages
+from mining_stages import DEFAULT_OUT_ROOT, build_stages, shared_params
 
 DAG_ID = "mining_adhoc"
 
@@ -47,6 +47,7 @@ _DEFAULT_OUT = (
     doc_md=__doc__,
     default_args={"owner": "mining"},
     params={
+        **shared_params(),
         "start_date": Param(
             None,
             **_NULLABLE_DATE,
@@ -59,21 +60,6 @@ _DEFAULT_OUT = (
             title="Last day",
             description="Last dt= partition mined (YYYY-MM-DD, inclusive); empty = up to the last one.",
         ),
-        "locales": Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": "^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
-            uniqueItems=True,
-            title="Locales",
-            description="BCP-47 locales to mine, e.g. en-US; empty = all locales in the logs.",
-        ),
-        "min_users": Param(
-            2,
-            type="integer",
-            minimum=1,
-            title="Minimum distinct users",
-            description="A label is exported only when at least this many distinct users support it.",
-        ),
         "rephrase_threshold": Param(
             None,
             type=["null", "number"],
@@ -82,14 +68,6 @@ _DEFAULT_OUT = (
             title="Rephrase threshold",
             description="Minimum score (0..1) of a rephrase pair, passed as "
             "--set rephrase.threshold=…; empty = the configured default.",
-        ),
-        "logs": Param(
-            DEFAULT_LOGS,
-            type="string",
-            minLength=1,
-            title="Logs root",
-            description="Folder holding the interaction logs as dt=YYYY-MM-DD/ partitions. "
-            "Default: $MINING_LOGS or /data/logs.",
         ),
         "out": Param(
             None,

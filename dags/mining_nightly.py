@@ -34,7 +34,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
-from mining_stages import DEFAULT_LOGS, DEFAULT_OUT_ROOT, build_stages, partition_ready
+from mining_stages import DEFAULT_OUT_ROOT, build_stages, partition_ready, shared_params
 
 DAG_ID = "mining_nightly"
 
@@ -61,14 +61,7 @@ TRAINING_SET = Asset(name="mining_training_set", uri=f"file://{DEFAULT_OUT_ROOT}
     doc_md=__doc__,
     default_args={"owner": "mining"},
     params={
-        "logs": Param(
-            DEFAULT_LOGS,
-            type="string",
-            minLength=1,
-            title="Logs root",
-            description="Folder holding the interaction logs as dt=YYYY-MM-DD/ partitions "
-            "(Parquet or JSONL). Default: $MINING_LOGS or /data/logs.",
-        ),
+        **shared_params(),
         "out_root": Param(
             DEFAULT_OUT_ROOT,
             type="string",
@@ -85,22 +78,6 @@ TRAINING_SET = Asset(name="mining_training_set", uri=f"file://{DEFAULT_OUT_ROOT}
             title="Lookback (days)",
             description="Number of daily partitions mined, ending with the run's day ds: "
             "[ds - lookback_days + 1, ds].",
-        ),
-        "min_users": Param(
-            2,
-            type="integer",
-            minimum=1,
-            title="Minimum distinct users",
-            description="A label is exported only when at least this many distinct users "
-            "support it (privacy and noise gate).",
-        ),
-        "locales": Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": "^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
-            uniqueItems=True,
-            title="Locales",
-            description="BCP-47 locales to mine, e.g. en-US; empty = all locales in the logs.",
         ),
     },
 )

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import BaseHook, chain
+from airflow.sdk import BaseHook, Param, chain
 from airflow.sdk.exceptions import AirflowFailException
 
 #: Stage stems in run order; each is ``jobs/<stem>.py`` and the task_id of its task.
@@ -205,3 +205,33 @@ def build_stages(
     ]
     chain(*tasks)
     return tasks
+
+
+def shared_params() -> dict[str, Param]:
+    """Params both DAGs take, defined once: ``logs``, ``locales``, ``min_users``."""
+    return {
+        "logs": Param(
+            DEFAULT_LOGS,
+            type="string",
+            minLength=1,
+            title="Logs root",
+            description="Folder holding the interaction logs as dt=YYYY-MM-DD/ partitions "
+            "(Parquet or JSONL). Default: $MINING_LOGS or /data/logs.",
+        ),
+        "locales": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": "^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
+            uniqueItems=True,
+            title="Locales",
+            description="BCP-47 locales to mine, e.g. en-US; empty = all locales in the logs.",
+        ),
+        "min_users": Param(
+            2,
+            type="integer",
+            minimum=1,
+            title="Minimum distinct users",
+            description="k-anonymity gate: an utterance text is exported only when at least "
+            "this many distinct users said it (privacy.min_users).",
+        ),
+    }
