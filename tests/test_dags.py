@@ -379,6 +379,26 @@ out.mkdir(parents=True, exist_ok=True)
 """
 
 
+def airflow_dags_test(tmp_path, args, *, master: str, timeout: int, **mining_env):
+    """`airflow db migrate` then `airflow dags test ARGS` in a fresh AIRFLOW_HOME under
+    tmp_path (SQLite), with only ``mining_env`` as MINING_* settings; asserts success."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MINING_"))}
+    env.update(
+        _AIRFLOW_ENV,
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": master}),
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        **mining_env,
+    )
+    airflow = [sys.executable, "-m", "airflow"]
+    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    proc = subprocess.run([*airflow, "dags", "test", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc
+
+
 @pytest.mark.slow
 def test_airflow_dags_test_runs_adhoc_stages_through_spark_submit(tmp_path):
     """`airflow dags test mining_adhoc` with stub jobs: every stage gets spark-submitted, in order."""
@@ -386,26 +406,12 @@ def test_airflow_dags_test_runs_adhoc_stages_through_spark_submit(tmp_path):
     (home / "jobs").mkdir(parents=True)
     for stage in STAGES:
         (home / "jobs" / f"{stage}.py").write_text(_STUB_JOB)
-    bin_dir = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MINING_"))}
-    env.update(
-        _AIRFLOW_ENV,
-        AIRFLOW_HOME=str(tmp_path / "airflow"),
-        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[1]"}),
-        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
-        MINING_HOME=str(home),
-        MINING_OUT=str(tmp_path / "out"),
-        MINING_PSEUDONYM_KEY="test-key",
-    )
-    airflow = [sys.executable, "-m", "airflow"]
-    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     conf = {"start_date": "2026-11-01", "end_date": "2026-11-02", "locales": ["en-US"]}
     conf["out"] = str(tmp_path / "run")
-    proc = subprocess.run(
-        [*airflow, "dags", "test", "mining_adhoc", "-c", json.dumps(conf)],
-        env=env, capture_output=True, text=True, timeout=600,
+    proc = airflow_dags_test(
+        tmp_path, ["mining_adhoc", "-c", json.dumps(conf)], master="local[1]", timeout=600,
+        MINING_HOME=str(home), MINING_OUT=str(tmp_path / "out"), MINING_PSEUDONYM_KEY="test-key",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     for stage in STAGES:
         record = json.loads((tmp_path / "run" / f"{stage}.json").read_text())
         assert record["argv"][:2] == ["--logs", "/data/logs"]
@@ -419,22 +425,12 @@ def test_airflow_dags_test_runs_adhoc_stages_through_spark_submit(tmp_path):
 def test_airflow_dags_test_nightly_mines_a_training_set_with_the_real_jobs(tmp_path, small_sim):
     """`airflow dags test mining_nightly` end to end: sensor, five real spark-submit jobs,
     a published training set for the day, mined from the partitions of the lookback window."""
-    bin_dir = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MINING_"))}
-    env.update(
-        _AIRFLOW_ENV,
-        AIRFLOW_HOME=str(tmp_path / "airflow"),
-        AIRFLOW_CONN_SPARK_DEFAULT=json.dumps({"conn_type": "spark", "host": "local[2]"}),
-        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+    airflow_dags_test(
+        tmp_path, ["mining_nightly", "2026-11-02"], master="local[2]", timeout=900,
         MINING_LOGS=str(small_sim["logs"]), MINING_OUT=str(tmp_path / "mining"), MINING_DEMO_MODE="1",
         MINING_SENSOR_POKE_S="5", MINING_SENSOR_TIMEOUT_S="30",
         MINING_SPARK_CONF=json.dumps({"spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "4"}),
     )
-    airflow = [sys.executable, "-m", "airflow"]
-    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    proc = subprocess.run([*airflow, "dags", "test", "mining_nightly", "2026-11-02"],
-                          env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     run = tmp_path / "mining" / "runs" / "2026-11-02"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["input_partitions"] == ["2026-11-01", "2026-11-02"]
