@@ -7,7 +7,6 @@ value, naming the key).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime as dt
 import json
 import tomllib
@@ -196,8 +195,3 @@ def load_config(logs: str, out: str, *, config_file: str | None = None,
     built = {name: cls(**sections[name]) for name, cls in SECTIONS.items()}
     return RunConfig(logs=str(logs), out=str(out), start_date=start_date, end_date=end_date,
                      locales=tuple(locales), sections=sections, **built)
-
-
-def replace(cfg: RunConfig, **changes) -> RunConfig:
-    """A copy of ``cfg`` with top-level fields changed."""
-    return dataclasses.replace(cfg, **changes)

@@ -42,8 +42,7 @@ def write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_parquet_stage(df, out: str | Path, name: str, stats, *,
-                        partition_by: list[str] | None = None, num_files: int | None = None) -> dict:
+def write_parquet_stage(df, out: str | Path, name: str, stats, *, num_files: int | None = None) -> dict:
     """Write a Spark DataFrame as the stage output ``OUT/<name>/`` atomically.
 
     ``stats``: a dict, or a function of the staged DataFrame (read back from the staging
@@ -53,10 +52,7 @@ def write_parquet_stage(df, out: str | Path, name: str, stats, *,
     staging = staging_path(out, name)
     if num_files:
         df = df.coalesce(num_files)
-    writer = df.write.mode("error")
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
-    writer.parquet(str(staging))
+    df.write.mode("error").parquet(str(staging))
     if callable(stats):
         stats = stats(df.sparkSession.read.parquet(str(staging)))
     write_json(staging / "_stats.json", stats)
