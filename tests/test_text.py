@@ -1,6 +1,6 @@
 import pytest
 
-from mining.text import char_sim, normalize, text_hash, token_sim
+from mining.text import char_sim, cue_language, normalize, text_hash, token_sim, tokens
 
 
 @pytest.mark.parametrize("raw, norm", [
@@ -36,3 +36,32 @@ def test_token_sim_counts_token_edits():
 
 def test_text_hash_is_sha256_hex():
     assert text_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+@pytest.mark.parametrize("text, toks", [
+    ("iphone新しい", ["iphone", "新", "し", "い"]),                     # Latin run stays whole
+    ("play some jazz", ["play", "some", "jazz"]),
+    ("明日の天気 5時", ["明", "日", "の", "天", "気", "5", "時"]),
+    ("ไม่ใช่", ["ไ", "ม่", "ใ", "ช่"]),                                 # tone marks stay on their consonant
+    ("мой iphone", ["мой", "iphone"]),
+    ("شغل الموسيقى", ["شغل", "الموسيقى"]),
+    ("\u0301新x", ["\u0301新", "x"]),                                   # leading mark joins the next base
+    ("", []),
+])
+def test_tokens_per_script(text, toks):
+    assert tokens(text) == toks
+
+
+def test_token_sim_without_spaces_is_graded():
+    assert token_sim("明日の天気", "明日の天気は") == pytest.approx(5 / 6)
+    assert token_sim("ปิดไฟ", "เปิดไฟ") == pytest.approx(4 / 5)        # ปิ ด ไ ฟ vs เ ปิ ด ไ ฟ: 1 insertion / 5
+    assert token_sim("play jazz", "") == 0.0
+    assert 0.0 <= token_sim("明日", "jazz") <= 1.0
+
+
+@pytest.mark.parametrize("locale, lang", [
+    ("en-US", "en"), ("zh-CN", "zh"), ("zh-Hans-CN", "zh"), ("DE", "de"), ("pt_BR", "pt"),
+    ("", ""), (None, ""),
+])
+def test_cue_language(locale, lang):
+    assert cue_language(locale) == lang
