@@ -73,3 +73,94 @@ def test_reject_share_over_the_limit_names_reason_and_partition():
 def test_missing_partitions_raise_a_clear_error(tmp_path):
     with pytest.raises(ingest.NoInputPartitions, match="no dt= partitions"):
         ingest.list_partitions(str(tmp_path), None, None)
+
+
+# --- rows without a usable session_id: sessionized per user by sessions.inactivity_gap_s ---
+
+def _write_day(root, rows):
+    part = root / "logs" / "dt=2026-11-02"
+    part.mkdir(parents=True)
+    schema = schemas.arrow_schema("interaction_turn")
+    i = schema.get_field_index("session_id")
+    schema = schema.set(i, schema.field(i).with_nullable(True))  # let the file hold nulls
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), part / "a.parquet")
+    return root / "logs"
+
+
+def _sessionize(spark, logs, partitions=None, gap_s=None):
+    """validate() on the logs → ({turn_id: session_id} of accepted rows, rejects, counts)."""
+    overrides = {"sessions": {"inactivity_gap_s": gap_s}} if gap_s else None
+    cfg = load_config(str(logs), "unused", overrides=overrides)
+    raw, _ = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
+    if partitions:
+        raw = raw.repartition(partitions)
+    accepted, rejects, counts = ingest.validate(raw, cfg)
+    return {r["turn_id"]: r["session_id"] for r in accepted.collect()}, rejects, counts
+
+
+def _at(s):
+    return T0 + dt.timedelta(seconds=s)
+
+
+@pytest.fixture
+def sessionless_logs(tmp_path):
+    """acct-1: null/blank session ids at 0, 100, 399 s (gaps ≤ 300 s) then 800 s (gap 401 s),
+    two turns at the same instant; acct-2: null ids at the same instants as acct-1's first
+    ones; real session ids for the rest; one bad-locale row without a session id."""
+    rows = [
+        _row(1, session_id=None, ts=_at(0)),
+        _row(2, session_id="", ts=_at(100)),
+        _row(3, session_id="  \t", ts=_at(399)),
+        _row(4, session_id="\u3000", ts=_at(399)),          # same ts: after t3 (turn_id order)
+        _row(5, session_id=None, ts=_at(800)),               # 401 s after t4 → new session
+        _row(6, session_id=None, ts=_at(810)),
+        _row(20, user_id="acct-2", session_id=None, ts=_at(0)),
+        _row(21, user_id="acct-2", session_id=" ", ts=_at(100)),
+        _row(30, session_id="s1", ts=_at(50)),               # real ids: untouched
+        _row(31, session_id=" s2 ", ts=_at(5000)),
+        _row(40, session_id=None, ts=_at(60), locale="english"),  # rejected for its locale only
+    ]
+    return _write_day(tmp_path, rows)
+
+
+def test_missing_session_ids_split_by_inactivity_gap(spark, sessionless_logs):
+    ids, _, _ = _sessionize(spark, sessionless_logs)
+    us0 = int(T0.timestamp()) * 1_000_000
+    first = f"inferred:acct-1:{us0}"
+    second = f"inferred:acct-1:{us0 + 800_000_000}"
+    # gaps of 100, 299 and 0 s stay in one session; the 401 s gap starts a second one
+    assert [ids[f"t{i}"] for i in (1, 2, 3, 4)] == [first] * 4
+    assert ids["t5"] == ids["t6"] == second
+
+
+def test_gap_below_the_limit_keeps_one_session(spark, sessionless_logs):
+    ids, _, counts = _sessionize(spark, sessionless_logs, gap_s=500.0)
+    assert len({ids[f"t{i}"] for i in (1, 2, 3, 4, 5, 6)}) == 1
+    assert counts["sessions_inferred"] == 2 and counts["sessions_inferred_turns"] == 8
+
+
+def test_users_never_share_an_inferred_session_and_real_ids_are_untouched(spark, sessionless_logs):
+    ids, _, _ = _sessionize(spark, sessionless_logs)
+    acct1 = {ids[f"t{i}"] for i in range(1, 7)}
+    acct2 = {ids["t20"], ids["t21"]}
+    assert len(acct2) == 1 and next(iter(acct2)).startswith("inferred:acct-2:")
+    assert not acct1 & acct2
+    assert ids["t30"] == "s1" and ids["t31"] == " s2 "   # usable ids are kept verbatim
+    assert all(v is not None for v in ids.values())
+
+
+def test_sessionless_rows_are_counted_and_still_validated(spark, sessionless_logs):
+    ids, rejects, counts = _sessionize(spark, sessionless_logs)
+    assert counts["input"] == 11 and counts["accepted"] == 10 and counts["rejected"] == 1
+    assert counts["accepted"] + counts["rejected"] == counts["input"]
+    assert counts["by_reason"] == {"bad_locale": 1}          # never missing_session_id
+    assert counts["sessions_inferred_turns"] == 8 and counts["sessions_inferred"] == 3
+    assert len(ids) == counts["accepted"] and "t40" not in ids
+    rec = json.loads(rejects.first()["record"])
+    assert rec["turn_id"] == "t40" and "session_id" not in rec  # as it came (to_json drops nulls)
+
+
+def test_inferred_session_ids_do_not_depend_on_partitioning(spark, sessionless_logs):
+    one, _, _ = _sessionize(spark, sessionless_logs, partitions=1)
+    many, _, _ = _sessionize(spark, sessionless_logs, partitions=7)
+    assert one == many
