@@ -18,11 +18,31 @@ repeats verbatim, switches to an unrelated goal (not a rephrase: the miner must 
 it) or gives up; retries go through the NLU again, up to ``max_attempts`` per goal. After a
 success the session continues with another goal with ``p_next_goal``.
 
+Two behaviours make the rephrase detector's job realistic (both hand-set assumptions, not
+measured on real logs):
+
+* **Noticed silent failures** (``p_notice_silent``, default 0.5): after a silent failure the
+  user notices the wrong action with this probability and reacts exactly as to friction
+  (the same draw: rephrase, repeat, switch or give up; attempts counted the same way);
+  otherwise they take it as a success. The logs show a ``SUCCESS`` without barge-in
+  followed by a retry: a rephrase with no friction signal on its source. Gold ``noticed``
+  marks such turns (also when the reaction is to switch or give up).
+* **Correction cues** (``p_correction_cue``, default 0.15): a rephrase or repeat turn (a
+  retry after friction or after a noticed silent failure) is logged with this probability
+  as ``"<cue> <utterance>"``, the cue drawn uniformly from :data:`CORRECTION_CUES`
+  (``"no i said wake me up at seven"``). Only the logged ``utterance`` changes: the gold
+  utterance, intent and annotation and the NLU outcome stay those of the corpus utterance
+  (a simplification: the weak NLU is not re-run on the prefixed text). Gold
+  ``correction_cue`` marks such turns.
+
 Users have heavy-tailed activity (a lognormal session rate per user), utterances and intents
 have Zipf popularity, so the same words recur across users. Every user draws from its own
 random stream ``default_rng([seed, 1, user_index])``: the output does not depend on
 ``users_per_chunk``, which only sets memory (O(users_per_chunk) turns in memory) and the
-number of files. Same config → byte-identical files.
+number of files. Same config → byte-identical files. The notice draw is taken from that
+stream on each silent failure (skipped when ``p_notice_silent`` is 0); the cue draws, two
+uniforms per turn, are the user's last draws. So with both probabilities 0 the logs are
+exactly those of a simulator without the two behaviours.
 
 Output: logs under ``logs_dir/dt=YYYY-MM-DD/part-<chunk:05d>.parquet`` in the
 ``interaction_turn`` contract (or ``.jsonl.gz``), and the gold beside them in ``gold_dir``
@@ -61,6 +81,8 @@ SUCCESS, ERROR, UNHANDLED = range(3)
 SPLITS = ("seed", "traffic", "test")
 # NLU outcome of one traffic utterance (fixed: the NLU is deterministic).
 REJECTED, WRONG, RIGHT = range(3)
+# Words a user may put before a retry ("no i said <utterance>"); English like the corpora.
+CORRECTION_CUES = ("no", "no i said", "i meant", "not that")
 
 # Random-stream tags: default_rng([seed, tag, ...]) keeps the streams independent.
 _SPLIT_STREAM, _USER_STREAM, _POPULARITY_STREAM = 0, 1, 2
@@ -93,6 +115,8 @@ GOLD_TURNS_SCHEMA = pa.schema([
     pa.field("nlu_correct", pa.bool_(), nullable=False),
     pa.field("friction", pa.bool_(), nullable=False),
     pa.field("silent_failure", pa.bool_(), nullable=False),
+    pa.field("noticed", pa.bool_(), nullable=False),  # a silent failure the user reacted to
+    pa.field("correction_cue", pa.bool_(), nullable=False),  # utterance logged with a cue
 ])
 SPLITS_SCHEMA = pa.schema([pa.field(name, pa.string(), nullable=False)
                            for name in ("utt_id", "text", "intent", "annot_utt", "split")])
@@ -108,6 +132,9 @@ class SimulationConfig:
     intent's utterances is held out; the rest is traffic. ``p_rephrase + p_repeat +
     p_switch + p_give_up`` must be 1 (the user's reaction to friction). ``p_barge_in`` is the
     share of friction on a wrong intent that shows as a barge-in rather than an ``ERROR``.
+    ``p_notice_silent``: share of silent failures the user notices and reacts to as to
+    friction; ``p_correction_cue``: share of rephrase / repeat turns logged with a cue from
+    :data:`CORRECTION_CUES` in front (module docstring).
     ``utterance_zipf_s`` / ``intent_zipf_s`` are Zipf exponents of popularity (0 = uniform).
     ``users_per_chunk`` bounds memory and sets the file size; it does not change the logs.
     ``start_date`` also accepts an ISO string (``"2026-11-01"``)."""
@@ -121,10 +148,12 @@ class SimulationConfig:
     test_share: float = 0.2
     reject_threshold: float = 0.2
     p_silent: float = 0.25
+    p_notice_silent: float = 0.5
     p_rephrase: float = 0.6
     p_repeat: float = 0.15
     p_switch: float = 0.1
     p_give_up: float = 0.15
+    p_correction_cue: float = 0.15
     max_attempts: int = 4
     p_next_goal: float = 0.35
     p_backend_error: float = 0.02
@@ -146,8 +175,9 @@ class SimulationConfig:
                    and getattr(self, name) >= 1, "an int >= 1")
         _check("seed", self.seed, isinstance(self.seed, int) and self.seed >= 0, "an int >= 0")
         _check("test_share", self.test_share, 0.0 <= self.test_share < 1.0, "in [0, 1)")
-        for name in ("reject_threshold", "p_silent", "p_rephrase", "p_repeat", "p_switch",
-                     "p_give_up", "p_next_goal", "p_backend_error", "p_barge_in"):
+        for name in ("reject_threshold", "p_silent", "p_notice_silent", "p_rephrase",
+                     "p_repeat", "p_switch", "p_give_up", "p_correction_cue", "p_next_goal",
+                     "p_backend_error", "p_barge_in"):
             _check(name, getattr(self, name), 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
         for name in ("utterance_zipf_s", "intent_zipf_s"):
             _check(name, getattr(self, name), getattr(self, name) >= 0.0, ">= 0")
@@ -360,6 +390,7 @@ class _Chunk:
     attempt: list[int] = field(default_factory=list)
     status: list[int] = field(default_factory=list)
     barge: list[bool] = field(default_factory=list)
+    noticed: list[bool] = field(default_factory=list)  # silent failure the user reacted to
     session_user: list[int] = field(default_factory=list)  # chunk-local user number
     user_turns: list[int] = field(default_factory=list)
     gap_z: list[np.ndarray] = field(default_factory=list)  # N(0,1), one per turn
@@ -368,6 +399,7 @@ class _Chunk:
     user_id_words: list[np.ndarray] = field(default_factory=list)  # 1 uint64 per user
     session_id_words: list[np.ndarray] = field(default_factory=list)  # 2 uint64 per session
     turn_id_words: list[np.ndarray] = field(default_factory=list)  # 2 uint64 per turn
+    cue_u: list[np.ndarray] = field(default_factory=list)  # U[0,1) (n_turns, 2): cue?, which
 
     def __len__(self) -> int:
         return len(self.row)
@@ -391,13 +423,16 @@ def _simulate_user(world: _World, cfg: SimulationConfig, user_index: int, chunk:
     chunk.user_id_words.append(words[:1])
     chunk.session_id_words.append(words[1:1 + 2 * n_sessions])
     chunk.turn_id_words.append(words[1 + 2 * n_sessions:])
+    chunk.cue_u.append(rng.random((n_turns, 2)))  # last: the draws above do not depend on it
     return n_turns
 
 
 def _simulate_session(world: _World, cfg: SimulationConfig, draw: _Uniforms, chunk: _Chunk,
                       session: int) -> None:
     """One session: goals one after another, each tried until success, give-up, switch or
-    ``max_attempts``. Appends one entry per turn to ``chunk``."""
+    ``max_attempts``. A silent failure the user notices (``p_notice_silent``; one draw per
+    silent failure, none when it is 0) is reacted to as friction. Appends one entry per
+    turn to ``chunk``."""
     intent = world.pick_intent(draw())
     row = world.pick_utterance(intent, draw())
     behaviour, attempt, goal = NEW_GOAL, 1, 0
@@ -410,7 +445,10 @@ def _simulate_session(world: _World, cfg: SimulationConfig, draw: _Uniforms, chu
         chunk.attempt.append(attempt)
         chunk.status.append(status)
         chunk.barge.append(barge)
-        if status == SUCCESS and not barge:
+        noticed = (status == SUCCESS and not barge and world.outcome[row] == WRONG
+                   and cfg.p_notice_silent > 0.0 and draw() < cfg.p_notice_silent)
+        chunk.noticed.append(noticed)
+        if status == SUCCESS and not barge and not noticed:
             if draw() >= cfg.p_next_goal:
                 return
             behaviour, attempt, goal = NEW_GOAL, 1, goal + 1
@@ -444,8 +482,9 @@ def _respond(outcome: int, cfg: SimulationConfig, draw: _Uniforms) -> tuple[int,
 
 
 def _react(u: float, attempt: int, cfg: SimulationConfig) -> int | None:
-    """The user's reaction to friction for a uniform ``u``: REPHRASE, REPEAT, SWITCH, or
-    None to give up. Rephrase and repeat become giving up once ``attempt == max_attempts``."""
+    """The user's reaction to friction (or to a noticed silent failure) for a uniform ``u``:
+    REPHRASE, REPEAT, SWITCH, or None to give up. Rephrase and repeat become giving up once
+    ``attempt == max_attempts``."""
     retry_ok = attempt < cfg.max_attempts
     if u < cfg.p_rephrase:
         return REPHRASE if retry_ok else None
@@ -536,21 +575,37 @@ def _chunk_tables(world: _World, chunk: _Chunk,
     session_ids = pa.array(_hex_ids(chunk.session_id_words, 2), pa.string()).take(session)
     turn_ids = pa.array(_hex_ids(chunk.turn_id_words, 2), pa.string())
     ts_us = _chunk_ts_us(chunk, cfg)
-    logs = _logs_table(chunk, said, turn_ids, session_ids, ts_us)
-    gold = _gold_table(chunk, said, turn_ids, session_ids)
+    cue, which = _chunk_cues(chunk, cfg)
+    utterance = pc.if_else(pa.array(cue, pa.bool_()), pc.binary_join_element_wise(
+        pa.array(CORRECTION_CUES, pa.string()).take(pa.array(which)), said["utterance"], " "),
+        said["utterance"])
+    logs = _logs_table(chunk, said, utterance, turn_ids, session_ids, ts_us)
+    gold = _gold_table(chunk, said, cue, turn_ids, session_ids)
     order = pa.array(np.argsort(ts_us, kind="stable"))
     return logs.take(order), gold.take(order)
 
 
-def _logs_table(chunk: _Chunk, said: pa.Table, turn_ids: pa.Array, session_ids: pa.Array,
-                ts_us: np.ndarray) -> pa.Table:
+def _chunk_cues(chunk: _Chunk, cfg: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(cue, which) per turn of ``chunk``: whether the utterance is logged with a correction
+    cue (a rephrase or repeat turn, with ``p_correction_cue``) and the index of the cue in
+    :data:`CORRECTION_CUES` (uniform; meaningful where ``cue``). Bool and int64 (n,)."""
+    u = np.concatenate(chunk.cue_u)
+    behaviour = np.asarray(chunk.behaviour, dtype=np.int64)
+    cue = ((behaviour == REPHRASE) | (behaviour == REPEAT)) & (u[:, 0] < cfg.p_correction_cue)
+    which = np.minimum((u[:, 1] * len(CORRECTION_CUES)).astype(np.int64),
+                       len(CORRECTION_CUES) - 1)
+    return cue, which
+
+
+def _logs_table(chunk: _Chunk, said: pa.Table, utterance: pa.ChunkedArray, turn_ids: pa.Array,
+                session_ids: pa.Array, ts_us: np.ndarray) -> pa.Table:
     """The ``interaction_turn`` rows of a chunk in simulation order; ``said``: the traffic
-    rows said, one per turn."""
+    rows said, one per turn; ``utterance``: the text logged (with any correction cue)."""
     user_ids = pa.array(["acct-" + h for h in _hex_ids(chunk.user_id_words, 1)], pa.string())
     turn_user = pa.array(chunk.session_user, pa.int64()).take(pa.array(chunk.session))
     return pa.Table.from_arrays([
         turn_ids, session_ids, user_ids.take(turn_user), said["locale"],
-        pa.array(ts_us, pa.timestamp("us", tz="UTC")), said["utterance"],
+        pa.array(ts_us, pa.timestamp("us", tz="UTC")), utterance,
         pa.array(np.concatenate(chunk.asr), pa.float64()), said["nlu_intent"],
         said["nlu_slots"], said["nlu_confidence"],
         pa.array(STATUSES, pa.string()).take(pa.array(chunk.status, pa.int8())),
@@ -558,11 +613,12 @@ def _logs_table(chunk: _Chunk, said: pa.Table, turn_ids: pa.Array, session_ids: 
     ], schema=arrow_schema("interaction_turn"))
 
 
-def _gold_table(chunk: _Chunk, said: pa.Table, turn_ids: pa.Array,
+def _gold_table(chunk: _Chunk, said: pa.Table, cue: np.ndarray, turn_ids: pa.Array,
                 session_ids: pa.Array) -> pa.Table:
     """The gold rows of a chunk in simulation order. goal_id = ``<session_id>-<goal number
     in the session>``; friction = not SUCCESS or barge-in; silent failure = a wrong intent
-    without friction."""
+    without friction; noticed = a silent failure the user reacted to; correction_cue =
+    the logged utterance has a cue in front (``cue``)."""
     friction = (np.asarray(chunk.status) != SUCCESS) | np.asarray(chunk.barge, dtype=bool)
     wrong = said["wrong"].to_numpy(zero_copy_only=False)
     return pa.Table.from_arrays([
@@ -572,23 +628,28 @@ def _gold_table(chunk: _Chunk, said: pa.Table, turn_ids: pa.Array,
         pa.array(BEHAVIOURS, pa.string()).take(pa.array(chunk.behaviour, pa.int8())),
         pa.array(chunk.attempt, pa.int32()), said["nlu_correct"],
         pa.array(friction, pa.bool_()), pa.array(wrong & ~friction, pa.bool_()),
+        pa.array(chunk.noticed, pa.bool_()), pa.array(cue, pa.bool_()),
     ], schema=GOLD_TURNS_SCHEMA)
 
 
 def _chunk_counts(chunk: _Chunk, gold: pa.Table) -> Counter:
     """Summary counts of one chunk; they add up over chunks. A goal is unresolved when its
-    last turn has friction (the user gave up, switched away or ran out of attempts)."""
+    last turn has friction or is a noticed silent failure (the user gave up, switched away
+    or ran out of attempts)."""
     session, goal = np.asarray(chunk.session), np.asarray(chunk.goal)
     status, barge = np.asarray(chunk.status), np.asarray(chunk.barge, dtype=bool)
     friction = (status != SUCCESS) | barge
+    noticed = np.asarray(chunk.noticed, dtype=bool)
     last_of_goal = np.ones(len(chunk), dtype=bool)
     last_of_goal[:-1] = (session[1:] != session[:-1]) | (goal[1:] != goal[:-1])
     counts = Counter({
         "turns": len(chunk), "users": len(chunk.user_turns),
         "sessions": len(chunk.session_user), "goals": int(last_of_goal.sum()),
-        "unresolved_goals": int((friction & last_of_goal).sum()),
+        "unresolved_goals": int(((friction | noticed) & last_of_goal).sum()),
         "friction_turns": int(friction.sum()),
         "silent_failures": int(pc.sum(gold["silent_failure"]).as_py() or 0),
+        "noticed_silent_failures": int(noticed.sum()),
+        "correction_cue_turns": int(pc.sum(gold["correction_cue"]).as_py() or 0),
         "nlu_correct_turns": int(pc.sum(gold["nlu_correct"]).as_py() or 0),
         "barge_in_turns": int(barge.sum()),
     })
@@ -669,7 +730,8 @@ def _summary(counts: Counter, per_dt: Counter, chunks: int, world: _World,
     return {
         **{k: plain.get(k, 0) for k in ("turns", "users", "sessions", "goals",
                                          "unresolved_goals", "friction_turns",
-                                         "silent_failures", "barge_in_turns",
+                                         "silent_failures", "noticed_silent_failures",
+                                         "correction_cue_turns", "barge_in_turns",
                                          "nlu_correct_turns")},
         "by_status": {s: counts.get(f"status:{s}", 0) for s in STATUSES},
         "by_behaviour": {b: counts.get(f"behaviour:{b}", 0) for b in BEHAVIOURS},

@@ -1,4 +1,5 @@
-"""Log simulator: contract, determinism, behaviour kinds, heavy tails, time, chunking."""
+"""Log simulator: contract, determinism, behaviour kinds, noticed silent failures,
+correction cues, heavy tails, time, chunking."""
 import datetime as dt
 import filecmp
 import gzip
@@ -12,8 +13,8 @@ import pytest
 
 from mining.corpora import load_corpus
 from mining.schemas import arrow_schema
-from mining.simulation import (GOLD_TURNS_SCHEMA, SPLITS_SCHEMA, SimulationConfig, simulate,
-                               split_corpus)
+from mining.simulation import (CORRECTION_CUES, GOLD_TURNS_SCHEMA, SPLITS_SCHEMA,
+                               SimulationConfig, simulate, split_corpus)
 
 N_TURNS = 3000
 
@@ -33,16 +34,32 @@ def run(tmp_path_factory):
     return _run(tmp_path_factory.mktemp("sim"))
 
 
-@pytest.fixture(scope="module")
-def turns(run):
-    """Logs joined with the gold, sorted by session and time; ``prev_*`` = previous turn
-    of the same session."""
-    _, logs_dir, gold_dir = run
+def _joined(logs_dir: Path, gold_dir: Path) -> pd.DataFrame:
+    """Logs joined with the gold and with ``text``, the corpus text of ``utt_id``, sorted by
+    session and time; ``prev_*`` / ``next_*`` = previous / next turn of the same session."""
     logs = pd.read_parquet(logs_dir)
     frame = logs.merge(pd.read_parquet(gold_dir / "turns"), on="turn_id", validate="1:1")
+    texts = pd.read_parquet(gold_dir / "splits.parquet", columns=["utt_id", "text"])
+    frame = frame.merge(texts, on="utt_id", validate="m:1")
     frame = frame.sort_values(["session_id", "ts"]).reset_index(drop=True)
-    prev = frame.groupby("session_id")[["utterance", "gold_intent", "goal_id", "friction"]]
-    return frame.join(prev.shift(1).add_prefix("prev_"))
+    by_session = frame.groupby("session_id")
+    prev = by_session[["utterance", "text", "gold_intent", "goal_id", "friction", "noticed"]]
+    nxt = by_session[["goal_id", "behaviour"]]
+    return frame.join(prev.shift(1).add_prefix("prev_")).join(nxt.shift(-1).add_prefix("next_"))
+
+
+def _logged_as(turns: pd.DataFrame) -> pd.Series:
+    """Per turn, whether the logged utterance is the corpus text, with one of the
+    CORRECTION_CUES in front exactly where the gold says ``correction_cue``."""
+    return pd.Series([(u in {f"{c} {t}" for c in CORRECTION_CUES}) if cue else u == t
+                      for u, t, cue in zip(turns["utterance"], turns["text"],
+                                           turns["correction_cue"])], index=turns.index)
+
+
+@pytest.fixture(scope="module")
+def turns(run):
+    _, logs_dir, gold_dir = run
+    return _joined(logs_dir, gold_dir)
 
 
 def test_simulate_writes_exact_contract_schema_and_gold_schemas(run):
@@ -74,6 +91,9 @@ def test_simulate_summary_counts_match_the_files(run, turns):
     assert summary["sessions"] == turns["session_id"].nunique()
     assert summary["goals"] == turns["goal_id"].nunique()
     assert summary["friction_turns"] == turns["friction"].sum()
+    assert summary["silent_failures"] == turns["silent_failure"].sum()
+    assert summary["noticed_silent_failures"] == turns["noticed"].sum()
+    assert summary["correction_cue_turns"] == turns["correction_cue"].sum()
     assert summary["by_behaviour"] == turns["behaviour"].value_counts().to_dict()
     document = json.loads((gold_dir / "simulation.json").read_text())
     assert document["config"]["n_turns"] == N_TURNS and document["counts"]["turns"] == len(turns)
@@ -122,23 +142,80 @@ def test_simulate_nlu_slots_follow_the_interpretation(turns):
     assert (right["nlu_slots"].map(len) > 0).all()
 
 
+def _after_friction_or_noticed(frame: pd.DataFrame) -> pd.Series:
+    return frame["prev_friction"].astype(bool) | frame["prev_noticed"].astype(bool)
+
+
 def test_simulate_rephrase_is_another_text_of_the_same_goal_after_friction(turns):
     rephrase = turns[turns["behaviour"] == "rephrase"]
+    assert (rephrase["text"] != rephrase["prev_text"]).all()
     assert (rephrase["utterance"] != rephrase["prev_utterance"]).all()
     assert (rephrase["gold_intent"] == rephrase["prev_gold_intent"]).all()
     assert (rephrase["goal_id"] == rephrase["prev_goal_id"]).all()
-    assert rephrase["prev_friction"].astype(bool).all()
+    assert _after_friction_or_noticed(rephrase).all()
     assert (rephrase["attempt"] >= 2).all()
 
 
 def test_simulate_repeat_is_verbatim_and_switch_is_a_new_goal(turns):
     repeat = turns[turns["behaviour"] == "repeat"]
-    assert (repeat["utterance"] == repeat["prev_utterance"]).all()
+    assert (repeat["text"] == repeat["prev_text"]).all()  # verbatim up to a correction cue
+    plain = repeat[~repeat["correction_cue"]]
+    assert (plain["utterance"] == plain["text"]).all()
     assert (repeat["goal_id"] == repeat["prev_goal_id"]).all()
     switch = turns[turns["behaviour"] == "switch"]
     assert (switch["gold_intent"] != switch["prev_gold_intent"]).all()
     assert (switch["goal_id"] != switch["prev_goal_id"]).all()
-    assert switch["prev_friction"].astype(bool).all() and (switch["attempt"] == 1).all()
+    assert _after_friction_or_noticed(switch).all() and (switch["attempt"] == 1).all()
+
+
+def test_simulate_noticed_silent_failures_are_retried_like_friction(run, turns):
+    silent, noticed = turns["silent_failure"], turns["noticed"]
+    assert noticed.sum() > 0 and (silent & ~noticed).sum() > 0  # default p_notice_silent 0.5
+    assert not (noticed & ~silent).any()
+    reacted = turns[noticed]
+    retried = reacted["next_behaviour"].isin(["rephrase", "repeat"])
+    assert retried.sum() > 0
+    assert (reacted.loc[retried, "next_goal_id"] == reacted.loc[retried, "goal_id"]).all()
+    # the other reactions: switch (a new goal) or give up (the session ends)
+    assert (reacted.loc[~retried, "next_goal_id"] != reacted.loc[~retried, "goal_id"]).all()
+    # a silent failure not noticed passes for a success: the next turn is a new goal
+    unnoticed = turns[silent & ~noticed]
+    assert (unnoticed["next_behaviour"].isna() | (unnoticed["next_behaviour"] == "new_goal")).all()
+    assert run[0]["noticed_silent_failures"] == noticed.sum()
+
+
+def test_simulate_correction_cues_prefix_only_the_logged_retries(turns):
+    cue = turns[turns["correction_cue"]]
+    assert 0 < len(cue) and cue["behaviour"].isin(["rephrase", "repeat"]).all()
+    prefixes = tuple(c + " " for c in CORRECTION_CUES)
+    assert cue["utterance"].map(lambda u: u.startswith(prefixes)).all()
+    assert _logged_as(turns).all()  # utterance = corpus text of utt_id, cue in front or not
+    cues = [u[:len(u) - len(t) - 1] for u, t in zip(cue["utterance"], cue["text"])]
+    assert set(cues) == set(CORRECTION_CUES)
+    retries = turns["behaviour"].isin(["rephrase", "repeat"])
+    assert 0.05 < turns.loc[retries, "correction_cue"].mean() < 0.3  # default 0.15
+    # the NLU outcome is that of the corpus utterance, not of the prefixed text
+    assert cue["utt_id"].isin(turns.loc[~turns["correction_cue"], "utt_id"]).any()
+    assert (turns.groupby("utt_id")[["nlu_intent", "nlu_confidence"]].nunique() <= 1).all().all()
+
+
+def test_simulate_without_notice_and_cues_has_neither(tmp_path):
+    summary, logs_dir, gold_dir = _run(tmp_path, p_notice_silent=0.0, p_correction_cue=0.0)
+    turns = _joined(logs_dir, gold_dir)
+    assert turns["silent_failure"].sum() > 0
+    assert not turns["noticed"].any() and not turns["correction_cue"].any()
+    assert summary["noticed_silent_failures"] == summary["correction_cue_turns"] == 0
+    assert (turns["utterance"] == turns["text"]).all()
+    retries = turns[turns["behaviour"].isin(["rephrase", "repeat", "switch"])]
+    assert retries["prev_friction"].astype(bool).all()  # only friction is reacted to
+
+
+def test_simulate_always_noticing_retries_after_every_silent_failure(tmp_path):
+    summary, logs_dir, gold_dir = _run(tmp_path, p_notice_silent=1.0, p_correction_cue=1.0)
+    turns = _joined(logs_dir, gold_dir)
+    assert (turns["noticed"] == turns["silent_failure"]).all() and turns["noticed"].any()
+    retries = turns["behaviour"].isin(["rephrase", "repeat"])
+    assert (turns["correction_cue"] == retries).all()
 
 
 def test_simulate_attempts_are_bounded(turns):
@@ -247,9 +324,10 @@ def test_simulate_refuses_non_empty_or_nested_output(run, tmp_path):
 def test_simulate_slurp_corpus(tmp_path):
     summary = simulate(SimulationConfig(corpus="slurp", n_turns=500), tmp_path / "logs",
                        tmp_path / "gold")
-    logs = pd.read_parquet(tmp_path / "logs")
-    assert len(logs) == summary["turns"] >= 500
-    assert set(logs["utterance"]) <= set(load_corpus("slurp")["text"])
+    turns = _joined(tmp_path / "logs", tmp_path / "gold")
+    assert len(turns) == summary["turns"] >= 500
+    assert set(turns["text"]) <= set(load_corpus("slurp")["text"])
+    assert _logged_as(turns).all()
 
 
 def test_split_corpus_is_per_intent_deterministic_and_complete():
@@ -266,6 +344,8 @@ def test_split_corpus_is_per_intent_deterministic_and_complete():
 
 @pytest.mark.parametrize("bad", [dict(corpus="atis"), dict(out_format="csv"), dict(n_turns=0),
                                  dict(p_rephrase=0.7), dict(p_silent=1.5), dict(days=0),
+                                 dict(p_notice_silent=-0.1), dict(p_notice_silent=1.01),
+                                 dict(p_correction_cue=2.0), dict(p_correction_cue=-1e-9),
                                  dict(test_share=1.0), dict(p_next_goal=1.0)])
 def test_simulation_config_rejects_invalid_values(bad):
     with pytest.raises(ValueError):
