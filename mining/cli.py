@@ -1,4 +1,4 @@
-"""mining: simulate logs, run the pipeline or one stage, evaluate against gold.
+"""mining: simulate logs, run the pipeline or one stage, evaluate against gold, refit models.
 
 Exit codes: 0 success; 2 bad arguments or configuration; 3 input problem (no partitions,
 reject share over the limit, missing upstream stage); 4 privacy precondition (no key);
@@ -100,10 +100,22 @@ def _evaluate(args) -> dict:
     return None
 
 
+def _fit_rephrase(args, argv: list[str]) -> dict:
+    from pathlib import Path
+
+    from mining import rephrase_fit
+
+    model = rephrase_fit.fit(args.corpus or ["hwu64", "slurp"], args.turns, args.seed, Path(args.work),
+                             c=args.c, target_precision=args.target_precision,
+                             out=Path(args.out) if args.out else None, argv=argv)
+    return model.to_dict()
+
+
 EXAMPLES = """examples:
   mining simulate --corpus hwu64 --turns 20000 --days 3 --logs /tmp/logs --gold /tmp/gold
   MINING_DEMO_MODE=1 mining run --logs /tmp/logs --out /tmp/run --min-users 2
   mining evaluate --gold /tmp/gold --out /tmp/run
+  mining fit-rephrase --work /tmp/fit     # refit mining/models/rephrase_lr.toml
 """
 
 
@@ -131,10 +143,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--gold", required=True)
     ev.add_argument("--out", required=True, help="output root of the run to score")
     ev.add_argument("--json", help="also write the report as JSON here")
+    from mining.rephrase_fit import FIT_SEED
+
+    fit = sub.add_parser("fit-rephrase", help="refit the rephrase scorer on simulator gold",
+                         description="Simulate logs from the development corpora, run detect_rephrases, "
+                         "fit the logistic scorer on the gold cases and write the model TOML.")
+    fit.add_argument("--corpus", action="append", choices=["hwu64", "slurp"],
+                     help="development corpus (repeatable; default: hwu64 and slurp)")
+    fit.add_argument("--turns", type=int, default=40_000, help="simulated turns per corpus")
+    fit.add_argument("--seed", type=int, default=FIT_SEED, help="simulation seed (the benchmark uses others)")
+    fit.add_argument("--work", required=True, help="folder for the simulated logs and runs (reused)")
+    fit.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
+    fit.add_argument("--target-precision", type=float, default=0.97,
+                     help="the threshold is the lowest with at least this pair precision on the fit data")
+    fit.add_argument("--out", help="model TOML to write (default: the packaged mining/models/rephrase_lr.toml)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -145,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         return _guarded(_simulate, args)
     if args.command == "evaluate":
         return _guarded(_evaluate, args)
+    if args.command == "fit-rephrase":
+        return _guarded(_fit_rephrase, args, argv)
     stages = STAGES if args.command == "run" else (args.command.replace("-", "_"),)
     return _guarded(_run_stages, args, stages)
 

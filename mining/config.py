@@ -39,29 +39,53 @@ class FrictionConfig:
     barge_in: bool
     low_nlu_confidence: float
     low_asr_confidence: float
+    short_dwell_s: float
+    repetition: bool
+    correction_cues: bool
+    cues: dict[str, tuple[str, ...]]
 
     def __post_init__(self):
+        from mining.text import normalize
+
         object.__setattr__(self, "statuses", tuple(self.statuses))
         for k in ("low_nlu_confidence", "low_asr_confidence"):
             v = getattr(self, k)
             _check(0 <= v <= 1, f"friction.{k}", v, "in [0, 1]")
+        _check(self.short_dwell_s >= 0, "friction.short_dwell_s", self.short_dwell_s, ">= 0")
+        # Cues are compared with normalized text, so they are normalized here once.
+        cues = {lang.lower(): tuple(sorted({normalize(c) for c in words} - {""}))
+                for lang, words in self.cues.items()}
+        object.__setattr__(self, "cues", cues)
+
+
+@dataclass(frozen=True)
+class SessionsConfig:
+    inactivity_gap_s: float
+
+    def __post_init__(self):
+        _check(self.inactivity_gap_s > 0, "sessions.inactivity_gap_s", self.inactivity_gap_s, "> 0")
 
 
 @dataclass(frozen=True)
 class RephraseConfig:
+    """``model`` is the fitted scoring model (:mod:`mining.rephrase_model`): "" = the
+    packaged file. ``threshold`` is the model file's unless the config sets one."""
     max_gap_s: float
     max_turn_distance: int
     char_ngram: int
-    weights: dict[str, float]
-    intercept: float
-    threshold: float
+    model: str
+    threshold: float | None = None
 
     def __post_init__(self):
+        from mining.rephrase_model import load_model
+
         _check(self.max_gap_s > 0, "rephrase.max_gap_s", self.max_gap_s, "> 0")
         _check(self.max_turn_distance >= 1, "rephrase.max_turn_distance", self.max_turn_distance, ">= 1")
+        _check(self.char_ngram >= 1, "rephrase.char_ngram", self.char_ngram, ">= 1")
+        object.__setattr__(self, "fitted", load_model(self.model or None))
+        if self.threshold is None:
+            object.__setattr__(self, "threshold", self.fitted.threshold)
         _check(0 <= self.threshold <= 1, "rephrase.threshold", self.threshold, "in [0, 1]")
-        known = {"embedding_cos", "char_sim", "token_sim", "interpretation_changed", "gap_norm"}
-        _check(set(self.weights) <= known, "rephrase.weights", self.weights, f"keys in {sorted(known)}")
 
 
 @dataclass(frozen=True)
@@ -128,6 +152,7 @@ class RunConfig:
     locales: tuple[str, ...]
     validation: ValidationConfig
     friction: FrictionConfig
+    sessions: SessionsConfig
     rephrase: RephraseConfig
     embedding: EmbeddingConfig
     cluster: ClusterConfig
@@ -145,20 +170,29 @@ class RunConfig:
 
     def to_json(self) -> str:
         """Canonical JSON of every setting (sorted keys), for manifests and version hashes."""
-        return json.dumps(self.sections, sort_keys=True, default=str)
+        return json.dumps({**self.sections, "rephrase_model": self.rephrase.fitted.to_dict()},
+                          sort_keys=True, default=str)
 
 
-SECTIONS = {"validation": ValidationConfig, "friction": FrictionConfig, "rephrase": RephraseConfig,
+SECTIONS = {"validation": ValidationConfig, "friction": FrictionConfig, "sessions": SessionsConfig,
+            "rephrase": RephraseConfig,
             "embedding": EmbeddingConfig, "cluster": ClusterConfig,
             "aggregation": AggregationConfig, "privacy": PrivacyConfig}
+
+
+# Keys without a default in defaults.toml (their default comes from elsewhere, see the
+# section's dataclass) that a config file or --set may still set.
+OPTIONAL_KEYS = {"rephrase.threshold"}
+# Tables whose keys are data (languages), not settings: an override replaces them per key.
+OPEN_TABLES = {"friction.cues"}
 
 
 def _merge(base: dict, override: dict, where: str) -> dict:
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if key not in out:
+        if key not in out and f"{where}{key}" not in OPTIONAL_KEYS and where.rstrip(".") not in OPEN_TABLES:
             raise ValueError(f"unknown config key {where}{key}")
-        if isinstance(out[key], dict) and key != "weights":
+        if key in out and isinstance(out[key], dict):
             out[key] = _merge(out[key], value, f"{where}{key}.")
         else:
             out[key] = value

@@ -31,25 +31,82 @@ def _read(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     return ds.dataset(str(path), format="parquet", partitioning="hive").to_table(columns=columns).to_pandas()
 
 
-def pair_metrics(pairs: pd.DataFrame, turns: pd.DataFrame, gold: pd.DataFrame) -> dict:
-    """Precision/recall of accepted pairs; accepted pairs by the target's gold behaviour."""
+CASES = ("true_rephrase", "goal_switch", "verbatim_repeat", "failed_follow_up", "silent_failure")
+
+
+def candidate_cases(pairs: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
+    """Gold case of every scored candidate (``source_turn_id``, ``target_turn_id`` columns).
+
+    Adds ``case`` (one of :data:`CASES`) and ``positive`` (case == true_rephrase):
+
+    - ``goal_switch``: the target pursues another gold goal;
+    - ``verbatim_repeat``: same goal, same corpus utterance (a correction cue in front
+      does not make it new wording);
+    - ``failed_follow_up``: same goal, new wording, but the target failed (gold friction);
+    - ``silent_failure``: same goal, new wording, the target looked successful but the NLU
+      was wrong: accepting it would pass on a wrong label;
+    - ``true_rephrase``: same goal, new wording, the target's interpretation is right.
+    """
     g = gold.set_index("turn_id")
-    acc = pairs[pairs["accepted"]]
-    src_goal = g["goal_id"].reindex(acc["source_turn_id"]).to_numpy()
-    tgt_goal = g["goal_id"].reindex(acc["target_turn_id"]).to_numpy()
-    true = src_goal == tgt_goal
-    t = turns.merge(gold[["turn_id", "goal_id", "nlu_correct"]], on="turn_id")
-    t = t.sort_values(["session_pseudonym", "ts", "turn_id"])
-    ok = t[t["succeeded"] & t["nlu_correct"]][["goal_id", "session_pseudonym", "text_norm"]]
-    fr = t[t["is_friction"]][["turn_id", "goal_id", "session_pseudonym", "text_norm"]]
-    m = fr.merge(ok, on=["goal_id", "session_pseudonym"], suffixes=("", "_ok"))
-    gold_sources = set(m.loc[m["text_norm"] != m["text_norm_ok"], "turn_id"])
-    found = set(acc.loc[true, "source_turn_id"]) & gold_sources
-    kinds = g["behaviour"].reindex(acc["target_turn_id"]).fillna("unknown").to_numpy()
-    return {"accepted_pairs": int(len(acc)), "pair_precision": float(true.mean()) if len(acc) else 0.0,
-            "gold_sources": len(gold_sources),
-            "pair_recall": len(found) / len(gold_sources) if gold_sources else 0.0,
-            "accepted_by_target_behaviour": dict(sorted(pd.Series(kinds).value_counts().to_dict().items()))}
+    src, tgt = pairs["source_turn_id"], pairs["target_turn_id"]
+    same_goal = g["goal_id"].reindex(src).to_numpy() == g["goal_id"].reindex(tgt).to_numpy()
+    same_utt = g["utt_id"].reindex(src).to_numpy() == g["utt_id"].reindex(tgt).to_numpy()
+    t_fric = g["friction"].reindex(tgt).fillna(True).to_numpy(dtype=bool)
+    t_ok = g["nlu_correct"].reindex(tgt).fillna(False).to_numpy(dtype=bool)
+    case = np.select([~same_goal, same_utt, t_fric, ~t_ok],
+                     ["goal_switch", "verbatim_repeat", "failed_follow_up", "silent_failure"],
+                     "true_rephrase")
+    return pairs.assign(case=case, positive=case == "true_rephrase")
+
+
+def gold_sources(turns: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
+    """Failed turns that a later turn of the same session rephrases successfully (gold).
+
+    A source failed visibly (gold ``friction``) or silently and the user noticed (gold
+    ``silent_failure`` and ``noticed``); a later turn of its session has the same goal, a
+    different corpus utterance, no friction and a correct NLU interpretation. Returns
+    ``turn_id`` and ``kind`` (``visible`` | ``silent_failure``)."""
+    t = turns[["turn_id", "session_pseudonym", "ts"]].merge(gold, on="turn_id")
+    noticed = t["noticed"] if "noticed" in t else False  # gold of older simulator versions lacks it
+    failed = t[t["friction"] | (t["silent_failure"] & noticed)]
+    good = t[~t["friction"] & t["nlu_correct"]]
+    m = failed.merge(good, on=["session_pseudonym", "goal_id"], suffixes=("", "_t"))
+    m = m[(m["ts_t"] > m["ts"]) & (m["utt_id_t"] != m["utt_id"])]
+    out = m.drop_duplicates("turn_id")
+    return pd.DataFrame({"turn_id": out["turn_id"],
+                         "kind": np.where(out["friction"], "visible", "silent_failure")})
+
+
+def pair_metrics(pairs: pd.DataFrame, turns: pd.DataFrame, gold: pd.DataFrame,
+                 thresholds=None) -> dict:
+    """Pair precision/recall overall, by gold case and by source kind, and the PR curve.
+
+    ``pairs``: the run's ``rephrase_pairs`` (all scored candidates). Precision = accepted
+    pairs that are true rephrases / accepted; recall = gold sources (:func:`gold_sources`)
+    with a true accepted pair / gold sources. ``by_case``: candidates and accepted per case
+    (recall of true rephrases, leak of the rest). ``pr_curve``: the pipeline's decision
+    (best eligible candidate per source, score ≥ t) replayed at each threshold."""
+    from mining.rephrase_model import best_candidates, pr_curve
+
+    cands = candidate_cases(pairs, gold)
+    acc = cands[cands["accepted"]]
+    src = gold_sources(turns, gold)
+    found = set(acc.loc[acc["positive"], "source_turn_id"])
+    by_case = {c: {"candidates": int((cands["case"] == c).sum()),
+                   "accepted": int((acc["case"] == c).sum())} for c in CASES}
+    by_kind = {}
+    for kind, ids in src.groupby("kind")["turn_id"]:
+        hit = len(found & set(ids))
+        by_kind[kind] = {"gold_sources": int(len(ids)), "found": hit, "recall": hit / len(ids)}
+    curve = []
+    if thresholds is not None and len(cands):
+        best = best_candidates(cands.assign(eligible=~cands["is_repeat"] & cands["target_succeeded"]))
+        curve = pr_curve(best, len(src), thresholds).round(4).to_dict("records")
+    return {"candidates": int(len(cands)), "accepted_pairs": int(len(acc)),
+            "pair_precision": float(acc["positive"].mean()) if len(acc) else 0.0,
+            "gold_sources": int(len(src)),
+            "pair_recall": len(found & set(src["turn_id"])) / len(src) if len(src) else 0.0,
+            "pairs_by_case": by_case, "recall_by_source_kind": by_kind, "pr_curve": curve}
 
 
 def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -129,7 +186,8 @@ def evaluate(gold_dir: str, out: str) -> dict:
     splits = pd.read_parquet(gold_dir / "splits.parquet")
     turns = _read(out / "turns", ["turn_id", "session_pseudonym", "ts", "text_norm", "utterance",
                                   "nlu_intent", "is_friction", "succeeded"])
-    pairs = _read(out / "rephrase_pairs", ["source_turn_id", "target_turn_id", "accepted"])
+    pairs = _read(out / "rephrase_pairs", ["source_turn_id", "target_turn_id", "accepted", "score",
+                                           "is_repeat", "target_succeeded", "turn_distance"])
     train = _read(out / "training_set")
     manifest = json.loads((out / "manifest.json").read_text())
     splits["text_norm"] = splits["text"].map(normalize)

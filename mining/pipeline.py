@@ -55,7 +55,12 @@ def detect_rephrases(spark, cfg) -> dict:
     stats = storage.write_parquet_stage(
         pairs, cfg.out, "rephrase_pairs",
         lambda p: {"candidates": p.count(), "accepted_pairs": p.where("accepted").count(),
-                   "by_decision": _counts(p, "decision"), "embedding": emb_stats})
+                   "by_decision": _counts(p, "decision"),
+                   "candidates_by_signal": _counts(p.select(F.explode("friction_signals").alias("s")), "s"),
+                   "accepted_by_signal": _counts(p.where("accepted")
+                                                 .select(F.explode("friction_signals").alias("s")), "s"),
+                   "model": cfg.rephrase.fitted.version, "threshold": cfg.rephrase.threshold,
+                   "embedding": emb_stats})
     candidates.unpersist()
     return {"validation": counts, "turns": turn_stats, "pairs": stats}
 

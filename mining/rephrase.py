@@ -1,18 +1,17 @@
 """Rephrase pairs: a friction turn, then a reformulation of the same goal that succeeds.
 
-Candidates: for every friction turn, the next 1..``max_turn_distance`` turns of the same
-session starting within ``max_gap_s`` seconds. Features per candidate:
+Candidates: for every friction turn (:mod:`mining.friction`), the next
+1..``rephrase.max_turn_distance`` turns of the same session that start within
+``rephrase.max_gap_s`` seconds. Turns are ordered by (ts, turn_id), so out-of-order and
+same-timestamp turns give the same candidates on every run. Features per candidate
+(:data:`mining.rephrase_model.FEATURES`): character n-gram similarity, token edit
+similarity, embedding cosine, length ratio, time gap, turn distance, interpretation change,
+whether the target succeeded, both NLU confidences and the friction signals that fired.
 
-- ``char_sim``: cosine of character 3-gram counts (script-agnostic, :mod:`mining.text`);
-- ``token_sim``: normalized Levenshtein similarity over tokens (rapidfuzz);
-- ``embedding_cos``: cosine of sentence embeddings (:mod:`mining.embedding`);
-- ``interpretation_changed``: the target's intent differs from the source's;
-- ``gap_norm``: gap_s / max_gap_s.
-
-Score = sigmoid(intercept + Σ wᵢ·featureᵢ) with ``rephrase.weights`` (a hand-set first
-version; issue 3 refits them on simulator gold). A source's accepted pair is its
-best-scoring candidate whose target succeeded, whose text differs (a verbatim repeat is
-friction evidence, never a label source), and whose score ≥ ``rephrase.threshold``.
+Score: the fitted logistic model of :mod:`mining.rephrase_model`. A source's accepted pair
+is its best-scoring candidate whose target succeeded, whose text differs (a verbatim repeat
+is friction evidence, counted, never a label source), and whose score ≥ the threshold.
+Every candidate is kept in the output with its ``decision``.
 """
 from __future__ import annotations
 
@@ -22,7 +21,8 @@ import pandas as pd
 from mining import text
 from mining.sessions import SESSION_KEYS, session_window
 
-TURN_FIELDS = ["turn_id", "ts", "utterance", "text_norm", "nlu_intent", "nlu_slots", "succeeded"]
+TURN_FIELDS = ["turn_id", "ts", "utterance", "text_norm", "nlu_intent", "nlu_slots", "nlu_confidence", "succeeded"]
+DECISIONS = ("accepted", "verbatim_repeat", "target_failed", "below_threshold", "not_best_candidate")
 
 
 def candidate_pairs(turns, cfg):
@@ -51,28 +51,25 @@ def lexical_features(source: pd.Series, target: pd.Series, n: int = 3) -> pd.Dat
     return pd.DataFrame({
         "char_sim": [text.char_sim(a, b, n) for a, b in zip(source, target)],
         "token_sim": [text.token_sim(a, b) for a, b in zip(source, target)],
-    }, index=source.index)
+    }, index=source.index, dtype=np.float64)
 
 
-def score(features: pd.DataFrame, weights: dict[str, float], intercept: float) -> np.ndarray:
-    """float64 (n,) scores in (0, 1): sigmoid(intercept + Σ weights[f]·features[f])."""
-    z = np.full(len(features), intercept, dtype=np.float64)
-    for name, weight in weights.items():
-        z += weight * features[name].astype(np.float64).to_numpy()
-    return 1.0 / (1.0 + np.exp(-z))
+SCORED_COLUMNS = ("char_sim", "token_sim", "length_ratio", "score")
 
 
-def features_udf(rc):
-    """mapInPandas function adding char_sim, token_sim and score to candidate batches
-    (which already carry embedding_cos, interpretation_changed and gap_s)."""
+def features_udf(char_ngram: int, model):
+    """mapInPandas function adding :data:`SCORED_COLUMNS` to candidate batches (which
+    already carry embedding_cos, interpretation_changed, gap_s and the turn columns)."""
+    from mining.rephrase_model import model_features
+
     def run(batches):
         for pdf in batches:
-            feats = lexical_features(pdf["source_text_norm"], pdf["target_text_norm"], rc.char_ngram)
-            feats["embedding_cos"] = pdf["embedding_cos"]
-            feats["interpretation_changed"] = pdf["interpretation_changed"].astype(np.float64)
-            feats["gap_norm"] = pdf["gap_s"] / rc.max_gap_s
-            feats["score"] = score(feats, rc.weights, rc.intercept)
-            yield pd.concat([pdf, feats[["char_sim", "token_sim", "score"]]], axis=1)
+            pdf = pd.concat([pdf, lexical_features(pdf["source_text_norm"], pdf["target_text_norm"],
+                                                   char_ngram)], axis=1)
+            feats = model_features(pdf)
+            pdf["length_ratio"] = feats["length_ratio"]
+            pdf["score"] = model.score(feats)
+            yield pdf
     return run
 
 
@@ -99,8 +96,8 @@ def score_pairs(pairs, embeddings, cfg):
     pairs = (pairs.withColumn("interpretation_changed", changed)
              .withColumn("is_repeat", F.col("source_text_norm") == F.col("target_text_norm")))
     out_schema = T.StructType(pairs.schema.fields + [
-        T.StructField(c, T.DoubleType()) for c in ("char_sim", "token_sim", "score")])
-    pairs = pairs.mapInPandas(features_udf(rc), out_schema)
+        T.StructField(c, T.DoubleType()) for c in SCORED_COLUMNS])
+    pairs = pairs.mapInPandas(features_udf(rc.char_ngram, rc.fitted), out_schema)
     eligible = ~F.col("is_repeat") & F.col("target_succeeded") & (F.col("score") >= rc.threshold)
     w = Window.partitionBy("source_turn_id").orderBy(F.desc("_eligible"), F.desc("score"), "turn_distance")
     pairs = pairs.withColumn("_eligible", eligible).withColumn("_rank", F.row_number().over(w))
@@ -120,7 +117,9 @@ def to_contract(pairs):
 
     from mining import schemas
 
-    renames = {"target_intent": F.col("target_nlu_intent"), "target_slots": F.col("target_nlu_slots")}
+    renames = {"target_intent": F.col("target_nlu_intent"), "target_slots": F.col("target_nlu_slots"),
+               "source_nlu_confidence": F.col("source_nlu_confidence"),
+               "target_nlu_confidence": F.col("target_nlu_confidence")}
     cols = []
     for field in schemas.spark_schema("rephrase_pairs", all_nullable=True):
         c = renames.get(field.name, F.col(field.name))

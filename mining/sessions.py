@@ -24,6 +24,19 @@ def normalize_udf():
     return _normalize
 
 
+def cue_udf(cues: dict[str, tuple[str, ...]]):
+    """Vectorized pandas UDF (locale, text_norm) → the correction cue the text starts with
+    (:func:`mining.text.leading_cue` with the locale language's cues) or null."""
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("string")
+    def _cue(locale: pd.Series, text_norm: pd.Series) -> pd.Series:
+        return pd.Series([text.leading_cue(t, cues.get(text.cue_language(loc), ()))
+                          for loc, t in zip(locale, text_norm)], index=text_norm.index, dtype=object)
+
+    return _cue
+
+
 def session_window():
     from pyspark.sql import Window
 
@@ -32,8 +45,9 @@ def session_window():
 
 def prepare_turns(accepted, cfg, key: bytes):
     """Accepted contract rows → turns: raw ``user_id``/``session_id`` replaced by keyed
-    pseudonyms, ``text_norm``, ``turn_index`` (0-based in session), ``friction_signals``,
-    ``is_friction`` and ``succeeded`` (SUCCESS, an intent, no friction signal)."""
+    pseudonyms, ``text_norm``, ``turn_index`` (0-based in session), ``friction_signals``
+    (:mod:`mining.friction`), ``is_friction`` and ``succeeded`` (SUCCESS, an intent, no
+    friction signal)."""
     from pyspark.sql import functions as F
 
     from mining.privacy import spark_pseudonymize
@@ -48,10 +62,15 @@ def prepare_turns(accepted, cfg, key: bytes):
     turns = (turns.withColumn("turn_index", F.row_number().over(w) - 1)
              .withColumn("next_text_norm", F.lead("text_norm", 1).over(w))
              .withColumn("next_ts", F.lead("ts", 1).over(w))
-             .withColumn("next_gap_s", gap)
-             .withColumn("friction_signals", friction.signals_expr(cfg))
+             .withColumn("next_gap_s", gap))
+    if cfg.friction.correction_cues:
+        turns = (turns.withColumn("_cue", cue_udf(cfg.friction.cues)(F.col("locale"), F.col("text_norm")))
+                 .withColumn("next_cue", F.lead("_cue", 1).over(w)).drop("_cue"))
+    else:
+        turns = turns.withColumn("next_cue", F.lit(None).cast("string"))
+    turns = (turns.withColumn("friction_signals", friction.signals_expr(cfg))
              .withColumn("is_friction", F.size("friction_signals") > 0)
              .withColumn("succeeded", (F.col("response_status") == "SUCCESS")
                          & F.col("nlu_intent").isNotNull() & ~F.col("is_friction"))
-             .drop("next_text_norm", "next_ts", "next_gap_s"))
+             .drop("next_text_norm", "next_ts", "next_gap_s", "next_cue"))
     return turns

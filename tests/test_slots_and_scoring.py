@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from mining.config import load_config
-from mining.rephrase import lexical_features, score
+from mining.rephrase import lexical_features
+from mining.rephrase_model import FEATURES
 from mining.slots import project_slots
 
 
@@ -21,14 +22,13 @@ def test_project_slots_orders_spans_and_never_overlaps():
     assert annot == "[a : play] [b : jazz]" and dropped == 1
 
 
-def test_score_is_the_configured_logistic_combination():
-    rc = load_config("l", "o").rephrase
-    feats = pd.DataFrame({"embedding_cos": [0.9, 0.1], "char_sim": [0.5, 0.0], "token_sim": [0.4, 0.0],
-                          "interpretation_changed": [1.0, 1.0], "gap_norm": [0.1, 0.5]})
-    s = score(feats, rc.weights, rc.intercept)
-    z0 = rc.intercept + sum(rc.weights[k] * feats[k][0] for k in rc.weights)
+def test_score_is_the_model_files_logistic_combination():
+    m = load_config("l", "o").rephrase.fitted
+    feats = pd.DataFrame({f: [0.5, 0.0] for f in FEATURES})
+    s = m.score(feats)
+    z0 = m.intercept + sum(m.weights[k] * 0.5 for k in m.weights)
     assert s[0] == pytest.approx(1 / (1 + np.exp(-z0)))
-    assert s[0] > rc.threshold > s[1]
+    assert s[1] == pytest.approx(1 / (1 + np.exp(-m.intercept)))
 
 
 def test_lexical_features_align_with_the_index():
