@@ -31,46 +31,56 @@ def _read(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     return ds.dataset(str(path), format="parquet", partitioning="hive").to_table(columns=columns).to_pandas()
 
 
-CASES = ("true_rephrase", "goal_switch", "verbatim_repeat", "failed_follow_up", "silent_failure")
+CASES = ("true_rephrase", "silent_failure", "goal_switch", "verbatim_repeat", "failed_follow_up")
+#: Cases that are rephrase pairs: the user said the same goal again in new words and the
+#: target looked successful to anyone watching. A ``silent_failure`` target carries a wrong
+#: interpretation nobody could see (label noise, left to aggregation across users).
+PAIR_CASES = ("true_rephrase", "silent_failure")
+
+
+def _target_failed(g: pd.DataFrame) -> pd.Series:
+    """Gold: the turn failed as the user saw it: friction, or a silent failure they noticed."""
+    noticed = g["noticed"] if "noticed" in g else False  # gold of older simulator versions lacks it
+    return g["friction"] | (g["silent_failure"] & noticed)
 
 
 def candidate_cases(pairs: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
     """Gold case of every scored candidate (``source_turn_id``, ``target_turn_id`` columns).
 
-    Adds ``case`` (one of :data:`CASES`) and ``positive`` (case == true_rephrase):
+    Adds ``case`` (one of :data:`CASES`), ``positive`` (a rephrase pair: case in
+    :data:`PAIR_CASES`) and ``label_clean`` (case == true_rephrase):
 
     - ``goal_switch``: the target pursues another gold goal;
     - ``verbatim_repeat``: same goal, same corpus utterance (a correction cue in front
       does not make it new wording);
-    - ``failed_follow_up``: same goal, new wording, but the target failed (gold friction);
+    - ``failed_follow_up``: same goal, new wording, but the target failed too (friction, or
+      a silent failure the user noticed and reacted to);
     - ``silent_failure``: same goal, new wording, the target looked successful but the NLU
-      was wrong: accepting it would pass on a wrong label;
+      was wrong and nobody noticed: a true rephrase that passes on a wrong label;
     - ``true_rephrase``: same goal, new wording, the target's interpretation is right.
     """
     g = gold.set_index("turn_id")
     src, tgt = pairs["source_turn_id"], pairs["target_turn_id"]
     same_goal = g["goal_id"].reindex(src).to_numpy() == g["goal_id"].reindex(tgt).to_numpy()
     same_utt = g["utt_id"].reindex(src).to_numpy() == g["utt_id"].reindex(tgt).to_numpy()
-    t_fric = g["friction"].reindex(tgt).fillna(True).to_numpy(dtype=bool)
+    t_failed = _target_failed(g).reindex(tgt).fillna(True).to_numpy(dtype=bool)
     t_ok = g["nlu_correct"].reindex(tgt).fillna(False).to_numpy(dtype=bool)
-    case = np.select([~same_goal, same_utt, t_fric, ~t_ok],
+    case = np.select([~same_goal, same_utt, t_failed, ~t_ok],
                      ["goal_switch", "verbatim_repeat", "failed_follow_up", "silent_failure"],
                      "true_rephrase")
-    return pairs.assign(case=case, positive=case == "true_rephrase")
+    return pairs.assign(case=case, positive=np.isin(case, PAIR_CASES), label_clean=case == "true_rephrase")
 
 
 def gold_sources(turns: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
-    """Failed turns that a later turn of the same session rephrases successfully (gold).
+    """Failed turns that a later turn of the same session rephrases (gold).
 
-    A source failed visibly (gold ``friction``) or silently and the user noticed (gold
-    ``silent_failure`` and ``noticed``); a later turn of its session has the same goal, a
-    different corpus utterance, no friction and a correct NLU interpretation. Returns
-    ``turn_id`` and ``kind`` (``visible`` | ``silent_failure``)."""
+    A source failed visibly (gold ``friction``) or silently and the user noticed; a later
+    turn of its session has the same goal, a different corpus utterance and did not fail as
+    the user saw it. Returns ``turn_id`` and ``kind`` (``visible`` | ``silent_failure``)."""
     t = turns[["turn_id", "session_pseudonym", "ts"]].merge(gold, on="turn_id")
-    noticed = t["noticed"] if "noticed" in t else False  # gold of older simulator versions lacks it
-    failed = t[t["friction"] | (t["silent_failure"] & noticed)]
-    good = t[~t["friction"] & t["nlu_correct"]]
-    m = failed.merge(good, on=["session_pseudonym", "goal_id"], suffixes=("", "_t"))
+    failed_mask = _target_failed(t)
+    failed, ok = t[failed_mask], t[~failed_mask]
+    m = failed.merge(ok, on=["session_pseudonym", "goal_id"], suffixes=("", "_t"))
     m = m[(m["ts_t"] > m["ts"]) & (m["utt_id_t"] != m["utt_id"])]
     out = m.drop_duplicates("turn_id")
     return pd.DataFrame({"turn_id": out["turn_id"],
@@ -82,7 +92,8 @@ def pair_metrics(pairs: pd.DataFrame, turns: pd.DataFrame, gold: pd.DataFrame,
     """Pair precision/recall overall, by gold case and by source kind, and the PR curve.
 
     ``pairs``: the run's ``rephrase_pairs`` (all scored candidates). Precision = accepted
-    pairs that are true rephrases / accepted; recall = gold sources (:func:`gold_sources`)
+    pairs that are rephrase pairs (:data:`PAIR_CASES`) / accepted; ``label_clean_share`` =
+    accepted true rephrases / accepted (silent-failure targets excluded); recall = gold sources (:func:`gold_sources`)
     with a true accepted pair / gold sources. ``by_case``: candidates and accepted per case
     (recall of true rephrases, leak of the rest). ``pr_curve``: the pipeline's decision
     (best eligible candidate per source, score ≥ t) replayed at each threshold."""
@@ -104,6 +115,7 @@ def pair_metrics(pairs: pd.DataFrame, turns: pd.DataFrame, gold: pd.DataFrame,
         curve = pr_curve(best, len(src), thresholds).round(4).to_dict("records")
     return {"candidates": int(len(cands)), "accepted_pairs": int(len(acc)),
             "pair_precision": float(acc["positive"].mean()) if len(acc) else 0.0,
+            "label_clean_share": float(acc["label_clean"].mean()) if len(acc) else 0.0,
             "gold_sources": int(len(src)),
             "pair_recall": len(found & set(src["turn_id"])) / len(src) if len(src) else 0.0,
             "pairs_by_case": by_case, "recall_by_source_kind": by_kind, "pr_curve": curve}
@@ -214,6 +226,7 @@ def format_table(r: dict) -> str:
         ("dataset version", r["dataset_version"]), ("turns", r["turns"]),
         ("friction turns", r["friction_turns"]), ("accepted rephrase pairs", r["accepted_pairs"]),
         ("pair precision", f"{r['pair_precision']:.3f}"), ("pair recall", f"{r['pair_recall']:.3f}"),
+        ("  accepted pairs with a right target label", f"{r['label_clean_share']:.3f}"),
         ("labels exported", r["labels"]), ("label precision", f"{r['label_precision']:.3f}"),
         ("label precision @conf>=0.9", f"{r['label_precision_conf90']:.3f} ({r['labels_conf90']} labels)"),
         *[(f"  {ev} labels / precision", f"{v['labels']} / {v['precision']:.3f}")

@@ -20,6 +20,10 @@ in ``friction_signals`` on every turn and every candidate pair:
   cue of the locale's language ("no", "I said", "nein", "違う"; ``[friction.cues]``,
   ``friction.correction_cues``).
 
+A turn with any signal is *friction* (a candidate source). A turn *succeeded* (a usable
+target) when it is a SUCCESS with an intent and no :data:`FAILURE_SIGNALS`: low confidence
+alone makes a turn suspect, not failed, since the user accepted the response.
+
 The last three look at the next turn, so :func:`signals_expr` needs the ``next_*`` columns
 that :func:`mining.sessions.prepare_turns` adds.
 """
@@ -28,6 +32,10 @@ from __future__ import annotations
 SIGNALS: tuple[str, ...] = (
     "status_error", "status_unhandled", "barge_in", "low_nlu_confidence", "low_asr_confidence",
     "no_intent", "short_dwell", "followed_by_repeat", "correction_cue")
+
+
+#: Signals that say the user did not get what they asked for (all but the confidence ones).
+FAILURE_SIGNALS: tuple[str, ...] = tuple(s for s in SIGNALS if s not in ("low_nlu_confidence", "low_asr_confidence"))
 
 
 def signals_expr(cfg):

@@ -48,10 +48,12 @@ def detect_rephrases(spark, cfg) -> dict:
                    "by_signal": _counts(t.select(F.explode("friction_signals").alias("signal")), "signal")})
     turns = spark.read.parquet(str(Path(cfg.out) / "turns"))
     candidates = rephrase.candidate_pairs(turns, cfg).cache()
-    texts = (candidates.select(F.col("source_text_norm").alias("text_norm"))
-             .union(candidates.select(F.col("target_text_norm").alias("text_norm"))))
-    emb, emb_stats = embedding.ensure_embeddings(spark, texts, cfg, uuid.uuid4().hex[:12])
-    pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg))
+    # every distinct text of the night is embedded here (the cache makes embed_utterances
+    # a lookup): the intent centroids need the successful turns', the features the pairs'
+    emb, emb_stats = embedding.ensure_embeddings(spark, turns.select("text_norm"), cfg, uuid.uuid4().hex[:12])
+    emb = emb.cache()
+    centroids = rephrase.intent_centroids(turns, emb)
+    pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg, centroids))
     stats = storage.write_parquet_stage(
         pairs, cfg.out, "rephrase_pairs",
         lambda p: {"candidates": p.count(), "accepted_pairs": p.where("accepted").count(),
@@ -62,6 +64,7 @@ def detect_rephrases(spark, cfg) -> dict:
                    "model": cfg.rephrase.fitted.version, "threshold": cfg.rephrase.threshold,
                    "embedding": emb_stats})
     candidates.unpersist()
+    emb.unpersist()
     return {"validation": counts, "turns": turn_stats, "pairs": stats}
 
 

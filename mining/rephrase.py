@@ -6,7 +6,9 @@ Candidates: for every friction turn (:mod:`mining.friction`), the next
 same-timestamp turns give the same candidates on every run. Features per candidate
 (:data:`mining.rephrase_model.FEATURES`): character n-gram similarity, token edit
 similarity, embedding cosine, length ratio, time gap, turn distance, interpretation change,
-whether the target succeeded, both NLU confidences and the friction signals that fired.
+whether the target succeeded, both NLU confidences, the friction signals that fired, and
+how well the source words fit the target's interpretation (:func:`intent_fit_features`:
+cosine to the centroid of that intent's successful requests in the same logs).
 
 Score: the fitted logistic model of :mod:`mining.rephrase_model`. A source's accepted pair
 is its best-scoring candidate whose target succeeded, whose text differs (a verbatim repeat
@@ -54,18 +56,82 @@ def lexical_features(source: pd.Series, target: pd.Series, n: int = 3) -> pd.Dat
     }, index=source.index, dtype=np.float64)
 
 
-SCORED_COLUMNS = ("char_sim", "token_sim", "length_ratio", "score")
+SCORED_COLUMNS = ("char_sim", "token_sim", "length_ratio", "intent_fit", "intent_fit_margin",
+                  "intent_fit_log_rank", "score")
 
 
-def features_udf(char_ngram: int, model):
+def intent_centroids(turns, embeddings) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Per locale: (intents, float32 (n_intents, dim) L2-normalized centroids) of the
+    embeddings of successful turns by their NLU intent, each text weighted by its turns.
+
+    A nearest-centroid ("Rocchio") model of what each intent's successful requests look
+    like in this night's logs, built without any gold. Computed per (locale, intent) group
+    in Spark; only the centroids (locales × intents × dim) reach the driver."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    counts = (turns.where("succeeded").groupBy("locale", "nlu_intent", "text_norm").count()
+              .join(embeddings.select("text_norm", "embedding"), "text_norm"))
+
+    def centroid(pdf: pd.DataFrame) -> pd.DataFrame:
+        vec = np.stack(pdf["embedding"].to_numpy()).astype(np.float64)
+        c = (vec * pdf["count"].to_numpy()[:, None]).sum(axis=0)
+        c /= max(np.linalg.norm(c), 1e-12)
+        return pd.DataFrame({"locale": [pdf["locale"].iloc[0]], "nlu_intent": [pdf["nlu_intent"].iloc[0]],
+                             "centroid": [c.astype(np.float32)]})
+
+    schema = T.StructType([T.StructField("locale", T.StringType()), T.StructField("nlu_intent", T.StringType()),
+                           T.StructField("centroid", T.ArrayType(T.FloatType()))])
+    rows = (counts.groupBy("locale", "nlu_intent").applyInPandas(centroid, schema)
+            .orderBy("locale", "nlu_intent").collect())
+    out: dict[str, tuple[list[str], np.ndarray]] = {}
+    for locale in sorted({r["locale"] for r in rows}):
+        sel = [r for r in rows if r["locale"] == locale]
+        out[locale] = ([r["nlu_intent"] for r in sel], np.array([r["centroid"] for r in sel], dtype=np.float32))
+    return out
+
+
+def intent_fit_features(locales, source_emb, target_intents, centroids) -> pd.DataFrame:
+    """How well the source words fit the target's interpretation, per candidate:
+
+    - ``intent_fit``: cosine of the source embedding and the target intent's centroid, -1..1;
+    - ``intent_fit_margin``: intent_fit − the best cosine to any other intent of the locale
+      (> 0: the source looks most like the target intent), -2..2;
+    - ``intent_fit_log_rank``: ln(1 + number of intents closer to the source than the
+      target intent), 0..ln(1 + n_intents).
+
+    A target intent without a centroid (or a source without an embedding) gets the
+    uninformative worst case: fit 0, margin −1, rank = all intents. Inputs are aligned
+    sequences; returns float64 columns on a RangeIndex."""
+    n = len(target_intents)
+    fit, margin, rank = np.zeros(n), np.full(n, -1.0), np.zeros(n)
+    for i, (loc, emb, intent) in enumerate(zip(locales, source_emb, target_intents)):
+        names, mat = centroids.get(loc, ([], None))
+        rank[i] = np.log1p(len(names))
+        if mat is None or emb is None or intent not in names:
+            continue
+        sims = mat @ np.asarray(emb, dtype=np.float32)
+        k = names.index(intent)
+        fit[i] = float(sims[k])
+        others = np.delete(sims, k)
+        margin[i] = float(sims[k] - others.max()) if len(others) else 1.0
+        rank[i] = np.log1p(int((others > sims[k]).sum()))
+    return pd.DataFrame({"intent_fit": fit, "intent_fit_margin": margin, "intent_fit_log_rank": rank})
+
+
+def features_udf(char_ngram: int, model, centroids):
     """mapInPandas function adding :data:`SCORED_COLUMNS` to candidate batches (which
-    already carry embedding_cos, interpretation_changed, gap_s and the turn columns)."""
+    carry embedding_cos, interpretation_changed, gap_s, the turn columns and ``_se``, the
+    source embedding, dropped here)."""
     from mining.rephrase_model import model_features
 
     def run(batches):
         for pdf in batches:
-            pdf = pd.concat([pdf, lexical_features(pdf["source_text_norm"], pdf["target_text_norm"],
-                                                   char_ngram)], axis=1)
+            pdf = pdf.reset_index(drop=True)
+            fit = intent_fit_features(pdf["locale"], pdf["_se"], pdf["target_nlu_intent"], centroids)
+            pdf = pd.concat([pdf.drop(columns="_se"), fit,
+                             lexical_features(pdf["source_text_norm"], pdf["target_text_norm"], char_ngram)],
+                            axis=1)
             feats = model_features(pdf)
             pdf["length_ratio"] = feats["length_ratio"]
             pdf["score"] = model.score(feats)
@@ -73,10 +139,11 @@ def features_udf(char_ngram: int, model):
     return run
 
 
-def score_pairs(pairs, embeddings, cfg):
+def score_pairs(pairs, embeddings, cfg, centroids):
     """Add features, ``score``, ``is_repeat``, ``decision`` and ``accepted`` to candidates.
 
-    ``embeddings``: DataFrame[text_norm, embedding]. Decisions: ``verbatim_repeat``,
+    ``embeddings``: DataFrame[text_norm, embedding] covering the candidates' texts;
+    ``centroids``: :func:`intent_centroids`. Decisions: ``verbatim_repeat``,
     ``target_failed``, ``below_threshold``, ``not_best_candidate``, ``accepted``."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -91,15 +158,17 @@ def score_pairs(pairs, embeddings, cfg):
              .join(emb.withColumnRenamed("text_norm", "target_text_norm")
                    .withColumnRenamed("embedding", "_te"), "target_text_norm", "left")
              .withColumn("embedding_cos", F.coalesce(cosine_expr("_se", "_te"), F.lit(0.0)))
-             .drop("_se", "_te"))
+             .drop("_te"))
     changed = ~F.coalesce(F.col("source_nlu_intent") == F.col("target_nlu_intent"), F.lit(False))
     pairs = (pairs.withColumn("interpretation_changed", changed)
              .withColumn("is_repeat", F.col("source_text_norm") == F.col("target_text_norm")))
-    out_schema = T.StructType(pairs.schema.fields + [
+    out_schema = T.StructType([f for f in pairs.schema.fields if f.name != "_se"] + [
         T.StructField(c, T.DoubleType()) for c in SCORED_COLUMNS])
-    pairs = pairs.mapInPandas(features_udf(rc.char_ngram, rc.fitted), out_schema)
+    pairs = pairs.mapInPandas(features_udf(rc.char_ngram, rc.fitted, centroids), out_schema)
     eligible = ~F.col("is_repeat") & F.col("target_succeeded") & (F.col("score") >= rc.threshold)
-    w = Window.partitionBy("source_turn_id").orderBy(F.desc("_eligible"), F.desc("score"), "turn_distance")
+    # ties on score → the nearer turn, then the turn id: the same pair on every run
+    w = Window.partitionBy("source_turn_id").orderBy(F.desc("_eligible"), F.desc("score"), "turn_distance",
+                                                     "target_turn_id")
     pairs = pairs.withColumn("_eligible", eligible).withColumn("_rank", F.row_number().over(w))
     decision = (F.when(F.col("is_repeat"), "verbatim_repeat")
                 .when(~F.col("target_succeeded"), "target_failed")

@@ -45,6 +45,9 @@ FEATURES: tuple[str, ...] = (
     "target_succeeded",        # target turn: SUCCESS, an intent, no friction signal, 0/1
     "source_nlu_confidence",   # 0..1, null → 0
     "target_nlu_confidence",   # 0..1, null → 0
+    "intent_fit",              # cosine of source embedding and target intent's centroid, -1..1
+    "intent_fit_margin",       # intent_fit − best other intent's cosine, -2..2
+    "intent_fit_log_rank",     # ln(1 + intents closer to the source than the target's)
     *(f"signal_{s}" for s in SIGNALS),  # friction signal fired on the source turn, 0/1
 )
 
@@ -55,7 +58,8 @@ def model_features(pdf: pd.DataFrame) -> pd.DataFrame:
     Needs ``char_sim``, ``token_sim``, ``embedding_cos``, ``source_text_norm``,
     ``target_text_norm``, ``gap_s`` (seconds ≥ 0), ``turn_distance``,
     ``interpretation_changed``, ``target_succeeded``, ``source_nlu_confidence``,
-    ``target_nlu_confidence`` and ``friction_signals`` (sequence of signal names)."""
+    ``target_nlu_confidence``, ``intent_fit``, ``intent_fit_margin``,
+    ``intent_fit_log_rank`` and ``friction_signals`` (sequence of signal names)."""
     ls = pdf["source_text_norm"].str.len().to_numpy(dtype=np.float64)
     lt = pdf["target_text_norm"].str.len().to_numpy(dtype=np.float64)
     longer = np.maximum(np.maximum(ls, lt), 1.0)
@@ -70,6 +74,7 @@ def model_features(pdf: pd.DataFrame) -> pd.DataFrame:
         "target_succeeded": pdf["target_succeeded"].astype(np.float64),
         "source_nlu_confidence": pdf["source_nlu_confidence"].astype(np.float64).fillna(0.0),
         "target_nlu_confidence": pdf["target_nlu_confidence"].astype(np.float64).fillna(0.0),
+        **{f: pdf[f].astype(np.float64) for f in ("intent_fit", "intent_fit_margin", "intent_fit_log_rank")},
     }
     fired = [set(s) if s is not None else set() for s in pdf["friction_signals"]]
     for s in SIGNALS:

@@ -46,8 +46,8 @@ def session_window():
 def prepare_turns(accepted, cfg, key: bytes):
     """Accepted contract rows → turns: raw ``user_id``/``session_id`` replaced by keyed
     pseudonyms, ``text_norm``, ``turn_index`` (0-based in session), ``friction_signals``
-    (:mod:`mining.friction`), ``is_friction`` and ``succeeded`` (SUCCESS, an intent, no
-    friction signal)."""
+    (:mod:`mining.friction`), ``is_friction`` (any signal) and ``succeeded`` (SUCCESS, an
+    intent, none of :data:`mining.friction.FAILURE_SIGNALS`)."""
     from pyspark.sql import functions as F
 
     from mining.privacy import spark_pseudonymize
@@ -71,6 +71,8 @@ def prepare_turns(accepted, cfg, key: bytes):
     turns = (turns.withColumn("friction_signals", friction.signals_expr(cfg))
              .withColumn("is_friction", F.size("friction_signals") > 0)
              .withColumn("succeeded", (F.col("response_status") == "SUCCESS")
-                         & F.col("nlu_intent").isNotNull() & ~F.col("is_friction"))
+                         & F.col("nlu_intent").isNotNull()
+                         & ~F.arrays_overlap("friction_signals",
+                                             F.array(*[F.lit(x) for x in friction.FAILURE_SIGNALS])))
              .drop("next_text_norm", "next_ts", "next_gap_s", "next_cue"))
     return turns

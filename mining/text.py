@@ -156,9 +156,17 @@ def char_ngrams(text: str, n: int = 3) -> Counter:
 
 
 def char_sim(a: str, b: str, n: int = 3) -> float:
-    """Cosine similarity of character n-gram count vectors, in [0, 1]; 0 if either is empty."""
+    """Cosine similarity of character n-gram count vectors, in [0, 1]; 0 if either is empty.
+
+    When either text has a character of a script written without spaces (Han, kana, Thai…)
+    ``n`` is capped at 2: a CJK character carries about as much as a short word, so
+    character bigrams are the usual unit there (Kwok, "Comparing representations in
+    Chinese information retrieval", SIGIR 1997); trigrams of short Japanese requests that
+    mean the same often share none."""
     if not a or not b:
         return 0.0
+    if n > 2 and any(is_no_space_char(ch) for ch in a + b):
+        n = 2
     ca, cb = char_ngrams(a, n), char_ngrams(b, n)
     dot = sum(v * cb.get(g, 0) for g, v in ca.items())
     norm = math.sqrt(sum(v * v for v in ca.values()) * sum(v * v for v in cb.values()))

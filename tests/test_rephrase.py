@@ -14,7 +14,7 @@ import pytest
 
 from mining.config import load_config
 from mining.evaluation import candidate_cases
-from mining.friction import SIGNALS
+from mining.friction import FAILURE_SIGNALS, SIGNALS
 from mining.rephrase_model import (FEATURES, RephraseModel, best_candidates, choose_threshold, fit_model,
                                    load_model, model_features, pr_curve, save_model)
 
@@ -72,7 +72,9 @@ def test_each_friction_signal_fires_alone(spark, signal):
     fired = list(t.loc["a", "friction_signals"])
     expected = {"status_unhandled": ["status_unhandled", "no_intent"]}.get(signal, [signal])
     assert fired == expected
-    assert t.loc["a", "is_friction"] and not t.loc["a", "succeeded"]
+    assert t.loc["a", "is_friction"]
+    # low confidence makes a turn suspect (a candidate source), not failed (a usable target)
+    assert t.loc["a", "succeeded"] == (signal in ("low_nlu_confidence", "low_asr_confidence"))
 
 
 def test_clean_session_has_no_friction(spark):
@@ -134,7 +136,8 @@ def scored(spark, rows, c=None, embeddings=None):
     emb = embeddings or {t: [1.0, 0.0] for t in texts}
     emb_df = spark.createDataFrame([(t, [float(x) for x in emb[t]]) for t in texts],
                                    "text_norm string, embedding array<float>")
-    pairs = rephrase.score_pairs(rephrase.candidate_pairs(turns, c), emb_df, c)
+    centroids = rephrase.intent_centroids(turns, emb_df)
+    pairs = rephrase.score_pairs(rephrase.candidate_pairs(turns, c), emb_df, c, centroids)
     return rephrase.to_contract(pairs).toPandas()
 
 
@@ -193,7 +196,7 @@ def test_shuffled_and_same_timestamp_input_gives_identical_pairs(spark):
 
 
 @pytest.mark.parametrize("locale, fail, rephrase, other", [
-    ("ja-JP", "リビングの電気をつけて", "リビングの電気をオンにして", "今日の天気は"),
+    ("ja-JP", "電気をつけて", "照明をオンにして", "今日の天気は"),
     ("th-TH", "เปิดไฟในห้องนอน", "เปิดไฟห้องนอนหน่อย", "อากาศวันนี้เป็นอย่างไร"),
     ("ar-SA", "شغل الضوء في المطبخ", "شغل ضوء المطبخ", "ما هو الطقس اليوم"),
     ("de-DE", "Schalte das Licht in der Küche ein", "Mach das Küchenlicht an", "Wie ist das Wetter heute"),
@@ -208,6 +211,21 @@ def test_lexical_features_separate_rephrase_from_switch_in_every_script(spark, l
     assert 0 < p.loc["b", "length_ratio"] <= 1
 
 
+def test_intent_fit_features_rank_the_target_intent():
+    from mining.rephrase import intent_fit_features
+
+    centroids = {"en-US": (["alarm_set", "weather_query"], np.array([[1, 0], [0, 1]], dtype=np.float32))}
+    f = intent_fit_features(["en-US", "en-US", "en-US", "de-DE"],
+                            [np.array([0.8, 0.6]), np.array([0.8, 0.6]), None, np.array([1.0, 0.0])],
+                            ["alarm_set", "weather_query", "alarm_set", "alarm_set"], centroids)
+    assert f.loc[0, "intent_fit"] == pytest.approx(0.8) and f.loc[0, "intent_fit_margin"] == pytest.approx(0.2)
+    assert f.loc[0, "intent_fit_log_rank"] == 0.0
+    assert f.loc[1, "intent_fit_margin"] == pytest.approx(-0.2) and f.loc[1, "intent_fit_log_rank"] == pytest.approx(np.log(2))
+    assert f.loc[2, "intent_fit"] == 0.0 and f.loc[2, "intent_fit_margin"] == -1.0   # no source embedding
+    assert f.loc[3, "intent_fit"] == 0.0                                              # locale without centroids
+    assert set(FAILURE_SIGNALS) == set(SIGNALS) - {"low_nlu_confidence", "low_asr_confidence"}
+
+
 # --------------------------------------------------------------------------- gold cases
 
 def test_candidate_cases_cover_every_case():
@@ -216,13 +234,16 @@ def test_candidate_cases_cover_every_case():
         "goal_id": ["g1", "g2", "g1", "g1", "g1", "g1"],
         "utt_id": ["u1", "u9", "u1", "u2", "u3", "u4"],
         "friction": [True, False, True, True, False, False],
+        "silent_failure": [False, False, False, False, True, False],
+        "noticed": [False, False, False, False, False, False],
         "nlu_correct": [False, True, False, False, False, True],
     })
     pairs = pd.DataFrame({"source_turn_id": ["s"] * 5, "target_turn_id": ["sw", "rp", "ff", "sf", "ok"]})
     c = candidate_cases(pairs, gold).set_index("target_turn_id")
     assert list(c["case"]) == ["goal_switch", "verbatim_repeat", "failed_follow_up", "silent_failure",
                                "true_rephrase"]
-    assert list(c["positive"]) == [False, False, False, False, True]
+    assert list(c["positive"]) == [False, False, False, True, True]      # a silent failure is a rephrase pair
+    assert list(c["label_clean"]) == [False, False, False, False, True]  # ... with a wrong label
 
 
 # --------------------------------------------------------------------------- model
@@ -237,7 +258,8 @@ def synthetic_candidates(n=4000, seed=0):
         "char_sim": cs, "token_sim": cs / 2, "embedding_cos": np.where(pos, 0.7, 0.1) + rng.normal(0, 0.1, n),
         "gap_s": np.where(pos, 4.0, 20.0), "turn_distance": 1, "interpretation_changed": True,
         "target_succeeded": True, "eligible": True, "source_nlu_confidence": 0.2,
-        "target_nlu_confidence": 0.9, "friction_signals": [["status_error"]] * n, "positive": pos})
+        "target_nlu_confidence": 0.9, "intent_fit": np.where(pos, 0.5, 0.1), "intent_fit_margin": 0.0,
+        "intent_fit_log_rank": 0.0, "friction_signals": [["status_error"]] * n, "positive": pos})
 
 
 def test_fit_model_learns_the_direction_and_round_trips(tmp_path):

@@ -168,3 +168,10 @@ def test_leading_cue_on_real_sentences(language):
 ])
 def test_leading_cue_boundaries(text, cues, expected):
     assert leading_cue(text, cues) == expected
+
+
+def test_char_sim_uses_bigrams_for_no_space_scripts():
+    # trigrams of these two Japanese requests (same intent) share nothing; bigrams share を/て
+    assert char_sim("電気をつけて", "照明をオンにして") > 0.1
+    assert char_sim("電気をつけて", "今日の天気は") == 0.0
+    assert char_sim("wake me up", "wake me up", 3) == pytest.approx(1.0)
