@@ -42,3 +42,21 @@ def test_commit_replaces_a_previous_output(tmp_path):
         storage.commit(staging, final)
     assert (final / "f.txt").read_text() == "new"
     assert not any(p.name.startswith("old-") for p in (final.parent / ".staging").iterdir())
+
+
+def test_cue_lists_are_open_per_language_and_normalized():
+    cfg = load_config("l", "o", overrides={"friction": {"cues": {"pl": ["Nie", "Powiedziałem"], "en": ["No way"]}}})
+    assert cfg.friction.cues["pl"] == ("nie", "powiedziałem")
+    assert cfg.friction.cues["en"] == ("no way",) and "de" in cfg.friction.cues
+
+
+def test_rephrase_model_file_and_threshold_override(tmp_path):
+    from mining.rephrase_model import RephraseModel, save_model
+
+    save_model(RephraseModel(version="t", intercept=0.0, weights={"char_sim": 1.0}, threshold=0.4),
+               tmp_path / "m.toml")
+    cfg = load_config("l", "o", overrides={"rephrase": {"model": str(tmp_path / "m.toml")}})
+    assert cfg.rephrase.fitted.version == "t" and cfg.rephrase.threshold == 0.4
+    assert '"version": "t"' in cfg.to_json()   # the model is part of the version hash input
+    with pytest.raises(FileNotFoundError):
+        load_config("l", "o", overrides={"rephrase": {"model": str(tmp_path / "missing.toml")}})
