@@ -53,7 +53,7 @@ BASE_SPARK_CONF: dict[str, str] = {
     "spark.executor.memory": "2g",
     "spark.executor.cores": "2",
     "spark.cores.max": "4",
-    "spark.sql.shuffle.partitions": "16",
+    "spark.sql.shuffle.partitions": "64",  # adaptive execution coalesces small partitions
     "spark.sql.session.timeZone": "UTC",
     "spark.pyspark.python": MINING_PYTHON,
     "spark.pyspark.driver.python": MINING_PYTHON,
