@@ -203,8 +203,12 @@ def evaluate(gold_dir: str, out: str) -> dict:
     train = _read(out / "training_set")
     manifest = json.loads((out / "manifest.json").read_text())
     splits["text_norm"] = splits["text"].map(normalize)
-    gold_intents = splits.groupby("text_norm")["intent"].agg(set).to_dict()
     g = gold.merge(turns[["turn_id", "text_norm"]], on="turn_id")
+    # gold intents of a text: the corpus's, and those of every logged turn that said it
+    # (a logged text can differ from the corpus text, e.g. a correction cue in front)
+    gold_intents = (pd.concat([splits[["text_norm", "intent"]],
+                               g[["text_norm", "gold_intent"]].rename(columns={"gold_intent": "intent"})])
+                    .groupby("text_norm")["intent"].agg(set).to_dict())
     wrong = g[~g["nlu_correct"]].drop_duplicates("text_norm")
     oracle = pd.DataFrame({"text": wrong["text_norm"], "intent": wrong["gold_intent"]})
     labels = label_metrics(train, gold_intents)
