@@ -188,6 +188,15 @@ def retraining(splits: pd.DataFrame, mined: pd.DataFrame, oracle: pd.DataFrame) 
             "mined_examples": int(len(mined)), "oracle_examples": int(len(oracle))}
 
 
+def gold_intents_by_text(splits: pd.DataFrame, gold_turns: pd.DataFrame) -> dict[str, set]:
+    """Normalized text → its gold intents: the corpus's (``splits``: text_norm, intent) and
+    those of every logged turn that said it (``gold_turns``: text_norm, gold_intent). A
+    logged text can differ from its corpus text, e.g. with a correction cue in front."""
+    both = pd.concat([splits[["text_norm", "intent"]],
+                      gold_turns[["text_norm", "gold_intent"]].rename(columns={"gold_intent": "intent"})])
+    return both.groupby("text_norm")["intent"].agg(set).to_dict()
+
+
 def evaluate(gold_dir: str, out: str) -> dict:
     """Every figure above as a dict (JSON-serializable). The naive rule reads the run's
     validated ``turns/``, so the miner and the baseline see the same rows.
@@ -204,11 +213,7 @@ def evaluate(gold_dir: str, out: str) -> dict:
     manifest = json.loads((out / "manifest.json").read_text())
     splits["text_norm"] = splits["text"].map(normalize)
     g = gold.merge(turns[["turn_id", "text_norm"]], on="turn_id")
-    # gold intents of a text: the corpus's, and those of every logged turn that said it
-    # (a logged text can differ from the corpus text, e.g. a correction cue in front)
-    gold_intents = (pd.concat([splits[["text_norm", "intent"]],
-                               g[["text_norm", "gold_intent"]].rename(columns={"gold_intent": "intent"})])
-                    .groupby("text_norm")["intent"].agg(set).to_dict())
+    gold_intents = gold_intents_by_text(splits, g)
     wrong = g[~g["nlu_correct"]].drop_duplicates("text_norm")
     oracle = pd.DataFrame({"text": wrong["text_norm"], "intent": wrong["gold_intent"]})
     labels = label_metrics(train, gold_intents)

@@ -307,3 +307,17 @@ def test_best_candidate_prefers_score_then_nearer_turn():
     c = pd.DataFrame({"source_turn_id": ["s", "s", "s"], "target_turn_id": ["a", "b", "c"],
                       "score": [0.5, 0.9, 0.9], "turn_distance": [1, 3, 2], "eligible": [True, True, True]})
     assert best_candidates(c)["target_turn_id"].tolist() == ["c"]
+
+
+def test_gold_intents_cover_logged_texts_that_are_not_corpus_texts():
+    from mining.evaluation import gold_intents_by_text, label_metrics
+
+    splits = pd.DataFrame({"text_norm": ["wake me up"], "intent": ["alarm_set"]})
+    logged = pd.DataFrame({"text_norm": ["no i said wake me up", "wake me up"],
+                           "gold_intent": ["alarm_set", "alarm_set"]})
+    gi = gold_intents_by_text(splits, logged)
+    assert gi == {"wake me up": {"alarm_set"}, "no i said wake me up": {"alarm_set"}}
+    train = pd.DataFrame({"utterance": ["No, I said wake me up", "wake me up"], "intent": ["alarm_set", "timer"],
+                          "confidence": [0.9, 0.9], "evidence": ["variant", "rephrase"]})
+    m = label_metrics(train, gi)
+    assert m["label_precision"] == 0.5 and m["by_evidence"]["variant"]["precision"] == 1.0
