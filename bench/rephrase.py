@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from mining.evaluation import candidate_cases, pair_metrics  # noqa: E402
 from mining.rephrase_fit import FIT_SEED, simulate_and_detect  # noqa: E402
-from mining.rephrase_model import best_candidates, load_model, model_features  # noqa: E402
+from mining.rephrase_model import best_candidates, load_model, model_features, pr_curve  # noqa: E402
 
 EVAL_SEEDS = {"hwu64": 7, "slurp": 5}
 assert FIT_SEED not in EVAL_SEEDS.values()
@@ -42,13 +42,9 @@ CURVE = [round(t, 2) for t in np.arange(0.05, 1.0, 0.05)]
 
 def replay(pairs: pd.DataFrame, gold: pd.DataFrame, n_gold: int, score, threshold: float) -> dict:
     """Precision/recall of the pipeline's decision rule with another ``score`` per candidate."""
-    c = candidate_cases(pairs, gold)
-    c = c.assign(score=score, eligible=~c["is_repeat"] & c["target_succeeded"])
-    best = best_candidates(c)
-    acc = best[best["score"] >= threshold]
-    tp = int(acc["positive"].sum())
-    return {"accepted": int(len(acc)), "precision": tp / len(acc) if len(acc) else 0.0,
-            "recall": tp / n_gold if n_gold else 0.0}
+    best = best_candidates(candidate_cases(pairs, gold).assign(score=score))
+    op = pr_curve(best, n_gold, [threshold]).iloc[0]
+    return {"accepted": int(op["accepted"]), "precision": float(op["precision"]), "recall": float(op["recall"])}
 
 
 def quality(turns: int, work: Path) -> dict:

@@ -75,6 +75,7 @@ class RephraseConfig:
     char_ngram: int
     model: str
     threshold: float | None = None
+    fitted: Any = field(init=False, repr=False, compare=False)  # the loaded RephraseModel
 
     def __post_init__(self):
         from mining.rephrase_model import load_model

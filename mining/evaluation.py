@@ -111,7 +111,7 @@ def pair_metrics(pairs: pd.DataFrame, turns: pd.DataFrame, gold: pd.DataFrame,
         by_kind[kind] = {"gold_sources": int(len(ids)), "found": hit, "recall": hit / len(ids)}
     curve = []
     if thresholds is not None and len(cands):
-        best = best_candidates(cands.assign(eligible=~cands["is_repeat"] & cands["target_succeeded"]))
+        best = best_candidates(cands)
         curve = pr_curve(best, len(src), thresholds).round(4).to_dict("records")
     return {"candidates": int(len(cands)), "accepted_pairs": int(len(acc)),
             "pair_precision": float(acc["positive"].mean()) if len(acc) else 0.0,

@@ -67,15 +67,14 @@ def simulate_and_detect(spark, corpus: str, n_turns: int, seed: int, work: Path,
 
 
 def training_frame(runs: list[DevRun]) -> pd.DataFrame:
-    """Non-repeat candidates of all runs with gold ``positive`` and the pipeline's
-    ``eligible`` flag; source/target turn ids are prefixed with the run so they stay unique."""
+    """Non-repeat candidates of all runs with gold ``positive``; source/target turn ids are
+    prefixed with the run so they stay unique."""
     from mining.evaluation import candidate_cases
 
     frames = []
     for r in runs:
         c = candidate_cases(r.pairs, r.gold)
         c = c[~c["is_repeat"]].copy()
-        c["eligible"] = c["target_succeeded"].astype(bool)
         for col in ("source_turn_id", "target_turn_id"):
             c[col] = f"{r.corpus}:{r.seed}:" + c[col]
         frames.append(c)

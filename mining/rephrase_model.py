@@ -136,10 +136,11 @@ def save_model(model: RephraseModel, path: str | Path) -> None:
 
 
 def best_candidates(cands: pd.DataFrame) -> pd.DataFrame:
-    """Per ``source_turn_id``, the eligible candidate (``eligible`` true) with the highest
-    ``score`` (ties → smaller ``turn_distance``, then ``target_turn_id``): what the
-    pipeline accepts when its score ≥ threshold. Returns those rows."""
-    elig = cands[cands["eligible"]]
+    """Per ``source_turn_id``, the eligible candidate (not ``is_repeat``, ``target_succeeded``:
+    the rule of :func:`mining.rephrase.score_pairs`) with the highest ``score`` (ties →
+    smaller ``turn_distance``, then ``target_turn_id``): what the pipeline accepts when its
+    score ≥ threshold. Returns those rows."""
+    elig = cands[~cands["is_repeat"].astype(bool) & cands["target_succeeded"].astype(bool)]
     order = elig.sort_values(["source_turn_id", "score", "turn_distance", "target_turn_id"],
                              ascending=[True, False, True, True], kind="stable")
     return order.drop_duplicates("source_turn_id")
@@ -179,7 +180,7 @@ def fit_model(cands: pd.DataFrame, *, c: float = 1.0, target_precision: float = 
     """Fit the scorer on labeled candidates.
 
     ``cands``: one row per non-repeat candidate with the :func:`model_features` inputs plus
-    ``positive`` (bool gold), ``eligible`` (bool), ``source_turn_id``, ``target_turn_id``.
+    ``positive`` (bool gold), ``is_repeat``, ``source_turn_id``, ``target_turn_id``.
     ``c``: inverse L2 strength of ``sklearn.linear_model.LogisticRegression`` (lbfgs) on
     features standardized with ``StandardScaler``; coefficients are mapped back to raw
     units (w_raw = w / σ, b_raw = b − Σ w·μ/σ). Raises ``ValueError`` with only one class."""

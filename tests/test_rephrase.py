@@ -257,7 +257,7 @@ def synthetic_candidates(n=4000, seed=0):
         "source_text_norm": "wake me up", "target_text_norm": "set an alarm",
         "char_sim": cs, "token_sim": cs / 2, "embedding_cos": np.where(pos, 0.7, 0.1) + rng.normal(0, 0.1, n),
         "gap_s": np.where(pos, 4.0, 20.0), "turn_distance": 1, "interpretation_changed": True,
-        "target_succeeded": True, "eligible": True, "source_nlu_confidence": 0.2,
+        "target_succeeded": True, "is_repeat": False, "source_nlu_confidence": 0.2,
         "target_nlu_confidence": 0.9, "intent_fit": np.where(pos, 0.5, 0.1), "intent_fit_margin": 0.0,
         "intent_fit_log_rank": 0.0, "friction_signals": [["status_error"]] * n, "positive": pos})
 
@@ -305,8 +305,12 @@ def test_threshold_choice_and_pr_curve():
 
 def test_best_candidate_prefers_score_then_nearer_turn():
     c = pd.DataFrame({"source_turn_id": ["s", "s", "s"], "target_turn_id": ["a", "b", "c"],
-                      "score": [0.5, 0.9, 0.9], "turn_distance": [1, 3, 2], "eligible": [True, True, True]})
+                      "score": [0.5, 0.9, 0.9], "turn_distance": [1, 3, 2], "is_repeat": False,
+                      "target_succeeded": True})
     assert best_candidates(c)["target_turn_id"].tolist() == ["c"]
+    # repeats and failed targets are never the best candidate, whatever their score
+    c2 = c.assign(score=[0.99, 0.5, 0.4], is_repeat=[True, False, False], target_succeeded=[True, False, True])
+    assert best_candidates(c2)["target_turn_id"].tolist() == ["c"]
 
 
 def test_gold_intents_cover_logged_texts_that_are_not_corpus_texts():
