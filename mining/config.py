@@ -93,11 +93,21 @@ class RephraseConfig:
 class EmbeddingConfig:
     model_path: str
     model_id: str
+    languages: tuple[str, ...]
+    multilingual: str
     batch_size: int
     device: str
     cache_dir: str
 
     def __post_init__(self):
+        from mining.encoders import MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS
+
+        object.__setattr__(self, "languages", tuple(lang.lower() for lang in self.languages))
+        if self.model_path and self.model_id == MINILM_MODEL_ID:
+            # the cache key must name the weights: a custom folder never reuses MiniLM vectors
+            object.__setattr__(self, "model_id", Path(self.model_path).name)
+        _check(self.multilingual in ("", *MULTILINGUAL_MODEL_IDS), "embedding.multilingual", self.multilingual,
+               " or ".join(repr(b) for b in ("", *MULTILINGUAL_MODEL_IDS)))
         _check(self.batch_size > 0, "embedding.batch_size", self.batch_size, "> 0")
         _check(self.device in ("auto", "cpu", "cuda"), "embedding.device", self.device, "auto|cpu|cuda")
 
@@ -106,14 +116,20 @@ class EmbeddingConfig:
 class ClusterConfig:
     k: int
     min_sim: float
+    medoid_min_sim: float
     max_cluster_size: int
     exact_max_n: int
     ivf_nprobe: int
+    max_task_texts: int
+    seed: int
 
     def __post_init__(self):
         _check(self.k >= 1, "cluster.k", self.k, ">= 1")
-        _check(-1 <= self.min_sim <= 1, "cluster.min_sim", self.min_sim, "in [-1, 1]")
+        for k in ("min_sim", "medoid_min_sim"):
+            _check(-1 <= getattr(self, k) <= 1, f"cluster.{k}", getattr(self, k), "in [-1, 1]")
         _check(self.max_cluster_size >= 2, "cluster.max_cluster_size", self.max_cluster_size, ">= 2")
+        _check(self.ivf_nprobe >= 1, "cluster.ivf_nprobe", self.ivf_nprobe, ">= 1")
+        _check(self.max_task_texts >= 1000, "cluster.max_task_texts", self.max_task_texts, ">= 1000")
 
 
 @dataclass(frozen=True)

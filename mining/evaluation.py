@@ -197,6 +197,33 @@ def gold_intents_by_text(splits: pd.DataFrame, gold_turns: pd.DataFrame) -> dict
     return both.groupby("text_norm")["intent"].agg(set).to_dict()
 
 
+def cluster_metrics(labels: np.ndarray, gold: np.ndarray) -> dict:
+    """Agreement of variant clusters with gold intents, over texts that have one.
+
+    ``labels``: cluster of each text (any hashable, (n,)); ``gold``: its gold intent (n,).
+    Purity = Σ_c max_i |c ∩ i| / n (Manning et al., IR book §16.3); adjusted Rand index
+    (Hubert & Arabie 1985) and V-measure (Rosenberg & Hirschberg 2007) from
+    ``sklearn.metrics``. Singletons count: they are pure but lower ARI and completeness.
+    Also the share of texts in a multi-member cluster (``clustered_share``) and the
+    ``pair_precision`` of same-cluster text pairs (share of pairs with the same intent)."""
+    from sklearn import metrics
+
+    df = pd.DataFrame({"c": labels, "g": gold})
+    n = len(df)
+    if n == 0:
+        return {"texts": 0}
+    ct = df.groupby(["c", "g"]).size()
+    sizes = df.groupby("c").size()
+    pairs_all = float((sizes * (sizes - 1) / 2).sum())
+    pairs_same = float((ct * (ct - 1) / 2).sum())
+    return {"texts": n, "clusters": int(len(sizes)),
+            "clustered_share": float(sizes[sizes > 1].sum() / n),
+            "purity": float(ct.groupby(level=0).max().sum() / n),
+            "ari": float(metrics.adjusted_rand_score(df["g"], df["c"])),
+            "v_measure": float(metrics.v_measure_score(df["g"], df["c"])),
+            "pair_precision": pairs_same / pairs_all if pairs_all else 1.0}
+
+
 def evaluate(gold_dir: str, out: str) -> dict:
     """Every figure above as a dict (JSON-serializable). The naive rule reads the run's
     validated ``turns/``, so the miner and the baseline see the same rows.
@@ -219,7 +246,12 @@ def evaluate(gold_dir: str, out: str) -> dict:
     labels = label_metrics(train, gold_intents)
     mined_ok = {t for t, i in zip(train["utterance"].map(normalize), train["intent"])
                 if i in gold_intents.get(t, set())}
+    clusters = _read(out / "clusters", ["text_norm", "cluster_id"])
+    # a text with several gold intents (rare) is scored against its most frequent one
+    top_gold = g.groupby("text_norm")["gold_intent"].agg(lambda s: s.value_counts().index[0])
+    clusters = clusters.merge(top_gold.rename("gold").reset_index(), on="text_norm")
     return {
+        "clusters": cluster_metrics(clusters["cluster_id"].to_numpy(), clusters["gold"].to_numpy()),
         "dataset_version": manifest["dataset_version"],
         "turns": int(len(turns)), "friction_turns": int(turns["is_friction"].sum()),
         **pair_metrics(pairs, turns, gold), **labels,
@@ -247,6 +279,9 @@ def format_table(r: dict) -> str:
         ("NLU acc: seed", f"{r['acc_seed']:.4f}"), ("NLU acc: seed + mined", f"{r['acc_seed_mined']:.4f}"),
         ("NLU acc: seed + oracle", f"{r['acc_seed_oracle']:.4f}"),
         ("oracle lift recovered", f"{r['lift_recovered']:.1%}"),
+        ("variant clusters: texts / clusters", f"{r['clusters']['texts']} / {r['clusters']['clusters']}"),
+        ("  purity / ARI / V-measure", f"{r['clusters']['purity']:.3f} / {r['clusters']['ari']:.3f} / "
+                                       f"{r['clusters']['v_measure']:.3f}"),
     ]
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 32)

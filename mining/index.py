@@ -83,3 +83,64 @@ def knn(emb: np.ndarray, k: int, **index_kwargs) -> tuple[np.ndarray, np.ndarray
     ids = ids[keep].reshape(n, kk)
     sims[ids < 0] = -np.inf
     return sims, ids
+
+
+def recall_at_k(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:
+    """Mean share of each row's exact k neighbours that the approximate search found.
+
+    ``approx_ids``/``exact_ids``: int64 (n, k) from :func:`knn` with the same k (id -1 =
+    none; exact rows with fewer than k neighbours count only the ones they have). Returns
+    a float in 0..1 (recall@k as in Johnson et al. 2019, averaged over queries)."""
+    if exact_ids.size == 0:
+        return 1.0
+    found = 0
+    total = 0
+    for a, e in zip(approx_ids, exact_ids):
+        e = e[e >= 0]
+        found += np.isin(e, a[a >= 0]).sum()
+        total += len(e)
+    return float(found / total) if total else 1.0
+
+
+def coarse_cells(n: int, max_part: int) -> int:
+    """How many coarse k-means cells split ``n`` texts into parts of about ``max_part / 2``:
+    ``2 · ceil(n / max_part)`` (twice what is strictly needed, so that uneven cells still
+    stay under ``max_part`` most of the time); 1 when n ≤ ``max_part``."""
+    return 1 if n <= max_part else 2 * math.ceil(n / max_part)
+
+
+def coarse_centroids(train: np.ndarray, cells: int, seed: int = 0) -> np.ndarray:
+    """float32 (cells, d) spherical k-means centroids of ``train`` (float32 (m, d),
+    L2-normalized, m ≥ cells), trained with ``faiss.Kmeans`` (20 iterations, seeded)."""
+    faiss = _faiss()
+    train = np.ascontiguousarray(train, dtype=np.float32)
+    km = faiss.Kmeans(train.shape[1], cells, niter=20, seed=seed, spherical=True, verbose=False,
+                      max_points_per_centroid=max(39, len(train) // cells + 1))
+    km.train(train)
+    return km.centroids.copy()
+
+
+def nearest_centroid(emb: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """int64 (n,) index of the centroid with the largest inner product with each row."""
+    faiss = _faiss()
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    _, part = index.search(np.ascontiguousarray(emb, dtype=np.float32), 1)
+    return part[:, 0].astype(np.int64)
+
+
+def coarse_partition(emb: np.ndarray, max_part: int, seed: int = 0, sample: int = 100_000) -> np.ndarray:
+    """int64 (n,) coarse part of each row, for a locale too large for one task.
+
+    Parts are clustered independently: variants lie near each other, so they fall in the
+    same k-means cell far more often than not (pairs cut at a cell border are lost; the
+    variant benchmark measures how many). Centroids (:func:`coarse_centroids`, one per
+    :func:`coarse_cells`) are trained on at most ``sample`` seeded rows. ``emb``: float32
+    (n, d) L2-normalized. Returns zeros when n ≤ ``max_part``."""
+    n = len(emb)
+    cells = coarse_cells(n, max_part)
+    if cells == 1:
+        return np.zeros(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    train = emb[np.sort(rng.choice(n, size=min(n, sample), replace=False))]
+    return nearest_centroid(emb, coarse_centroids(train, cells, seed))

@@ -50,7 +50,7 @@ def detect_rephrases(spark, cfg) -> dict:
     candidates = rephrase.candidate_pairs(turns, cfg).cache()
     # every distinct text of the night is embedded here (the cache makes embed_utterances
     # a lookup): the intent centroids need the successful turns', the features the pairs'
-    emb, emb_stats = embedding.ensure_embeddings(spark, turns.select("text_norm"), cfg, uuid.uuid4().hex[:12])
+    emb, emb_stats = embedding.ensure_embeddings(spark, turns, cfg, uuid.uuid4().hex[:12])
     emb = emb.cache()
     centroids = rephrase.intent_centroids(turns, emb)
     pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg, centroids))
@@ -71,21 +71,21 @@ def detect_rephrases(spark, cfg) -> dict:
 def embed_utterances(spark, cfg) -> dict:
     """Distinct normalized utterances per locale → embeddings (cache: each text once)."""
     turns = spark.read.parquet(storage.require_stage(cfg.out, "turns", "detect_rephrases"))
-    per_locale = turns.select("locale", "text_norm").where("text_norm != ''").distinct()
-    emb, stats = embedding.ensure_embeddings(spark, per_locale, cfg, uuid.uuid4().hex[:12])
-    out = per_locale.join(emb, "text_norm").select("locale", "text_norm", "text_hash", "embedding")
+    out, stats = embedding.ensure_embeddings(spark, turns, cfg, uuid.uuid4().hex[:12])
     return storage.write_parquet_stage(
         out, cfg.out, "embeddings",
         lambda e: {**stats, "rows": e.count(), "by_locale": _counts(e, "locale")})
 
 
 def _cluster_fn(cc, device: str):
-    """applyInPandas function: one locale's embeddings → its clusters rows."""
+    """applyInPandas function: one (locale, coarse part)'s embeddings → its clusters rows."""
     def run(pdf: pd.DataFrame) -> pd.DataFrame:
         pdf = pdf.sort_values("text_norm", kind="stable").reset_index(drop=True)
         emb = np.stack(pdf["embedding"].to_numpy()).astype(np.float32)
-        sims, ids = index.knn(emb, cc.k, exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device)
-        labels = clustering.clusters_from_knn(sims, ids, cc.min_sim, cc.max_cluster_size)
+        sims, ids = index.knn(emb, cc.k, exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device,
+                              seed=cc.seed)
+        labels = clustering.clusters_from_knn(sims, ids, emb, cc.min_sim, cc.max_cluster_size,
+                                              medoid_min_sim=cc.medoid_min_sim)
         med = clustering.medoids(emb, labels)
         med_of = med[labels]
         locale = pdf["locale"].iloc[0]
@@ -100,19 +100,63 @@ def _cluster_fn(cc, device: str):
     return run
 
 
-def cluster_variants(spark, cfg) -> dict:
-    """Per locale (one Spark task each): FAISS kNN graph → connected components → clusters."""
+def _coarse_parts(emb, sizes: dict, cc):
+    """``emb`` + column ``part``: 0 for locales of at most ``max_task_texts`` texts; for
+    larger ones the nearest of :func:`mining.index.coarse_cells` k-means centroids trained
+    on a seeded sample of at most 100k of the locale's vectors (the sample reaches the
+    driver, the locale does not)."""
     from pyspark.sql import functions as F
 
+    centroids = {}
+    for loc, n in sorted(sizes.items()):
+        cells = index.coarse_cells(n, cc.max_task_texts)
+        if cells == 1:
+            continue
+        sample = (emb.where(F.col("locale") == loc).sample(fraction=min(1.0, 100_000 / n), seed=cc.seed)
+                  .select("text_hash", "embedding").toPandas().sort_values("text_hash"))
+        centroids[loc] = index.coarse_centroids(np.stack(sample["embedding"].to_numpy()), cells, cc.seed)
+        log.info("locale %s: %d texts split into %d coarse k-means parts", loc, n, cells)
+    if not centroids:
+        return emb.withColumn("part", F.lit(0).cast("int")), {}
+
+    def assign(batches):
+        for pdf in batches:
+            part = np.zeros(len(pdf), dtype=np.int32)
+            for loc, c in centroids.items():
+                sel = (pdf["locale"] == loc).to_numpy()
+                if sel.any():
+                    part[sel] = index.nearest_centroid(np.stack(pdf.loc[sel, "embedding"].to_numpy()), c)
+            yield pdf.assign(part=part)
+
+    from pyspark.sql import types as T
+
+    schema = T.StructType(emb.schema.fields + [T.StructField("part", T.IntegerType())])
+    return emb.mapInPandas(assign, schema), {k: len(v) for k, v in centroids.items()}
+
+
+def cluster_variants(spark, cfg) -> dict:
+    """Per locale, in parallel Spark tasks: FAISS kNN graph → star-guarded connected
+    components → clusters with medoids. A locale larger than ``cluster.max_task_texts`` is
+    split by coarse k-means, one task per part."""
+    from pyspark.sql import functions as F
+
+    cc = cfg.cluster
     emb = spark.read.parquet(storage.require_stage(cfg.out, "embeddings", "embed_utterances"))
-    clusters = emb.groupBy("locale").applyInPandas(
-        _cluster_fn(cfg.cluster, "cpu" if cfg.embedding.device == "cpu" else "auto"),
-        schemas.spark_schema("clusters"))
+    sizes = {r["locale"]: r["count"] for r in emb.groupBy("locale").count().collect()}
+    parted, parts = _coarse_parts(emb.select("locale", "text_norm", "text_hash", "embedding"), sizes, cc)
+    clusters = parted.groupBy("locale", "part").applyInPandas(
+        _cluster_fn(cc, "cpu" if cfg.embedding.device == "cpu" else "auto"), schemas.spark_schema("clusters"))
     return storage.write_parquet_stage(
         clusters, cfg.out, "clusters",
         lambda c: {"texts": c.count(), "clusters": c.where("is_medoid").count(),
                    "multi_member_clusters": c.where("is_medoid AND cluster_size > 1").count(),
-                   "largest_cluster": c.agg(F.max("cluster_size")).first()[0]})
+                   "largest_cluster": c.agg(F.max("cluster_size")).first()[0],
+                   "coarse_parts": parts,
+                   "cluster_size_histogram": _counts(
+                       c.where("is_medoid").withColumn(
+                           "size", F.when(F.col("cluster_size") >= 100, "100+")
+                           .when(F.col("cluster_size") >= 10, "10-99")
+                           .when(F.col("cluster_size") >= 2, "2-9").otherwise("1")), "size")})
 
 
 def aggregate_labels(spark, cfg) -> dict:

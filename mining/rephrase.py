@@ -71,7 +71,7 @@ def intent_centroids(turns, embeddings) -> dict[str, tuple[list[str], np.ndarray
     from pyspark.sql import types as T
 
     counts = (turns.where("succeeded").groupBy("locale", "nlu_intent", "text_norm").count()
-              .join(embeddings.select("text_norm", "embedding"), "text_norm"))
+              .join(embeddings.select("locale", "text_norm", "embedding"), ["locale", "text_norm"]))
 
     def centroid(pdf: pd.DataFrame) -> pd.DataFrame:
         vec = np.stack(pdf["embedding"].to_numpy()).astype(np.float64)
@@ -142,7 +142,8 @@ def features_udf(char_ngram: int, model, centroids):
 def score_pairs(pairs, embeddings, cfg, centroids):
     """Add features, ``score``, ``is_repeat``, ``decision`` and ``accepted`` to candidates.
 
-    ``embeddings``: DataFrame[text_norm, embedding] covering the candidates' texts;
+    ``embeddings``: DataFrame[locale, text_norm, embedding] covering the candidates' texts
+    (vectors are looked up per locale: locales may use different encoders);
     ``centroids``: :func:`intent_centroids`. Decisions: ``verbatim_repeat``,
     ``target_failed``, ``below_threshold``, ``not_best_candidate``, ``accepted``."""
     from pyspark.sql import Window
@@ -152,11 +153,11 @@ def score_pairs(pairs, embeddings, cfg, centroids):
     from mining.embedding import cosine_expr
 
     rc = cfg.rephrase
-    emb = embeddings.select("text_norm", "embedding")
+    emb = embeddings.select("locale", "text_norm", "embedding")
     pairs = (pairs.join(emb.withColumnRenamed("text_norm", "source_text_norm")
-                        .withColumnRenamed("embedding", "_se"), "source_text_norm", "left")
+                        .withColumnRenamed("embedding", "_se"), ["locale", "source_text_norm"], "left")
              .join(emb.withColumnRenamed("text_norm", "target_text_norm")
-                   .withColumnRenamed("embedding", "_te"), "target_text_norm", "left")
+                   .withColumnRenamed("embedding", "_te"), ["locale", "target_text_norm"], "left")
              .withColumn("embedding_cos", F.coalesce(cosine_expr("_se", "_te"), F.lit(0.0)))
              .drop("_te"))
     changed = ~F.coalesce(F.col("source_nlu_intent") == F.col("target_nlu_intent"), F.lit(False))

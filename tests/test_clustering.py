@@ -33,7 +33,7 @@ def test_clusters_are_connected_components_above_min_sim():
     # two tight groups and one outlier
     emb = _unit([[1, 0, 0], [0.95, 0.05, 0], [0.9, 0.1, 0], [0, 1, 0], [0.05, 0.95, 0], [0, 0, 1]])
     sims, ids = knn(emb, k=3)
-    labels = clusters_from_knn(sims, ids, min_sim=0.9, max_cluster_size=10)
+    labels = clusters_from_knn(sims, ids, emb, min_sim=0.9, max_cluster_size=10)
     assert list(labels) == [0, 0, 0, 1, 1, 2]
 
 
@@ -42,10 +42,12 @@ def test_chaining_guard_splits_a_giant_component():
     angles = np.linspace(0, np.pi / 2, 40)
     emb = _unit(np.stack([np.cos(angles), np.sin(angles)], axis=1))
     sims, ids = knn(emb, k=2)
-    loose = clusters_from_knn(sims, ids, min_sim=0.95, max_cluster_size=1000)
-    guarded = clusters_from_knn(sims, ids, min_sim=0.95, max_cluster_size=10)
+    loose = clusters_from_knn(sims, ids, emb, min_sim=0.95, max_cluster_size=1000, medoid_min_sim=-1)
+    guarded = clusters_from_knn(sims, ids, emb, min_sim=0.95, max_cluster_size=10, medoid_min_sim=-1)
     assert loose.max() == 0                      # one chained component
     assert np.bincount(guarded).max() <= 10
+    # peeled into arcs, not shattered into singletons
+    assert (np.bincount(guarded)[guarded] > 1).mean() > 0.9
 
 
 def test_medoid_is_the_most_central_member():
@@ -58,3 +60,101 @@ def test_medoid_is_the_most_central_member():
 def test_knn_on_tiny_inputs(k):
     sims, ids = knn(_unit([[1, 0]]), k=k)
     assert sims.shape == (1, 0)
+
+
+def test_star_guard_splits_a_chain_that_the_size_cap_allows():
+    # an arc of 40 points: neighbours are close, the ends are unrelated (cos 0)
+    angles = np.linspace(0, np.pi / 2, 40)
+    emb = _unit(np.stack([np.cos(angles), np.sin(angles)], axis=1))
+    sims, ids = knn(emb, k=2)
+    chained = clusters_from_knn(sims, ids, emb, min_sim=0.95, max_cluster_size=1000, medoid_min_sim=-1)
+    starred = clusters_from_knn(sims, ids, emb, min_sim=0.95, max_cluster_size=1000, medoid_min_sim=0.95)
+    assert chained.max() == 0
+    med = medoids(emb, starred)
+    assert (np.einsum("ij,ij->i", emb, emb[med[starred]]) >= 0.95 - 1e-6).all()
+    assert starred.max() > 0 and np.bincount(starred).min() > 1
+
+
+def test_star_guard_keeps_a_tight_cluster_whole():
+    rng = np.random.default_rng(1)
+    center = _unit(rng.normal(size=(1, 32)))
+    emb = _unit(center + 0.05 * rng.normal(size=(300, 32)))
+    sims, ids = knn(emb, k=5)
+    labels = clusters_from_knn(sims, ids, emb, min_sim=0.75, max_cluster_size=1000)
+    assert labels.max() == 0
+
+
+def test_medoid_matches_the_quadratic_definition():
+    rng = np.random.default_rng(2)
+    emb = _unit(rng.normal(size=(200, 8)))
+    labels = rng.integers(0, 7, size=200)
+    labels = np.unique(labels, return_inverse=True)[1]
+    got = medoids(emb, labels)
+    for c in range(labels.max() + 1):
+        members = np.flatnonzero(labels == c)
+        sub = emb[members]
+        assert got[c] == members[int(np.argmax((sub @ sub.T).sum(axis=1)))]
+
+
+def test_labels_do_not_depend_on_input_ids_numbering():
+    emb = _unit([[1, 0, 0], [0.95, 0.05, 0], [0, 1, 0], [0.05, 0.95, 0]])
+    sims, ids = knn(emb, k=1)
+    assert list(clusters_from_knn(sims, ids, emb, min_sim=0.9, max_cluster_size=10)) == [0, 0, 1, 1]
+
+
+def test_recall_at_k_counts_found_exact_neighbours():
+    from mining.index import recall_at_k
+
+    exact = np.array([[1, 2], [0, 2], [0, -1]])
+    approx = np.array([[2, 3], [0, 2], [1, -1]])
+    assert recall_at_k(approx, exact) == pytest.approx(3 / 5)
+    assert recall_at_k(exact, exact) == 1.0
+
+
+def test_coarse_partition_keeps_separated_groups_together():
+    from mining.index import coarse_cells, coarse_partition
+
+    rng = np.random.default_rng(3)
+    centers = _unit(rng.normal(size=(16, 16)))
+    emb = _unit(np.repeat(centers, 250, axis=0) + 0.02 * rng.normal(size=(4000, 16)))
+    assert coarse_cells(4000, 5000) == 1 and coarse_cells(4000, 2000) == 4
+    assert (coarse_partition(emb, max_part=5000) == 0).all()
+    part = coarse_partition(emb, max_part=2000, seed=0)
+    # every tight group lands in one part, the parts are used, and the result is seeded
+    assert all(len(np.unique(part[g * 250:(g + 1) * 250])) == 1 for g in range(16))
+    assert len(np.unique(part)) > 1
+    assert (part == coarse_partition(emb, max_part=2000, seed=0)).all()
+
+
+def test_cluster_metrics_on_a_hand_computed_case():
+    from mining.evaluation import cluster_metrics
+
+    # clusters {a,a,b} {b} {c,c}: purity (2+1+2)/6
+    m = cluster_metrics(np.array([0, 0, 0, 1, 2, 2]), np.array(["a", "a", "b", "b", "c", "c"]))
+    assert m["purity"] == pytest.approx(5 / 6)
+    assert m["clusters"] == 3 and m["clustered_share"] == pytest.approx(5 / 6)
+    assert m["pair_precision"] == pytest.approx(2 / 4)   # pairs: aa ab ab cc → 2 same
+    perfect = cluster_metrics(np.array([0, 0, 1]), np.array(["x", "x", "y"]))
+    assert perfect["ari"] == pytest.approx(1.0) and perfect["v_measure"] == pytest.approx(1.0)
+
+
+def _faiss_gpus() -> int:
+    import faiss
+
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+@pytest.mark.skipif(_faiss_gpus() == 0, reason="no faiss GPU (faiss-cpu or no CUDA device): GPU kNN path not tested here")
+def test_gpu_knn_matches_cpu():
+    rng = np.random.default_rng(4)
+    emb = _unit(rng.normal(size=(5000, 64)))
+    cpu_sims, cpu_ids = knn(emb, k=10, device="cpu")
+    gpu_sims, gpu_ids = knn(emb, k=10, device="cuda")
+    assert (cpu_ids == gpu_ids).mean() > 0.99
+    assert np.allclose(cpu_sims, gpu_sims, atol=1e-4)
+    # IVF on GPU: recall@10 against exact stays high
+    from mining.index import recall_at_k
+
+    _, ivf_ids = knn(emb, k=10, exact_max_n=100, nprobe=64, device="cuda")
+    _, ivf_cpu = knn(emb, k=10, exact_max_n=100, nprobe=64, device="cpu")
+    assert abs(recall_at_k(ivf_ids, cpu_ids) - recall_at_k(ivf_cpu, cpu_ids)) < 0.02

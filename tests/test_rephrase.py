@@ -132,10 +132,10 @@ def scored(spark, rows, c=None, embeddings=None):
 
     c = c or cfg()
     turns = prepare_turns(frame(spark, rows), c, b"k" * 32)
-    texts = sorted(set(turns.toPandas()["text_norm"]))
-    emb = embeddings or {t: [1.0, 0.0] for t in texts}
-    emb_df = spark.createDataFrame([(t, [float(x) for x in emb[t]]) for t in texts],
-                                   "text_norm string, embedding array<float>")
+    texts = sorted(set(map(tuple, turns.select("locale", "text_norm").toPandas().to_numpy())))
+    emb = embeddings or {t: [1.0, 0.0] for _, t in texts}
+    emb_df = spark.createDataFrame([(loc, t, [float(x) for x in emb[t]]) for loc, t in texts],
+                                   "locale string, text_norm string, embedding array<float>")
     centroids = rephrase.intent_centroids(turns, emb_df)
     pairs = rephrase.score_pairs(rephrase.candidate_pairs(turns, c), emb_df, c, centroids)
     return rephrase.to_contract(pairs).toPandas()
