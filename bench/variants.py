@@ -12,8 +12,8 @@ Every size is a prefix of one seeded shuffle of the 1M texts.
 Per size, in the same process and on the same vectors:
 
 * **ours**: :func:`mining.index.knn` (exact ``IndexFlatIP`` up to ``cluster.exact_max_n``,
-  else IVF trained on a sample) → :func:`mining.clustering.clusters_from_knn` (edges ≥
-  ``min_sim``, star guard ``medoid_min_sim``) → medoids, with the committed config;
+  else IVF trained on a sample) → :func:`mining.clustering.clusters_from_knn` (star
+  communities of the kNN graph at ``min_sim``) → medoids, with the committed config;
 * **peer**: ``community_detection(threshold=min_sim, min_community_size=2)`` (every
   community of at least two texts: variants come in pairs too);
 * **recall of its pairs**: of the (centre, member) pairs the peer reports, the share that
@@ -103,8 +103,7 @@ def corpus_vectors(n: int) -> tuple[pd.DataFrame, np.ndarray]:
 def ours(emb: np.ndarray, cc) -> tuple[np.ndarray, np.ndarray, float]:
     t0 = time.perf_counter()
     sims, ids = knn(emb, cc.k, exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device="cpu", seed=cc.seed)
-    labels = clusters_from_knn(sims, ids, emb, cc.min_sim, cc.max_cluster_size,
-                               medoid_min_sim=cc.medoid_min_sim)
+    labels = clusters_from_knn(sims, ids, cc.min_sim, cc.max_cluster_size)
     medoids(emb, labels)
     return labels, ids, time.perf_counter() - t0
 
@@ -277,7 +276,7 @@ def nights_child() -> None:
 
 def print_table(rows: list[dict], m: dict | None, n: dict | None, cc) -> None:
     print(f"\nVariant clustering, HWU64 grown, all-MiniLM-L6-v2 vectors, local CPU "
-          f"({os.cpu_count()} cores); min_sim {cc.min_sim}, medoid_min_sim {cc.medoid_min_sim}, k {cc.k}")
+          f"({os.cpu_count()} cores); min_sim {cc.min_sim}, k {cc.k}, max_cluster_size {cc.max_cluster_size}")
     print("| texts | index | ours (s) | community_detection (s) | speed-up | recall of its centre-member "
           "pairs | of its same-community pairs | recall@10 vs exact |")
     print("|---|---|---|---|---|---|---|---|")

@@ -1,16 +1,24 @@
 """Variant clusters from a kNN graph (pure numpy/scipy; no Spark, no model).
 
-Edges join utterances whose cosine ≥ ``min_sim``; clusters are the connected components
-of that undirected graph (``scipy.sparse.csgraph.connected_components``).
+The clusters are the communities of sentence-transformers' ``util.community_detection``
+(Reimers & Gurevych; "fast community detection"), computed on the sparse kNN graph
+instead of the dense n × n similarity matrix, so they cost O(n·k) after the FAISS search
+instead of O(n²·d):
 
-Guard against chaining (A~B~C~… joining unrelated requests through a path of near
-neighbours into one giant component): every cluster must be a *star* around its medoid,
-as the communities of sentence-transformers' ``community_detection`` are (each member
-within ``medoid_min_sim`` cosine of the centre), and hold at most ``max_cluster_size``
-texts. A component that breaks either rule is peeled: the members within reach of its
-medoid form a cluster, the rest splits into its own connected components, and so on.
-(Raising the edge threshold instead, as the skeleton did, shatters a uniformly dense
-component into singletons: all its edges cross any threshold at once.)
+1. edges: the kNN lists (:func:`mining.index.knn`), both directions, kept where the
+   cosine is ≥ ``min_sim``; a text's *candidate community* is itself and its neighbours;
+2. greedy: candidates are taken largest first (ties → lower index); each claims its
+   still-unclaimed members (at most ``max_cluster_size``, the most similar first) and
+   becomes a cluster when at least two texts remain; every other text is a singleton.
+
+Every cluster is a *star*: each member is within ``min_sim`` of the cluster's centre, so
+a path of near neighbours (A~B~C~…) can never chain unrelated requests into one giant
+cluster, the failure of connected components on similarity graphs. A candidate community
+is truncated at the k nearest neighbours (plus texts that have the centre among theirs),
+so ``k`` bounds how much of a large community is found at once; ``bench/variants.py``
+measures how many of the peer's pairs survive (its recall) at the default ``k``. The greedy
+step is the peer's own (sentence_transformers.util.community_detection, step 2); no graph
+library offers it for a sparse graph, hence the twenty lines here.
 
 The medoid of a cluster is the member with the highest mean cosine to the others. For
 L2-normalized rows that is the member with the largest dot product with the cluster's sum
@@ -19,13 +27,7 @@ vector (Σ_j x_i·x_j = x_i·Σ_j x_j), so it costs O(s·d), not O(s²·d).
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-
-
-def _components(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+from scipy.sparse import csr_matrix
 
 
 def medoids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -54,67 +56,45 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
     return rank[inverse]
 
 
-def _peel(members: np.ndarray, emb: np.ndarray, graph, medoid_min_sim: float, cap: int) -> list[np.ndarray]:
-    """Split one component into stars: while a part is not a star around its medoid (or is
-    larger than ``cap``), the members within ``medoid_min_sim`` of the medoid (at most
-    ``cap``, the most similar first) become a cluster and the rest is split again into its
-    connected components. Each round removes at least the medoid, so it terminates."""
-    out, pending = [], [np.sort(members)]
-    while pending:
-        part = pending.pop()
-        if len(part) == 1:
-            out.append(part)
-            continue
-        sub = emb[part].astype(np.float64)
-        centre = int(np.argmax(sub @ sub.sum(axis=0)))
-        sim = sub @ sub[centre]
-        inside = sim >= medoid_min_sim - 1e-6
-        inside[centre] = True
-        if inside.all() and len(part) <= cap:
-            out.append(part)
-            continue
-        if inside.sum() > cap:
-            ranked = np.lexsort((np.arange(len(part)), -sim))
-            inside[:] = False
-            inside[ranked[:cap]] = True
-        out.append(part[inside])
-        rest = part[~inside]
-        if len(rest):
-            sub_labels = connected_components(graph[rest][:, rest], directed=False)[1]
-            order = np.argsort(sub_labels, kind="stable")
-            bounds = np.flatnonzero(np.diff(sub_labels[order])) + 1
-            pending.extend(rest[g] for g in np.split(order, bounds))
-    return out
-
-
-def clusters_from_knn(sims: np.ndarray, ids: np.ndarray, emb: np.ndarray, min_sim: float,
-                      max_cluster_size: int, medoid_min_sim: float | None = None) -> np.ndarray:
+def clusters_from_knn(sims: np.ndarray, ids: np.ndarray, min_sim: float, max_cluster_size: int) -> np.ndarray:
     """int64 (n,) cluster labels, 0..C-1, numbered by first member (deterministic).
 
-    ``sims``/``ids``: float32/int64 (n, k) from :func:`mining.index.knn` (id -1 = none);
-    ``emb``: float32 (n, d) L2-normalized rows (for medoids). Components that are not a star
-    within ``medoid_min_sim`` (default ``min_sim``) of their medoid, or hold more than
-    ``max_cluster_size`` texts, are peeled into stars (module docstring). Time
-    O(n·k + n·d) plus O(s·d) per peeling round of a broken component of size s."""
+    ``sims``/``ids``: float32/int64 (n, k) from :func:`mining.index.knn` (id -1 = none),
+    rows = texts. Star communities of the thresholded kNN graph (module docstring); texts
+    in no community of two or more are singletons. Time O(n·k log(n·k)), memory O(n·k)."""
     n = len(sims)
-    radius = min_sim if medoid_min_sim is None else medoid_min_sim
     rows = np.repeat(np.arange(n), sims.shape[1])
     cols, w = ids.ravel(), sims.ravel()
-    ok = (cols >= 0) & (w >= min_sim)
-    graph = coo_matrix((np.ones(int(ok.sum()), dtype=np.int8), (rows[ok], cols[ok])), shape=(n, n)).tocsr()
-    labels = connected_components(graph, directed=False)[1]
-    sizes = np.bincount(labels)
-    multi = sizes[labels] > 1
-    bad = sizes > max_cluster_size
-    if multi.any():
-        med = medoids(emb, labels)
-        sim = np.einsum("ij,ij->i", emb, emb[med[labels]])
-        worst = np.full(len(sizes), np.inf)
-        np.minimum.at(worst, labels[multi], sim[multi])
-        bad |= worst < radius - 1e-6
-    next_label = len(sizes)
-    for c in np.flatnonzero(bad):
-        for part in _peel(np.flatnonzero(labels == c), emb, graph, radius, max_cluster_size)[1:]:
-            labels[part] = next_label
-            next_label += 1
+    ok = (cols >= 0) & (w >= min_sim) & (cols != rows)
+    # both directions, one entry per ordered pair (a pair found from both ends is listed once)
+    src = np.concatenate([rows[ok], cols[ok]])
+    dst = np.concatenate([cols[ok], rows[ok]])
+    _, first = np.unique(src * n + dst, return_index=True)
+    graph = csr_matrix((np.concatenate([w[ok], w[ok]])[first], (src[first], dst[first])), shape=(n, n))
+    indptr, indices, data = graph.indptr, graph.indices, graph.data
+    degree = np.diff(indptr)
+    labels = np.full(n, -1, dtype=np.int64)
+    claimed = np.zeros(n, dtype=bool)
+    next_label = 0
+    for centre in np.lexsort((np.arange(n), -degree)):
+        if degree[centre] == 0:
+            break                      # sorted by degree: only singletons remain
+        if claimed[centre]:
+            continue
+        lo, hi = indptr[centre], indptr[centre + 1]
+        members, weight = indices[lo:hi], data[lo:hi]
+        free = ~claimed[members]
+        members, weight = members[free], weight[free]
+        if len(members) == 0:
+            continue
+        if len(members) >= max_cluster_size:
+            keep = np.lexsort((members, -weight))[:max_cluster_size - 1]
+            members = members[keep]
+        labels[centre] = next_label
+        labels[members] = next_label
+        claimed[centre] = True
+        claimed[members] = True
+        next_label += 1
+    single = labels < 0
+    labels[single] = next_label + np.arange(int(single.sum()))
     return _renumber(labels)

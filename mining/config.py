@@ -116,7 +116,6 @@ class EmbeddingConfig:
 class ClusterConfig:
     k: int
     min_sim: float
-    medoid_min_sim: float
     max_cluster_size: int
     exact_max_n: int
     ivf_nprobe: int
@@ -125,8 +124,7 @@ class ClusterConfig:
 
     def __post_init__(self):
         _check(self.k >= 1, "cluster.k", self.k, ">= 1")
-        for k in ("min_sim", "medoid_min_sim"):
-            _check(-1 <= getattr(self, k) <= 1, f"cluster.{k}", getattr(self, k), "in [-1, 1]")
+        _check(-1 <= self.min_sim <= 1, "cluster.min_sim", self.min_sim, "in [-1, 1]")
         _check(self.max_cluster_size >= 2, "cluster.max_cluster_size", self.max_cluster_size, ">= 2")
         _check(self.ivf_nprobe >= 1, "cluster.ivf_nprobe", self.ivf_nprobe, ">= 1")
         _check(self.max_task_texts >= 1000, "cluster.max_task_texts", self.max_task_texts, ">= 1000")

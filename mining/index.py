@@ -1,8 +1,12 @@
 """FAISS k-nearest-neighbour search, with the index and the device chosen once, here.
 
 Exact inner-product search (``IndexFlatIP``) up to ``exact_max_n`` vectors; above it an
-``IndexIVFFlat`` whose coarse quantizer is trained on a seeded sample (Johnson, Douze,
-Jégou 2019, "Billion-scale similarity search with GPUs"). On a machine with a GPU and
+inverted file (IVF, Jégou, Douze, Schmid 2011; Johnson, Douze, Jégou 2019, "Billion-scale
+similarity search with GPUs") with ``nlist = 4·√n`` cells (the FAISS guideline's low end),
+its coarse quantizer trained on a seeded sample of 64 vectors per cell, and vectors stored
+as fp16 (``IndexIVFScalarQuantizer``, QT_fp16): half the memory of float32 and, measured
+at 200k MiniLM vectors on 2 cores, about a third less search time than ``IndexIVFFlat`` at
+the same recall@10 (0.975 at nprobe 16; ``bench/variants.py``). On a machine with a GPU and
 ``faiss-gpu-cu12`` installed, the index is moved to the GPU; GPU calls live only inside
 :func:`_to_gpu`, so this module imports and runs on CPU-only machines.
 """
@@ -39,20 +43,25 @@ def _to_gpu(index):
 
 def build_index(emb: np.ndarray, exact_max_n: int = 20_000, nprobe: int = 16,
                 device: str = "auto", seed: int = 0):
-    """A searchable FAISS index over ``emb`` (float32 (n, d), L2-normalized rows).
+    """A searchable FAISS index over ``emb`` (float32 (n, d), L2-normalized rows): exact
+    ``IndexFlatIP`` for n ≤ ``exact_max_n``, else IVF-fp16 searching ``nprobe`` cells.
 
-    Memory: ≈ 4·n·d bytes for the vectors (logged before allocating)."""
+    Memory: 4·n·d bytes (exact) or 2·n·d bytes (IVF) for the vectors, logged before
+    allocating. ``device``: ``cpu``, ``cuda`` or ``auto`` (GPU when faiss sees one)."""
     faiss = _faiss()
 
     n, d = emb.shape
-    log.info("faiss index over %d x %d vectors: ~%.3f GiB", n, d, 4 * n * d / 2**30)
     if n <= exact_max_n:
+        log.info("faiss IndexFlatIP over %d x %d vectors: ~%.3f GiB", n, d, 4 * n * d / 2**30)
         index = faiss.IndexFlatIP(d)
     else:
         nlist = int(min(4 * math.sqrt(n), n // 39))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        log.info("faiss IVF%d,SQfp16 over %d x %d vectors (nprobe %d): ~%.3f GiB", nlist, n, d, nprobe,
+                 2 * n * d / 2**30)
+        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(d), d, nlist, faiss.ScalarQuantizer.QT_fp16,
+                                              faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)
-        sample = emb[rng.choice(n, size=min(n, 256 * nlist), replace=False)]
+        sample = emb[np.sort(rng.choice(n, size=min(n, 64 * nlist), replace=False))]
         index.train(sample)
         index.nprobe = nprobe
     use_gpu = device == "cuda" or (device == "auto" and gpu_available())

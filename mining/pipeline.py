@@ -84,8 +84,7 @@ def _cluster_fn(cc, device: str):
         emb = np.stack(pdf["embedding"].to_numpy()).astype(np.float32)
         sims, ids = index.knn(emb, cc.k, exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device,
                               seed=cc.seed)
-        labels = clustering.clusters_from_knn(sims, ids, emb, cc.min_sim, cc.max_cluster_size,
-                                              medoid_min_sim=cc.medoid_min_sim)
+        labels = clustering.clusters_from_knn(sims, ids, cc.min_sim, cc.max_cluster_size)
         med = clustering.medoids(emb, labels)
         med_of = med[labels]
         locale = pdf["locale"].iloc[0]
@@ -135,8 +134,9 @@ def _coarse_parts(emb, sizes: dict, cc):
 
 
 def cluster_variants(spark, cfg) -> dict:
-    """Per locale, in parallel Spark tasks: FAISS kNN graph → star-guarded connected
-    components → clusters with medoids. A locale larger than ``cluster.max_task_texts`` is
+    """Per locale, in parallel Spark tasks: FAISS kNN graph → star communities (the
+    communities of sentence-transformers' community_detection, on the sparse graph) →
+    clusters with medoids. A locale larger than ``cluster.max_task_texts`` is
     split by coarse k-means, one task per part."""
     from pyspark.sql import functions as F
 

@@ -33,21 +33,48 @@ def test_clusters_are_connected_components_above_min_sim():
     # two tight groups and one outlier
     emb = _unit([[1, 0, 0], [0.95, 0.05, 0], [0.9, 0.1, 0], [0, 1, 0], [0.05, 0.95, 0], [0, 0, 1]])
     sims, ids = knn(emb, k=3)
-    labels = clusters_from_knn(sims, ids, emb, min_sim=0.9, max_cluster_size=10)
+    labels = clusters_from_knn(sims, ids, min_sim=0.9, max_cluster_size=10)
     assert list(labels) == [0, 0, 0, 1, 1, 2]
 
 
-def test_chaining_guard_splits_a_giant_component():
-    # points on an arc: each is close to its neighbours, the ends are unrelated
+def test_a_chain_of_near_neighbours_is_not_one_cluster():
+    # points on an arc: each is close to its neighbours, the ends are unrelated (cos 0)
     angles = np.linspace(0, np.pi / 2, 40)
     emb = _unit(np.stack([np.cos(angles), np.sin(angles)], axis=1))
-    sims, ids = knn(emb, k=2)
-    loose = clusters_from_knn(sims, ids, emb, min_sim=0.95, max_cluster_size=1000, medoid_min_sim=-1)
-    guarded = clusters_from_knn(sims, ids, emb, min_sim=0.95, max_cluster_size=10, medoid_min_sim=-1)
-    assert loose.max() == 0                      # one chained component
-    assert np.bincount(guarded).max() <= 10
-    # peeled into arcs, not shattered into singletons
-    assert (np.bincount(guarded)[guarded] > 1).mean() > 0.9
+    sims, ids = knn(emb, k=4)
+    labels = clusters_from_knn(sims, ids, min_sim=0.95, max_cluster_size=1000)
+    assert labels.max() > 0
+    # every cluster is a star: all members within min_sim of its medoid (here its centre)
+    med = medoids(emb, labels)
+    assert (np.einsum("ij,ij->i", emb, emb[med[labels]]) >= 0.95).all()
+    assert (np.bincount(labels)[labels] > 1).mean() > 0.9     # arcs, not singletons
+
+
+def test_max_cluster_size_caps_what_a_centre_claims():
+    rng = np.random.default_rng(1)
+    emb = _unit(_unit(rng.normal(size=(1, 16))) + 0.05 * rng.normal(size=(200, 16)))
+    sims, ids = knn(emb, k=199)
+    labels = clusters_from_knn(sims, ids, min_sim=0.75, max_cluster_size=50)
+    assert np.bincount(labels).max() == 50
+    assert clusters_from_knn(sims, ids, min_sim=0.75, max_cluster_size=1000).max() == 0
+
+
+def test_equals_community_detection_with_a_complete_graph():
+    """With every neighbour listed (k = n - 1, exact search) the clusters are exactly the
+    communities of sentence-transformers' community_detection (min_community_size 2)."""
+    import torch
+    from sentence_transformers.util import community_detection
+
+    rng = np.random.default_rng(5)
+    centers = _unit(rng.normal(size=(12, 24)))
+    emb = _unit(np.repeat(centers, 25, axis=0) + 0.12 * rng.normal(size=(300, 24)))
+    communities = community_detection(torch.from_numpy(emb), threshold=0.75, min_community_size=2)
+    sims, ids = knn(emb, k=len(emb) - 1)
+    labels = clusters_from_knn(sims, ids, min_sim=0.75, max_cluster_size=10_000)
+    ours = {frozenset(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels)}
+    theirs = {frozenset(c) for c in communities}
+    assert len(theirs) > 5 and any(len(c) > 2 for c in theirs)
+    assert {c for c in ours if len(c) > 1} == theirs
 
 
 def test_medoid_is_the_most_central_member():
@@ -60,28 +87,6 @@ def test_medoid_is_the_most_central_member():
 def test_knn_on_tiny_inputs(k):
     sims, ids = knn(_unit([[1, 0]]), k=k)
     assert sims.shape == (1, 0)
-
-
-def test_star_guard_splits_a_chain_that_the_size_cap_allows():
-    # an arc of 40 points: neighbours are close, the ends are unrelated (cos 0)
-    angles = np.linspace(0, np.pi / 2, 40)
-    emb = _unit(np.stack([np.cos(angles), np.sin(angles)], axis=1))
-    sims, ids = knn(emb, k=2)
-    chained = clusters_from_knn(sims, ids, emb, min_sim=0.95, max_cluster_size=1000, medoid_min_sim=-1)
-    starred = clusters_from_knn(sims, ids, emb, min_sim=0.95, max_cluster_size=1000, medoid_min_sim=0.95)
-    assert chained.max() == 0
-    med = medoids(emb, starred)
-    assert (np.einsum("ij,ij->i", emb, emb[med[starred]]) >= 0.95 - 1e-6).all()
-    assert starred.max() > 0 and np.bincount(starred).min() > 1
-
-
-def test_star_guard_keeps_a_tight_cluster_whole():
-    rng = np.random.default_rng(1)
-    center = _unit(rng.normal(size=(1, 32)))
-    emb = _unit(center + 0.05 * rng.normal(size=(300, 32)))
-    sims, ids = knn(emb, k=5)
-    labels = clusters_from_knn(sims, ids, emb, min_sim=0.75, max_cluster_size=1000)
-    assert labels.max() == 0
 
 
 def test_medoid_matches_the_quadratic_definition():
@@ -99,7 +104,7 @@ def test_medoid_matches_the_quadratic_definition():
 def test_labels_do_not_depend_on_input_ids_numbering():
     emb = _unit([[1, 0, 0], [0.95, 0.05, 0], [0, 1, 0], [0.05, 0.95, 0]])
     sims, ids = knn(emb, k=1)
-    assert list(clusters_from_knn(sims, ids, emb, min_sim=0.9, max_cluster_size=10)) == [0, 0, 1, 1]
+    assert list(clusters_from_knn(sims, ids, min_sim=0.9, max_cluster_size=10)) == [0, 0, 1, 1]
 
 
 def test_recall_at_k_counts_found_exact_neighbours():
