@@ -19,6 +19,8 @@ Per size, in the same process and on the same vectors:
 * **recall of its pairs**: of the (centre, member) pairs the peer reports, the share that
   our clusters also put together; and the same for all same-community pairs;
 * **recall@10** of the approximate index against exact search on 2,000 sampled queries;
+* **split loss**: the recall of its pairs when the texts are first split into 4 coarse
+  k-means cells and each is clustered alone (as a locale above ``max_task_texts`` is);
 * **quality** against gold intents, for both: purity, adjusted Rand index, V-measure.
 
 1M: the real ``cluster_variants`` Spark stage (coarse k-means split, one task per part) on
@@ -108,6 +110,25 @@ def ours(emb: np.ndarray, cc) -> tuple[np.ndarray, np.ndarray, float]:
     return labels, ids, time.perf_counter() - t0
 
 
+def ours_split(emb: np.ndarray, cc, max_part: int) -> tuple[np.ndarray, int]:
+    """Our clusters when the texts are split by coarse k-means into parts of about
+    ``max_part / 2`` and each part is clustered alone (what ``cluster_variants`` does for a
+    locale above ``cluster.max_task_texts``)."""
+    from mining.index import coarse_partition
+
+    part = coarse_partition(emb, max_part, seed=cc.seed)
+    labels = np.empty(len(emb), dtype=np.int64)
+    offset = 0
+    for p in np.unique(part):
+        rows = np.flatnonzero(part == p)
+        sims, ids = knn(emb[rows], cc.k, exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device="cpu",
+                        seed=cc.seed)
+        sub = clusters_from_knn(sims, ids, cc.min_sim, cc.max_cluster_size)
+        labels[rows] = sub + offset
+        offset += sub.max() + 1
+    return labels, len(np.unique(part))
+
+
 def peer(emb: np.ndarray, threshold: float) -> tuple[list[list[int]], float]:
     import torch
     from sentence_transformers.util import community_detection
@@ -160,7 +181,9 @@ def compare(sizes: list[int], texts: pd.DataFrame, emb_all: np.ndarray, cc) -> l
         star, pairs = pair_recall(communities, labels)
         q_ours = cluster_metrics(labels, gold)
         q_peer = cluster_metrics(peer_labels(communities, n), gold)
+        split, cells = ours_split(emb, cc, max(1000, n // 2))
         row = {"n": n, "ours_s": t_ours, "peer_s": t_peer, "speedup": t_peer / t_ours,
+               "split_cells": cells, "split_star_pair_recall": pair_recall(communities, split)[0],
                "star_pair_recall": star, "community_pair_recall": pairs,
                "recall_at_10": sampled_recall_at_10(emb, ids),
                "index": "flat" if n <= cc.exact_max_n else f"ivf nprobe={cc.ivf_nprobe}",
@@ -283,6 +306,9 @@ def print_table(rows: list[dict], m: dict | None, n: dict | None, cc) -> None:
     for r in rows:
         print(f"| {r['n']:,} | {r['index']} | {r['ours_s']:.1f} | {r['peer_s']:.1f} | {r['speedup']:.1f}x | "
               f"{r['star_pair_recall']:.3f} | {r['community_pair_recall']:.3f} | {r['recall_at_10']:.3f} |")
+    for r in rows:
+        print(f"Split into {r['split_cells']} coarse k-means cells and clustered per cell, {r['n']:,} texts: "
+              f"recall of its centre-member pairs {r['split_star_pair_recall']:.3f}")
     print("\nQuality against gold intents (ours / community_detection)")
     print("| texts | clusters | clustered share | purity | ARI | V-measure | same-cluster pair precision |")
     print("|---|---|---|---|---|---|---|")
