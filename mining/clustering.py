@@ -5,18 +5,18 @@ The clusters are the communities of sentence-transformers' ``util.community_dete
 instead of the dense n × n similarity matrix, so they cost O(n·k) after the FAISS search
 instead of O(n²·d):
 
-1. edges: the kNN lists (:func:`mining.index.knn`), both directions, kept where the
-   cosine is ≥ ``min_sim``; a text's *candidate community* is itself and its neighbours;
+1. edges: every pair with cosine ≥ ``min_sim`` (:func:`mining.index.neighbour_graph`:
+   kNN lists, and a range search for the texts whose k-th neighbour is still above the
+   threshold); a text's *candidate community* is itself and its neighbours;
 2. greedy: candidates are taken largest first (ties → lower index); each claims its
    still-unclaimed members (at most ``max_cluster_size``, the most similar first) and
    becomes a cluster when at least two texts remain; every other text is a singleton.
 
 Every cluster is a *star*: each member is within ``min_sim`` of the cluster's centre, so
 a path of near neighbours (A~B~C~…) can never chain unrelated requests into one giant
-cluster, the failure of connected components on similarity graphs. A candidate community
-is truncated at the k nearest neighbours (plus texts that have the centre among theirs),
-so ``k`` bounds how much of a large community is found at once; ``bench/variants.py``
-measures how many of the peer's pairs survive (its recall) at the default ``k``. The greedy
+cluster, the failure of connected components on similarity graphs. Like the peer, no
+candidate community is truncated (the range search); what differs is only the approximate
+index: ``bench/variants.py`` measures how many of the peer's pairs survive. The greedy
 step is the peer's own (sentence_transformers.util.community_detection, step 2); no graph
 library offers it for a sparse graph, hence the twenty lines here.
 
@@ -57,11 +57,8 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
 
 
 def clusters_from_knn(sims: np.ndarray, ids: np.ndarray, min_sim: float, max_cluster_size: int) -> np.ndarray:
-    """int64 (n,) cluster labels, 0..C-1, numbered by first member (deterministic).
-
-    ``sims``/``ids``: float32/int64 (n, k) from :func:`mining.index.knn` (id -1 = none),
-    rows = texts. Star communities of the thresholded kNN graph (module docstring); texts
-    in no community of two or more are singletons. Time O(n·k log(n·k)), memory O(n·k)."""
+    """:func:`clusters_from_graph` of kNN lists: ``sims``/``ids`` float32/int64 (n, k) from
+    :func:`mining.index.knn` (id -1 = none), edges where the cosine is ≥ ``min_sim``."""
     n = len(sims)
     rows = np.repeat(np.arange(n), sims.shape[1])
     cols, w = ids.ravel(), sims.ravel()
@@ -71,6 +68,18 @@ def clusters_from_knn(sims: np.ndarray, ids: np.ndarray, min_sim: float, max_clu
     dst = np.concatenate([cols[ok], rows[ok]])
     _, first = np.unique(src * n + dst, return_index=True)
     graph = csr_matrix((np.concatenate([w[ok], w[ok]])[first], (src[first], dst[first])), shape=(n, n))
+    return clusters_from_graph(graph, max_cluster_size)
+
+
+def clusters_from_graph(graph, max_cluster_size: int) -> np.ndarray:
+    """int64 (n,) cluster labels, 0..C-1, numbered by first member (deterministic).
+
+    ``graph``: symmetric scipy CSR (n, n) of cosines, one entry per neighbour pair above
+    the edge threshold, no self loops (:func:`mining.index.neighbour_graph`). Star
+    communities, largest candidate first (module docstring); texts in no community of two
+    or more are singletons. Time O(edges + n log n), memory O(edges)."""
+    graph = graph.tocsr()
+    n = graph.shape[0]
     indptr, indices, data = graph.indptr, graph.indices, graph.data
     degree = np.diff(indptr)
     labels = np.full(n, -1, dtype=np.int64)

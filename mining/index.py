@@ -71,19 +71,10 @@ def build_index(emb: np.ndarray, exact_max_n: int = 20_000, nprobe: int = 16,
     return index
 
 
-def knn(emb: np.ndarray, k: int, **index_kwargs) -> tuple[np.ndarray, np.ndarray]:
-    """All-vs-all k nearest neighbours (self excluded when found).
-
-    Returns (sims float32 (n, k'), ids int64 (n, k')) with k' = min(k, n-1); missing
-    neighbours have id -1 and sim -inf. Rows sorted by decreasing similarity."""
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
-    n = len(emb)
-    kk = min(k, n - 1)
-    if kk <= 0:
-        return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-    index = build_index(emb, **index_kwargs)
-    sims, ids = index.search(emb, kk + 1)
-    self_hit = ids == np.arange(n)[:, None]
+def _drop_self(sims: np.ndarray, ids: np.ndarray, first: int, kk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a k+1 search of rows ``first…`` against the whole set → their k others."""
+    n = len(ids)
+    self_hit = ids == np.arange(first, first + n)[:, None]
     # drop the self match where it was found, otherwise the last (weakest) neighbour
     drop = np.where(self_hit.any(axis=1), self_hit.argmax(axis=1), kk)
     keep = np.ones_like(ids, dtype=bool)
@@ -92,6 +83,99 @@ def knn(emb: np.ndarray, k: int, **index_kwargs) -> tuple[np.ndarray, np.ndarray
     ids = ids[keep].reshape(n, kk)
     sims[ids < 0] = -np.inf
     return sims, ids
+
+
+def knn(emb: np.ndarray, k: int, **index_kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """All-vs-all k nearest neighbours (self excluded when found).
+
+    Returns (sims float32 (n, k'), ids int64 (n, k')) with k' = min(k, n-1); missing
+    neighbours have id -1 and sim -inf. Rows sorted by decreasing similarity."""
+    sims, ids, _ = _search(emb, k, **index_kwargs)
+    return sims, ids
+
+
+def _search(emb: np.ndarray, k: int, **index_kwargs):
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    n = len(emb)
+    kk = min(k, n - 1)
+    if kk <= 0:
+        return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64), None
+    index = build_index(emb, **index_kwargs)
+    sims, ids = index.search(emb, kk + 1)
+    sims, ids = _drop_self(sims, ids, 0, kk)
+    return sims, ids, index
+
+
+def _top_per_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, cap: int):
+    """Keep each row's ``cap`` largest ``vals`` (ties → lower column)."""
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.searchsorted(rows, rows, side="left")
+    keep = np.arange(len(rows)) - starts < cap
+    return rows[keep], cols[keep], vals[keep]
+
+
+def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | None = None,
+                    batch: int = 4096, **index_kwargs):
+    """Every pair of rows with cosine ≥ ``min_sim``, as a symmetric scipy CSR matrix
+    (n, n) of float32 cosines, self excluded, each row sorted by column.
+
+    A k-nearest-neighbour search finds most rows' neighbours; a row whose k-th neighbour is
+    still ≥ ``min_sim`` (its list was cut short: a dense region) is searched again with a
+    FAISS range search at ``min_sim``, so no row's neighbourhood is truncated, as
+    sentence-transformers' community_detection grows its top-k until it passes the
+    threshold. GPU indexes have no range search: there the cut rows are searched again
+    with k doubled up to 2048 (the GPU's maximum k). ``max_degree`` keeps only a range-
+    searched row's most similar neighbours (a cluster centre claims at most
+    ``cluster.max_cluster_size`` texts anyway); range searches run ``batch`` rows at a time,
+    so a dense region's result lists never all sit in memory at once. ``emb``: float32
+    (n, d) L2-normalized. Memory O(n·k + edges)."""
+    from scipy.sparse import csr_matrix
+
+    n = len(emb)
+    sims, ids, index = _search(emb, k, **index_kwargs)
+    kk = sims.shape[1]
+    rows = np.repeat(np.arange(n), kk)
+    cut = np.flatnonzero(sims[:, -1] >= min_sim) if kk and kk < n - 1 else np.zeros(0, np.int64)
+    src, dst, val = [rows], [ids.ravel()], [sims.ravel()]
+    n_cut = len(cut)
+    if n_cut:
+        src[0], dst[0], val[0] = (a.reshape(n, kk)[np.isin(np.arange(n), cut, invert=True)].ravel()
+                                  for a in (rows, ids, sims))
+        q = np.ascontiguousarray(emb[cut], dtype=np.float32)
+        if hasattr(index, "range_search") and not type(index).__name__.startswith("Gpu"):
+            for b in range(0, len(cut), batch):
+                lims, dist, found = index.range_search(q[b:b + batch], float(min_sim))
+                part = (np.repeat(cut[b:b + batch], np.diff(lims.astype(np.int64))), found.astype(np.int64),
+                        dist.astype(np.float32))
+                if max_degree:
+                    part = _top_per_row(*part, max_degree + 1)   # + 1: the row itself may be among them
+                src.append(part[0])
+                dst.append(part[1])
+                val.append(part[2])
+        else:
+            kq = kk
+            while len(cut) and kq < min(2048, n - 1):
+                kq = min(2 * kq, 2048, n - 1)
+                d, i = index.search(q, kq + 1)
+                done = d[:, -1] < min_sim
+                src.append(np.repeat(cut[done], kq + 1))
+                dst.append(i[done].ravel())
+                val.append(d[done].ravel())
+                cut, q = cut[~done], q[~done]
+            if len(cut):   # still cut at the GPU's maximum k: keep what it found
+                d, i = index.search(q, kq + 1)
+                src.append(np.repeat(cut, kq + 1))
+                dst.append(i.ravel())
+                val.append(d.ravel())
+        log.info("neighbour graph: %d rows had more than %d neighbours above %.2f", n_cut, kk, min_sim)
+    src, dst, val = np.concatenate(src), np.concatenate(dst), np.concatenate(val)
+    ok = (dst >= 0) & (val >= min_sim) & (dst != src)
+    src, dst, val = src[ok], dst[ok], val[ok]
+    # symmetric, one entry per ordered pair
+    a, b, v = np.concatenate([src, dst]), np.concatenate([dst, src]), np.concatenate([val, val])
+    _, first = np.unique(a * n + b, return_index=True)
+    return csr_matrix((v[first], (a[first], b[first])), shape=(n, n))
 
 
 def recall_at_k(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:

@@ -82,9 +82,9 @@ def _cluster_fn(cc, device: str):
     def run(pdf: pd.DataFrame) -> pd.DataFrame:
         pdf = pdf.sort_values("text_norm", kind="stable").reset_index(drop=True)
         emb = np.stack(pdf["embedding"].to_numpy()).astype(np.float32)
-        sims, ids = index.knn(emb, cc.k, exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device,
-                              seed=cc.seed)
-        labels = clustering.clusters_from_knn(sims, ids, cc.min_sim, cc.max_cluster_size)
+        graph = index.neighbour_graph(emb, cc.k, cc.min_sim, max_degree=cc.max_cluster_size,
+                                      exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device, seed=cc.seed)
+        labels = clustering.clusters_from_graph(graph, cc.max_cluster_size)
         med = clustering.medoids(emb, labels)
         med_of = med[labels]
         locale = pdf["locale"].iloc[0]

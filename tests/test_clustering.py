@@ -163,3 +163,58 @@ def test_gpu_knn_matches_cpu():
     _, ivf_ids = knn(emb, k=10, exact_max_n=100, nprobe=64, device="cuda")
     _, ivf_cpu = knn(emb, k=10, exact_max_n=100, nprobe=64, device="cpu")
     assert abs(recall_at_k(ivf_ids, cpu_ids) - recall_at_k(ivf_cpu, cpu_ids)) < 0.02
+
+
+def _dense_groups(seed=5):
+    rng = np.random.default_rng(seed)
+    centers = _unit(rng.normal(size=(12, 24)))
+    return _unit(np.repeat(centers, 25, axis=0) + 0.12 * rng.normal(size=(300, 24)))
+
+
+def test_neighbour_graph_holds_every_pair_above_the_threshold_even_with_a_small_k():
+    from mining.index import neighbour_graph
+
+    emb = _dense_groups()
+    graph = neighbour_graph(emb, k=3, min_sim=0.75)           # groups of 25: every list is cut at 3
+    full = emb @ emb.T
+    np.fill_diagonal(full, -1)
+    want = full >= 0.75
+    assert (graph.toarray() > 0).sum() == want.sum()
+    assert ((graph.toarray() > 0) == want).all()
+    assert np.allclose(graph.toarray()[want], full[want], atol=1e-5)
+
+
+def test_graph_communities_equal_community_detection_with_a_small_k():
+    import torch
+    from sentence_transformers.util import community_detection
+
+    from mining.clustering import clusters_from_graph
+    from mining.index import neighbour_graph
+
+    emb = _dense_groups()
+    communities = community_detection(torch.from_numpy(emb), threshold=0.75, min_community_size=2)
+    labels = clusters_from_graph(neighbour_graph(emb, k=4, min_sim=0.75), max_cluster_size=10_000)
+    ours = {frozenset(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels)}
+    assert {c for c in ours if len(c) > 1} == {frozenset(c) for c in communities}
+
+
+@pytest.mark.skipif(_faiss_gpus() == 0, reason="no faiss GPU (faiss-cpu or no CUDA device): GPU range-search fallback not tested here")
+def test_gpu_neighbour_graph_matches_cpu():
+    from mining.index import neighbour_graph
+
+    emb = _dense_groups()
+    cpu = neighbour_graph(emb, k=3, min_sim=0.75, device="cpu").toarray() > 0
+    gpu = neighbour_graph(emb, k=3, min_sim=0.75, device="cuda").toarray() > 0
+    assert (cpu == gpu).mean() > 0.999
+
+
+def test_neighbour_graph_max_degree_keeps_the_most_similar():
+    from mining.index import neighbour_graph
+
+    emb = _dense_groups()
+    full = neighbour_graph(emb, k=3, min_sim=0.75).toarray()
+    capped = neighbour_graph(emb, k=3, min_sim=0.75, max_degree=5, batch=7).toarray()
+    assert ((capped > 0) <= (full > 0)).all()            # a subset of the true edges
+    for i in range(len(emb)):                              # each capped row kept its top 5 (or more via symmetry)
+        top = np.sort(full[i][full[i] > 0])[::-1][:5]
+        assert np.isin(np.round(top, 5), np.round(capped[i][capped[i] > 0], 5)).all()

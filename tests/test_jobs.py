@@ -78,6 +78,28 @@ def test_cluster_variants_partition_texts_per_locale(run):
     assert (cl["cluster_size"] > 1).any()
 
 
+def test_cluster_variants_splits_a_large_locale_by_coarse_kmeans(run, spark, tmp_path):
+    """A locale above cluster.max_task_texts is clustered per coarse k-means part: every
+    text still gets exactly one cluster, clusters never span parts, and the run's stats
+    name the split."""
+    import shutil
+
+    emb = _read(run["out"] / "embeddings")
+    assert len(emb) > 2000
+    shutil.copytree(run["out"] / "embeddings", tmp_path / "embeddings")
+    cfg = load_config(str(run["cfg"].logs), str(tmp_path), overrides={"cluster": {"max_task_texts": 1000}})
+    stats = pipeline.cluster_variants(spark, cfg)
+    cells = 2 * -(-len(emb) // 1000)
+    assert stats["coarse_parts"] == {"en-US": cells}
+    split = _read(tmp_path / "clusters")
+    whole = _read(run["out"] / "clusters")
+    assert sorted(split["text_norm"]) == sorted(whole["text_norm"])
+    assert (split.groupby("cluster_id")["is_medoid"].sum() == 1).all()
+    # parts are clustered alone: at least as many clusters as without the split
+    assert split["cluster_id"].nunique() >= whole["cluster_id"].nunique()
+    assert (split["cluster_size"] > 1).any()
+
+
 def test_aggregate_labels_decides_every_failing_text(run):
     labels = _read(run["out"] / "labels")
     turns = _read(run["out"] / "turns")
