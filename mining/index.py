@@ -146,10 +146,13 @@ def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | N
         if hasattr(index, "range_search") and not type(index).__name__.startswith("Gpu"):
             for b in range(0, len(cut), batch):
                 lims, dist, found = index.range_search(q[b:b + batch], float(min_sim))
-                part = (np.repeat(cut[b:b + batch], np.diff(lims.astype(np.int64))), found.astype(np.int64),
-                        dist.astype(np.float32))
-                if max_degree:
-                    part = _top_per_row(*part, max_degree + 1)   # + 1: the row itself may be among them
+                counts = np.diff(lims.astype(np.int64))
+                part = (np.repeat(cut[b:b + batch], counts), found.astype(np.int64), dist.astype(np.float32))
+                if max_degree and counts.max(initial=0) > max_degree + 1:
+                    # + 1: the row itself may be among them; only the long rows are sorted
+                    long_rows = np.repeat(counts > max_degree + 1, counts)
+                    top = _top_per_row(*(a[long_rows] for a in part), max_degree + 1)
+                    part = tuple(np.concatenate([a[~long_rows], t]) for a, t in zip(part, top))
                 src.append(part[0])
                 dst.append(part[1])
                 val.append(part[2])
