@@ -27,7 +27,6 @@ vector (Σ_j x_i·x_j = x_i·Σ_j x_j), so it costs O(s·d), not O(s²·d).
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 
 def medoids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -59,15 +58,10 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
 def clusters_from_knn(sims: np.ndarray, ids: np.ndarray, min_sim: float, max_cluster_size: int) -> np.ndarray:
     """:func:`clusters_from_graph` of kNN lists: ``sims``/``ids`` float32/int64 (n, k) from
     :func:`mining.index.knn` (id -1 = none), edges where the cosine is ≥ ``min_sim``."""
+    from mining.index import symmetric_graph
+
     n = len(sims)
-    rows = np.repeat(np.arange(n), sims.shape[1])
-    cols, w = ids.ravel(), sims.ravel()
-    ok = (cols >= 0) & (w >= min_sim) & (cols != rows)
-    # both directions, one entry per ordered pair (a pair found from both ends is listed once)
-    src = np.concatenate([rows[ok], cols[ok]])
-    dst = np.concatenate([cols[ok], rows[ok]])
-    _, first = np.unique(src * n + dst, return_index=True)
-    graph = csr_matrix((np.concatenate([w[ok], w[ok]])[first], (src[first], dst[first])), shape=(n, n))
+    graph = symmetric_graph(n, np.repeat(np.arange(n), sims.shape[1]), ids.ravel(), sims.ravel(), min_sim)
     return clusters_from_graph(graph, max_cluster_size)
 
 

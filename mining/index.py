@@ -130,8 +130,6 @@ def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | N
     ``cluster.max_cluster_size`` texts anyway); range searches run ``batch`` rows at a time,
     so a dense region's result lists never all sit in memory at once. ``emb``: float32
     (n, d) L2-normalized. Memory O(n·k + edges)."""
-    from scipy.sparse import csr_matrix
-
     n = len(emb)
     sims, ids, index = _search(emb, k, **index_kwargs)
     kk = sims.shape[1]
@@ -172,10 +170,17 @@ def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | N
                 dst.append(i.ravel())
                 val.append(d.ravel())
         log.info("neighbour graph: %d rows had more than %d neighbours above %.2f", n_cut, kk, min_sim)
-    src, dst, val = np.concatenate(src), np.concatenate(dst), np.concatenate(val)
+    return symmetric_graph(n, np.concatenate(src), np.concatenate(dst), np.concatenate(val), min_sim)
+
+
+def symmetric_graph(n: int, src: np.ndarray, dst: np.ndarray, val: np.ndarray, min_sim: float):
+    """Directed search hits (row ``src`` found ``dst`` at cosine ``val``; ``dst`` -1 = none)
+    → symmetric scipy CSR (n, n) of the pairs with cosine ≥ ``min_sim``, no self loops, one
+    entry per ordered pair (a pair found from both ends is listed once)."""
+    from scipy.sparse import csr_matrix
+
     ok = (dst >= 0) & (val >= min_sim) & (dst != src)
     src, dst, val = src[ok], dst[ok], val[ok]
-    # symmetric, one entry per ordered pair
     a, b, v = np.concatenate([src, dst]), np.concatenate([dst, src]), np.concatenate([val, val])
     _, first = np.unique(a * n + b, return_index=True)
     return csr_matrix((v[first], (a[first], b[first])), shape=(n, n))
