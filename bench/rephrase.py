@@ -21,7 +21,6 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure import run_measured  # noqa: E402  (bench/measure.py)
 from mining.evaluation import candidate_cases, pair_metrics  # noqa: E402
 from mining.rephrase_fit import FIT_SEED, simulate_and_detect  # noqa: E402
 from mining.rephrase_model import best_candidates, load_model, model_features, pr_curve  # noqa: E402
@@ -67,25 +67,8 @@ def quality(turns: int, work: Path) -> dict:
     return out
 
 
-def _tree_rss(proc) -> int:
-    import psutil
-
-    total = 0
-    try:
-        for p in [proc, *proc.children(recursive=True)]:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-    except psutil.Error:
-        pass
-    return total
-
-
 def scale(turns: int, work: Path) -> dict:
     """Simulate ``turns`` HWU64 turns, run detect-rephrases in a child process; wall + peak RSS."""
-    import psutil
-
     base = work / f"scale-{turns}"
     logs, gold, out = base / "logs", base / "gold", base / "run"
     mining = str(Path(sys.executable).with_name("mining"))
@@ -96,25 +79,7 @@ def scale(turns: int, work: Path) -> dict:
                        check=True, stdout=subprocess.DEVNULL)
     sim_s = time.perf_counter() - t0
     cmd = [mining, "detect-rephrases", "--logs", str(logs), "--out", str(out)]
-    peak, t0 = 0, time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, env={**__import__("os").environ, "MINING_DEMO_MODE": "1"})
-    proc = psutil.Process(child.pid)
-    done = threading.Event()
-
-    def sample():
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _tree_rss(proc))
-            time.sleep(0.5)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    stdout, _ = child.communicate()
-    done.set()
-    th.join()
-    wall = time.perf_counter() - t0
-    if child.returncode != 0:
-        raise SystemExit(f"detect-rephrases failed with exit code {child.returncode}")
+    wall, peak, stdout = run_measured(cmd, {"MINING_DEMO_MODE": "1"})
     stats = json.loads(stdout)["detect_rephrases"]
     n = stats["turns"]["turns"]
     return {"turns": n, "simulate_s": round(sim_s, 1), "detect_s": round(wall, 1),

@@ -35,12 +35,12 @@ night's distinct texts that had to be encoded.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
-import subprocess
+import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -50,10 +50,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure import run_measured  # noqa: E402  (bench/measure.py)
 from mining.clustering import clusters_from_graph, medoids  # noqa: E402
 from mining.config import load_config  # noqa: E402
 from mining.evaluation import cluster_metrics  # noqa: E402
-from mining.index import knn, neighbour_graph, recall_at_k  # noqa: E402
+from mining.index import neighbour_graph, recall_at_k  # noqa: E402
 
 WORK = ROOT / "bench" / ".work" / "variants"
 SEED = 11
@@ -212,43 +213,6 @@ def compare(sizes: list[int], texts: pd.DataFrame, emb_all: np.ndarray, cc) -> l
     return rows
 
 
-def _tree_rss(proc) -> int:
-    import psutil
-
-    try:
-        total = proc.memory_info().rss
-        for c in proc.children(recursive=True):
-            try:
-                total += c.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-    except psutil.Error:
-        return 0
-
-
-def _measured(cmd: list[str]) -> tuple[float, int, str]:
-    """(wall s, peak RSS of the process tree in bytes, stdout) of a child process."""
-    import psutil
-
-    t0 = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "MINING_DEMO_MODE": "1"})
-    proc, peak, done = psutil.Process(child.pid), [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss(proc))
-            time.sleep(0.5)
-
-    threading.Thread(target=sample, daemon=True).start()
-    stdout, _ = child.communicate()
-    done.set()
-    if child.returncode:
-        raise SystemExit(f"{cmd} failed with exit code {child.returncode}")
-    return time.perf_counter() - t0, peak[0], stdout
-
-
 def million(texts: pd.DataFrame, emb_all: np.ndarray) -> dict:
     """The ``cluster_variants`` stage on all 1M vectors (one locale) in a child process."""
     import pyarrow as pa
@@ -269,8 +233,8 @@ def million(texts: pd.DataFrame, emb_all: np.ndarray) -> dict:
                               .cast(pa.list_(pa.float32()))})
             pq.write_table(table, emb_dir / f"part-{i // 100_000:05d}.parquet")
         (emb_dir / "_SUCCESS").touch()
-    cmd = [sys.executable, "-m", "mining.cli", "cluster-variants", "--logs", str(WORK), "--out", str(out)]
-    wall, peak, _ = _measured(cmd)
+    cmd = [str(Path(sys.executable).with_name("mining")), "cluster-variants", "--logs", str(WORK), "--out", str(out)]
+    wall, peak, _ = run_measured(cmd, {"MINING_DEMO_MODE": "1"})
     stats = json.loads((out / "clusters" / "_stats.json").read_text())
     return {"n": len(texts), "wall_s": wall, "peak_rss_gib": peak / 2**30, **stats}
 
@@ -278,7 +242,7 @@ def million(texts: pd.DataFrame, emb_all: np.ndarray) -> dict:
 def nights() -> dict:
     """Two overlapping nights through detect + embed with one embedding cache."""
     cmd = [sys.executable, str(Path(__file__)), "--nights-child"]
-    _, _, stdout = _measured(cmd)
+    _, _, stdout = run_measured(cmd, {"MINING_DEMO_MODE": "1"})
     return json.loads(stdout.strip().splitlines()[-1])
 
 
@@ -293,13 +257,9 @@ def nights_child() -> None:
         simulate(SimulationConfig(corpus="hwu64", n_turns=80_000, days=4, seed=7), logs, gold, overwrite=True)
     spark = get_spark("bench-variants-nights")
     cache = work / "cache"
-    import shutil
-
     shutil.rmtree(cache, ignore_errors=True)
     result = {}
     for night, (start, end) in enumerate([("2026-11-01", "2026-11-03"), ("2026-11-02", "2026-11-04")], 1):
-        import datetime as dt
-
         out = work / f"night{night}"
         shutil.rmtree(out, ignore_errors=True)
         cfg = load_config(str(logs), str(out), start_date=dt.date.fromisoformat(start),
