@@ -5,21 +5,6 @@ import pytest
 from mining.config import load_config
 from mining.rephrase import lexical_features
 from mining.rephrase_model import FEATURES
-from mining.slots import project_slots
-
-
-def test_project_slots_keeps_values_found_in_the_source():
-    slots = [{"name": "time", "value": "Seven AM"}, {"name": "date", "value": "tomorrow"}]
-    kept, annot, dropped = project_slots("wake me at seven am please", slots)
-    assert kept == [{"name": "time", "value": "seven am"}]
-    assert annot == "wake me at [time : seven am] please"
-    assert dropped == 1
-
-
-def test_project_slots_orders_spans_and_never_overlaps():
-    slots = [{"name": "b", "value": "jazz"}, {"name": "a", "value": "play"}, {"name": "c", "value": "play jazz"}]
-    kept, annot, dropped = project_slots("play jazz", slots)
-    assert annot == "[a : play] [b : jazz]" and dropped == 1
 
 
 def test_score_is_the_model_files_logistic_combination():
