@@ -111,11 +111,41 @@ def _fit_rephrase(args, argv: list[str]) -> dict:
     return model.to_dict()
 
 
+def _fit_calibration(args, argv: list[str]) -> dict:
+    from pathlib import Path
+
+    from mining import calibration_fit
+
+    cal = calibration_fit.fit(args.corpus or ["hwu64"], args.turns, args.seed, Path(args.work),
+                              min_users=args.min_users, out=Path(args.out) if args.out else None, argv=argv)
+    return {"version": cal.version, **cal.fit}
+
+
+def _merge(args) -> dict:
+    from pathlib import Path
+
+    from mining import merge
+
+    mined_path = Path(args.mined)
+    if (mined_path / "massive").is_dir():          # a run's output root: its published JSONL
+        mined_path = mined_path / "massive"
+    base = merge.read_training_set(args.base, dev_share=args.dev_share, seed=args.split_seed)
+    mined = merge.read_training_set(mined_path, dev_share=args.dev_share, seed=args.split_seed)
+    merged, stats = merge.merge_training_sets(base, mined)
+    conflicts = merge.human_conflicts(base, mined)
+    manifest = merge.write_merged(merged, args.out, stats)
+    if len(conflicts) and args.conflicts:
+        conflicts.to_json(args.conflicts, orient="records", lines=True, force_ascii=False)
+    return {"out": args.out, "rows": manifest["rows"], "stats": stats, "conflicts_with_human": len(conflicts)}
+
+
 EXAMPLES = """examples:
   mining simulate --corpus hwu64 --turns 20000 --days 3 --logs /tmp/logs --gold /tmp/gold
   MINING_DEMO_MODE=1 mining run --logs /tmp/logs --out /tmp/run --min-users 2
   mining evaluate --gold /tmp/gold --out /tmp/run
   mining fit-rephrase --work /tmp/fit     # refit mining/models/rephrase_lr.toml
+  mining fit-calibration --work /tmp/fit  # refit mining/models/calibration.toml
+  mining merge --base human/ --mined /tmp/run --out /tmp/merged   # add mined labels, keep human ones
 """
 
 
@@ -157,6 +187,31 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--target-precision", type=float, default=0.97,
                      help="the threshold is the lowest with at least this pair precision on the fit data")
     fit.add_argument("--out", help="model TOML to write (default: the packaged mining/models/rephrase_lr.toml)")
+    mg = sub.add_parser("merge", help="merge a run's mined labels into an existing training set",
+                        description="Add mined labels to a training set in MASSIVE JSON Lines shape without "
+                        "duplicates; a human label is never overridden (see mining/merge.py for the rules).")
+    mg.add_argument("--base", required=True, help="existing training set: MASSIVE .jsonl file or folder, or Parquet")
+    mg.add_argument("--mined", required=True,
+                    help="a run's output root (its massive/ folder is used), or any path --base accepts")
+    mg.add_argument("--out", required=True, help="output folder (<locale>.jsonl + merge_manifest.json, atomic)")
+    mg.add_argument("--conflicts", help="write mined labels that contradict a human label here (JSON Lines)")
+    mg.add_argument("--dev-share", type=float, default=0.1,
+                    help="partition split for Parquet inputs that have no partition column")
+    mg.add_argument("--split-seed", type=int, default=0)
+    from mining.calibration_fit import FIT_SEED as CAL_SEED
+
+    cal = sub.add_parser("fit-calibration", help="refit the label-confidence calibration on simulator gold",
+                         description="Simulate logs from the development corpora, run the pipeline to "
+                         "aggregate_labels uncalibrated, fit isotonic maps raw score -> P(label right) "
+                         "and write the calibration TOML.")
+    cal.add_argument("--corpus", action="append", choices=["hwu64", "slurp"],
+                     help="development corpus (repeatable; default: hwu64, so slurp stays unseen)")
+    cal.add_argument("--turns", type=int, default=80_000, help="simulated turns per corpus")
+    cal.add_argument("--seed", type=int, default=CAL_SEED, help="simulation seed (the benchmark uses others)")
+    cal.add_argument("--min-users", type=int, default=2,
+                     help="fit on labels of texts said by at least this many users (the exported population)")
+    cal.add_argument("--work", required=True, help="folder for the simulated logs and runs (reused)")
+    cal.add_argument("--out", help="calibration TOML to write (default: the packaged mining/models/calibration.toml)")
     return parser
 
 
@@ -174,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         return _guarded(_evaluate, args)
     if args.command == "fit-rephrase":
         return _guarded(_fit_rephrase, args, argv)
+    if args.command == "merge":
+        return _guarded(_merge, args)
+    if args.command == "fit-calibration":
+        return _guarded(_fit_calibration, args, argv)
     stages = STAGES if args.command == "run" else (args.command.replace("-", "_"),)
     return _guarded(_run_stages, args, stages)
 

@@ -139,11 +139,28 @@ class AggregationConfig:
     min_confidence: float
     variant_min_sim: float
     variant_min_events: int
+    credible_quantile: float
+    calibration: str
+    fitted_calibration: Any = field(init=False, repr=False, compare=False)  # mining.calibration.Calibration
 
     def __post_init__(self):
+        from mining.calibration import load_calibration
+
         _check(self.prior > 0, "aggregation.prior", self.prior, "> 0")
         for k in ("min_top_share", "min_defect_rate", "min_confidence"):
             _check(0 <= getattr(self, k) <= 1, f"aggregation.{k}", getattr(self, k), "in [0, 1]")
+        _check(0 < self.credible_quantile < 1, "aggregation.credible_quantile", self.credible_quantile,
+               "in (0, 1)")
+        object.__setattr__(self, "fitted_calibration", load_calibration(self.calibration or None))
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    dev_share: float
+    split_seed: int
+
+    def __post_init__(self):
+        _check(0 <= self.dev_share <= 1, "export.dev_share", self.dev_share, "in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,7 @@ class RunConfig:
     cluster: ClusterConfig
     aggregation: AggregationConfig
     privacy: PrivacyConfig
+    export: ExportConfig
     sections: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self):
@@ -185,14 +203,15 @@ class RunConfig:
 
     def to_json(self) -> str:
         """Canonical JSON of every setting (sorted keys), for manifests and version hashes."""
-        return json.dumps({**self.sections, "rephrase_model": self.rephrase.fitted.to_dict()},
+        return json.dumps({**self.sections, "rephrase_model": self.rephrase.fitted.to_dict(),
+                           "calibration": self.aggregation.fitted_calibration.to_dict()},
                           sort_keys=True, default=str)
 
 
 SECTIONS = {"validation": ValidationConfig, "friction": FrictionConfig, "sessions": SessionsConfig,
             "rephrase": RephraseConfig,
             "embedding": EmbeddingConfig, "cluster": ClusterConfig,
-            "aggregation": AggregationConfig, "privacy": PrivacyConfig}
+            "aggregation": AggregationConfig, "privacy": PrivacyConfig, "export": ExportConfig}
 
 
 # Keys without a default in defaults.toml (their default comes from elsewhere, see the

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
+from mining.corpora import parse_annot_utt
 from mining.text import normalize
 
 
@@ -169,23 +170,70 @@ def naive_rule(turns: pd.DataFrame, gold: pd.DataFrame) -> dict:
             "naive_text_precision": float(np.mean(text_ok)) if text_ok else 0.0}
 
 
-def retraining(splits: pd.DataFrame, mined: pd.DataFrame, oracle: pd.DataFrame) -> dict:
-    """Accuracy on the test split of the weak NLU trained on seed / +mined / +oracle."""
-    from mining.nlu import train_and_score
+def retraining(splits: pd.DataFrame, mined: pd.DataFrame, oracle: pd.DataFrame,
+               oracle_private: pd.DataFrame | None = None) -> dict:
+    """Accuracy on the test split of the weak NLU trained on seed / + mined / + oracle.
+
+    ``mined``: utterance, intent; ``oracle``/``oracle_private``: text, intent (the latter:
+    the oracle restricted to texts a k-anonymous export may contain). ``lift_recovered`` =
+    (mined − seed) / (oracle − seed), 0 when the oracle gains nothing; ``per_intent``: the
+    same per gold test intent (test utterances, accuracies, lift recovered or None where the
+    oracle gains nothing on that intent)."""
+    from mining.nlu import WeakNLU
 
     seed, test = splits[splits["split"] == "seed"], splits[splits["split"] == "test"]
+    truth = test["intent"].astype(str).to_numpy()
 
-    def acc(extra_texts, extra_intents) -> float:
-        return train_and_score(list(seed["text"]) + list(extra_texts), list(seed["intent"]) + list(extra_intents),
-                               list(test["text"]), list(test["intent"]))
+    def right(extra_texts, extra_intents) -> np.ndarray:
+        nlu = WeakNLU().fit(list(seed["text"]) + list(extra_texts), list(seed["intent"]) + list(extra_intents))
+        return nlu.predict(list(test["text"]))[0] == truth
 
-    a_seed = acc([], [])
-    a_mined = acc(mined["utterance"], mined["intent"])
-    a_oracle = acc(oracle["text"], oracle["intent"])
-    gain = a_oracle - a_seed
-    return {"acc_seed": a_seed, "acc_seed_mined": a_mined, "acc_seed_oracle": a_oracle,
-            "lift_recovered": (a_mined - a_seed) / gain if gain > 0 else 0.0,
-            "mined_examples": int(len(mined)), "oracle_examples": int(len(oracle))}
+    runs = {"seed": right([], []), "seed_mined": right(mined["utterance"], mined["intent"]),
+            "seed_oracle": right(oracle["text"], oracle["intent"])}
+    if oracle_private is not None:
+        runs["seed_oracle_private"] = right(oracle_private["text"], oracle_private["intent"])
+
+    def lift(r: dict, oracle_key: str) -> float | None:
+        gain = r[oracle_key] - r["seed"]
+        return (r["seed_mined"] - r["seed"]) / gain if gain > 0 else None
+
+    acc = {k: float(v.mean()) for k, v in runs.items()}
+    out = {f"acc_{k}": v for k, v in acc.items()}
+    out["lift_recovered"] = lift(acc, "seed_oracle") or 0.0
+    if oracle_private is not None:
+        out["lift_recovered_private"] = lift(acc, "seed_oracle_private") or 0.0
+        out["oracle_private_examples"] = int(len(oracle_private))
+    per_intent = []
+    for intent in sorted(set(truth)):
+        sel = truth == intent
+        a = {k: float(v[sel].mean()) for k, v in runs.items()}
+        per_intent.append({"intent": intent, "test": int(sel.sum()), **{f"acc_{k}": v for k, v in a.items()},
+                           "lift_recovered": lift(a, "seed_oracle"),
+                           **({"lift_recovered_private": lift(a, "seed_oracle_private")}
+                              if oracle_private is not None else {})})
+    out.update(mined_examples=int(len(mined)), oracle_examples=int(len(oracle)), per_intent=per_intent)
+    return out
+
+
+def slot_metrics(train: pd.DataFrame, gold_slots: dict[str, list]) -> dict:
+    """Projected slots of exported rephrase labels against the gold annotation of the text.
+
+    ``train``: exported rows (utterance, slots, evidence); ``gold_slots``: normalized text →
+    its gold slots ``[{"name", "value"}]`` (the most frequent annotation of that text in the
+    logs). Slots match on name and normalized value. Precision = projected slots that are
+    gold / projected; recall = gold slots recovered / gold slots of the rephrase rows (variant
+    labels carry no slots by design). A rephrase's slot values often differ from the failed
+    words' (another utterance of the same intent), so recall is bounded well below 1."""
+    rows = train[train["evidence"] == "rephrase"]
+    proj = gold_n = hit = 0
+    for utt, slots in zip(rows["utterance"], rows["slots"]):
+        pred = {(s["name"], normalize(s["value"])) for s in (slots if slots is not None else [])}
+        gold = {(s["name"], normalize(s["value"])) for s in gold_slots.get(normalize(utt), [])}
+        proj += len(pred)
+        gold_n += len(gold)
+        hit += len(pred & gold)
+    return {"slot_rows": int(len(rows)), "slots_projected": proj, "gold_slots": gold_n,
+            "slot_precision": hit / proj if proj else 0.0, "slot_recall": hit / gold_n if gold_n else 0.0}
 
 
 def gold_intents_by_text(splits: pd.DataFrame, gold_turns: pd.DataFrame) -> dict[str, set]:
@@ -232,8 +280,8 @@ def evaluate(gold_dir: str, out: str) -> dict:
     gold_dir, out = Path(gold_dir), Path(out)
     gold = _read(gold_dir / "turns")
     splits = pd.read_parquet(gold_dir / "splits.parquet")
-    turns = _read(out / "turns", ["turn_id", "session_pseudonym", "ts", "text_norm", "utterance",
-                                  "nlu_intent", "is_friction", "succeeded"])
+    turns = _read(out / "turns", ["turn_id", "session_pseudonym", "user_pseudonym", "ts", "text_norm",
+                                  "utterance", "nlu_intent", "is_friction", "succeeded"])
     pairs = _read(out / "rephrase_pairs", ["source_turn_id", "target_turn_id", "accepted", "score",
                                            "is_repeat", "target_succeeded", "turn_distance"])
     train = _read(out / "training_set")
@@ -244,20 +292,27 @@ def evaluate(gold_dir: str, out: str) -> dict:
     wrong = g[~g["nlu_correct"]].drop_duplicates("text_norm")
     oracle = pd.DataFrame({"text": wrong["text_norm"], "intent": wrong["gold_intent"]})
     labels = label_metrics(train, gold_intents)
+    min_users = int(manifest.get("config", {}).get("privacy", {}).get("min_users", 1))
+    users = turns.groupby("text_norm")["user_pseudonym"].nunique()
+    oracle_private = oracle[oracle["text"].map(users).fillna(0) >= min_users]
     mined_ok = {t for t, i in zip(train["utterance"].map(normalize), train["intent"])
                 if i in gold_intents.get(t, set())}
     clusters = _read(out / "clusters", ["text_norm", "cluster_id"])
     # a text with several gold intents (rare) is scored against its most frequent one
     top_gold = g.groupby("text_norm")["gold_intent"].agg(lambda s: s.value_counts().index[0])
     clusters = clusters.merge(top_gold.rename("gold").reset_index(), on="text_norm")
+    top_annot = g.groupby("text_norm")["gold_annot_utt"].agg(lambda s: s.value_counts().index[0])
+    gold_slots = {t: parse_annot_utt(a)[1] for t, a in top_annot.items()}
     return {
         "clusters": cluster_metrics(clusters["cluster_id"].to_numpy(), clusters["gold"].to_numpy()),
-        "dataset_version": manifest["dataset_version"],
+        "dataset_version": manifest["dataset_version"], "min_users": min_users,
         "turns": int(len(turns)), "friction_turns": int(turns["is_friction"].sum()),
-        **pair_metrics(pairs, turns, gold), **labels,
+        **pair_metrics(pairs, turns, gold), **labels, **slot_metrics(train, gold_slots),
         "oracle_texts": int(len(oracle)),
         "coverage": len(mined_ok & set(oracle["text"])) / len(oracle) if len(oracle) else 0.0,
-        **naive_rule(turns, gold), **retraining(splits, train, oracle),
+        "coverage_private": (len(mined_ok & set(oracle_private["text"])) / len(oracle_private)
+                             if len(oracle_private) else 0.0),
+        **naive_rule(turns, gold), **retraining(splits, train, oracle, oracle_private),
     }
 
 
@@ -272,13 +327,19 @@ def format_table(r: dict) -> str:
         ("label precision @conf>=0.9", f"{r['label_precision_conf90']:.3f} ({r['labels_conf90']} labels)"),
         *[(f"  {ev} labels / precision", f"{v['labels']} / {v['precision']:.3f}")
           for ev, v in r["by_evidence"].items()],
-        ("confidence ECE (uncalibrated)", f"{r['ece']:.3f}"),
+        ("confidence ECE (10 bins)", f"{r['ece']:.3f}"),
+        ("projected slots: precision / recall", f"{r['slot_precision']:.3f} / {r['slot_recall']:.3f} "
+                                                f"({r['slots_projected']} slots)"),
         ("naive rule precision (turn / text)",
          f"{r['naive_turn_precision']:.3f} / {r['naive_text_precision']:.3f}"),
         ("oracle texts / coverage", f"{r['oracle_texts']} / {r['coverage']:.3f}"),
+        (f"  said by >= {r['min_users']} users (k-anonymous oracle) / coverage",
+         f"{r['oracle_private_examples']} / {r['coverage_private']:.3f}"),
         ("NLU acc: seed", f"{r['acc_seed']:.4f}"), ("NLU acc: seed + mined", f"{r['acc_seed_mined']:.4f}"),
         ("NLU acc: seed + oracle", f"{r['acc_seed_oracle']:.4f}"),
+        ("NLU acc: seed + k-anonymous oracle", f"{r['acc_seed_oracle_private']:.4f}"),
         ("oracle lift recovered", f"{r['lift_recovered']:.1%}"),
+        ("k-anonymous oracle lift recovered", f"{r['lift_recovered_private']:.1%}"),
         ("variant clusters: texts / clusters", f"{r['clusters']['texts']} / {r['clusters']['clusters']}"),
         ("  purity / ARI / V-measure", f"{r['clusters']['purity']:.3f} / {r['clusters']['ari']:.3f} / "
                                        f"{r['clusters']['v_measure']:.3f}"),

@@ -179,7 +179,8 @@ def aggregate_labels(spark, cfg) -> dict:
     label_schema = ("locale string, text_norm string, utterance string, intent string, "
                     "slots array<struct<name:string,value:string>>, confidence double, "
                     "support_users long, support_events long, evidence string, cluster_id string, "
-                    "decision string, defect_rate double, text_users long")
+                    "decision string, defect_rate double, text_users long, candidate_intent string, "
+                    "candidate_evidence string, raw_score double, posterior_mean double")
 
     def run(t: pd.DataFrame, e: pd.DataFrame) -> pd.DataFrame:
         if t.empty:
@@ -190,7 +191,8 @@ def aggregate_labels(spark, cfg) -> dict:
     return storage.write_parquet_stage(
         labels, cfg.out, "labels",
         lambda l: {"texts_with_friction": l.count(), "by_decision": _counts(l, "decision"),
-                   "by_evidence": _counts(l.where("decision = 'labeled'"), "evidence")})
+                   "by_evidence": _counts(l.where("decision = 'labeled'"), "evidence"),
+                   "calibration": ac.fitted_calibration.version})
 
 
 def code_version() -> str:
@@ -212,7 +214,7 @@ def export_dataset(spark, cfg) -> dict:
     upstream = {s: storage.read_stats(cfg.out, s) for s in
                 ("rejects", "turns", "rephrase_pairs", "embeddings", "clusters", "labels")}
     partitions = upstream["turns"].get("partitions", [])
-    fingerprint = json.dumps({"config": cfg.sections, "partitions": partitions,
+    fingerprint = json.dumps({"config": cfg.to_json(), "partitions": partitions,
                               "locales": list(cfg.locales), "code": code_version()}, sort_keys=True)
     version = export.dataset_version(max(partitions) if partitions else "00000000", fingerprint)
     min_users = cfg.privacy.min_users
@@ -224,13 +226,14 @@ def export_dataset(spark, cfg) -> dict:
     final = labels.where("decision = 'labeled'").mapInPandas(run, export.final_schema()).cache()
     drops = _counts(final.where("drop_reason IS NOT NULL"), "drop_reason")
     kept = final.where("drop_reason IS NULL")
-    tally = kept.agg(*[F.sum(c).alias(c) for c in final.columns if c.startswith("pii_")],
-                     F.sum("slots_dropped").alias("slots_dropped")).first().asDict()
+    tally = kept.agg(*[F.sum(c).alias(c) for c in final.columns
+                       if c.startswith(("pii_", "dropped_"))]).first().asDict()
     cols = [f.name for f in schemas.spark_schema("training_set")]
     out = Path(cfg.out)
     staging = storage.staging_path(out, f"version-{version}")
-    export.write_training_set(kept.select(*cols).orderBy("locale", "intent", "utterance").toArrow(),
-                              staging / "training_set")
+    table = kept.select(*cols).orderBy("locale", "intent", "utterance").toArrow()
+    export.write_training_set(table, staging / "training_set")
+    massive = export.write_massive_jsonl(table, staging / "massive", cfg.export.dev_share, cfg.export.split_seed)
     by_locale_intent = {f"{r['locale']}/{r['intent']}": r["count"] for r in
                         kept.groupBy("locale", "intent").count().orderBy("locale", "intent").collect()}
     manifest = {
@@ -240,8 +243,10 @@ def export_dataset(spark, cfg) -> dict:
         "drops": {**{k: v for k, v in upstream["labels"].get("by_decision", {}).items() if k != "labeled"},
                   **drops},
         "pii_scrubbed": {k[4:]: int(v or 0) for k, v in tally.items() if k.startswith("pii_")},
-        "slots_dropped": {"slot_value_not_in_source": int(tally["slots_dropped"] or 0)},
-        "stages": upstream, "checksums": export.checksums(staging / "training_set"),
+        "slots_dropped": {k[8:]: int(v or 0) for k, v in tally.items() if k.startswith("dropped_")},
+        "massive_jsonl": massive, "models": {"rephrase": cfg.rephrase.fitted.version,
+                                             "calibration": cfg.aggregation.fitted_calibration.version},
+        "stages": upstream, "checksums": export.checksums(staging),
     }
     final.unpersist()
     storage.write_json(staging / "manifest.json", manifest)

@@ -121,7 +121,8 @@ def test_export_dataset_publishes_contract_rows_with_manifest(run):
     assert (out / "latest").is_symlink() and (out / "training_set").resolve().parent.name == manifest["dataset_version"]
     for rel, digest in manifest["checksums"].items():
         import hashlib
-        assert hashlib.sha256((out / "training_set" / rel).read_bytes()).hexdigest() == digest
+        assert hashlib.sha256((out / "latest" / rel).read_bytes()).hexdigest() == digest
+    assert any(rel.startswith("massive/") for rel in manifest["checksums"])
     # k-anonymity: every exported text was said by >= min_users distinct users
     labels = _read(out / "labels").set_index("utterance")
     assert (labels.loc[train["utterance"], "text_users"] >= run["cfg"].privacy.min_users).all()
