@@ -62,3 +62,51 @@ def test_run_without_a_key_fails_with_exit_code_4(tmp_path, evaluated):
     proc = subprocess.run([MINING, "detect-rephrases", "--logs", str(root / "logs"), "--out", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 4 and "MINING_PSEUDONYM_KEY" in proc.stderr
+
+
+def test_massive_export_loads_with_hugging_face_datasets(evaluated):
+    datasets = pytest.importorskip("datasets", reason="Hugging Face datasets is in the dev extra")
+    _, root = evaluated
+    manifest = json.loads((root / "out" / "manifest.json").read_text())
+    files = sorted(str(p) for p in (root / "out" / "massive").glob("*.jsonl"))
+    assert files and all(f"massive/{Path(f).name}" in manifest["checksums"] for f in files)
+    ds = datasets.load_dataset("json", data_files=files, split="train",
+                               cache_dir=str(root / "hf-cache"))
+    assert ds.num_rows == manifest["rows"]
+    assert {"id", "locale", "partition", "utt", "annot_utt", "intent"} <= set(ds.column_names)
+    assert set(ds["partition"]) <= {"train", "dev"}
+
+
+def test_merge_keeps_human_labels_and_adds_mined_ones(evaluated, tmp_path):
+    """`mining merge` of a run into a human training set: no duplicates, human labels win."""
+    from mining.merge import read_training_set
+    from mining.text import normalize
+
+    _, root = evaluated
+    mined = read_training_set(root / "out" / "massive")
+    assert len(mined) >= 3
+    same, conflict = mined.iloc[0], mined.iloc[1]
+    other_intent = "general_quirky" if conflict["intent"] != "general_quirky" else "weather_query"
+    human = [{"locale": same["locale"], "partition": "train", "utt": same["utt"].upper() + "!",
+              "annot_utt": same["utt"].upper() + "!", "intent": same["intent"]},
+             {"locale": conflict["locale"], "partition": "test", "utt": conflict["utt"],
+              "annot_utt": conflict["utt"], "intent": other_intent},
+             {"locale": "en-US", "partition": "train", "utt": "a human only request",
+              "annot_utt": "a human only request", "intent": "alarm_set"}]
+    base = tmp_path / "human.jsonl"
+    base.write_text("".join(json.dumps(r) + "\n" for r in human))
+    out = tmp_path / "merged"
+    res = _mining("merge", "--base", base, "--mined", root / "out", "--out", out,
+                  "--conflicts", tmp_path / "conflicts.jsonl")
+    assert res.returncode == 0, res.stderr[-2000:]
+    merged = read_training_set(out)
+    stats = json.loads((out / "merge_manifest.json").read_text())["stats"]
+    assert (stats["duplicate_of_human"], stats["conflicts_with_human"]) == (1, 1)
+    assert stats["added"] == len(mined) - 2 and len(merged) == len(mined) + 1
+    keys = list(zip(merged["locale"], merged["utt"].map(normalize)))
+    assert len(keys) == len(set(keys))
+    humans = merged[merged["label_source"] == "human"].set_index("utt")
+    assert humans.loc[conflict["utt"], "intent"] == other_intent          # never overridden
+    assert humans.loc[conflict["utt"], "partition"] == "test"
+    assert len(humans) == 3
+    assert len((tmp_path / "conflicts.jsonl").read_text().splitlines()) == 1
