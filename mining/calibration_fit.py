@@ -7,13 +7,18 @@ reached the confidence gate and passes the default k-anonymity gate (the populat
 gets exported). A label is right when its intent is a gold intent of the text
 (:func:`mining.evaluation.gold_intents_by_text`, as ``mining evaluate`` scores it). The
 isotonic maps of :func:`mining.calibration.fit_calibration` are written as TOML (default:
-the packaged ``mining/models/calibration.toml``) with the exact command in ``[fit]``.
+the packaged ``mining/models/calibration.toml``) with the exact command in ``[fit]``; the
+version ends with the first 8 hex digits of the sha256 of the maps, so manifests tell
+two fits apart.
 
 The packaged map is fitted on HWU64 only, so SLURP stays a corpus the calibration never
 saw; ``bench/labels.py`` measures the calibration error on both, on other seeds.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import shlex
 import sys
@@ -72,6 +77,8 @@ def fit(corpora: list[str], n_turns: int, seed: int, work: Path, *, min_users: i
     cal = fit_calibration(data["raw_score"].to_numpy(), data["correct"].to_numpy(),
                           data["candidate_evidence"].to_numpy(),
                           version=f"calibration-isotonic-{'+'.join(corpora)}-s{seed}", fit_info=info)
+    maps = json.dumps({k: v for k, v in cal.to_dict().items() if k not in ("version", "fit")}, sort_keys=True)
+    cal = dataclasses.replace(cal, version=f"{cal.version}-{hashlib.sha256(maps.encode()).hexdigest()[:8]}")
     conf = cal.apply(data["raw_score"].to_numpy(), data["candidate_evidence"].to_numpy())
     cal.fit["ece_fit"] = round(ece(conf, data["correct"].to_numpy(float)), 4)
     cal.fit["ece_uncalibrated"] = round(ece(data["raw_score"].to_numpy(), data["correct"].to_numpy(float)), 4)
