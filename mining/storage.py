@@ -42,6 +42,16 @@ def write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+def write_toml(path: str | Path, payload: dict, header: str = "") -> None:
+    """Write ``header`` (comment lines) + ``payload`` as TOML atomically (temp file + rename)."""
+    import tomli_w
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(header + tomli_w.dumps(payload), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_parquet_stage(df, out: str | Path, name: str, stats, *, num_files: int | None = None) -> dict:
     """Write a Spark DataFrame as the stage output ``OUT/<name>/`` atomically.
 
