@@ -1,20 +1,40 @@
-"""Layered configuration: ``mining/defaults.toml`` ← ``--config FILE`` ← flags / ``--set``.
+"""Layered configuration, lowest to highest precedence:
 
-Every value has exactly one default, in ``defaults.toml``. Sections become frozen
-dataclasses that validate their ranges in ``__post_init__`` (``ValueError`` on a bad
-value, naming the key).
+1. ``mining/defaults.toml``: every value has exactly one default, here;
+2. a TOML file: ``--config FILE``, else ``$MINING_CONFIG`` (same sections, any subset of keys);
+3. environment variables ``MINING__<SECTION>__<KEY>=value`` (``MINING__PRIVACY__MIN_USERS=3``;
+   names are case-insensitive, deeper tables add levels: ``MINING__FRICTION__CUES__PL``);
+4. command-line ``--set section.key=value``, then the flags that name one key
+   (``--min-users``, ``--cache-dir``, ``--model-path``).
+
+Values from the environment and ``--set`` are parsed as TOML values (``0.6``, ``true``,
+``["en", "de"]``); what does not parse is a string (``cpu``). An unknown key, at any layer,
+fails naming the key and where it came from. Sections become frozen dataclasses that
+validate their types and ranges (``ValueError`` on a bad value, naming the key);
+:func:`resolve_sections` also reports where each value came from (``mining config show``).
 """
 from __future__ import annotations
 
 import copy
 import datetime as dt
 import json
+import logging
+import os
+import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
+#: Environment variables ``MINING__<SECTION>__<KEY>`` override single values.
+ENV_PREFIX = "MINING__"
+#: Environment variable naming the config file when ``--config`` is not given.
+CONFIG_ENV = "MINING_CONFIG"
+#: One override layer: (where it came from, nested {section: {key: value}}).
+Layer = tuple[str, dict]
+log = logging.getLogger(__name__)
 
 
 def _check(cond: bool, key: str, value: Any, rule: str) -> None:
@@ -221,16 +241,31 @@ OPTIONAL_KEYS = {"rephrase.threshold"}
 OPEN_TABLES = {"friction.cues"}
 
 
-def _merge(base: dict, override: dict, where: str) -> dict:
+def _merge(base: dict, override: dict, where: str, origins: dict[str, str] | None = None,
+           origin: str = "") -> dict:
+    """``base`` updated by ``override`` (a copy); records ``origins[dotted key] = origin``
+    for every value set. ``ValueError`` for a key ``base`` does not have."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         if key not in out and f"{where}{key}" not in OPTIONAL_KEYS and where.rstrip(".") not in OPEN_TABLES:
             raise ValueError(f"unknown config key {where}{key}")
-        if key in out and isinstance(out[key], dict):
-            out[key] = _merge(out[key], value, f"{where}{key}.")
+        if key in out and isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = _merge(out[key], value, f"{where}{key}.", origins, origin)
         else:
             out[key] = value
+            if origins is not None:
+                origins[f"{where}{key}"] = origin
     return out
+
+
+def _parse_value(raw: str) -> Any:
+    """A TOML value (``0.6``, ``true``, ``[1, 2]``, ``"x"``), else ``raw`` as a string."""
+    if "\n" in raw:
+        return raw
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
 
 
 def parse_set(items: list[str]) -> dict:
@@ -240,26 +275,143 @@ def parse_set(items: list[str]) -> dict:
         key, sep, raw = item.partition("=")
         if not sep or "." not in key:
             raise ValueError(f"--set expects section.key=value, got {item!r}")
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
         section, name = key.split(".", 1)
-        nested.setdefault(section, {})[name] = value
+        nested.setdefault(section, {})[name] = _parse_value(raw)
     return nested
+
+
+def env_layers(environ: Mapping[str, str]) -> list[Layer]:
+    """One layer per ``MINING__<SECTION>__<KEY>[__<SUBKEY>]`` variable, sorted by name:
+    ``("env MINING__PRIVACY__MIN_USERS", {"privacy": {"min_users": 3}})``. Names are
+    lower-cased into keys. ``ValueError`` for a name with fewer than two parts."""
+    layers = []
+    for name in sorted(k for k in environ if k.upper().startswith(ENV_PREFIX)):
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        if len(path) < 2 or not all(path):
+            raise ValueError(f"environment variable {name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
+        nested: Any = _parse_value(environ[name])
+        for part in reversed(path):
+            nested = {part: nested}
+        layers.append((f"env {name}", nested))
+    return layers
+
+
+# dataclass field type (as written) → accepted Python types, and the rule in the message
+_TYPES = {"float": ((int, float), "a number"), "float | None": ((int, float), "a number"),
+          "int": ((int,), "an integer"), "bool": ((bool,), "true or false"), "str": ((str,), "a string"),
+          "tuple[str, ...]": ((list, tuple), "an array of strings"),
+          "dict[str, tuple[str, ...]]": ((dict,), "a table of string arrays")}
+
+
+def _check_types(sections: dict, origins: Mapping[str, str]) -> None:
+    """``ValueError`` naming the key (and its origin) when a value has the wrong TOML type
+    (``"abc"`` for an integer; booleans are not numbers)."""
+    for name, cls in SECTIONS.items():
+        _check(isinstance(sections.get(name), dict), name, sections.get(name),
+               "a table" + (f" (from {origins[name]})" if name in origins else ""))
+        for f in fields(cls):
+            if not f.init or f.name not in sections[name] or f.type not in _TYPES:
+                continue
+            value = sections[name][f.name]
+            types, rule = _TYPES[f.type]
+            ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
+            if ok and f.type.startswith("tuple"):
+                ok = all(isinstance(v, str) for v in value)
+            origin = origins.get(f"{name}.{f.name}")
+            _check(ok, f"{name}.{f.name}", value, rule + (f" (from {origin})" if origin else ""))
+
+
+def resolve_sections(config_file: str | None = None, overrides: dict | Sequence[Layer] | None = None,
+                     environ: Mapping[str, str] = os.environ) -> tuple[dict, dict[str, str]]:
+    """Merge the layers of the module docstring: defaults ← ``config_file`` (default
+    ``environ["MINING_CONFIG"]``) ← ``MINING__*`` variables of ``environ`` ← ``overrides``
+    (one dict, or (origin, dict) layers applied in order).
+
+    Returns (sections, origins): the merged nested dict, and for every value set above the
+    defaults its dotted key → origin (``"file my.toml"``, ``"env MINING__X__Y"``, ``"--set"``).
+    Raises ``ValueError`` for unknown keys (naming the key and its origin), wrong value
+    types or an unparsable file, ``FileNotFoundError`` for a missing config file."""
+    layers: list[Layer] = []
+    config_file = config_file or environ.get(CONFIG_ENV) or None
+    if config_file:
+        try:
+            layers.append((f"file {config_file}", tomllib.loads(Path(config_file).read_text())))
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"config file {config_file}: {e}") from None
+    layers += env_layers(environ)
+    layers += [("override", overrides)] if isinstance(overrides, dict) else list(overrides or ())
+    sections = tomllib.loads(DEFAULTS_PATH.read_text())
+    origins: dict[str, str] = {}
+    for origin, values in layers:
+        try:
+            sections = _merge(sections, values, "", origins, origin)
+        except ValueError as e:
+            raise ValueError(f"{e} (from {origin})") from None
+    _check_types(sections, origins)
+    return sections, origins
+
+
+def build_sections(sections: dict) -> dict[str, Any]:
+    """{section: validated frozen dataclass} of merged ``sections`` (``ValueError`` naming a
+    key whose value is out of range)."""
+    return {name: cls(**sections[name]) for name, cls in SECTIONS.items()}
 
 
 def load_config(logs: str, out: str, *, config_file: str | None = None,
                 start_date: dt.date | None = None, end_date: dt.date | None = None,
-                locales: tuple[str, ...] = (), overrides: dict | None = None) -> RunConfig:
-    """Build a :class:`RunConfig` from defaults, an optional TOML file and overrides.
+                locales: tuple[str, ...] = (), overrides: dict | Sequence[Layer] | None = None,
+                environ: Mapping[str, str] = os.environ) -> RunConfig:
+    """Build a :class:`RunConfig` from the layers of :func:`resolve_sections` (defaults, a
+    TOML file, ``MINING__*`` variables of ``environ``, ``overrides``); logs the file used
+    and each value the environment set.
 
-    Raises ``ValueError`` for unknown keys or out-of-range values, ``FileNotFoundError``
+    Raises ``ValueError`` for unknown keys or bad values, ``FileNotFoundError``
     for a missing config file."""
-    sections = tomllib.loads(DEFAULTS_PATH.read_text())
-    if config_file:
-        sections = _merge(sections, tomllib.loads(Path(config_file).read_text()), "")
-    sections = _merge(sections, overrides or {}, "")
-    built = {name: cls(**sections[name]) for name, cls in SECTIONS.items()}
+    sections, origins = resolve_sections(config_file, overrides, environ)
+    for origin in sorted({o for o in origins.values() if o.startswith("file ")}):
+        log.info("config: %s", origin)
+    for key, origin in sorted(origins.items()):
+        if origin.startswith("env "):
+            log.info("config: %s from %s", key, origin)
     return RunConfig(logs=str(logs), out=str(out), start_date=start_date, end_date=end_date,
-                     locales=tuple(locales), sections=sections, **built)
+                     locales=tuple(locales), sections=sections, **build_sections(sections))
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_value(value: Any) -> str:
+    """``value`` as an inline TOML value (arrays on one line, as in defaults.toml)."""
+    import tomli_w
+
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return tomli_w.dumps({"v": value})[len("v = "):].rstrip("\n")
+
+
+def format_toml(sections: dict, origins: Mapping[str, str] | None = None) -> str:
+    """``sections`` as TOML, each value set above the defaults followed by ``# <origin>``
+    (:func:`resolve_sections`). ``tomllib.loads`` of the result gives ``sections`` back."""
+    origins = origins or {}
+    lines: list[str] = []
+
+    def table(prefix: str, values: dict) -> None:
+        lines.append(f"[{prefix}]")
+        for key, value in values.items():
+            if not isinstance(value, dict):
+                note = origins.get(f"{prefix}.{key}")
+                lines.append(f"{_toml_key(key)} = {_toml_value(value)}" + (f"  # {note}" if note else ""))
+        lines.append("")
+        for key, value in values.items():
+            if isinstance(value, dict):
+                table(f"{prefix}.{_toml_key(key)}", value)
+
+    for name, values in sections.items():
+        table(_toml_key(name), values)
+    return "\n".join(lines)

@@ -18,9 +18,12 @@ def configure_python_env() -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 
-def get_spark(app_name: str = "utterance-mining", master: str | None = None):
+def get_spark(app_name: str = "utterance-mining", master: str | None = None, *,
+              console_progress: bool | None = None):
     """The active SparkSession, or a new one (``master`` default: ``$MINING_SPARK_MASTER``
-    or ``local[2]``). Console progress bars are off; the UI is off for local runs.
+    or ``local[2]``). The UI is off for local runs. Spark's console progress bar
+    (``spark.ui.showConsoleProgress``) is on only when ``console_progress`` is true, by
+    default when stderr is a terminal: never in logs that a scheduler or CI captures.
 
     Local sizing: the driver JVM hosts the executors, so its heap is
     ``$MINING_DRIVER_MEMORY`` (default 4g: 10M turns of detect_rephrases ran out of a 1g
@@ -33,8 +36,10 @@ def get_spark(app_name: str = "utterance-mining", master: str | None = None):
     if active is not None:
         return active
     master = master or os.environ.get("MINING_SPARK_MASTER", "local[2]")
+    if console_progress is None:
+        console_progress = sys.stderr.isatty()
     builder = (SparkSession.builder.appName(app_name).master(master)
-               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.ui.showConsoleProgress", str(bool(console_progress)).lower())
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.shuffle.partitions", os.environ.get("MINING_SHUFFLE_PARTITIONS", "64"))
                .config("spark.sql.adaptive.enabled", "true")
