@@ -35,6 +35,7 @@ demo: install
 		|| { tail -50 $(DEMO)/airflow-dags-test.log; exit 1; }
 	@grep -E "Marking run|state=|DagRunState" $(DEMO)/airflow-dags-test.log | tail -3 || true
 	$(BIN)/mining evaluate --gold $(DEMO)/gold --out $(DEMO)/mining/runs/$(DEMO_DATE) --json $(DEMO)/evaluation.json
+	@echo "run report: $(DEMO)/mining/runs/$(DEMO_DATE)/report.html (with gold: $(DEMO)/mining/runs/$(DEMO_DATE)/evaluation/report.html)"
 
 test: install
 	$(BIN)/python -m pytest

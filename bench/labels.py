@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,11 +40,11 @@ assert not {FIT_SEED, REPHRASE_FIT_SEED} & set(EVAL_SEEDS.values())
 def uncalibrated_ece(run_dir: Path, gold_intents: dict, min_users: int) -> dict:
     """ECE of the labeled rows' posterior mean and raw credible bound (same rows as exported:
     decision labeled, said by ≥ min_users users)."""
-    from mining.evaluation import _read, ece
+    from mining.evaluation import _read, ece, label_correct
 
     lab = _read(run_dir / "labels")
     lab = lab[(lab["decision"] == "labeled") & (lab["text_users"] >= min_users)]
-    ok = np.array([i in gold_intents.get(t, set()) for t, i in zip(lab["text_norm"], lab["intent"])], float)
+    ok = label_correct(lab, gold_intents, "text_norm").astype(float)
     return {"ece_posterior_mean": ece(lab["posterior_mean"].to_numpy(), ok),
             "ece_raw_score": ece(lab["raw_score"].to_numpy(), ok)}
 
@@ -53,20 +52,17 @@ def uncalibrated_ece(run_dir: Path, gold_intents: dict, min_users: int) -> dict:
 def run_corpus(spark, corpus: str, turns: int, seed: int, work: Path) -> dict:
     from mining import pipeline
     from mining.config import load_config
-    from mining.evaluation import _read, evaluate, gold_intents_by_text
+    from mining.evaluation import evaluate, gold_intents_for_run
     from mining.rephrase_fit import simulate_and_detect
-    from mining.text import normalize
 
     t0 = time.perf_counter()
-    run = simulate_and_detect(spark, corpus, turns, seed, work)
+    simulate_and_detect(spark, corpus, turns, seed, work)
     base = work / f"{corpus}-{turns}-s{seed}"
     cfg = load_config(str(base / "logs"), str(base / "run"))
     pipeline.run_all(spark, cfg, (*STAGES_AFTER_DETECT, "export_dataset"))
     wall = time.perf_counter() - t0
     r = evaluate(str(base / "gold"), str(base / "run"))
-    splits = pd.read_parquet(base / "gold" / "splits.parquet").assign(text_norm=lambda d: d["text"].map(normalize))
-    g = run.gold.merge(_read(base / "run" / "turns", ["turn_id", "text_norm"]), on="turn_id")
-    r.update(uncalibrated_ece(base / "run", gold_intents_by_text(splits, g), r["min_users"]))
+    r.update(uncalibrated_ece(base / "run", gold_intents_for_run(base / "gold", base / "run"), r["min_users"]))
     r.update(corpus=corpus, seed=seed, pipeline_s=round(wall, 1), calibration=cfg.aggregation.fitted_calibration.version)
     return r
 

@@ -44,7 +44,11 @@ DEFAULT_OUT_ROOT = os.environ.get("MINING_OUT") or "/data/mining"
 
 #: Variables copied from the worker's environment into spark-submit's, at run time only:
 #: never put in a templated field, so the key is neither serialized nor rendered in the UI.
-FORWARDED_ENV = ("MINING_PSEUDONYM_KEY", "MINING_DEMO_MODE")
+FORWARDED_ENV = ("MINING_PSEUDONYM_KEY", "MINING_DEMO_MODE", "MINING_CONFIG", "MINING_LOG_FORMAT",
+                 "MINING_RUN_ID")
+#: Environment variables with these prefixes are forwarded too: config overrides
+#: ``MINING__<SECTION>__<KEY>`` (mining/config.py).
+FORWARDED_PREFIXES = ("MINING__",)
 
 #: Spark sizing of every stage. Memory in JVM units; cores per executor; ``spark.cores.max``
 #: caps one application on a standalone cluster (ignored by local masters).
@@ -145,7 +149,8 @@ def runtime_env(master: str, environ: Mapping[str, str]) -> dict[str, str]:
         are copied, and ``SPARK_LOCAL_IP=127.0.0.1`` is added for local masters (unless
         already set), so a laptop's driver never binds to a public interface.
     """
-    env = {name: environ[name] for name in FORWARDED_ENV if environ.get(name)}
+    env = {name: environ[name] for name in environ
+           if (name in FORWARDED_ENV or name.startswith(FORWARDED_PREFIXES)) and environ.get(name)}
     if master.startswith("local") and "SPARK_LOCAL_IP" not in environ:
         env["SPARK_LOCAL_IP"] = "127.0.0.1"
     return env

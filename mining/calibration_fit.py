@@ -24,7 +24,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from mining.calibration import PACKAGED_CALIBRATION, Calibration, fit_calibration, save_calibration
@@ -41,22 +40,18 @@ def candidate_labels(spark, corpus: str, n_turns: int, seed: int, work: Path) ->
     ``corpus``. The runs live under ``work`` and are reused when already there."""
     from mining import pipeline
     from mining.config import load_config
-    from mining.evaluation import _read, gold_intents_by_text
+    from mining.evaluation import _read, gold_intents_for_run, label_correct
     from mining.rephrase_fit import simulate_and_detect
-    from mining.text import normalize
 
     overrides = {"aggregation": {"calibration": "none"}}
-    run = simulate_and_detect(spark, corpus, n_turns, seed, work, overrides=overrides)
+    simulate_and_detect(spark, corpus, n_turns, seed, work, overrides=overrides)
     base = work / f"{corpus}-{n_turns}-s{seed}"
     cfg = load_config(str(base / "logs"), str(base / "run"), overrides=overrides)
     pipeline.run_all(spark, cfg, STAGES_AFTER_DETECT)
     labels = _read(base / "run" / "labels")
     labels = labels[labels["candidate_intent"].notna()].copy()
-    splits = pd.read_parquet(base / "gold" / "splits.parquet")
-    splits["text_norm"] = splits["text"].map(normalize)
-    turns = _read(base / "run" / "turns", ["turn_id", "text_norm"])
-    gold = gold_intents_by_text(splits, run.gold.merge(turns, on="turn_id"))
-    labels["correct"] = [i in gold.get(t, set()) for t, i in zip(labels["text_norm"], labels["candidate_intent"])]
+    gold = gold_intents_for_run(base / "gold", base / "run")
+    labels["correct"] = label_correct(labels, gold, "text_norm", "candidate_intent")
     labels["corpus"] = corpus
     return labels
 

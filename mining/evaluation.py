@@ -135,13 +135,29 @@ def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     return float(total)
 
 
+def label_correct(rows: pd.DataFrame, gold_intents: dict[str, set], text_col: str = "utterance",
+                  intent_col: str = "intent") -> np.ndarray:
+    """bool (n,): each row's intent is a gold intent of its normalized text."""
+    return np.array([i in gold_intents.get(normalize(t), ()) for t, i in zip(rows[text_col], rows[intent_col])],
+                    dtype=bool)
+
+
+def gold_intents_for_run(gold_dir: str | Path, out: str | Path) -> dict[str, set]:
+    """:func:`gold_intents_by_text` of a run: the corpus splits' (``splits.parquet``) and
+    every logged turn's (``gold/turns`` joined to ``OUT/turns`` on turn_id). O(turns) rows."""
+    gold = _read(Path(gold_dir) / "turns", ["turn_id", "gold_intent"])
+    turns = _read(Path(out) / "turns", ["turn_id", "text_norm"])
+    splits = pd.read_parquet(Path(gold_dir) / "splits.parquet", columns=["text", "intent"])
+    splits["text_norm"] = splits["text"].map(normalize)
+    return gold_intents_by_text(splits, gold.merge(turns, on="turn_id"))
+
+
 def label_metrics(train: pd.DataFrame, gold_intents: dict[str, set]) -> dict:
     """Precision of exported labels (by text's gold intents), by evidence, at conf ≥ 0.9."""
     if train.empty:
         return {"labels": 0, "label_precision": 0.0, "label_precision_conf90": 0.0, "labels_conf90": 0,
                 "by_evidence": {}, "ece": 0.0}
-    norm = train["utterance"].map(normalize)
-    correct = np.array([i in gold_intents.get(t, set()) for t, i in zip(norm, train["intent"])])
+    correct = label_correct(train, gold_intents)
     hi = train["confidence"].to_numpy() >= 0.9
     by_ev = {ev: {"labels": int((train["evidence"] == ev).sum()),
                   "precision": float(correct[(train["evidence"] == ev).to_numpy()].mean())}

@@ -5,9 +5,10 @@ Layout under OUT::
     versions/<dataset_version>/training_set/locale=<L>/part-00000.parquet
     versions/<dataset_version>/massive/<L>.jsonl
     versions/<dataset_version>/manifest.json    (checksums of every data file above)
+    versions/<dataset_version>/report.html      (mining.report: funnel, locales, plots, samples)
     latest -> versions/<dataset_version>        (swapped atomically with os.replace)
     training_set -> latest/training_set          massive -> latest/massive
-    manifest.json -> latest/manifest.json
+    manifest.json -> latest/manifest.json        report.html -> latest/report.html
 
 Readers always see one complete version: the new one is fully written before ``latest``
 flips, and a failed export leaves ``latest`` on the previous version.
@@ -245,7 +246,7 @@ def _swap_symlink(link: Path, target: str) -> None:
 def publish(out: Path, version_dir: Path) -> None:
     """Point ``OUT/latest`` at ``version_dir`` atomically; create the stable links."""
     _swap_symlink(out / "latest", os.path.relpath(version_dir, out))
-    for name in ("training_set", "massive", "manifest.json"):
+    for name in ("training_set", "massive", "manifest.json", "report.html"):
         link = out / name
         if not link.is_symlink():
             if link.exists():

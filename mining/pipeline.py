@@ -250,19 +250,32 @@ def export_dataset(spark, cfg) -> dict:
     }
     final.unpersist()
     storage.write_json(staging / "manifest.json", manifest)
+    from mining import report
+
+    report.write_report(out, staging / "report.html", version_dir=staging)
     version_dir = out / "versions" / version
     storage.commit(staging, version_dir)
     export.publish(out, version_dir)
     return {"dataset_version": version, "rows": manifest["rows"], "drops": manifest["drops"]}
 
 
-def run_all(spark, cfg, stages=STAGES) -> dict:
-    """Run ``stages`` in order on one Spark session; returns {stage: stats}, with seconds."""
+def run_all(spark, cfg, stages=STAGES, *, progress: bool | None = None) -> dict:
+    """Run ``stages`` in order on one Spark session; returns {stage: stats}, each with
+    ``seconds`` and the process's ``run_id`` (:mod:`mining.logs`).
+
+    Logs one line at each stage's start and end; ``progress`` (default: stderr is a
+    terminal) also shows a bar over the stages (:func:`mining.logs.stage_progress`)."""
+    from mining.logs import current_run_id, stage_progress
+
     results = {}
-    for name in stages:
-        t0 = time.perf_counter()
-        log.info("stage %s: start", name)
-        results[name] = globals()[name](spark, cfg)
-        results[name]["seconds"] = round(time.perf_counter() - t0, 1)
-        log.info("stage %s: done in %.1fs", name, results[name]["seconds"])
+    with stage_progress(len(stages), progress) as bar:
+        for name in stages:
+            t0 = time.perf_counter()
+            bar.start(name)
+            log.info("stage %s: start", name)
+            results[name] = globals()[name](spark, cfg)
+            results[name]["seconds"] = round(time.perf_counter() - t0, 1)
+            results[name]["run_id"] = current_run_id()
+            log.info("stage %s: done in %.1fs", name, results[name]["seconds"])
+            bar.done()
     return results

@@ -332,6 +332,13 @@ def test_runtime_env_local_master_binds_loopback_and_forwards_key(stages_module)
     assert env == {"MINING_PSEUDONYM_KEY": "k", "SPARK_LOCAL_IP": "127.0.0.1"}
 
 
+def test_runtime_env_forwards_config_overrides_and_the_run_id(stages_module):
+    environ = {"MINING__PRIVACY__MIN_USERS": "3", "MINING_RUN_ID": "r1", "MINING_LOG_FORMAT": "json",
+               "MINING_OTHER": "x", "HOME": "/h"}
+    env = stages_module.runtime_env("spark-master", environ)
+    assert env == {"MINING__PRIVACY__MIN_USERS": "3", "MINING_RUN_ID": "r1", "MINING_LOG_FORMAT": "json"}
+
+
 def test_runtime_env_cluster_master_keeps_spark_local_ip_unset(stages_module):
     assert stages_module.runtime_env("spark-master", {"MINING_DEMO_MODE": "1"}) == {"MINING_DEMO_MODE": "1"}
 

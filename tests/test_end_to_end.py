@@ -110,3 +110,14 @@ def test_merge_keeps_human_labels_and_adds_mined_ones(evaluated, tmp_path):
     assert humans.loc[conflict["utt"], "partition"] == "test"
     assert len(humans) == 3
     assert len((tmp_path / "conflicts.jsonl").read_text().splitlines()) == 1
+
+
+def test_run_and_evaluate_write_their_reports(evaluated):
+    """Every export publishes report.html with its version; evaluate adds the gold figures."""
+    _, root = evaluated
+    manifest = json.loads((root / "out" / "manifest.json").read_text())
+    run_report = (root / "out" / "report.html").read_text()
+    assert (root / "out" / "report.html").resolve().parent.name == manifest["dataset_version"]
+    assert f'data-metric="exported_rows" data-value="{manifest["rows"]}"' in run_report
+    gold_report = (root / "out" / "evaluation" / "report.html").read_text()
+    assert 'data-metric="reliability.ece"' in gold_report and 'data-metric="reliability.ece"' not in run_report
