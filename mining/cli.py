@@ -7,7 +7,8 @@ refit the packaged models, ``simulate`` logs. ``mining --help`` lists them;
 
 Exit codes (:data:`EXIT_CODES`): 0 success; 1 unexpected error (one line on stderr, the
 traceback with ``-v``); 2 bad arguments or configuration; 3 input problem (no partitions,
-reject share over the limit, missing upstream stage, no complete dataset version);
+reject share over the limit, missing upstream stage, no complete dataset version, a failed
+data-quality gate);
 4 privacy precondition (no pseudonymization key); 130 interrupted (Ctrl-C).
 
 Logging (:mod:`mining.logs`): every line carries the run id (``$MINING_RUN_ID``, exported to
@@ -25,14 +26,15 @@ import sys
 EXIT_OK = 0
 EXIT_ERROR = 1          # unexpected error: one line on stderr, the traceback with -v
 EXIT_CONFIG = 2         # bad arguments (argparse's own code) or configuration
-EXIT_INPUT = 3          # input problem: no partitions, rejects over the limit, missing stage or version
+EXIT_INPUT = 3          # input problem: no partitions, rejects over the limit, missing stage or version,
+                        # data-quality gate failed
 EXIT_PRIVACY = 4        # privacy precondition: no pseudonymization key
 EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 EXIT_CODES = {EXIT_OK: "success",
               EXIT_ERROR: "unexpected error (one line on stderr; -v logs the traceback)",
               EXIT_CONFIG: "bad arguments or configuration (unknown key, value out of range)",
               EXIT_INPUT: "input problem: no log partitions, too many rejects, missing upstream "
-                          "stage or dataset version",
+                          "stage or dataset version, failed data-quality gate",
               EXIT_PRIVACY: "privacy precondition: no pseudonymization key (MINING_PSEUDONYM_KEY)",
               EXIT_INTERRUPTED: "interrupted (Ctrl-C)"}
 log = logging.getLogger("mining")
@@ -103,9 +105,11 @@ def _guarded(fn, *a) -> int:
     from mining.ingest import NoInputPartitions, RejectShareExceeded
     from mining.inspect_dataset import DatasetNotFound
     from mining.privacy import PrivacyError
+    from mining.quality import QualityGateFailed
 
     known = ((EXIT_CONFIG, "configuration", (ValueError, argparse.ArgumentTypeError)),
-             (EXIT_INPUT, "input", (NoInputPartitions, RejectShareExceeded, FileNotFoundError, DatasetNotFound)),
+             (EXIT_INPUT, "input", (NoInputPartitions, RejectShareExceeded, FileNotFoundError, DatasetNotFound,
+                                    QualityGateFailed)),
              (EXIT_PRIVACY, "privacy", (PrivacyError,)))
     try:
         result = fn(*a)

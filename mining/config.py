@@ -184,6 +184,19 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    min_rows: int
+    max_row_change: float
+    min_baseline_rows: int
+    baseline: str
+
+    def __post_init__(self):
+        _check(self.min_rows >= 0, "quality.min_rows", self.min_rows, ">= 0")
+        _check(self.max_row_change >= 0, "quality.max_row_change", self.max_row_change, ">= 0")
+        _check(self.min_baseline_rows >= 1, "quality.min_baseline_rows", self.min_baseline_rows, ">= 1")
+
+
+@dataclass(frozen=True)
 class PrivacyConfig:
     min_users: int
 
@@ -211,6 +224,7 @@ class RunConfig:
     aggregation: AggregationConfig
     privacy: PrivacyConfig
     export: ExportConfig
+    quality: QualityConfig
     sections: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self):
@@ -231,7 +245,8 @@ class RunConfig:
 SECTIONS = {"validation": ValidationConfig, "friction": FrictionConfig, "sessions": SessionsConfig,
             "rephrase": RephraseConfig,
             "embedding": EmbeddingConfig, "cluster": ClusterConfig,
-            "aggregation": AggregationConfig, "privacy": PrivacyConfig, "export": ExportConfig}
+            "aggregation": AggregationConfig, "privacy": PrivacyConfig, "export": ExportConfig,
+            "quality": QualityConfig}
 
 
 # Keys without a default in defaults.toml (their default comes from elsewhere, see the

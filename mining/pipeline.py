@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mining import (aggregation, clustering, embedding, export, index, ingest, privacy,
+from mining import (aggregation, clustering, embedding, export, index, ingest, privacy, quality,
                     rephrase, schemas, sessions, storage)
 from mining.text import text_hash
 
@@ -230,8 +230,11 @@ def export_dataset(spark, cfg) -> dict:
                        if c.startswith(("pii_", "dropped_"))]).first().asDict()
     cols = [f.name for f in schemas.spark_schema("training_set")]
     out = Path(cfg.out)
-    staging = storage.staging_path(out, f"version-{version}")
     table = kept.select(*cols).orderBy("locale", "intent", "utterance").toArrow()
+    # the data-quality gate runs before anything is written (mining/quality.py)
+    checks = quality.check_export(table, upstream["rejects"], quality.baseline_manifest(out, cfg.quality.baseline),
+                                  cfg.quality, cfg.validation.max_reject_share)
+    staging = storage.staging_path(out, f"version-{version}")
     export.write_training_set(table, staging / "training_set")
     massive = export.write_massive_jsonl(table, staging / "massive", cfg.export.dev_share, cfg.export.split_seed)
     by_locale_intent = {f"{r['locale']}/{r['intent']}": r["count"] for r in
@@ -246,7 +249,7 @@ def export_dataset(spark, cfg) -> dict:
         "slots_dropped": {k[8:]: int(v or 0) for k, v in tally.items() if k.startswith("dropped_")},
         "massive_jsonl": massive, "models": {"rephrase": cfg.rephrase.fitted.version,
                                              "calibration": cfg.aggregation.fitted_calibration.version},
-        "stages": upstream, "checksums": export.checksums(staging),
+        "stages": upstream, "quality": checks, "checksums": export.checksums(staging),
     }
     final.unpersist()
     storage.write_json(staging / "manifest.json", manifest)

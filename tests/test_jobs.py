@@ -142,3 +142,19 @@ def test_spark_submit_job_reexports_the_same_bytes(run, small_sim):
     after = json.loads((run["out"] / "manifest.json").read_text())
     assert after["dataset_version"] == before["dataset_version"]
     assert after["checksums"] == before["checksums"]
+
+
+def test_export_quality_gate_failure_publishes_nothing(run, spark):
+    """A version whose row count collapses against the published one is not published."""
+    from mining.quality import QualityGateFailed
+
+    out = run["out"]
+    before = (os.readlink(out / "latest"), sorted(p.name for p in (out / "versions").iterdir()))
+    cfg = load_config(run["cfg"].logs, str(out), overrides={
+        "privacy": {"min_users": 100000}, "quality": {"min_baseline_rows": 1}})
+    with pytest.raises(QualityGateFailed, match=r"min_rows = 0 .*row_change = 1\.0"):
+        pipeline.export_dataset(spark, cfg)
+    assert (os.readlink(out / "latest"), sorted(p.name for p in (out / "versions").iterdir())) == before
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {c["name"]: c["ok"] for c in manifest["quality"]} == {
+        "schema": True, "required_values": True, "reject_share": True, "min_rows": True, "row_change": True}
