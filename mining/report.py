@@ -45,9 +45,7 @@ import heapq
 import html
 import io
 import json
-import os
 import re
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -76,17 +74,13 @@ _COLORS = ("#3b6ea8", "#e07b39", "#5a9e4b", "#b0413e", "#7d5ba6", "#8c6d31")
 
 # ---------------------------------------------------------------------------- reading
 
-def _dataset(path: Path) -> ds.Dataset:
-    return ds.dataset(str(path), format="parquet", partitioning="hive")
-
-
 def iter_batches(path: str | Path, columns: list[str], filter=None, batch_rows: int = BATCH_ROWS):
     """Record batches of a Parquet stage folder (hive partitions, ``_*`` files skipped),
     only ``columns``, rows matching the pyarrow ``filter``; nothing when the folder is
     missing. Memory O(batch_rows · len(columns))."""
     if not Path(path).is_dir():
         return
-    for batch in _dataset(Path(path)).to_batches(columns=columns, filter=filter, batch_size=batch_rows):
+    for batch in ds.dataset(str(path), format="parquet", partitioning="hive").to_batches(columns=columns, filter=filter, batch_size=batch_rows):
         if batch.num_rows:
             yield batch
 
@@ -622,13 +616,6 @@ def write_report(out: str | Path, path: str | Path, gold_dir: str | Path | None 
     """Build the report (:func:`build_report`, same keyword arguments) and write it to
     ``path`` atomically (temp file in the same folder + ``os.replace``), UTF-8. Returns
     ``path``."""
-    page = build_report(out, gold_dir, **kwargs)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    from mining.storage import write_text
+
+    return write_text(path, build_report(out, gold_dir, **kwargs))

@@ -35,21 +35,30 @@ def commit(staging: Path, final: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically (temp file + rename), sorted keys, UTF-8."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically: a temp file beside it, then
+    ``os.replace``; readers see the old file or the new one. Creates the parent folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write JSON atomically (:func:`write_text`), sorted keys, UTF-8."""
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def write_toml(path: str | Path, payload: dict, header: str = "") -> None:
-    """Write ``header`` (comment lines) + ``payload`` as TOML atomically (temp file + rename)."""
+    """Write ``header`` (comment lines) + ``payload`` as TOML atomically (:func:`write_text`)."""
     import tomli_w
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(header + tomli_w.dumps(payload), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, header + tomli_w.dumps(payload))
 
 
 def write_parquet_stage(df, out: str | Path, name: str, stats, *, num_files: int | None = None) -> dict:
