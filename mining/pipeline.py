@@ -237,8 +237,8 @@ def export_dataset(spark, cfg) -> dict:
     staging = storage.staging_path(out, f"version-{version}")
     export.write_training_set(table, staging / "training_set")
     massive = export.write_massive_jsonl(table, staging / "massive", cfg.export.dev_share, cfg.export.split_seed)
-    by_locale_intent = {f"{r['locale']}/{r['intent']}": r["count"] for r in
-                        kept.groupBy("locale", "intent").count().orderBy("locale", "intent").collect()}
+    grouped = table.group_by(["locale", "intent"]).aggregate([([], "count_all")]).to_pylist()
+    by_locale_intent = dict(sorted((f"{r['locale']}/{r['intent']}", r["count_all"]) for r in grouped))
     manifest = {
         "dataset_version": version, "code_version": code_version(), "input_partitions": partitions,
         "logs": cfg.logs, "locales": list(cfg.locales), "config": cfg.sections,
