@@ -12,8 +12,9 @@ e.g. to test a new rephrase threshold or to re-mine one locale:
 - **Outputs.** `out`, or when empty `$MINING_OUT/adhoc/<run id>`. The run shares the
   nightly embedding cache `$MINING_OUT/embedding_cache`, so re-mining costs no
   re-embedding. Ad hoc outputs are not an Asset: they trigger nothing downstream.
-- **Thresholds.** `rephrase_threshold` overrides `rephrase.threshold` of the job config
-  (`--set rephrase.threshold=…`); empty keeps the configured default.
+- **Thresholds.** `rephrase_threshold`, `variant_min_sim` and `min_confidence` override
+  `rephrase.threshold`, `cluster.min_sim` and `aggregation.min_confidence` of the job
+  config (`--set key=value`); empty keeps the configured default.
 - Same Spark stages, sizing and retries as `mining_nightly` (see `dags/mining_stages.py`).
 """
 
@@ -34,6 +35,13 @@ _NULLABLE_DATE = {"type": ["null", "string"], "format": "date"}
 _DEFAULT_OUT = (
     "{{ params.out or (%s ~ '/adhoc/' ~ (run_id | replace(':', '') | replace('+', ''))) }}"
     % json.dumps(DEFAULT_OUT_ROOT)
+)
+
+#: ``--set key=value`` per threshold Param that is not empty (a JSON array: one flag each).
+_THRESHOLDS = {"rephrase_threshold": "rephrase.threshold", "variant_min_sim": "cluster.min_sim",
+               "min_confidence": "aggregation.min_confidence"}
+_THRESHOLD_OVERRIDES = "{{ %s | select | list | tojson }}" % (
+    "[" + ", ".join(f"('' if params.{p} is none else '{k}=' ~ params.{p})" for p, k in _THRESHOLDS.items()) + "]"
 )
 
 
@@ -69,6 +77,24 @@ _DEFAULT_OUT = (
             description="Minimum score (0..1) of a rephrase pair, passed as "
             "--set rephrase.threshold=…; empty = the configured default.",
         ),
+        "variant_min_sim": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            title="Variant similarity",
+            description="Cosine similarity (0..1) an utterance needs to its variant cluster, passed "
+            "as --set cluster.min_sim=…; empty = the configured default.",
+        ),
+        "min_confidence": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            title="Minimum label confidence",
+            description="Calibrated confidence (0..1) below which a label abstains, passed as "
+            "--set aggregation.min_confidence=…; empty = the configured default.",
+        ),
         "out": Param(
             None,
             type=["null", "string"],
@@ -89,8 +115,7 @@ def mining_adhoc():
             "--locale": "{{ params.locales | tojson }}",
             "--min-users": "{{ params.min_users }}",
             "--cache-dir": f"{DEFAULT_OUT_ROOT}/embedding_cache",
-            "--set": "{{ '' if params.rephrase_threshold is none "
-            "else 'rephrase.threshold=' ~ params.rephrase_threshold }}",
+            "--set": _THRESHOLD_OVERRIDES,
         },
     )
 

@@ -16,15 +16,30 @@ weakly labeled NLU training set:
   atomically by the jobs; the training set is the Asset `mining_training_set`, whose
   event extra carries the run's path. The embedding cache `{out_root}/embedding_cache`
   is shared by all nights, so each distinct text is embedded once per model.
-- **Reruns and backfills** are safe: a run rewrites only its own `runs/{ds}`. Catchup
-  is off; backfill with `airflow backfill create --dag-id mining_nightly --from-date …
-  --to-date …`. One run at a time (the cache is shared).
+- **Reruns, catchup and backfills** are safe: a run rewrites only its own `runs/{ds}`, and
+  the same logs and config give the same bytes. Catchup is on (`MINING_CATCHUP=0` turns it
+  off): nights missed since `MINING_START_DATE` (default 2026-11-01) are mined in date
+  order, one run at a time (the cache is shared). Backfill a range with
+  `airflow backfill create --dag-id mining_nightly --from-date … --to-date …`; every
+  logical date gets its own dataset version.
+- **Quality gate.** `export_dataset` publishes nothing when the training set fails its
+  checks (schema, reject share, label count change against the previous night's
+  `runs/<d>/manifest.json`, see `mining/quality.py`); the task then fails without retry.
 - **Waiting.** `wait_for_logs` re-checks every 10 minutes (freeing its worker slot) and
   fails the run after 8 hours (`MINING_SENSOR_POKE_S`, `MINING_SENSOR_TIMEOUT_S`).
 - **Spark.** Each stage is `spark-submit jobs/<stage>.py` on connection `spark_default`;
   sizing is in the tasks' `conf` (see `dags/mining_stages.py`), never in the jobs.
-  The pseudonymization key comes from the worker's `MINING_PSEUDONYM_KEY`
-  (or `MINING_DEMO_MODE=1` for the built-in demo key) and is never a Param.
+  With `MINING_GPU_POOL` / `MINING_GPU_QUEUE` set, `embed_utterances` and
+  `cluster_variants` run in that pool or queue and ask Spark for GPU executors.
+- **Failures.** Stages retry twice with exponential backoff (5, then 10 minutes) except
+  on configuration, input, quality-gate and privacy errors (exit codes 2–4), which fail
+  at once; a failed stage logs one line naming the task, the error, its output folder and
+  the version still published there.
+- **Secrets.** The pseudonymization key comes from the worker's `MINING_PSEUDONYM_KEY`, or
+  the password of the Airflow connection `mining_pseudonym_key` (or `MINING_DEMO_MODE=1`
+  for the built-in demo key); it is never a Param and never rendered.
+- **Asset.** Each successful run emits an event on `mining_training_set` whose extra holds
+  the path, dataset version and row counts (training set per locale, and every stage).
 """
 
 from __future__ import annotations
@@ -34,7 +49,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
-from mining_stages import DEFAULT_OUT_ROOT, build_stages, partition_ready, shared_params
+from mining_stages import DEFAULT_OUT_ROOT, build_stages, partition_ready, previous_run_manifest, shared_params
 
 DAG_ID = "mining_nightly"
 
@@ -42,6 +57,9 @@ DAG_ID = "mining_nightly"
 #: short values make `airflow dags test` fail fast instead of waiting when logs are missing.
 SENSOR_POKE_S = float(os.environ.get("MINING_SENSOR_POKE_S") or 600)
 SENSOR_TIMEOUT_S = float(os.environ.get("MINING_SENSOR_TIMEOUT_S") or 8 * 3600)
+#: First night mined, and whether nights missed since then are run (catchup).
+START_DATE = datetime.fromisoformat(os.environ.get("MINING_START_DATE") or "2026-11-01").replace(tzinfo=timezone.utc)
+CATCHUP = (os.environ.get("MINING_CATCHUP") or "1").lower() not in ("0", "false", "no")
 
 #: The nightly training set. The URI names the folder of all runs; each asset event's
 #: extra carries the run's own folder (``{out_root}/runs/{ds}``).
@@ -53,13 +71,14 @@ TRAINING_SET = Asset(name="mining_training_set", uri=f"file://{DEFAULT_OUT_ROOT}
     # The data-interval timetable makes a run's logical date (ds) the start of the day it
     # mines; a plain cron string would give the trigger day instead (Airflow 3 default).
     schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
-    start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
-    catchup=False,
+    start_date=START_DATE,
+    catchup=CATCHUP,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=20),
     tags=["mining", "spark", "nightly"],
     doc_md=__doc__,
     default_args={"owner": "mining"},
+    user_defined_macros={"previous_run_manifest": previous_run_manifest},
     params={
         **shared_params(),
         "out_root": Param(
@@ -104,6 +123,9 @@ def mining_nightly():
             "--locale": "{{ params.locales | tojson }}",
             "--min-users": "{{ params.min_users }}",
             "--cache-dir": "{{ params.out_root }}/embedding_cache",
+            # baseline of the quality gate's row-count check: the previous night's version
+            "--set": "{% set m = previous_run_manifest(params.out_root, ds) %}"
+            "{{ 'quality.baseline=' ~ m if m else '' }}",
         },
         outlets=[TRAINING_SET],
     )

@@ -12,12 +12,20 @@ Environment read at parse time (the DAG processor's and the workers' must agree)
 - ``MINING_LOGS``, ``MINING_OUT``: defaults of the ``logs`` and output-root Params.
 - ``MINING_SPARK_CONF``: JSON object of Spark properties merged over the sizing below,
   e.g. ``{"spark.executor.memory": "8g"}`` on a bigger cluster.
+- ``MINING_GPU_POOL``, ``MINING_GPU_QUEUE``, ``MINING_GPU_SPARK_CONF``: GPU routing of the
+  embedding and clustering stages (:func:`gpu_routing`); unset = every stage on CPU.
+
+Environment read at run time only (never serialized, never shown in the UI): the
+pseudonymization key ``MINING_PSEUDONYM_KEY``, or else the password of the Airflow
+connection ``mining_pseudonym_key`` (:func:`pseudonym_key_env`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -26,7 +34,9 @@ from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import BaseHook, Param, chain
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+log = logging.getLogger(__name__)
 
 #: Stage stems in run order; each is ``jobs/<stem>.py`` and the task_id of its task.
 STAGES: tuple[str, ...] = (
@@ -69,6 +79,29 @@ STAGE_SPARK_CONF: dict[str, dict[str, str]] = {
     "cluster_variants": {"spark.executor.memory": "3g", "spark.executor.memoryOverhead": "2g"},
 }
 
+#: Stages that hold a sentence encoder (embed) or a FAISS index (cluster): the ones worth a GPU.
+GPU_STAGES: tuple[str, ...] = ("embed_utterances", "cluster_variants")
+#: Spark resources a GPU stage asks for when GPU routing is on: one GPU per executor, shared
+#: by its two task slots (``spark.executor.cores`` = 2), so only executors on a worker that
+#: advertises a GPU (``spark.worker.resource.gpu.*``, see docker-compose.yml) can run it.
+DEFAULT_GPU_SPARK_CONF: dict[str, str] = {
+    "spark.executor.resource.gpu.amount": "1",
+    "spark.task.resource.gpu.amount": "0.5",
+}
+
+#: Exit codes of the jobs (mining/cli.py EXIT_CODES) that a retry cannot fix: bad
+#: configuration (2), bad or missing input, rejects over the limit, a failed data-quality
+#: gate (3), a privacy precondition such as a missing key (4). The task fails at once.
+NON_RETRYABLE_EXIT_CODES: dict[int, str] = {
+    2: "bad arguments or configuration",
+    3: "input or data-quality problem (no partitions, too many rejects, quality gate)",
+    4: "privacy precondition (pseudonymization key)",
+}
+
+#: Airflow connection whose password is the pseudonymization key, used when the worker has
+#: no ``MINING_PSEUDONYM_KEY`` (e.g. a secrets backend serves connections, not variables).
+PSEUDONYM_KEY_CONN_ID = "mining_pseudonym_key"
+
 #: Task arguments of every stage: retried twice, about 5 then 10 minutes after a failure.
 STAGE_TASK_DEFAULTS: dict[str, Any] = {
     "retries": 2,
@@ -85,6 +118,121 @@ def spark_conf(stage: str) -> dict[str, str]:
     if not isinstance(extra, dict):
         raise ValueError("MINING_SPARK_CONF must be a JSON object of Spark properties")
     return {**BASE_SPARK_CONF, **STAGE_SPARK_CONF.get(stage, {}), **{k: str(v) for k, v in extra.items()}}
+
+
+def gpu_routing(stage: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Where a stage runs when GPUs are configured: ``{"pool", "queue", "conf"}`` or ``{}``.
+
+    Only :data:`GPU_STAGES` are routed. Routing is on when any of ``MINING_GPU_POOL``
+    (an Airflow pool, e.g. ``mining_gpu`` with as many slots as GPU workers: GPU stages
+    of concurrent runs then queue instead of competing for the device),
+    ``MINING_GPU_QUEUE`` (an executor queue served by GPU hosts, Celery/Edge executors)
+    or ``MINING_GPU_SPARK_CONF`` (JSON Spark properties; default
+    :data:`DEFAULT_GPU_SPARK_CONF`) is set. The jobs need no flag: the encoder and FAISS
+    pick CUDA when their executor sees a GPU (``embedding.device = "auto"``).
+    """
+    environ = os.environ if environ is None else environ
+    pool, queue = environ.get("MINING_GPU_POOL") or None, environ.get("MINING_GPU_QUEUE") or None
+    raw = environ.get("MINING_GPU_SPARK_CONF") or ""
+    if stage not in GPU_STAGES or not (pool or queue or raw):
+        return {}
+    conf = json.loads(raw) if raw else DEFAULT_GPU_SPARK_CONF
+    if not isinstance(conf, dict):
+        raise ValueError("MINING_GPU_SPARK_CONF must be a JSON object of Spark properties")
+    return {"pool": pool, "queue": queue, "conf": {k: str(v) for k, v in conf.items()}}
+
+
+def previous_run_manifest(out_root: str, ds: str) -> str:
+    """Manifest of the latest nightly run before ``ds``: ``{out_root}/runs/<d>/manifest.json``
+    with the greatest ``d < ds`` (ISO dates compare as strings); ``""`` when there is none.
+
+    It is the baseline of the data-quality gate (``quality.baseline``, mining/quality.py):
+    the label count of night ``ds`` is compared with the previous published night's. Used
+    as a Jinja macro, so it runs on the worker when the task renders, never at parse time.
+    """
+    runs = Path(out_root) / "runs"
+    if not runs.is_dir():
+        return ""
+    earlier = sorted(p.name for p in runs.iterdir()
+                     if p.name < ds and re.fullmatch(r"\d{4}-\d{2}-\d{2}", p.name)
+                     and (p / "manifest.json").is_file())
+    return str(runs / earlier[-1] / "manifest.json") if earlier else ""
+
+
+def exit_code(error: BaseException) -> int | None:
+    """spark-submit's exit code from the provider's ``AirflowException`` message
+    ("... Error code is: 3."), or None when the message carries none."""
+    match = re.search(r"Error code is: (-?\d+)", str(error))
+    return int(match.group(1)) if match else None
+
+
+def pseudonym_key_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``{"MINING_PSEUDONYM_KEY": key}`` from the password of the Airflow connection
+    :data:`PSEUDONYM_KEY_CONN_ID` when the worker's environment has no key; ``{}`` when the
+    environment has one or the connection does not exist (the job then refuses to run
+    without a key, exit 4, unless demo mode). Called at run time only."""
+    if environ.get("MINING_PSEUDONYM_KEY"):
+        return {}
+    try:
+        password = BaseHook.get_connection(PSEUDONYM_KEY_CONN_ID).password
+    except AirflowException:  # AirflowNotFoundException: no such connection
+        return {}
+    return {"MINING_PSEUDONYM_KEY": password} if password else {}
+
+
+def run_stats(out: str | None) -> dict[str, Any]:
+    """What the outlet Asset event of a finished run carries, read from ``{out}/manifest.json``:
+    the dataset version and row counts of the training set (total and per locale) and of every
+    stage (turns, rejects, rephrase pairs, embeddings, clusters, labels). ``{}`` when absent."""
+    path = Path(out or "") / "manifest.json"
+    if not out or not path.is_file():
+        return {}
+    manifest = json.loads(path.read_text())
+    stages = manifest.get("stages", {})
+    by_locale: dict[str, int] = {}
+    for key, n in manifest.get("rows_by_locale_intent", {}).items():
+        locale = key.split("/", 1)[0]
+        by_locale[locale] = by_locale.get(locale, 0) + n
+    return {
+        "dataset_version": manifest.get("dataset_version"),
+        "rows": manifest.get("rows"),
+        "rows_by_locale": by_locale,
+        "stage_rows": {
+            "input": stages.get("rejects", {}).get("input"),
+            "rejected": stages.get("rejects", {}).get("rejected"),
+            "turns": stages.get("turns", {}).get("turns"),
+            "rephrase_pairs": stages.get("rephrase_pairs", {}).get("accepted_pairs"),
+            "embeddings": stages.get("embeddings", {}).get("rows"),
+            "clusters": stages.get("clusters", {}).get("clusters"),
+            "labels": sum(stages.get("labels", {}).get("by_decision", {}).values()) or None,
+        },
+        "quality": "passed" if all(c.get("ok") for c in manifest.get("quality", [])) else "failed",
+    }
+
+
+def on_stage_failure(context: Mapping[str, Any]) -> None:
+    """Failure callback of every stage: one ERROR line saying what failed and where its output is.
+
+    Names the DAG, run, task, try, the exception, the run's output folder (``--out``), the
+    version readers still see there (``latest``: the last published one; a failed run never
+    publishes) and the task log. Airflow calls it once the task has failed for good (after
+    its retries); it never raises, so a broken callback cannot hide the original failure.
+    """
+    try:
+        ti = context.get("task_instance") or context.get("ti")
+        task = context.get("task") or getattr(ti, "task", None)
+        out = option_value(list(getattr(task, "application_args", None) or []), "--out")
+        latest = Path(out) / "latest" if out else None
+        published = latest.resolve().name if latest is not None and latest.exists() else "none"
+        log.error(
+            "mining stage failed: dag=%s run=%s task=%s try=%s error=%r output=%s "
+            "published_version=%s (unchanged by the failed run) log=%s",
+            getattr(ti, "dag_id", None), context.get("run_id"), getattr(ti, "task_id", None),
+            getattr(ti, "try_number", None), str(context.get("exception"))[:500], out or "-",
+            published, getattr(ti, "log_url", None) or "-",
+        )
+    except Exception:  # noqa: BLE001 - a callback must never raise
+        log.exception("on_stage_failure could not describe the failure")
 
 
 def stage_args(options: Mapping[str, str | Sequence[str]]) -> list[str]:
@@ -161,7 +309,9 @@ class StageSubmitOperator(SparkSubmitOperator):
 
     At run time it also checks ``--start-date <= --end-date`` (failing without retry), sets
     ``SPARK_LOCAL_IP=127.0.0.1`` for ``local[...]`` masters, forwards :data:`FORWARDED_ENV`
-    from the worker, and attaches the ``--out`` path to the events of its outlet Assets.
+    from the worker (the key from the Airflow connection when the environment has none),
+    fails without retry on the exit codes of :data:`NON_RETRYABLE_EXIT_CODES`, and attaches
+    the run's path and row counts (:func:`run_stats`) to the events of its outlet Assets.
     """
 
     def render_template_fields(self, context, jinja_env=None) -> None:
@@ -174,11 +324,21 @@ class StageSubmitOperator(SparkSubmitOperator):
         if start and end and start > end:
             raise AirflowFailException(f"--start-date {start} is after --end-date {end}")
         master = BaseHook.get_connection(self._conn_id).host or ""
-        self.env_vars = {**(self.env_vars or {}), **runtime_env(master, os.environ)}
-        super().execute(context)
+        self.env_vars = {**(self.env_vars or {}), **runtime_env(master, os.environ),
+                         **pseudonym_key_env(os.environ)}
+        try:
+            super().execute(context)
+        except AirflowException as error:
+            code = exit_code(error)
+            if code in NON_RETRYABLE_EXIT_CODES:
+                raise AirflowFailException(
+                    f"{self.task_id}: spark-submit exited {code} ({NON_RETRYABLE_EXIT_CODES[code]}); "
+                    "not retried, see the job's last stderr line above") from error
+            raise
         out = option_value(args, "--out")
         for asset in self.outlets or []:
-            context["outlet_events"][asset].extra = {"path": out, "start_date": start, "end_date": end}
+            context["outlet_events"][asset].extra = {"path": out, "start_date": start, "end_date": end,
+                                                     **run_stats(out)}
 
 
 def build_stages(
@@ -194,20 +354,24 @@ def build_stages(
     :param outlets: Assets the last stage (``export_dataset``) produces.
     :return: the tasks in run order.
     """
-    tasks = [
-        StageSubmitOperator(
+    tasks = []
+    for stage in STAGES:
+        gpu = gpu_routing(stage)
+        placement = {k: v for k, v in (("pool", gpu.get("pool")), ("queue", gpu.get("queue"))) if v}
+        tasks.append(StageSubmitOperator(
             task_id=stage,
             application=str(MINING_HOME / "jobs" / f"{stage}.py"),
             application_args=stage_args(options),
-            conf=spark_conf(stage),
+            conf={**spark_conf(stage), **gpu.get("conf", {})},
             conn_id=conn_id,
             name=f"{dag_id}.{stage}",
             outlets=list(outlets) if stage == STAGES[-1] else [],
-            doc_md=f"`spark-submit jobs/{stage}.py` (see `jobs/{stage}.py --help`).",
+            doc_md=f"`spark-submit jobs/{stage}.py` (see `jobs/{stage}.py --help`)"
+            + (" on the GPU workers." if gpu else "."),
+            on_failure_callback=on_stage_failure,
+            **placement,
             **STAGE_TASK_DEFAULTS,
-        )
-        for stage in STAGES
-    ]
+        ))
     chain(*tasks)
     return tasks
 

@@ -13,6 +13,7 @@ import copy
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -116,6 +117,13 @@ def test_parsing_imports_nothing_heavy_and_serializes_no_secret():
 
 
 @pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_dag_has_no_cycles(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    dag.check_cycle()  # raises AirflowDagCycleException
+    assert len(dag.topological_sort()) == len(dag.tasks)
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
 def test_dag_has_tags_and_docs(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert {"mining", "spark"} <= set(dag.tags)
@@ -147,7 +155,7 @@ def test_nightly_schedule_mines_the_day_that_ended(dagbag):
     assert dag.timetable.expression == "0 3 * * *"
     assert str(dag.timetable.timezone) == "UTC"
     assert dag.start_date.isoformat() == "2026-11-01T00:00:00+00:00"
-    assert dag.catchup is False
+    assert dag.catchup is True  # missed nights are mined, one at a time, in date order
 
 
 def test_adhoc_is_manual_only(dagbag):
@@ -180,6 +188,55 @@ def test_stage_applications_default_to_the_repo_jobs_folder(dagbag):
         pytest.skip("MINING_HOME overrides the repository root")
     task = dagbag.dags["mining_nightly"].get_task("detect_rephrases")
     assert task.application == str(REPO / "jobs" / "detect_rephrases.py")
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_stage_failures_are_reported_by_the_callback(dagbag, dag_id, stages_module):
+    for task in stage_tasks(dagbag.dags[dag_id]):
+        assert stages_module.on_stage_failure in task.on_failure_callback
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_without_gpu_settings_every_stage_runs_in_the_default_pool(dagbag, dag_id):
+    if any(os.environ.get(k) for k in ("MINING_GPU_POOL", "MINING_GPU_QUEUE", "MINING_GPU_SPARK_CONF")):
+        pytest.skip("GPU routing configured in this environment")
+    for task in stage_tasks(dagbag.dags[dag_id]):
+        assert task.pool == "default_pool"
+        assert not any(k.startswith("spark.executor.resource.gpu") for k in task.conf)
+
+
+def test_gpu_pool_routes_embedding_and_clustering_only():
+    """Parse the DAGs with MINING_GPU_POOL set, as a DAG processor with that environment would."""
+    code = textwrap.dedent(
+        f"""
+        import json
+        from airflow.dag_processing.dagbag import BundleDagBag
+        bag = BundleDagBag(dag_folder={str(DAGS)!r}, bundle_path={str(DAGS)!r})
+        print(json.dumps({{d: {{t.task_id: [t.pool, t.queue, t.conf.get("spark.executor.resource.gpu.amount")]
+                             for t in bag.dags[d].tasks if t.task_id != "wait_for_logs"}} for d in bag.dags}}))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MINING_GPU"))}
+    env.update(_AIRFLOW_ENV, MINING_GPU_POOL="mining_gpu", MINING_GPU_QUEUE="gpu")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    placed = json.loads(proc.stdout.strip().splitlines()[-1])
+    for dag_id in DAG_IDS:
+        for stage in STAGES:
+            gpu = stage in ("embed_utterances", "cluster_variants")
+            assert placed[dag_id][stage] == (["mining_gpu", "gpu", "1"] if gpu else
+                                             ["default_pool", placed[dag_id][stage][1], None]), (dag_id, stage)
+            assert gpu or placed[dag_id][stage][1] != "gpu"
+
+
+def test_gpu_routing_spark_conf_override(stages_module):
+    environ = {"MINING_GPU_SPARK_CONF": json.dumps({"spark.executor.resource.gpu.amount": 2})}
+    assert stages_module.gpu_routing("embed_utterances", environ) == {
+        "pool": None, "queue": None, "conf": {"spark.executor.resource.gpu.amount": "2"}}
+    assert stages_module.gpu_routing("detect_rephrases", environ) == {}
+    assert stages_module.gpu_routing("embed_utterances", {}) == {}
+    with pytest.raises(ValueError, match="JSON object"):
+        stages_module.gpu_routing("cluster_variants", {"MINING_GPU_SPARK_CONF": "[1]"})
 
 
 def test_only_the_nightly_export_produces_the_training_set_asset(dagbag):
@@ -221,6 +278,8 @@ def test_param_defaults_validate(dagbag, dag_id):
         ("mining_adhoc", "min_users", 0),
         ("mining_adhoc", "rephrase_threshold", 2),
         ("mining_adhoc", "rephrase_threshold", -0.1),
+        ("mining_adhoc", "variant_min_sim", 1.5),
+        ("mining_adhoc", "min_confidence", "high"),
         ("mining_adhoc", "start_date", "2026-13-01"),
         ("mining_adhoc", "end_date", "yesterday"),
     ],
@@ -299,6 +358,102 @@ def test_adhoc_args_pass_dates_locales_and_threshold(dagbag):
         "--cache-dir", args[args.index("--cache-dir") + 1],
         "--set", "rephrase.threshold=0.6",
     ]  # fmt: skip
+
+
+def test_nightly_args_take_the_previous_night_as_quality_baseline(dagbag, tmp_path):
+    runs = tmp_path / "runs"
+    for day, published in (("2026-11-02", True), ("2026-11-03", True), ("2026-11-04", False),
+                           ("2026-11-05", True), ("2026-11-06", True)):
+        (runs / day).mkdir(parents=True)
+        if published:
+            (runs / day / "manifest.json").write_text("{}")
+    (runs / "notes").mkdir()
+    task = dagbag.dags["mining_nightly"].get_task("export_dataset")
+    args = render_args(task, ds="2026-11-05", params={"logs": "/l", "out_root": str(tmp_path)})
+    # the latest earlier night with a published manifest: 11-04 failed, 11-05 and 11-06 are not earlier
+    assert args[-2:] == ["--set", f"quality.baseline={runs}/2026-11-03/manifest.json"]
+    first = render_args(task, ds="2026-11-02", params={"logs": "/l", "out_root": str(tmp_path)})
+    assert "--set" not in first
+
+
+def test_adhoc_args_pass_every_threshold(dagbag):
+    task = dagbag.dags["mining_adhoc"].get_task("aggregate_labels")
+    params = {"rephrase_threshold": 0.55, "variant_min_sim": 0.8, "min_confidence": 0.7, "out": "/o/x"}
+    args = render_args(task, run_id="r", params=params)
+    sets = [v for f, v in zip(args[::2], args[1::2]) if f == "--set"]
+    assert sets == ["rephrase.threshold=0.55", "cluster.min_sim=0.8", "aggregation.min_confidence=0.7"]
+
+
+@pytest.mark.parametrize(("code", "retried"), [(1, True), (2, False), (3, False), (4, False), (None, True)])
+def test_stage_retries_only_what_a_retry_can_fix(dagbag, stages_module, monkeypatch, code, retried):
+    """Exit codes 2-4 (config, input or quality gate, privacy) fail the task for good;
+    other failures stay retryable. spark-submit and the connection are stubbed here; the
+    exit codes themselves are the jobs' (tests/test_cli.py, tests/test_quality.py)."""
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    message = "Cannot execute: spark-submit jobs/x.py." + (f" Error code is: {code}." if code is not None else "")
+
+    def fail(self, context):
+        raise stages_module.AirflowException(message)
+
+    monkeypatch.setattr(SparkSubmitOperator, "execute", fail)
+    monkeypatch.setattr(stages_module.BaseHook, "get_connection",
+                        staticmethod(lambda conn_id: type("C", (), {"host": "local[2]", "password": None})()))
+    task = copy.deepcopy(dagbag.dags["mining_nightly"].get_task("export_dataset"))
+    task.application_args = ["--out", "/o"]
+    with pytest.raises(stages_module.AirflowException) as info:
+        task.execute({})
+    assert isinstance(info.value, AirflowFailException) is not retried
+    if not retried:
+        assert f"exited {code}" in str(info.value)
+
+
+def test_failure_callback_names_task_error_output_and_published_version(stages_module, tmp_path, caplog):
+    (tmp_path / "versions" / "v20261102-abc").mkdir(parents=True)
+    (tmp_path / "latest").symlink_to(Path("versions") / "v20261102-abc")
+    ti = type("TI", (), {"dag_id": "mining_nightly", "task_id": "export_dataset", "try_number": 3,
+                         "log_url": "http://airflow/log"})()
+    task = type("T", (), {"application_args": ["--logs", "/l", "--out", str(tmp_path)]})()
+    context = {"task_instance": ti, "task": task, "run_id": "scheduled__2026-11-03",
+               "exception": RuntimeError("quality gate failed: row_change")}
+    with caplog.at_level(logging.ERROR, logger=stages_module.log.name):
+        stages_module.on_stage_failure(context)
+    (line,) = [r.getMessage() for r in caplog.records]
+    for part in ("task=export_dataset", "try=3", "row_change", f"output={tmp_path}",
+                 "published_version=v20261102-abc", "log=http://airflow/log"):
+        assert part in line
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger=stages_module.log.name):
+        stages_module.on_stage_failure({})  # never raises, even on an empty context
+    assert caplog.records
+
+
+def test_run_stats_carry_row_counts_from_the_manifest(stages_module, tmp_path):
+    manifest = {"dataset_version": "v1", "rows": 5, "rows_by_locale_intent": {"de-DE/a": 2, "en-US/a": 1, "en-US/b": 2},
+                "stages": {"rejects": {"input": 100, "rejected": 3}, "turns": {"turns": 97},
+                           "rephrase_pairs": {"accepted_pairs": 12}, "embeddings": {"rows": 40},
+                           "clusters": {"clusters": 30}, "labels": {"by_decision": {"labeled": 6, "abstain": 4}}},
+                "quality": [{"name": "schema", "ok": True}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    stats = stages_module.run_stats(str(tmp_path))
+    assert stats == {"dataset_version": "v1", "rows": 5, "rows_by_locale": {"de-DE": 2, "en-US": 3},
+                     "stage_rows": {"input": 100, "rejected": 3, "turns": 97, "rephrase_pairs": 12,
+                                    "embeddings": 40, "clusters": 30, "labels": 10},
+                     "quality": "passed"}
+    assert stages_module.run_stats(str(tmp_path / "missing")) == {}
+
+
+def test_pseudonym_key_from_environment_wins_over_the_connection(stages_module, monkeypatch):
+    monkeypatch.setattr(stages_module.BaseHook, "get_connection",
+                        staticmethod(lambda conn_id: type("C", (), {"password": f"from-{conn_id}"})()))
+    assert stages_module.pseudonym_key_env({"MINING_PSEUDONYM_KEY": "k"}) == {}
+    assert stages_module.pseudonym_key_env({}) == {"MINING_PSEUDONYM_KEY": "from-mining_pseudonym_key"}
+
+    def missing(conn_id):
+        raise stages_module.AirflowException(f"The conn_id `{conn_id}` isn't defined")
+
+    monkeypatch.setattr(stages_module.BaseHook, "get_connection", staticmethod(missing))
+    assert stages_module.pseudonym_key_env({}) == {}
 
 
 def test_stage_fails_without_retry_on_reversed_dates(dagbag):
@@ -386,9 +541,9 @@ out.mkdir(parents=True, exist_ok=True)
 """
 
 
-def airflow_dags_test(tmp_path, args, *, master: str, timeout: int, **mining_env):
-    """`airflow db migrate` then `airflow dags test ARGS` in a fresh AIRFLOW_HOME under
-    tmp_path (SQLite), with only ``mining_env`` as MINING_* settings; asserts success."""
+def airflow_env(tmp_path, *, master: str, **mining_env) -> dict[str, str]:
+    """Environment of an Airflow installation in a fresh AIRFLOW_HOME under tmp_path (SQLite,
+    migrated here), with only ``mining_env`` as MINING_* settings."""
     bin_dir = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MINING_"))}
     env.update(
@@ -398,12 +553,21 @@ def airflow_dags_test(tmp_path, args, *, master: str, timeout: int, **mining_env
         PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
         **mining_env,
     )
-    airflow = [sys.executable, "-m", "airflow"]
-    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    proc = subprocess.run([*airflow, "dags", "test", *args], env=env, capture_output=True, text=True,
+    airflow(env, "db", "migrate", timeout=300)
+    return env
+
+
+def airflow(env, *args, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``airflow ARGS`` in ``env``; asserts success."""
+    proc = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return proc
+
+
+def airflow_dags_test(tmp_path, args, *, master: str, timeout: int, **mining_env):
+    """`airflow dags test ARGS` in a fresh Airflow installation (see :func:`airflow_env`)."""
+    return airflow(airflow_env(tmp_path, master=master, **mining_env), "dags", "test", *args, timeout=timeout)
 
 
 @pytest.mark.slow
@@ -428,18 +592,64 @@ def test_airflow_dags_test_runs_adhoc_stages_through_spark_submit(tmp_path):
     assert "test-key" not in proc.stdout + proc.stderr
 
 
+def version_files(run: Path) -> dict[str, bytes]:
+    """Bytes of every data file of the version a run's ``latest`` points at (not the report)."""
+    version = (run / "latest").resolve()
+    return {str(p.relative_to(version)): p.read_bytes() for p in sorted(version.rglob("*"))
+            if p.is_file() and p.parent.name != "" and p.parts[len(version.parts)] in ("training_set", "massive")}
+
+
 @pytest.mark.slow
-def test_airflow_dags_test_nightly_mines_a_training_set_with_the_real_jobs(tmp_path, small_sim):
-    """`airflow dags test mining_nightly` end to end: sensor, five real spark-submit jobs,
-    a published training set for the day, mined from the partitions of the lookback window."""
-    airflow_dags_test(
-        tmp_path, ["mining_nightly", "2026-11-02"], master="local[2]", timeout=900,
+def test_nightly_backfill_of_two_dates_gives_two_versions_and_a_rerun_is_byte_identical(tmp_path, small_sim):
+    """The nightly DAG end to end with the real jobs on local[2]: a backfill over the two
+    days of the small log (the dates `airflow backfill create` plans, each run as
+    `airflow dags test` runs it: sensor, five spark-submits), the second night gated
+    against the first, its Asset event carrying row counts, then a rerun of one night
+    whose training set and JSONL are byte-identical."""
+    env = airflow_env(
+        tmp_path, master="local[2]",
         MINING_LOGS=str(small_sim["logs"]), MINING_OUT=str(tmp_path / "mining"), MINING_DEMO_MODE="1",
         MINING_SENSOR_POKE_S="5", MINING_SENSOR_TIMEOUT_S="30",
         MINING_SPARK_CONF=json.dumps({"spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "4"}),
+        # the small log's nights are tiny and night 2 mines twice night 1's days: check the
+        # row change against the baseline, with a limit they pass
+        MINING__QUALITY__MIN_BASELINE_ROWS="1", MINING__QUALITY__MAX_ROW_CHANGE="20",
     )
-    run = tmp_path / "mining" / "runs" / "2026-11-02"
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["input_partitions"] == ["2026-11-01", "2026-11-02"]
-    assert manifest["rows"] > 0 and (run / "training_set").is_dir()
-    assert manifest["stages"]["turns"]["turns"] == small_sim["summary"]["turns"]
+    airflow(env, "dags", "reserialize")
+    plan = airflow(env, "backfill", "create", "--dag-id", "mining_nightly", "--from-date", "2026-11-01",
+                   "--to-date", "2026-11-02T03:00:00+00:00", "--dry-run").stdout
+    logical_dates = sorted(set(re.findall(r"\| (2026-11-\d\d \d\d:\d\d:\d\d\+00:00) \|", plan)))
+    assert logical_dates == ["2026-11-01 03:00:00+00:00", "2026-11-02 03:00:00+00:00"], plan
+    for logical_date in logical_dates:
+        airflow(env, "dags", "test", "mining_nightly", logical_date.replace(" ", "T"), timeout=900)
+
+    runs = tmp_path / "mining" / "runs"
+    first, second = (json.loads((runs / d / "manifest.json").read_text()) for d in ("2026-11-01", "2026-11-02"))
+    assert first["input_partitions"] == ["2026-11-01"]
+    assert second["input_partitions"] == ["2026-11-01", "2026-11-02"]
+    assert first["dataset_version"] != second["dataset_version"]
+    assert 0 < first["rows"] and 0 < second["rows"]
+    assert second["stages"]["turns"]["turns"] == small_sim["summary"]["turns"]
+    row_change = {c["name"]: c for c in second["quality"]}["row_change"]
+    assert row_change["ok"] and row_change["value"] == pytest.approx(abs(second["rows"] - first["rows"]) / first["rows"])
+    assert f"baseline {first['dataset_version']}" in row_change["detail"]
+
+    events = subprocess.run(
+        [sys.executable, "-c", "import json; from airflow.utils.session import create_session; "
+         "from airflow.models.asset import AssetEvent, AssetModel; from sqlalchemy import select\n"
+         "with create_session() as s: print(json.dumps([e.extra for e in s.scalars(select(AssetEvent)"
+         ".join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.name == 'mining_training_set').order_by(AssetEvent.id))]))"],
+        env=env, capture_output=True, text=True, timeout=120, check=True)
+    extras = json.loads(events.stdout.strip().splitlines()[-1])
+    assert [e["dataset_version"] for e in extras] == [first["dataset_version"], second["dataset_version"]]
+    assert extras[1]["rows"] == second["rows"] and extras[1]["path"] == str(runs / "2026-11-02")
+    assert extras[1]["stage_rows"]["turns"] == second["stages"]["turns"]["turns"]
+    assert sum(extras[1]["rows_by_locale"].values()) == second["rows"]
+
+    before = version_files(runs / "2026-11-02")
+    assert any(k.startswith("training_set/") for k in before) and any(k.startswith("massive/") for k in before)
+    airflow(env, "dags", "test", "mining_nightly", logical_dates[1].replace(" ", "T"), timeout=900)
+    rerun = json.loads((runs / "2026-11-02" / "manifest.json").read_text())
+    assert rerun["dataset_version"] == second["dataset_version"]
+    assert rerun["checksums"] == second["checksums"]
+    assert version_files(runs / "2026-11-02") == before
