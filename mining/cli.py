@@ -2,7 +2,7 @@
 
 Commands: the pipeline (``run`` or one stage), ``inspect`` a published dataset version,
 ``evaluate`` against simulator gold, ``config show``, ``merge`` into a training set,
-refit the packaged models, ``simulate`` logs. ``mining --help`` lists them;
+refit the packaged models, ``simulate`` logs, ``corrupt-logs`` for ingest tests. ``mining --help`` lists them;
 ``mining COMMAND --help`` gives each one's options and examples.
 
 Exit codes (:data:`EXIT_CODES`): 0 success; 1 unexpected error (one line on stderr, the
@@ -169,6 +169,21 @@ def _simulate(args) -> dict:
     return simulate(cfg, args.logs, args.gold)
 
 
+def _corrupt_logs(args) -> dict | None:
+    from mining import corruption
+
+    if args.list:
+        width = max(map(len, corruption.KINDS)) + 2
+        print("\n".join(f"{k.ljust(width)}{desc}" for k, (_, desc) in corruption.KINDS.items()))
+        return None
+    if not args.logs or not args.out:
+        raise argparse.ArgumentTypeError("--logs and --out are required (or --list)")
+    summary = corruption.corrupt_logs(args.logs, args.out, args.kinds, seed=args.seed,
+                                      rows_per_kind=args.rows_per_kind, include_clean=not args.no_clean)
+    return {"out": args.out, "total_rows": summary["total_rows"], "clean_rows": summary["clean_rows"],
+            "kinds": {k: {"rows": v["rows"], "expected": v["expected"]} for k, v in summary["kinds"].items()}}
+
+
 def _evaluate(args) -> dict:
     from mining import evaluation
 
@@ -265,7 +280,8 @@ COMMAND_GROUPS = (
         ("fit-rephrase", "refit the rephrase scorer on simulator gold"),
         ("fit-calibration", "refit the label-confidence calibration on simulator gold"))),
     ("test data", (
-        ("simulate", "interaction logs + gold from a labeled corpus (HWU64, SLURP)"),)),
+        ("simulate", "interaction logs + gold from a labeled corpus (HWU64, SLURP)"),
+        ("corrupt-logs", "copy clean logs and add malformed rows and files (28 kinds) for ingest tests"))),
 )
 SUMMARY = {cmd: text for _, cmds in COMMAND_GROUPS for cmd, text in cmds}
 
@@ -350,6 +366,18 @@ bad value.""",
     "fit-calibration": """examples:
   mining fit-calibration --work /tmp/fit        # refit mining/models/calibration.toml
   mining fit-calibration --work /tmp/fit --turns 40000 --out /tmp/calibration.toml""",
+    "corrupt-logs": """examples:
+  mining corrupt-logs --list                    # the kinds of corruption
+  mining corrupt-logs --logs /tmp/logs --out /tmp/bad --kinds all --seed 0
+  mining corrupt-logs --logs /tmp/logs --out /tmp/bad --kinds truncated_gzip,invalid_utf8 --no-clean
+  MINING_DEMO_MODE=1 mining detect-rephrases --logs /tmp/bad --out /tmp/run \\
+      --set validation.max_reject_share=1.0     # every kind accounted for in rejects/
+
+Copies the clean dt= partitions to --out and adds files corrupt-<kind>.* with fresh turn ids
+x-<kind>-<n>. Prints (and writes to OUT/_corruption.json) per kind: the input rows ingest must
+count, the expected outcome {reason or "accepted": rows} and details (blank lines, lost rows).
+Deterministic for a seed. Exit 2 on an unknown kind or a non-empty --out, 3 when --logs holds
+no rows.""",
     "simulate": """examples:
   mining simulate --corpus hwu64 --turns 20000 --days 3 --logs /tmp/logs --gold /tmp/gold
   mining simulate --corpus slurp --format jsonl --seed 3 --logs /tmp/slurp-logs --gold /tmp/slurp-gold""",
@@ -393,6 +421,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--format", default="parquet", choices=["parquet", "jsonl"])
     sim.add_argument("--logs", required=True, help="output log root")
     sim.add_argument("--gold", required=True, help="output gold folder (never read by the miner)")
+    bad = _add(sub, "corrupt-logs", verbose, "Write a corrupted copy of a clean log root for testing "
+               "ingest: the clean partitions plus, per kind of corruption, files of malformed rows "
+               "(see mining/corruption.py), with the accounting ingest must report.")
+    bad.add_argument("--logs", help="clean log root (dt=YYYY-MM-DD partitions; Parquet or JSON Lines)")
+    bad.add_argument("--out", help="output log root (must not exist or be empty)")
+    bad.add_argument("--kinds", default="all", help="comma-separated kinds, or all (default)")
+    bad.add_argument("--seed", type=int, default=0, help="which clean rows each kind copies (default 0)")
+    bad.add_argument("--rows-per-kind", type=int, default=12, metavar="N", help="rows per kind (default 12)")
+    bad.add_argument("--no-clean", action="store_true", help="write only the corrupted files, not the clean ones")
+    bad.add_argument("--list", action="store_true", help="list the kinds and exit")
     add_run_args(_add(sub, "run", verbose, "Run the five stages in order in one local Spark session "
                       "($MINING_SPARK_MASTER, default local[2]): " + " -> ".join(STAGES) + "."))
     for stage in STAGES:
@@ -462,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args, argv: list[str]) -> int:
-    handlers = {"simulate": (_simulate, args), "evaluate": (_evaluate, args), "inspect": (_inspect, args),
+    handlers = {"simulate": (_simulate, args), "corrupt-logs": (_corrupt_logs, args), "evaluate": (_evaluate, args), "inspect": (_inspect, args),
                 "config": (_config_show, args), "merge": (_merge, args),
                 "fit-rephrase": (_fit_rephrase, args, argv), "fit-calibration": (_fit_calibration, args, argv)}
     if args.command in handlers:

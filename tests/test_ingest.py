@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mining import ingest, schemas
+from mining import ingest, privacy, schemas
 from mining.config import load_config
 
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc)
@@ -35,7 +35,9 @@ def mixed_logs(tmp_path):
         json.dumps({**_row(11), "ts": "2026-11-02T09:00:11Z", "locale": None}),  # missing_locale
         json.dumps({**_row(12), "ts": "2026-11-02T09:00:12Z", "response_status": "MAYBE"}),
         json.dumps({**_row(13), "ts": "2026-11-02T09:00:13Z", "nlu_confidence": 1.7}),
-        json.dumps({**_row(14), "ts": "2026-11-05T09:00:00Z"}),                  # wrong partition
+        json.dumps({**_row(14), "ts": "2026-11-05T09:00:00Z"}),                  # future_timestamp
+        json.dumps({**_row(16), "ts": "2026-10-30T09:00:00Z"}),                  # wrong partition
+        json.dumps({**_row(17), "ts": "2026-11-03T00:30:00Z"}),                  # within the skew: ok
         json.dumps({**_row(15), "ts": "not a time"}),                            # bad_timestamp
         json.dumps({**_row(0), "ts": "2026-11-02T09:00:30Z"}),                   # duplicate turn_id
         "{this is not json",                                                     # unparsable
@@ -51,14 +53,18 @@ def test_validate_quarantines_every_bad_row_with_its_reason(spark, mixed_logs):
     raw, parts = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
     accepted, rejects, counts = ingest.validate(raw, cfg)
     assert parts == ["2026-11-02"]
-    assert counts["input"] == 14 and counts["accepted"] == 7
+    assert counts["input"] == 16 and counts["accepted"] == 8
     assert counts["accepted"] + counts["rejected"] == counts["input"]
     assert counts["by_reason"] == {
-        "bad_nlu_confidence": 1, "bad_timestamp": 1, "duplicate_turn_id": 1, "missing_locale": 1,
-        "partition_date_mismatch": 1, "unknown_response_status": 1, "unparsable_record": 1}
-    assert accepted.count() == 7 and rejects.count() == 7
-    raw_line = rejects.where("reason = 'unparsable_record'").first()["record"]
-    assert raw_line == "{this is not json"
+        "bad_nlu_confidence": 1, "bad_timestamp": 1, "duplicate_turn_id": 1, "future_timestamp": 1,
+        "missing_locale": 1, "partition_date_mismatch": 1, "unknown_response_status": 1,
+        "unparsable_record": 1}
+    assert counts["by_partition"] == {"2026-11-02": {
+        "input": 16, "accepted": 8, "rejected": 8, "by_reason": counts["by_reason"]}}
+    assert accepted.count() == 8 and rejects.count() == 8
+    unparsable = rejects.where("reason = 'unparsable_record'").first()
+    assert unparsable["record"] == "{}"  # no raw line beside the exports, only its keyed hash:
+    assert unparsable["record_hmac"] == privacy.pseudonymize("{this is not json", privacy.resolve_key())
     kept = accepted.where("turn_id = 't0'").first()
     assert kept["utterance"] == "turn number 0"          # the earliest duplicate wins
 
@@ -157,10 +163,65 @@ def test_sessionless_rows_are_counted_and_still_validated(spark, sessionless_log
     assert counts["sessions_inferred_turns"] == 8 and counts["sessions_inferred"] == 3
     assert len(ids) == counts["accepted"] and "t40" not in ids
     rec = json.loads(rejects.first()["record"])
-    assert rec["turn_id"] == "t40" and "session_id" not in rec  # as it came (to_json drops nulls)
+    assert rec["turn_id"] == "t40" and "session_id" not in rec  # to_json drops nulls
+    assert rec["user_id"] == privacy.pseudonymize("acct-1", privacy.resolve_key())  # never the raw id
 
 
 def test_inferred_session_ids_do_not_depend_on_partitioning(spark, sessionless_logs):
     one, _, _ = _sessionize(spark, sessionless_logs, partitions=1)
     many, _, _ = _sessionize(spark, sessionless_logs, partitions=7)
     assert one == many
+
+
+def test_reject_share_names_only_the_partitions_where_the_top_reason_occurs():
+    counts = {"input": 300, "accepted": 260, "rejected": 40, "by_reason": {"future_timestamp": 30, "bad_locale": 10},
+              "by_partition": {
+                  "2026-11-01": {"input": 100, "accepted": 90, "rejected": 10, "by_reason": {"bad_locale": 10}},
+                  "2026-11-02": {"input": 100, "accepted": 95, "rejected": 5, "by_reason": {"future_timestamp": 5}},
+                  "2026-11-03": {"input": 100, "accepted": 75, "rejected": 25, "by_reason": {"future_timestamp": 25}}}}
+    with pytest.raises(ingest.RejectShareExceeded) as e:
+        ingest.check_reject_share(counts, sorted(counts["by_partition"]), 0.05)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.endswith("top reason future_timestamp (30) in partitions 2026-11-03 (25), 2026-11-02 (5)")
+    assert "2026-11-01" not in msg
+
+
+def _gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+@pytest.mark.parametrize("content, status, lines", [
+    (b"", "empty", 0),
+    (_gz(b""), "empty", 0),
+    (_gz(b"a\nb\n"), "ok", 2),
+    (_gz(b"a\nb"), "ok", 2),                                   # last line without newline
+    (_gz(b"a\n") + _gz(b"b\nc\n"), "ok", 3),                   # concatenated members
+    (_gz(b"a\n") + b"\0" * 16, "ok", 1),                       # zero padding after the end
+    (b"not gzip at all", "corrupt", 0),
+])
+def test_inspect_gzip_classifies_files(tmp_path, content, status, lines):
+    p = tmp_path / "f.jsonl.gz"
+    p.write_bytes(content)
+    got = ingest.inspect_gzip(str(p))
+    assert (got["status"], got["lines"]) == (status, lines)
+
+
+def test_inspect_gzip_counts_the_complete_lines_before_a_truncation(tmp_path):
+    import random
+    import zlib
+
+    rnd = random.Random(3)
+    data = b"".join(b"%d %x\n" % (i, rnd.getrandbits(64)) for i in range(5000))
+    whole = _gz(data)
+    cut = whole[: len(whole) // 2]
+    p = tmp_path / "t.jsonl.gz"
+    p.write_bytes(cut)
+    got = ingest.inspect_gzip(str(p), chunk_bytes=4096)        # crosses many read chunks
+    assert got["status"] == "truncated"
+    assert 0 < got["lines"] < 5000
+    assert got["lines"] == zlib.decompressobj(31).decompress(cut).count(b"\n")
+    flipped = bytearray(whole)
+    flipped[len(whole) // 2] ^= 0xFF                          # damaged deflate data or CRC
+    p.write_bytes(bytes(flipped))
+    assert ingest.inspect_gzip(str(p))["status"] == "corrupt"
