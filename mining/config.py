@@ -19,6 +19,7 @@ import copy
 import datetime as dt
 import json
 import logging
+import math
 import os
 import re
 import tomllib
@@ -197,11 +198,39 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class DPConfig:
+    """``[privacy.dp]``: optional differential privacy of the released texts and counts
+    (:mod:`mining.dp`). Off by default; the k-anonymity gate applies either way."""
+    enabled: bool
+    epsilon: float
+    delta: float
+    max_texts_per_user: int
+    seed: int
+    noise: str
+
+    def __post_init__(self):
+        for name, types, rule in (("enabled", (bool,), "true or false"), ("epsilon", (int, float), "a number"),
+                                  ("delta", (int, float), "a number"), ("max_texts_per_user", (int,), "an integer"),
+                                  ("seed", (int,), "an integer"), ("noise", (str,), "a string")):
+            value = getattr(self, name)
+            _check(isinstance(value, types) and (bool in types or not isinstance(value, bool)),
+                   f"privacy.dp.{name}", value, rule)
+        _check(math.isfinite(self.epsilon) and self.epsilon > 0, "privacy.dp.epsilon", self.epsilon, "> 0")
+        _check(0 < self.delta < 1, "privacy.dp.delta", self.delta, "in (0, 1)")
+        _check(self.max_texts_per_user >= 1, "privacy.dp.max_texts_per_user", self.max_texts_per_user, ">= 1")
+        _check(self.seed >= 0, "privacy.dp.seed", self.seed, ">= 0")
+        _check(self.noise in ("keyed", "opendp"), "privacy.dp.noise", self.noise, "'keyed' or 'opendp'")
+
+
+@dataclass(frozen=True)
 class PrivacyConfig:
     min_users: int
+    dp: DPConfig
 
     def __post_init__(self):
         _check(self.min_users >= 1, "privacy.min_users", self.min_users, ">= 1")
+        if isinstance(self.dp, Mapping):
+            object.__setattr__(self, "dp", DPConfig(**self.dp))
 
 
 @dataclass(frozen=True)
@@ -290,8 +319,11 @@ def parse_set(items: list[str]) -> dict:
         key, sep, raw = item.partition("=")
         if not sep or "." not in key:
             raise ValueError(f"--set expects section.key=value, got {item!r}")
-        section, name = key.split(".", 1)
-        nested.setdefault(section, {})[name] = _parse_value(raw)
+        *tables, name = key.split(".")  # privacy.dp.epsilon=1 sets a key of a nested table
+        target = nested
+        for table in tables:
+            target = target.setdefault(table, {})
+        target[name] = _parse_value(raw)
     return nested
 
 

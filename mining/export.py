@@ -37,8 +37,13 @@ from mining import privacy, schemas
 from mining.slots import DROP_REASONS, project_slots
 
 
-def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str) -> pd.DataFrame:
+def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, dp: bool = False) -> pd.DataFrame:
     """Apply the k-anonymity gate, slot projection and PII scrubbing to labeled rows.
+
+    ``dp`` (``privacy.dp.enabled``): ``labels`` also has ``dp_users``, the DP noisy user count
+    of the text where :func:`mining.dp.select_texts` selected it, else null. Rows with a null
+    ``dp_users`` that pass the k-anonymity gate get ``drop_reason`` ``dp_not_selected``; the
+    others export ``dp_users`` as both ``support_users`` and ``support_events``.
 
     Returns the rows with training_set columns plus ``drop_reason`` (null = exported;
     ``below_min_users``), per-reason counts of dropped slots ``dropped_<reason>`` for the
@@ -46,20 +51,32 @@ def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str) 
     rows = []
     for rec in labels.to_dict("records"):
         slots, annot, dropped = project_slots(rec["utterance"], rec["slots"], rec["locale"])
-        utt, pii = privacy.scrub_pii(rec["utterance"])
-        annot, _ = privacy.scrub_pii(annot)
-        slots = [{"name": s["name"], "value": privacy.scrub_pii(s["value"])[0]} for s in slots]
+        # scrubbed at ingest already (mining.sessions); again here as a second line of
+        # defence. pii_<kind> counts the placeholders the exported text carries.
+        utt, _ = privacy.scrub_pii(rec["utterance"], rec["locale"])
+        pii = privacy.placeholder_counts(utt)
+        annot, _ = privacy.scrub_pii(annot, rec["locale"])
+        slots = [{"name": s["name"], "value": privacy.scrub_pii(s["value"], rec["locale"])[0]} for s in slots]
         rows.append({
             "utterance": utt, "locale": rec["locale"], "intent": rec["intent"], "slots": slots,
             "annot_utt": annot, "confidence": float(rec["confidence"]),
-            "support_users": int(rec["support_users"]), "support_events": int(rec["support_events"]),
+            **_support(rec, dp),
             "evidence": rec["evidence"], "cluster_id": rec["cluster_id"],
             "dataset_version": dataset_version,
-            "drop_reason": None if rec["text_users"] >= min_users else "below_min_users",
+            "drop_reason": ("below_min_users" if rec["text_users"] < min_users
+                            else "dp_not_selected" if dp and pd.isna(rec["dp_users"]) else None),
             **{f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
             **{f"pii_{k}": pii.get(k, 0) for k in privacy.PII_KINDS},
         })
     return pd.DataFrame(rows, columns=FINAL_COLUMNS)
+
+
+def _support(rec: dict, dp: bool) -> dict:
+    """``support_users``/``support_events`` of a row: exact, or with ``dp`` the noisy
+    ``dp_users`` for both (one contribution per (user, text); :mod:`mining.dp`)."""
+    if dp and not pd.isna(rec["dp_users"]):
+        return {"support_users": int(rec["dp_users"]), "support_events": int(rec["dp_users"])}
+    return {"support_users": int(rec["support_users"]), "support_events": int(rec["support_events"])}
 
 
 def final_schema():
@@ -235,20 +252,16 @@ def write_massive_jsonl(table: pa.Table | pd.DataFrame, folder: Path, dev_share:
     return {locale: counts[locale] for locale in sorted(counts)}
 
 
-def _swap_symlink(link: Path, target: str) -> None:
-    tmp = link.with_name(f".{link.name}.tmp")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-
-
 def publish(out: Path, version_dir: Path) -> None:
-    """Point ``OUT/latest`` at ``version_dir`` atomically; create the stable links."""
-    _swap_symlink(out / "latest", os.path.relpath(version_dir, out))
+    """Point ``OUT/latest`` at ``version_dir`` atomically (:func:`mining.storage.replace_symlink`),
+    after creating the stable links (which resolve once ``latest`` exists). ``version_dir``
+    must be committed (complete and fsynced) before: readers only follow links to it."""
+    from mining import storage
+
     for name in ("training_set", "massive", "manifest.json", "report.html"):
         link = out / name
         if not link.is_symlink():
             if link.exists():
                 raise FileExistsError(f"{link} exists and is not a link to latest/{name}")
             os.symlink(f"latest/{name}", link)
+    storage.replace_symlink(out / "latest", os.path.relpath(version_dir, out))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mining import (aggregation, clustering, embedding, export, index, ingest, privacy, quality,
+from mining import (aggregation, clustering, dp, embedding, export, index, ingest, privacy, quality,
                     rephrase, schemas, sessions, storage)
 from mining.text import text_hash
 
@@ -36,7 +36,7 @@ def detect_rephrases(spark, cfg) -> dict:
 
     key = privacy.resolve_key()  # fail before any work when no key is configured
     raw, partitions = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
-    accepted, rejects, counts = ingest.validate(raw, cfg)
+    accepted, rejects, counts = ingest.validate(raw, cfg, key=key)
     storage.write_parquet_stage(rejects, cfg.out, "rejects", {"partitions": partitions, **counts}, num_files=1)
     ingest.check_reject_share(counts, partitions, cfg.validation.max_reject_share)
     if cfg.locales:
@@ -45,6 +45,9 @@ def detect_rephrases(spark, cfg) -> dict:
         sessions.prepare_turns(accepted, cfg, key), cfg.out, "turns",
         lambda t: {"partitions": partitions, "locales": list(cfg.locales), "turns": t.count(),
                    "friction_turns": t.where("is_friction").count(),
+                   "pii_scrubbed": t.agg(*[c.alias(k) for k, c in
+                                           privacy.spark_placeholder_counts(F.col("utterance")).items()]
+                                         ).first().asDict(),
                    "by_signal": _counts(t.select(F.explode("friction_signals").alias("signal")), "signal")})
     turns = spark.read.parquet(str(Path(cfg.out) / "turns"))
     candidates = rephrase.candidate_pairs(turns, cfg).cache()
@@ -206,6 +209,26 @@ def code_version() -> str:
     return f"{__version__}+{sha}" if sha else __version__
 
 
+def _dp_select(spark, cfg, labeled, fingerprint: str):
+    """``privacy.dp``: bounded distinct users per failing source text of ``rephrase_pairs``
+    → noisy threshold (:mod:`mining.dp`). Returns (``labeled`` + column ``dp_users``, null
+    where the text was not selected; the manifest's ``dp`` entry)."""
+    from pyspark.sql import functions as F
+
+    dc = cfg.privacy.dp
+    cal = dp.calibrate(float(dc.epsilon), float(dc.delta), dc.max_texts_per_user)
+    key = dp.noise_key(privacy.resolve_key(), fingerprint) if dc.noise == "keyed" else None
+    pairs = spark.read.parquet(storage.require_stage(cfg.out, "rephrase_pairs", "detect_rephrases"))
+    counts = dp.spark_text_counts(pairs, dc.max_texts_per_user, dc.seed)
+    # materialized once: with noise = "opendp" a recomputation would draw other noise
+    released = counts.mapInPandas(dp.release_fn(cal, key), dp.RELEASE_SCHEMA).localCheckpoint()
+    tally = released.agg(F.count("*").alias("considered"), F.count("dp_users").alias("selected")).first()
+    log.info("dp: %d of %d failing texts selected (epsilon=%s, delta=%s, threshold=%d)",
+             tally["selected"], tally["considered"], dc.epsilon, dc.delta, cal.threshold)
+    out = labeled.join(released.select("locale", "text_norm", "dp_users"), ["locale", "text_norm"], "left")
+    return out, dp.manifest_record(dc, cal, texts_considered=tally["considered"], texts_selected=tally["selected"])
+
+
 def export_dataset(spark, cfg) -> dict:
     """Privacy gates + slot projection → versioned training set, manifest, atomic publish."""
     from pyspark.sql import functions as F
@@ -214,16 +237,26 @@ def export_dataset(spark, cfg) -> dict:
     upstream = {s: storage.read_stats(cfg.out, s) for s in
                 ("rejects", "turns", "rephrase_pairs", "embeddings", "clusters", "labels")}
     partitions = upstream["turns"].get("partitions", [])
-    fingerprint = json.dumps({"config": cfg.to_json(), "partitions": partitions,
+    # the quality gate's settings (incl. its baseline path) decide whether a version is
+    # published, never its bytes: left out, so a rerun's version does not depend on them
+    settings = {k: v for k, v in json.loads(cfg.to_json()).items() if k != "quality"}
+    # where the embedding cache lives is storage, not a setting: same vectors wherever it is
+    settings.get("embedding", {}).pop("cache_dir", None)
+    if not cfg.privacy.dp.enabled:  # then no dp setting changes a byte: versions stay as before dp
+        settings.get("privacy", {}).pop("dp", None)
+    fingerprint = json.dumps({"config": settings, "partitions": partitions,
                               "locales": list(cfg.locales), "code": code_version()}, sort_keys=True)
     version = export.dataset_version(max(partitions) if partitions else "00000000", fingerprint)
-    min_users = cfg.privacy.min_users
+    min_users, dp_on = cfg.privacy.min_users, cfg.privacy.dp.enabled
+    labeled, dp_record = labels.where("decision = 'labeled'"), dp.manifest_record(cfg.privacy.dp)
+    if dp_on:
+        labeled, dp_record = _dp_select(spark, cfg, labeled, fingerprint)
 
     def run(batches):
         for pdf in batches:
-            yield export.finalize_labels(pdf, min_users, version)
+            yield export.finalize_labels(pdf, min_users, version, dp=dp_on)
 
-    final = labels.where("decision = 'labeled'").mapInPandas(run, export.final_schema()).cache()
+    final = labeled.mapInPandas(run, export.final_schema()).cache()
     drops = _counts(final.where("drop_reason IS NOT NULL"), "drop_reason")
     kept = final.where("drop_reason IS NULL")
     tally = kept.agg(*[F.sum(c).alias(c) for c in final.columns
@@ -250,6 +283,8 @@ def export_dataset(spark, cfg) -> dict:
         "massive_jsonl": massive, "models": {"rephrase": cfg.rephrase.fitted.version,
                                              "calibration": cfg.aggregation.fitted_calibration.version},
         "stages": upstream, "quality": checks, "checksums": export.checksums(staging),
+        "dp": {**dp_record, **({"labels_released": sum(by_locale_intent.values()),
+                                "labels_not_selected": drops.get("dp_not_selected", 0)} if dp_on else {})},
     }
     final.unpersist()
     storage.write_json(staging / "manifest.json", manifest)

@@ -45,18 +45,22 @@ def session_window():
 
 def prepare_turns(accepted, cfg, key: bytes):
     """Accepted contract rows → turns: raw ``user_id``/``session_id`` replaced by keyed
-    pseudonyms, ``text_norm``, ``turn_index`` (0-based in session), ``friction_signals``
+    pseudonyms, PII in ``utterance`` and slot values replaced by placeholders
+    (:func:`mining.privacy.scrub_pii`, so no later stage stores it), ``text_norm``, ``turn_index`` (0-based in session), ``friction_signals``
     (:mod:`mining.friction`), ``is_friction`` (any signal) and ``succeeded`` (SUCCESS, an
     intent, none of :data:`mining.friction.FAILURE_SIGNALS`)."""
     from pyspark.sql import functions as F
 
-    from mining.privacy import spark_pseudonymize
+    from mining.privacy import scrub_udfs, spark_pseudonymize
 
     w = session_window()
+    scrub_text, scrub_slots = scrub_udfs()
     turns = (accepted
              .withColumn("user_pseudonym", spark_pseudonymize(F.col("user_id"), key))
              .withColumn("session_pseudonym", spark_pseudonymize(F.col("session_id"), key))
              .drop("user_id", "session_id")
+             .withColumn("utterance", scrub_text(F.col("utterance"), F.col("locale")))
+             .withColumn("nlu_slots", scrub_slots(F.col("nlu_slots"), F.col("locale")))
              .withColumn("text_norm", normalize_udf()(F.col("utterance"))))
     gap = F.col("next_ts").cast("double") - F.col("ts").cast("double")
     turns = (turns.withColumn("turn_index", F.row_number().over(w) - 1)

@@ -41,7 +41,9 @@ def test_commit_replaces_a_previous_output(tmp_path):
         (staging / "f.txt").write_text(content)
         storage.commit(staging, final)
     assert (final / "f.txt").read_text() == "new"
-    assert not any(p.name.startswith("old-") for p in (final.parent / ".staging").iterdir())
+    # the old output is deleted: nothing is left under either staging folder
+    leftovers = [p for d in (tmp_path / ".staging", final.parent / ".staging") if d.is_dir() for p in d.iterdir()]
+    assert leftovers == []
 
 
 def test_cue_lists_are_open_per_language_and_normalized():
