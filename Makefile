@@ -14,7 +14,7 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(abspath $(DEMO)/airflow) \
 	MINING_DEMO_MODE=1 MINING_SENSOR_POKE_S=10 MINING_SENSOR_TIMEOUT_S=120 \
 	SPARK_LOCAL_IP=127.0.0.1 PATH=$(BIN):$$PATH
 
-.PHONY: install demo test clean
+.PHONY: install demo test clean crash-trials
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# kill `mining run` with SIGKILL in every stage and in export, check readers and reruns
+# (bench/crash_trials.py; the CI test runs 3 of these trials)
+crash-trials: install
+	$(BIN)/python bench/crash_trials.py --trials 20
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
