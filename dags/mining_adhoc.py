@@ -37,13 +37,27 @@ _DEFAULT_OUT = (
     % json.dumps(DEFAULT_OUT_ROOT)
 )
 
-#: ``--set key=value`` per threshold Param that is not empty (a JSON array: one flag each).
-_THRESHOLDS = {"rephrase_threshold": "rephrase.threshold", "variant_min_sim": "cluster.min_sim",
-               "min_confidence": "aggregation.min_confidence"}
+#: Threshold Params: name → (config key, title, what the value is). Each is a nullable number
+#: in [0, 1] that, when given, becomes ``--set <config key>=<value>`` (a JSON array: one flag each).
+_THRESHOLDS = {
+    "rephrase_threshold": ("rephrase.threshold", "Rephrase threshold", "Minimum score of a rephrase pair"),
+    "variant_min_sim": ("cluster.min_sim", "Variant similarity",
+                        "Cosine similarity an utterance needs to its variant cluster"),
+    "min_confidence": ("aggregation.min_confidence", "Minimum label confidence",
+                       "Calibrated confidence below which a label abstains"),
+}
 _THRESHOLD_OVERRIDES = "{{ %s | select | list | tojson }}" % (
-    "[" + ", ".join(f"('' if params.{p} is none else '{k}=' ~ params.{p})" for p, k in _THRESHOLDS.items()) + "]"
+    "[" + ", ".join(f"('' if params.{p} is none else '{k}=' ~ params.{p})" for p, (k, _, _) in _THRESHOLDS.items())
+    + "]"
 )
 
+
+def _threshold_params() -> dict[str, Param]:
+    return {
+        name: Param(None, type=["null", "number"], minimum=0, maximum=1, title=title,
+                    description=f"{what} (0..1), passed as --set {key}=…; empty = the configured default.")
+        for name, (key, title, what) in _THRESHOLDS.items()
+    }
 
 @dag(
     dag_id=DAG_ID,
@@ -68,33 +82,7 @@ _THRESHOLD_OVERRIDES = "{{ %s | select | list | tojson }}" % (
             title="Last day",
             description="Last dt= partition mined (YYYY-MM-DD, inclusive); empty = up to the last one.",
         ),
-        "rephrase_threshold": Param(
-            None,
-            type=["null", "number"],
-            minimum=0,
-            maximum=1,
-            title="Rephrase threshold",
-            description="Minimum score (0..1) of a rephrase pair, passed as "
-            "--set rephrase.threshold=…; empty = the configured default.",
-        ),
-        "variant_min_sim": Param(
-            None,
-            type=["null", "number"],
-            minimum=0,
-            maximum=1,
-            title="Variant similarity",
-            description="Cosine similarity (0..1) an utterance needs to its variant cluster, passed "
-            "as --set cluster.min_sim=…; empty = the configured default.",
-        ),
-        "min_confidence": Param(
-            None,
-            type=["null", "number"],
-            minimum=0,
-            maximum=1,
-            title="Minimum label confidence",
-            description="Calibrated confidence (0..1) below which a label abstains, passed as "
-            "--set aggregation.min_confidence=…; empty = the configured default.",
-        ),
+        **_threshold_params(),
         "out": Param(
             None,
             type=["null", "string"],
