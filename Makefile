@@ -14,7 +14,7 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(abspath $(DEMO)/airflow) \
 	MINING_DEMO_MODE=1 MINING_SENSOR_POKE_S=10 MINING_SENSOR_TIMEOUT_S=120 \
 	SPARK_LOCAL_IP=127.0.0.1 PATH=$(BIN):$$PATH
 
-.PHONY: install demo test clean crash-trials
+.PHONY: install demo test clean crash-trials bench
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,12 @@ test: install
 # (bench/crash_trials.py; the CI test runs 3 of these trials)
 crash-trials: install
 	$(BIN)/python bench/crash_trials.py --trials 20
+
+# scale curve 1e4..1e7 turns on local[2] with same-run floors → bench/RESULTS.md
+# (bench/scale.py; BENCH_SIZES="10000 100000" for a quick look)
+BENCH_SIZES ?= 10000 100000 1000000 10000000
+bench: install
+	$(BIN)/python bench/scale.py --sizes $(BENCH_SIZES)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

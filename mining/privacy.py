@@ -288,28 +288,30 @@ def placeholder_counts(text: str | None) -> dict[str, int]:
     return counts
 
 
-def _scrub_slots(slots, locale):
-    if slots is None:
-        return None
-    return [{"name": s["name"], "value": None if s["value"] is None else scrub_pii(s["value"], locale)[0]}
-            for s in slots]
-
-
 def scrub_udfs():
     """Two vectorized pandas UDFs for Spark, each called as ``udf(col, locale_col)``:
     :func:`scrub_pii` of a string column, and of the ``value`` of every element of an
     ``array<struct<name, value>>`` slot column (nulls kept)."""
     from pyspark.sql.functions import pandas_udf
 
+    from mining.udf import map_unique
+
     @pandas_udf("string")
     def scrub_text(texts: pd.Series, locales: pd.Series) -> pd.Series:
-        return pd.Series([None if t is None else scrub_pii(t, loc)[0] for t, loc in zip(texts, locales)],
-                         index=texts.index, dtype=object)
+        return map_unique(lambda t, loc: None if t is None else scrub_pii(t, loc)[0], texts, locales)
 
     @pandas_udf("array<struct<name:string,value:string>>")
     def scrub_slots(slots: pd.Series, locales: pd.Series) -> pd.Series:
-        return pd.Series([_scrub_slots(s, loc) for s, loc in zip(slots, locales)],
-                         index=slots.index, dtype=object)
+        memo: dict = {}             # (value, locale) → scrubbed: slot values repeat like texts
+
+        def value(v, loc):
+            if (v, loc) not in memo:
+                memo[v, loc] = scrub_pii(v, loc)[0]
+            return memo[v, loc]
+
+        return pd.Series([None if s is None else
+                          [{"name": x["name"], "value": None if x["value"] is None else value(x["value"], loc)}
+                           for x in s] for s, loc in zip(slots, locales)], index=slots.index, dtype=object)
 
     return scrub_text, scrub_slots
 

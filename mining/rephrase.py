@@ -56,9 +56,6 @@ def lexical_features(source: pd.Series, target: pd.Series, n: int = 3) -> pd.Dat
     }, index=source.index, dtype=np.float64)
 
 
-SCORED_COLUMNS = ("char_sim", "token_sim", "length_ratio", "intent_fit", "intent_fit_margin",
-                  "intent_fit_log_rank", "score")
-
 
 def intent_centroids(turns, embeddings) -> dict[str, tuple[list[str], np.ndarray]]:
     """Per locale: (intents, float32 (n_intents, dim) L2-normalized centroids) of the
@@ -119,24 +116,73 @@ def intent_fit_features(locales, source_emb, target_intents, centroids) -> pd.Da
     return pd.DataFrame({"intent_fit": fit, "intent_fit_margin": margin, "intent_fit_log_rank": rank})
 
 
-def features_udf(char_ngram: int, model, centroids):
-    """mapInPandas function adding :data:`SCORED_COLUMNS` to candidate batches (which
-    carry embedding_cos, interpretation_changed, gap_s, the turn columns and ``_se``, the
-    source embedding, dropped here)."""
-    from mining.rephrase_model import model_features
+PAIR_KEYS = ("locale", "source_text_norm", "target_text_norm", "target_nlu_intent")
+TEXT_PAIR_FEATURES = ("embedding_cos", "char_sim", "token_sim", "intent_fit", "intent_fit_margin",
+                      "intent_fit_log_rank")
 
+
+def _cosines(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """float64 dot products of aligned L2-normalized vectors (0.0 where either is null),
+    each row summed on its own in float64, so a row's value never depends on its batch."""
+    out = np.zeros(len(a))
+    ok = np.flatnonzero([x is not None and y is not None for x, y in zip(a, b)])
+    if len(ok):
+        va = np.stack([np.asarray(a.iat[i], dtype=np.float64) for i in ok])
+        vb = np.stack([np.asarray(b.iat[i], dtype=np.float64) for i in ok])
+        out[ok] = np.einsum("ij,ij->i", va, vb)
+    return out
+
+
+def text_pair_features_udf(char_ngram: int, centroids):
+    """mapInPandas function: batches of distinct :data:`PAIR_KEYS` rows with ``_se`` /
+    ``_te`` (source / target embedding, null when missing) → the keys and
+    :data:`TEXT_PAIR_FEATURES` (float64), the features that depend only on the texts and
+    the target intent."""
     def run(batches):
         for pdf in batches:
             pdf = pdf.reset_index(drop=True)
             fit = intent_fit_features(pdf["locale"], pdf["_se"], pdf["target_nlu_intent"], centroids)
-            pdf = pd.concat([pdf.drop(columns="_se"), fit,
-                             lexical_features(pdf["source_text_norm"], pdf["target_text_norm"], char_ngram)],
-                            axis=1)
-            feats = model_features(pdf)
-            pdf["length_ratio"] = feats["length_ratio"]
-            pdf["score"] = model.score(feats)
-            yield pdf
+            lex = lexical_features(pdf["source_text_norm"], pdf["target_text_norm"], char_ngram)
+            out = pdf[list(PAIR_KEYS)].assign(embedding_cos=_cosines(pdf["_se"], pdf["_te"]))
+            yield pd.concat([out, lex, fit], axis=1)[[*PAIR_KEYS, *TEXT_PAIR_FEATURES]]
     return run
+
+
+def spark_features() -> dict:
+    """{feature: Spark Column} of :data:`mining.rephrase_model.FEATURES`, the same values
+    as :func:`mining.rephrase_model.model_features` computes in pandas (double; lengths in
+    code points on both sides), from candidate columns that carry
+    :data:`TEXT_PAIR_FEATURES`. Computed in the JVM so the wide candidate rows never make a
+    round trip through Python (``bench/RESULTS.md``, hot spots)."""
+    from pyspark.sql import functions as F
+
+    from mining.rephrase_model import FEATURES
+
+    ls, lt = F.length("source_text_norm").cast("double"), F.length("target_text_norm").cast("double")
+    out = {f: F.col(f).cast("double") for f in (*TEXT_PAIR_FEATURES, "turn_distance")}
+    out.update({
+        "length_ratio": F.least(ls, lt) / F.greatest(ls, lt, F.lit(1.0)),
+        "log_gap_s": F.log1p(F.greatest(F.col("gap_s").cast("double"), F.lit(0.0))),
+        "interpretation_changed": F.col("interpretation_changed").cast("double"),
+        "target_succeeded": F.col("target_succeeded").cast("double"),
+        "source_nlu_confidence": F.coalesce(F.col("source_nlu_confidence").cast("double"), F.lit(0.0)),
+        "target_nlu_confidence": F.coalesce(F.col("target_nlu_confidence").cast("double"), F.lit(0.0)),
+    })
+    for f in FEATURES:
+        if f.startswith("signal_"):
+            out[f] = F.coalesce(F.array_contains("friction_signals", f[len("signal_"):]), F.lit(False)).cast("double")
+    return {f: out[f] for f in FEATURES}
+
+
+def spark_score(model, features: dict):
+    """Spark Column: ``model``'s score sigmoid(intercept + Σ weight·feature), the terms added
+    in the model's weight order as :meth:`RephraseModel.score` does; (0, 1)."""
+    from pyspark.sql import functions as F
+
+    z = F.lit(float(model.intercept))
+    for name, weight in model.weights.items():
+        z = z + F.lit(float(weight)) * features[name]
+    return F.lit(1.0) / (F.lit(1.0) + F.exp(-z))
 
 
 def score_pairs(pairs, embeddings, cfg, centroids):
@@ -145,27 +191,36 @@ def score_pairs(pairs, embeddings, cfg, centroids):
     ``embeddings``: DataFrame[locale, text_norm, embedding] covering the candidates' texts
     (vectors are looked up per locale: locales may use different encoders);
     ``centroids``: :func:`intent_centroids`. Decisions: ``verbatim_repeat``,
-    ``target_failed``, ``below_threshold``, ``not_best_candidate``, ``accepted``."""
+    ``target_failed``, ``below_threshold``, ``not_best_candidate``, ``accepted``.
+
+    The text features (:data:`TEXT_PAIR_FEATURES`) are computed once per distinct
+    (locale, source text, target text, target intent), not per candidate, and joined back
+    on those keys: requests repeat across users, so there are fewer of them (36,251 of
+    57,210 candidates on 100k simulated HWU64 turns), and only they carry 384-float vectors
+    through the shuffle (``bench/scale.py``, before/after in ``bench/RESULTS.md``)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from mining.embedding import cosine_expr
-
     rc = cfg.rephrase
     emb = embeddings.select("locale", "text_norm", "embedding")
-    pairs = (pairs.join(emb.withColumnRenamed("text_norm", "source_text_norm")
+    intent_key = F.coalesce(F.col("target_nlu_intent"), F.lit("\u0000"))    # null-safe join key
+    text_pairs = (pairs.select(*PAIR_KEYS).distinct()
+                  .join(emb.withColumnRenamed("text_norm", "source_text_norm")
                         .withColumnRenamed("embedding", "_se"), ["locale", "source_text_norm"], "left")
-             .join(emb.withColumnRenamed("text_norm", "target_text_norm")
-                   .withColumnRenamed("embedding", "_te"), ["locale", "target_text_norm"], "left")
-             .withColumn("embedding_cos", F.coalesce(cosine_expr("_se", "_te"), F.lit(0.0)))
-             .drop("_te"))
+                  .join(emb.withColumnRenamed("text_norm", "target_text_norm")
+                        .withColumnRenamed("embedding", "_te"), ["locale", "target_text_norm"], "left"))
+    feat_schema = T.StructType([text_pairs.schema[k] for k in PAIR_KEYS]
+                               + [T.StructField(c, T.DoubleType()) for c in TEXT_PAIR_FEATURES])
+    feats = (text_pairs.mapInPandas(text_pair_features_udf(rc.char_ngram, centroids), feat_schema)
+             .withColumn("_ik", intent_key).drop("target_nlu_intent"))
     changed = ~F.coalesce(F.col("source_nlu_intent") == F.col("target_nlu_intent"), F.lit(False))
-    pairs = (pairs.withColumn("interpretation_changed", changed)
+    pairs = (pairs.withColumn("_ik", intent_key)
+             .join(feats, ["locale", "source_text_norm", "target_text_norm", "_ik"], "left").drop("_ik")
+             .withColumn("interpretation_changed", changed)
              .withColumn("is_repeat", F.col("source_text_norm") == F.col("target_text_norm")))
-    out_schema = T.StructType([f for f in pairs.schema.fields if f.name != "_se"] + [
-        T.StructField(c, T.DoubleType()) for c in SCORED_COLUMNS])
-    pairs = pairs.mapInPandas(features_udf(rc.char_ngram, rc.fitted, centroids), out_schema)
+    feats = spark_features()
+    pairs = pairs.withColumn("length_ratio", feats["length_ratio"]).withColumn("score", spark_score(rc.fitted, feats))
     eligible = ~F.col("is_repeat") & F.col("target_succeeded") & (F.col("score") >= rc.threshold)
     # ties on score → the nearer turn, then the turn id: the same pair on every run
     w = Window.partitionBy("source_turn_id").orderBy(F.desc("_eligible"), F.desc("score"), "turn_distance",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mining import friction, text
+from mining.udf import map_unique
 
 SESSION_KEYS = ["user_pseudonym", "session_pseudonym"]
 ORDER_KEYS = ["ts", "turn_id"]
@@ -19,7 +20,7 @@ def normalize_udf():
 
     @pandas_udf("string")
     def _normalize(s: pd.Series) -> pd.Series:
-        return s.map(text.normalize)
+        return map_unique(text.normalize, s)
 
     return _normalize
 
@@ -31,8 +32,8 @@ def cue_udf(cues: dict[str, tuple[str, ...]]):
 
     @pandas_udf("string")
     def _cue(locale: pd.Series, text_norm: pd.Series) -> pd.Series:
-        return pd.Series([text.leading_cue(t, cues.get(text.cue_language(loc), ()))
-                          for loc, t in zip(locale, text_norm)], index=text_norm.index, dtype=object)
+        return map_unique(lambda loc, t: text.leading_cue(t, cues.get(text.cue_language(loc), ())),
+                          locale, text_norm)
 
     return _cue
 

@@ -325,3 +325,23 @@ def test_gold_intents_cover_logged_texts_that_are_not_corpus_texts():
                           "confidence": [0.9, 0.9], "evidence": ["variant", "rephrase"]})
     m = label_metrics(train, gi)
     assert m["label_precision"] == 0.5 and m["by_evidence"]["variant"]["precision"] == 1.0
+
+
+def test_spark_score_equals_the_pandas_model_on_every_candidate(spark):
+    """score_pairs computes features and score in the JVM; the fitted model's pandas path
+    (model_features + RephraseModel.score, used to fit it) must give the same numbers."""
+    from mining.rephrase_model import model_features
+
+    rows = [turn("a1", 0, "wake me at seven", status="ERROR"),
+            turn("a2", 3, "wake me at seven", status="UNHANDLED", intent=None, conf=None),
+            turn("a3", 9, "please set an alarm for seven"),
+            turn("b1", 100, "turn it up", status="ERROR", session="s2"),
+            turn("b2", 104, "louder please", intent="volume_up", session="s2")]
+    emb = {"wake me at seven": [1, 0], "please set an alarm for seven": [0.9, 0.436],
+           "turn it up": [0, 1], "louder please": [0.3, 0.954]}
+    c = cfg()
+    p = scored(spark, rows, c, embeddings=emb)
+    assert len(p) >= 4
+    expected = c.rephrase.fitted.score(model_features(p))
+    assert p["score"].to_numpy() == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert p["length_ratio"].to_numpy() == pytest.approx(model_features(p)["length_ratio"].to_numpy())
