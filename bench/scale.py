@@ -211,6 +211,14 @@ def exponent(rows: list[dict]) -> float | None:
     return None if len(pts) < 2 else float(linregress(*zip(*pts)).slope)
 
 
+def _slope(two: list[dict], what: str) -> float:
+    """log-log slope of ``what`` (total_s or a stage's wall_s) between two sizes."""
+    from math import log as ln
+
+    a, b = ({"total_s": r["total_s"]}.get(what) or r["stages"][what]["wall_s"] for r in two)
+    return ln(b / a) / ln(two[1]["turns"] / two[0]["turns"])
+
+
 def render(res: dict) -> str:
     m, rows, enc, nights = res["machine"], res["sizes"], res.get("encode"), res.get("nights")
     lines = ["# Scale benchmark results", "",
@@ -218,7 +226,7 @@ def render(res: dict) -> str:
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']:.0f} GiB RAM, no GPU; {m['os']}; "
              f"Python {m['python']}; {m['java']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
              "Spark: local[2], driver memory 4g (`mining.spark.get_spark`), one child process per stage.",
-             "", "Logs: `mining simulate --corpus hwu64 --days 3 --seed 5 --turns N` (HWU64, CC BY-SA 3.0).", "",
+             "", "Logs: `mining simulate --corpus hwu64 --days 3 --seed 5 --turns N` (HWU64, CC BY 4.0).", "",
              "## Per-stage wall time (s) and peak RSS (GiB)", "",
              "| turns | input rows | " + " | ".join(STAGES) + " | total | turns/s | peak RSS | texts (encoded) | labels |",
              "|" + "---|" * (len(STAGES) + 7)]
@@ -256,12 +264,21 @@ def render(res: dict) -> str:
                   f"Two nights of the 3-day lookback over 4 days of simulated logs (80k turns): night 1 encoded "
                   f"{nights['night1']['encoded']:,} texts; night 2 {n2['encoded']:,} of {n2['distinct_texts']:,} "
                   f"distinct (**{nights['reembedded_share']:.1%}**, target < 10%)."]
+        if "never_seen" in nights:
+            lines += ["", f"Of night 2's distinct texts, {nights['never_seen']:,} were not in night 1's logs at all "
+                      f"(the new day's novel requests): night 2 encoded exactly those, so no text seen before was "
+                      f"encoded again."]
     k = res.get("exponent")
+    top = sorted(rows, key=lambda r: r["turns"])[-2:]
     big = max(rows, key=lambda r: r["turns"])
     sizes = ", ".join(f"{r['turns']:,}" for r in rows)
     lines += ["", "## Targets", "",
               f"- Fitted exponent of total wall time against turns ({sizes}): **{k:.2f}** (1 = linear)"
               if k is not None else "- Fitted exponent: needs two sizes.",
+              *([f"- Between the two largest sizes alone (the fixed cost of ~20 s per stage process matters "
+                 f"less there): total {_slope(top, 'total_s'):.2f}, detect_rephrases "
+                 f"{_slope(top, 'detect_rephrases'):.2f}, aggregate_labels {_slope(top, 'aggregate_labels'):.2f}"]
+                if len(top) == 2 else []),
               f"- Largest size, {big['turns']:,} turns end to end: **{big['total_s'] / 60:.1f} min** "
               f"({big['encoded']:,} texts encoded; target ≤ 30 min at 10M with a warm cache)."]
     for s in SPARK_STAGES:
@@ -284,10 +301,14 @@ def main(argv=None) -> None:
                     help="the size whose distinct texts the encode floor uses (default 1e6; must be in --sizes)")
     ap.add_argument("--skip-nights", action="store_true", help="skip the second-night measurement")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    ap.add_argument("--render", type=Path, metavar="RESULTS_JSON",
+                    help="only rewrite --results from a results.json of an earlier run")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         return run_child(args.child[0], args.child[1:])
+    if args.render:
+        return write_results(json.loads(args.render.read_text()), args.results)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sizes = sorted(int(s) for s in args.sizes)
     embed_size = int(args.embed_size) if int(args.embed_size) in sizes else max(s for s in sizes if s <= 1_000_000) \
@@ -307,12 +328,27 @@ def main(argv=None) -> None:
 
         log.info("second night")
         res["nights"] = nights()
+        import pandas as pd
+
+        seen = [set(pd.read_parquet(ROOT / "bench" / ".work" / "variants" / "nights" / f"night{i}" / "turns",
+                                    columns=["text_norm"])["text_norm"]) - {""} for i in (1, 2)]
+        res["nights"]["never_seen"] = len(seen[1] - seen[0])
     res["exponent"] = exponent(res["sizes"])
     res["machine"] = machine()
     res["wall_min"] = (time.perf_counter() - t0) / 60
     (WORK / "results.json").write_text(json.dumps(res, indent=1))
-    args.results.write_text(render(res))
-    print(render(res))
+    write_results(res, args.results)
+
+
+def write_results(res: dict, path: Path) -> None:
+    """Write :func:`render` to ``path``, keeping a ``bench/before_after.py`` section it holds."""
+    text = render(res)
+    mark = "<!-- before-after -->"
+    old = path.read_text() if path.exists() else ""
+    if old.count(mark) == 2:
+        text = text.rstrip("\n") + "\n\n" + mark + old.split(mark)[1] + mark + "\n"
+    path.write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -75,15 +75,17 @@ def print_profile(p: dict, top: int = 15) -> None:
         print(f"| `{site}` | {n} | {t:.1f} | {t / max(p['sql_s'], 1e-9):.0%} |")
 
 
-def run(cmd: list[str], events: Path = EVENTS) -> list[Path]:
-    """Run ``cmd`` with the event log on; return the event logs it wrote."""
+def run(cmd: list[str], events: Path = EVENTS, env: dict | None = None, cwd: Path | None = None) -> list[Path]:
+    """Run ``cmd`` (environment ``env``, default this process's; in folder ``cwd``) with
+    the event log on; return the event logs it wrote."""
     events.mkdir(parents=True, exist_ok=True)
     before = set(events.iterdir())
     with tempfile.TemporaryDirectory() as conf:
         Path(conf, "spark-defaults.conf").write_text(
             f"spark.eventLog.enabled true\nspark.eventLog.dir file://{events}\n"
             "spark.eventLog.compress false\n")
-        subprocess.run(cmd, check=True, env={**os.environ, "SPARK_CONF_DIR": conf})
+        subprocess.run(cmd, check=True, env={**(os.environ if env is None else env), "SPARK_CONF_DIR": conf},
+                       cwd=cwd)
     return sorted(set(events.iterdir()) - before)
 
 
