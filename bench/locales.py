@@ -41,6 +41,32 @@ def _run(cmd: list[str]) -> tuple[float, str]:
     return time.perf_counter() - t0, done.stdout
 
 
+def fit_thresholds(out: Path, gold: Path, target: float = 0.95) -> dict[str, float]:
+    """Per non-English locale: the lowest rephrase threshold of 0.82, 0.83, ..., 0.98 at
+    which the pairs the pipeline would accept (eligible candidates at or above it, the best
+    per source) reach pair precision ``target`` against gold (the highest when none does),
+    from a run's scored candidates: a rerun of the scorer is not needed. For
+    ``[rephrase.threshold_by_locale]``; fit on development logs, measured on others."""
+    import numpy as np
+
+    from mining.evaluation import _read, candidate_cases
+
+    cases = candidate_cases(_read(out / "rephrase_pairs"), _read(gold / "turns"))
+    elig = cases[~cases["is_repeat"] & cases["target_succeeded"]]
+    fitted = {}
+    for locale, g in sorted(elig.groupby("locale")):
+        if locale.startswith("en"):
+            continue
+        grid = [round(t, 2) for t in np.arange(0.82, 0.985, 0.01)]
+        for t in grid:
+            best = (g[g["score"] >= t].sort_values(["source_turn_id", "score", "turn_distance"],
+                                                   ascending=[True, False, True]).drop_duplicates("source_turn_id"))
+            if len(best) and best["positive"].mean() >= target:
+                break
+        fitted[locale] = float(t)
+    return fitted
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--turns", type=int, default=180_000, help="turns in all (split evenly over the locales)")
@@ -48,6 +74,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to mining run --set")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "LOCALES.md")
+    ap.add_argument("--fit", action="store_true",
+                    help="also print per-locale rephrase thresholds fitted on this run (pair precision 0.95)")
     args = ap.parse_args(argv)
     logs, gold, out = WORK / f"logs-{args.turns}-s{args.seed}", WORK / f"gold-{args.turns}-s{args.seed}", WORK / "run"
     sim_s = None
@@ -64,6 +92,8 @@ def main(argv=None) -> None:
     report = json.loads((WORK / "eval.json").read_text())
     table = format_locale_table(report)
     rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
     worst = report["locale_parity"]["label_precision"]
     verdict = (f"label precision ≥ 0.90 in every locale: **{'yes' if worst['worst'] >= 0.90 else 'no'}** "
                f"(worst {worst['worst_locale']} {worst['worst']:.3f}); best-to-worst gap ≤ 5 points: "
@@ -71,7 +101,7 @@ def main(argv=None) -> None:
     text = "\n".join([
         "# Per-locale quality and parity", "",
         f"One run of `python bench/locales.py {' '.join(sys.argv[1:] if argv is None else argv)}` "
-        f"(commit `{rev.stdout.strip()}`; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"(commit `{rev.stdout.strip()}{'+dirty' if dirty else ''}`; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"no GPU; simulate {sim_s or 0:.0f} s (0 = reused), `mining run` {run_s:.0f} s, evaluate {eval_s:.0f} s).", "",
         f"{report['turns']:,} turns in {len(report['by_locale'])} locales, mixed in one log; "
         f"overall label precision {report['label_precision']:.3f} over {report['labels']:,} labels.", "",
@@ -80,6 +110,10 @@ def main(argv=None) -> None:
         f"mining simulate --locales {args.locales} --turns {args.turns} --days 3 --seed {args.seed} --logs L --gold G",
         "MINING_DEMO_MODE=1 mining run --logs L --out O " + " ".join(sets),
         "mining evaluate --gold G --out O", "```", ""])
+    if args.fit:
+        fitted = fit_thresholds(out, gold)
+        print("[rephrase.threshold_by_locale]\n" + "\n".join(f'"{k}" = {v}' for k, v in fitted.items()))
+        return
     args.results.write_text(text)
     print(text)
 
