@@ -164,6 +164,12 @@ def _run_stages(args, stages) -> dict:
 def _simulate(args) -> dict:
     from mining.simulation import SimulationConfig, simulate
 
+    if args.locales:
+        from mining.simulation_locales import DEFAULT_LOCALES, simulate_locales
+
+        locales = DEFAULT_LOCALES if args.locales == "all" else tuple(x.strip() for x in args.locales.split(","))
+        return simulate_locales(locales, args.turns, args.logs, args.gold, days=args.days,
+                                start_date=args.start_date, seed=args.seed, out_format=args.format)
     cfg = SimulationConfig(corpus=args.corpus, n_turns=args.turns, days=args.days,
                            start_date=args.start_date, seed=args.seed, out_format=args.format)
     return simulate(cfg, args.logs, args.gold)
@@ -193,6 +199,9 @@ def _evaluate(args) -> dict:
 
     report = evaluation.evaluate(args.gold, args.out)
     print(evaluation.format_table(report))
+    if "by_locale" in report:
+        print("\nPer locale (each locale's NLU retrained on its own seed split):\n")
+        print(evaluation.format_locale_table(report))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2, sort_keys=True)
@@ -380,7 +389,8 @@ Deterministic for a seed. Exit 2 on an unknown kind or a non-empty --out, 3 when
 no rows.""",
     "simulate": """examples:
   mining simulate --corpus hwu64 --turns 20000 --days 3 --logs /tmp/logs --gold /tmp/gold
-  mining simulate --corpus slurp --format jsonl --seed 3 --logs /tmp/slurp-logs --gold /tmp/slurp-gold""",
+  mining simulate --corpus slurp --format jsonl --seed 3 --logs /tmp/slurp-logs --gold /tmp/slurp-gold
+  mining simulate --locales all --turns 90000 --logs /tmp/ml-logs --gold /tmp/ml-gold""",
 }
 
 
@@ -414,6 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = _add(sub, "simulate", verbose)
     sim.add_argument("--corpus", default="hwu64", choices=["hwu64", "slurp"])
+    sim.add_argument("--locales", metavar="LIST",
+                     help="mixed multilingual logs instead: comma-separated locales (en-US from HWU64, "
+                          "de-DE fr-FR es-ES ru-RU zh-CN th-TH ar-SA el-GR generated with hassil), or all; "
+                          "--turns is split evenly, locale i uses seed SEED*100+i")
     sim.add_argument("--turns", type=int, default=20_000, help="approximate number of turns")
     sim.add_argument("--days", type=int, default=3, help="number of dt partitions")
     sim.add_argument("--start-date", type=_date, default=dt.date(2026, 11, 1))

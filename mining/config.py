@@ -24,7 +24,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,13 @@ CONFIG_ENV = "MINING_CONFIG"
 #: One override layer: (where it came from, nested {section: {key: value}}).
 Layer = tuple[str, dict]
 log = logging.getLogger(__name__)
+
+
+def _check_by_locale(table: dict, key: str, lo: float, hi: float) -> None:
+    """``ValueError`` unless every value of a per-locale table is a number in [lo, hi]."""
+    for locale, value in table.items():
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi,
+               f"{key}.{locale}", value, f"a number in [{lo}, {hi}]")
 
 
 def _check(cond: bool, key: str, value: Any, rule: str) -> None:
@@ -96,6 +103,7 @@ class RephraseConfig:
     char_ngram: int
     model: str
     threshold: float | None = None
+    threshold_by_locale: dict[str, float] = field(default_factory=dict)  # locale → threshold
     fitted: Any = field(init=False, repr=False, compare=False)  # the loaded RephraseModel
 
     def __post_init__(self):
@@ -108,6 +116,12 @@ class RephraseConfig:
         if self.threshold is None:
             object.__setattr__(self, "threshold", self.fitted.threshold)
         _check(0 <= self.threshold <= 1, "rephrase.threshold", self.threshold, "in [0, 1]")
+        _check_by_locale(self.threshold_by_locale, "rephrase.threshold_by_locale", 0, 1)
+
+    def threshold_for(self, locale: str) -> float:
+        """The acceptance threshold of ``locale``: its entry of ``threshold_by_locale``,
+        else ``threshold``."""
+        return float(self.threshold_by_locale.get(locale, self.threshold))
 
 
 @dataclass(frozen=True)
@@ -142,13 +156,19 @@ class ClusterConfig:
     ivf_nprobe: int
     max_task_texts: int
     seed: int
+    min_sim_by_locale: dict[str, float] = field(default_factory=dict)  # locale → min_sim
 
     def __post_init__(self):
         _check(self.k >= 1, "cluster.k", self.k, ">= 1")
         _check(-1 <= self.min_sim <= 1, "cluster.min_sim", self.min_sim, "in [-1, 1]")
+        _check_by_locale(self.min_sim_by_locale, "cluster.min_sim_by_locale", -1, 1)
         _check(self.max_cluster_size >= 2, "cluster.max_cluster_size", self.max_cluster_size, ">= 2")
         _check(self.ivf_nprobe >= 1, "cluster.ivf_nprobe", self.ivf_nprobe, ">= 1")
         _check(self.max_task_texts >= 1000, "cluster.max_task_texts", self.max_task_texts, ">= 1000")
+
+    def for_locale(self, locale: str) -> "ClusterConfig":
+        """This config with ``min_sim`` of ``locale`` (``min_sim_by_locale``, else ``min_sim``)."""
+        return replace(self, min_sim=float(self.min_sim_by_locale.get(locale, self.min_sim)))
 
 
 @dataclass(frozen=True)
@@ -162,6 +182,7 @@ class AggregationConfig:
     variant_min_events: int
     credible_quantile: float
     calibration: str
+    variant_min_sim_by_locale: dict[str, float] = field(default_factory=dict)  # locale → variant_min_sim
     fitted_calibration: Any = field(init=False, repr=False, compare=False)  # mining.calibration.Calibration
 
     def __post_init__(self):
@@ -172,7 +193,15 @@ class AggregationConfig:
             _check(0 <= getattr(self, k) <= 1, f"aggregation.{k}", getattr(self, k), "in [0, 1]")
         _check(0 < self.credible_quantile < 1, "aggregation.credible_quantile", self.credible_quantile,
                "in (0, 1)")
+        _check_by_locale(self.variant_min_sim_by_locale, "aggregation.variant_min_sim_by_locale", -1, 1)
         object.__setattr__(self, "fitted_calibration", load_calibration(self.calibration or None))
+
+    def for_locale(self, locale: str) -> "AggregationConfig":
+        """This config with ``variant_min_sim`` of ``locale`` (its entry of
+        ``variant_min_sim_by_locale``, else ``variant_min_sim``)."""
+        if locale not in self.variant_min_sim_by_locale:
+            return self
+        return replace(self, variant_min_sim=float(self.variant_min_sim_by_locale[locale]))
 
 
 @dataclass(frozen=True)
@@ -282,7 +311,8 @@ SECTIONS = {"validation": ValidationConfig, "friction": FrictionConfig, "session
 # section's dataclass) that a config file or --set may still set.
 OPTIONAL_KEYS = {"rephrase.threshold"}
 # Tables whose keys are data (languages), not settings: an override replaces them per key.
-OPEN_TABLES = {"friction.cues"}
+OPEN_TABLES = {"friction.cues", "rephrase.threshold_by_locale", "cluster.min_sim_by_locale",
+               "aggregation.variant_min_sim_by_locale"}
 
 
 def _merge(base: dict, override: dict, where: str, origins: dict[str, str] | None = None,
@@ -347,7 +377,8 @@ def env_layers(environ: Mapping[str, str]) -> list[Layer]:
 _TYPES = {"float": ((int, float), "a number"), "float | None": ((int, float), "a number"),
           "int": ((int,), "an integer"), "bool": ((bool,), "true or false"), "str": ((str,), "a string"),
           "tuple[str, ...]": ((list, tuple), "an array of strings"),
-          "dict[str, tuple[str, ...]]": ((dict,), "a table of string arrays")}
+          "dict[str, tuple[str, ...]]": ((dict,), "a table of string arrays"),
+          "dict[str, float]": ((dict,), "a table of numbers")}
 
 
 def _check_types(sections: dict, origins: Mapping[str, str]) -> None:

@@ -29,6 +29,8 @@ import pandas as pd
 
 DATA_DIR = Path(__file__).parent / "data"
 KNOWN_CORPORA = ("hwu64", "slurp")
+#: Generated non-English corpora: ``"hassil-<locale>"`` (:mod:`mining.hassil_corpus`).
+HASSIL_PREFIX = "hassil-"
 COLUMNS = ["utt_id", "text", "intent", "annot_utt", "slots", "locale"]
 LOCALE = "en-US"
 # CC BY 4.0 requires attribution wherever data derived from a corpus is shared.
@@ -39,7 +41,23 @@ CORPUS_ATTRIBUTION = {
     "slurp": "SLURP: Bastianelli, Vanzo, Swietojanski, Rieser (EMNLP 2020), SLURP: A Spoken "
              "Language Understanding Resource Package; github.com/pswietojanski/slurp; "
              "CC BY 4.0",
+    "hassil": "Home Assistant voice intents (Open Home Foundation), sentence templates of the "
+              "home-assistant-intents package expanded with hassil; github.com/OHF-Voice/intents; "
+              "CC BY 4.0 (templates), Apache-2.0 (package)",
 }
+
+
+def corpus_names() -> tuple[str, ...]:
+    """Every name :func:`load_corpus` accepts: :data:`KNOWN_CORPORA` and one
+    ``hassil-<locale>`` per locale of :data:`mining.hassil_corpus.LOCALES`."""
+    from mining.hassil_corpus import LOCALES
+
+    return KNOWN_CORPORA + tuple(HASSIL_PREFIX + loc for loc in LOCALES)
+
+
+def attribution(name: str) -> str:
+    """The attribution line of corpus ``name`` (any of :func:`corpus_names`)."""
+    return CORPUS_ATTRIBUTION["hassil" if name.startswith(HASSIL_PREFIX) else name]
 
 # "[slot_name : value]": the name has no brackets or colon; the value has no brackets
 # (it may contain a colon, "[time : 10:30]"); spaces around both are optional.
@@ -64,14 +82,19 @@ def parse_annot_utt(annot: str) -> tuple[str, list[dict[str, str]]]:
 
 
 def load_corpus(name: str) -> pd.DataFrame:
-    """The corpus ``name`` (``"hwu64"`` or ``"slurp"``) as a frame with :data:`COLUMNS`.
+    """The corpus ``name`` (``"hwu64"``, ``"slurp"`` or ``"hassil-<locale>"``, see
+    :mod:`mining.hassil_corpus`) as a frame with :data:`COLUMNS`.
 
     Rows with an empty text are dropped; of exact duplicate (text, intent) rows the first in
     file order is kept. Row order is file order (SLURP: ``devel`` then ``test``); the index
     is a fresh ``RangeIndex``. HWU64: 11,036 rows, 64 intents; SLURP: 5,005 rows, 81 intents.
     Each call returns a new copy. Raises ``ValueError`` for an unknown name."""
+    if name.startswith(HASSIL_PREFIX) and name in corpus_names():
+        from mining.hassil_corpus import load_hassil_corpus
+
+        return load_hassil_corpus(name[len(HASSIL_PREFIX):])
     if name not in KNOWN_CORPORA:
-        raise ValueError(f"unknown corpus {name!r}; known corpora: {', '.join(KNOWN_CORPORA)}")
+        raise ValueError(f"unknown corpus {name!r}; known corpora: {', '.join(corpus_names())}")
     return _load_cached(name).copy()
 
 

@@ -288,21 +288,31 @@ def cluster_metrics(labels: np.ndarray, gold: np.ndarray) -> dict:
             "pair_precision": pairs_same / pairs_all if pairs_all else 1.0}
 
 
-def evaluate(gold_dir: str, out: str) -> dict:
-    """Every figure above as a dict (JSON-serializable). The naive rule reads the run's
-    validated ``turns/``, so the miner and the baseline see the same rows.
-
-    Raises ``FileNotFoundError`` when the run has no published training set."""
-    gold_dir, out = Path(gold_dir), Path(out)
-    gold = _read(gold_dir / "turns")
-    splits = pd.read_parquet(gold_dir / "splits.parquet")
-    turns = _read(out / "turns", ["turn_id", "session_pseudonym", "user_pseudonym", "ts", "text_norm",
+def _load_run(gold_dir: Path, out: Path) -> dict:
+    """The frames :func:`_score` needs, read once (Parquet via pyarrow, no Spark)."""
+    turns = _read(out / "turns", ["turn_id", "session_pseudonym", "user_pseudonym", "ts", "text_norm", "locale",
                                   "utterance", "nlu_intent", "is_friction", "succeeded"])
-    pairs = _read(out / "rephrase_pairs", ["source_turn_id", "target_turn_id", "accepted", "score",
-                                           "is_repeat", "target_succeeded", "turn_distance"])
-    train = _read(out / "training_set")
-    manifest = json.loads((out / "manifest.json").read_text())
+    splits = pd.read_parquet(gold_dir / "splits.parquet")
+    if "locale" not in splits:          # a one-corpus simulation: its only locale
+        splits["locale"] = turns["locale"].iloc[0] if len(turns) else "en-US"
     splits["text_norm"] = splits["text"].map(normalize)
+    return {"gold": _read(gold_dir / "turns"), "splits": splits, "turns": turns,
+            "pairs": _read(out / "rephrase_pairs", ["source_turn_id", "target_turn_id", "accepted", "score", "locale",
+                                                    "is_repeat", "target_succeeded", "turn_distance"]),
+            "train": _read(out / "training_set"),
+            "clusters": _read(out / "clusters", ["text_norm", "cluster_id", "locale"]),
+            "manifest": json.loads((out / "manifest.json").read_text())}
+
+
+def _locale_subset(f: dict, locale: str) -> dict:
+    turns = f["turns"][f["turns"]["locale"] == locale]
+    return {**f, "turns": turns, "gold": f["gold"][f["gold"]["turn_id"].isin(turns["turn_id"])],
+            **{k: f[k][f[k]["locale"] == locale] for k in ("splits", "pairs", "train", "clusters")}}
+
+
+def _score(f: dict) -> dict:
+    gold, splits, turns, pairs, train, manifest = (f[k] for k in ("gold", "splits", "turns", "pairs", "train",
+                                                                  "manifest"))
     g = gold.merge(turns[["turn_id", "text_norm"]], on="turn_id")
     gold_intents = gold_intents_by_text(splits, g)
     wrong = g[~g["nlu_correct"]].drop_duplicates("text_norm")
@@ -313,10 +323,9 @@ def evaluate(gold_dir: str, out: str) -> dict:
     oracle_private = oracle[oracle["text"].map(users).fillna(0) >= min_users]
     mined_ok = {t for t, i in zip(train["utterance"].map(normalize), train["intent"])
                 if i in gold_intents.get(t, set())}
-    clusters = _read(out / "clusters", ["text_norm", "cluster_id"])
     # a text with several gold intents (rare) is scored against its most frequent one
     top_gold = g.groupby("text_norm")["gold_intent"].agg(lambda s: s.value_counts().index[0])
-    clusters = clusters.merge(top_gold.rename("gold").reset_index(), on="text_norm")
+    clusters = f["clusters"].merge(top_gold.rename("gold").reset_index(), on="text_norm")
     top_annot = g.groupby("text_norm")["gold_annot_utt"].agg(lambda s: s.value_counts().index[0])
     gold_slots = {t: parse_annot_utt(a)[1] for t, a in top_annot.items()}
     return {
@@ -330,6 +339,55 @@ def evaluate(gold_dir: str, out: str) -> dict:
                              if len(oracle_private) else 0.0),
         **naive_rule(turns, gold), **retraining(splits, train, oracle, oracle_private),
     }
+
+
+#: Per-locale figures compared across locales by :func:`locale_parity` (all in 0..1).
+PARITY_METRICS = ("pair_precision", "label_precision", "coverage", "lift_recovered")
+
+
+def locale_parity(by_locale: dict[str, dict]) -> dict:
+    """Per metric of :data:`PARITY_METRICS`: best and worst locale and value, and the gap
+    best − worst in percentage points. A locale that exported no labels scores 0 label
+    precision (its users got nothing)."""
+    out = {}
+    for m in PARITY_METRICS:
+        vals = {loc: float(r[m]) for loc, r in by_locale.items()}
+        best, worst = max(vals, key=vals.get), min(vals, key=vals.get)
+        out[m] = {"best_locale": best, "best": vals[best], "worst_locale": worst, "worst": vals[worst],
+                  "gap_points": 100.0 * (vals[best] - vals[worst])}
+    return out
+
+
+def evaluate(gold_dir: str, out: str) -> dict:
+    """Every figure above as a dict (JSON-serializable). The naive rule reads the run's
+    validated ``turns/``, so the miner and the baseline see the same rows. When the run has
+    more than one locale, also ``by_locale`` (the same figures per locale, each locale's NLU
+    retrained on its own seed split) and ``locale_parity`` (:func:`locale_parity`).
+
+    Raises ``FileNotFoundError`` when the run has no published training set."""
+    frames = _load_run(Path(gold_dir), Path(out))
+    result = _score(frames)
+    locales = sorted(frames["turns"]["locale"].unique())
+    if len(locales) > 1:
+        result["by_locale"] = {loc: _score(_locale_subset(frames, loc)) for loc in locales}
+        result["locale_parity"] = locale_parity(result["by_locale"])
+    return result
+
+
+def format_locale_table(r: dict) -> str:
+    """Per-locale figures of a multi-locale :func:`evaluate` result as a Markdown table,
+    then the best-to-worst gap per metric."""
+    lines = ["| locale | turns | accepted pairs | pair precision | labels | label precision | "
+             "coverage | lift recovered |", "|---|---|---|---|---|---|---|---|"]
+    for loc, x in r["by_locale"].items():
+        lines.append(f"| {loc} | {x['turns']:,} | {x['accepted_pairs']:,} | {x['pair_precision']:.3f} | "
+                     f"{x['labels']:,} | {x['label_precision']:.3f} | {x['coverage']:.3f} | "
+                     f"{x['lift_recovered']:.1%} |")
+    lines.append("")
+    for m, p in r["locale_parity"].items():
+        lines.append(f"{m}: best {p['best_locale']} {p['best']:.3f}, worst {p['worst_locale']} {p['worst']:.3f}, "
+                     f"gap {p['gap_points']:.1f} points")
+    return "\n".join(lines)
 
 
 def format_table(r: dict) -> str:

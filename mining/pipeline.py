@@ -65,6 +65,7 @@ def detect_rephrases(spark, cfg) -> dict:
                    "accepted_by_signal": _counts(p.where("accepted")
                                                  .select(F.explode("friction_signals").alias("s")), "s"),
                    "model": cfg.rephrase.fitted.version, "threshold": cfg.rephrase.threshold,
+                   "threshold_by_locale": dict(sorted(cfg.rephrase.threshold_by_locale.items())),
                    "embedding": emb_stats})
     candidates.unpersist()
     emb.unpersist()
@@ -85,7 +86,8 @@ def _cluster_fn(cc, device: str):
     def run(pdf: pd.DataFrame) -> pd.DataFrame:
         pdf = pdf.sort_values("text_norm", kind="stable").reset_index(drop=True)
         emb = np.stack(pdf["embedding"].to_numpy()).astype(np.float32)
-        graph = index.neighbour_graph(emb, cc.k, cc.min_sim, max_degree=cc.max_cluster_size,
+        lc = cc.for_locale(pdf["locale"].iloc[0])
+        graph = index.neighbour_graph(emb, lc.k, lc.min_sim, max_degree=cc.max_cluster_size,
                                       exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device, seed=cc.seed)
         labels = clustering.clusters_from_graph(graph, cc.max_cluster_size)
         med = clustering.medoids(emb, labels)
@@ -188,7 +190,7 @@ def aggregate_labels(spark, cfg) -> dict:
     def run(t: pd.DataFrame, e: pd.DataFrame) -> pd.DataFrame:
         if t.empty:
             return pd.DataFrame(columns=aggregation.LABEL_COLUMNS)
-        return aggregation.aggregate_locale(t, e, ac)
+        return aggregation.aggregate_locale(t, e, ac.for_locale(t["locale"].iloc[0]))
 
     labels = texts.groupBy("locale").cogroup(events.groupBy("locale")).applyInPandas(run, label_schema)
     return storage.write_parquet_stage(

@@ -221,14 +221,17 @@ def score_pairs(pairs, embeddings, cfg, centroids):
              .withColumn("is_repeat", F.col("source_text_norm") == F.col("target_text_norm")))
     feats = spark_features()
     pairs = pairs.withColumn("length_ratio", feats["length_ratio"]).withColumn("score", spark_score(rc.fitted, feats))
-    eligible = ~F.col("is_repeat") & F.col("target_succeeded") & (F.col("score") >= rc.threshold)
+    threshold = F.lit(float(rc.threshold))
+    for locale, value in sorted(rc.threshold_by_locale.items()):
+        threshold = F.when(F.col("locale") == locale, F.lit(float(value))).otherwise(threshold)
+    eligible = ~F.col("is_repeat") & F.col("target_succeeded") & (F.col("score") >= threshold)
     # ties on score → the nearer turn, then the turn id: the same pair on every run
     w = Window.partitionBy("source_turn_id").orderBy(F.desc("_eligible"), F.desc("score"), "turn_distance",
                                                      "target_turn_id")
     pairs = pairs.withColumn("_eligible", eligible).withColumn("_rank", F.row_number().over(w))
     decision = (F.when(F.col("is_repeat"), "verbatim_repeat")
                 .when(~F.col("target_succeeded"), "target_failed")
-                .when(F.col("score") < rc.threshold, "below_threshold")
+                .when(F.col("score") < threshold, "below_threshold")
                 .when(F.col("_rank") > 1, "not_best_candidate")
                 .otherwise("accepted"))
     return (pairs.withColumn("decision", decision)

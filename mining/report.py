@@ -474,6 +474,21 @@ def _gold_section(evaluation: dict, rel: pd.DataFrame | None) -> str:
                     f'{_td(v["labels"], f"gold.by_evidence.{ev}.labels")}'
                     f'{_td(v["precision"], f"gold.by_evidence.{ev}.precision")}</tr>')
     body = _table(["figure", "value", ""], rows, "gold-table")
+    if evaluation.get("by_locale"):
+        keys = ("turns", "accepted_pairs", "pair_precision", "labels", "label_precision", "coverage", "lift_recovered")
+        loc_rows = [f'<tr data-locale="{_e(loc)}"><th>{_e(loc)}</th>'
+                    + "".join(_td(x[k], f"gold.by_locale.{loc}.{k}", f"{x[k]:.1%}" if k.startswith("lift") else None)
+                              for k in keys) + "</tr>" for loc, x in evaluation["by_locale"].items()]
+        gaps = []
+        for m, p in evaluation["locale_parity"].items():
+            gap = f"{p['gap_points']:.1f} pts"
+            gaps.append(f'<tr data-parity="{_e(m)}"><th>{_e(m.replace("_", " "))}</th>'
+                        f'<td>{_e(p["best_locale"])}</td>{_td(p["best"], f"gold.parity.{m}.best")}'
+                        f'<td>{_e(p["worst_locale"])}</td>{_td(p["worst"], f"gold.parity.{m}.worst")}'
+                        f'{_td(p["gap_points"], f"gold.parity.{m}.gap_points", gap)}</tr>')
+        body += "<h3>Per locale</h3>" + _table(["locale", *[k.replace("_", " ") for k in keys]], loc_rows,
+                                               "locale-gold-table")
+        body += _table(["figure", "best locale", "best", "worst locale", "worst", "gap"], gaps, "parity-table")
     if rel is None:
         body += "<p class='note'>Reliability diagram: pass the gold folder to draw it.</p>"
     else:

@@ -70,7 +70,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mining.corpora import CORPUS_ATTRIBUTION, KNOWN_CORPORA, load_corpus
+from mining.corpora import attribution, corpus_names, load_corpus
 from mining.nlu import WeakNLU
 from mining.schemas import arrow_schema
 
@@ -81,8 +81,17 @@ SUCCESS, ERROR, UNHANDLED = range(3)
 SPLITS = ("seed", "traffic", "test")
 # NLU outcome of one traffic utterance (fixed: the NLU is deterministic).
 REJECTED, WRONG, RIGHT = range(3)
-# Words a user may put before a retry ("no i said <utterance>"); English like the corpora.
+# Words a user may put before a retry ("no i said <utterance>"), per language (BCP-47
+# primary subtag; zh-CN → "zh"); hand-written, fewer than the detector's lists
+# (mining/defaults.toml [friction.cues]) as real users say more than any list holds.
 CORRECTION_CUES = ("no", "no i said", "i meant", "not that")
+CORRECTION_CUES_BY_LANGUAGE: dict[str, tuple[str, ...]] = {
+    "en": CORRECTION_CUES,
+    "de": ("nein", "nein ich sagte", "ich meinte"), "fr": ("non", "non j'ai dit", "je voulais dire"),
+    "es": ("no", "no he dicho", "quise decir"), "ru": ("нет", "нет я сказал", "я имел в виду"),
+    "zh": ("不是", "不对", "我是说"), "th": ("ไม่ใช่", "ฉันบอกว่า"), "ar": ("لا", "قلت", "أقصد"),
+    "el": ("όχι", "όχι είπα"),
+}
 
 # Random-stream tags: default_rng([seed, tag, ...]) keeps the streams independent.
 _SPLIT_STREAM, _USER_STREAM, _POPULARITY_STREAM = 0, 1, 2
@@ -166,8 +175,8 @@ class SimulationConfig:
     def __post_init__(self) -> None:
         if isinstance(self.start_date, str):
             object.__setattr__(self, "start_date", dt.date.fromisoformat(self.start_date))
-        if self.corpus not in KNOWN_CORPORA:
-            raise ValueError(f"corpus must be one of {KNOWN_CORPORA}, got {self.corpus!r}")
+        if self.corpus not in corpus_names():
+            raise ValueError(f"corpus must be one of {corpus_names()}, got {self.corpus!r}")
         if self.out_format not in ("parquet", "jsonl"):
             raise ValueError(f"out_format must be 'parquet' or 'jsonl', got {self.out_format!r}")
         for name in ("n_turns", "days", "seed_per_intent", "max_attempts", "users_per_chunk"):
@@ -575,9 +584,10 @@ def _chunk_tables(world: _World, chunk: _Chunk,
     session_ids = pa.array(_hex_ids(chunk.session_id_words, 2), pa.string()).take(session)
     turn_ids = pa.array(_hex_ids(chunk.turn_id_words, 2), pa.string())
     ts_us = _chunk_ts_us(chunk, cfg)
-    cue, which = _chunk_cues(chunk, cfg)
+    cues = corpus_cues(cfg.corpus)
+    cue, which = _chunk_cues(chunk, cfg, len(cues))
     utterance = pc.if_else(pa.array(cue, pa.bool_()), pc.binary_join_element_wise(
-        pa.array(CORRECTION_CUES, pa.string()).take(pa.array(which)), said["utterance"], " "),
+        pa.array(cues, pa.string()).take(pa.array(which)), said["utterance"], " "),
         said["utterance"])
     logs = _logs_table(chunk, said, utterance, turn_ids, session_ids, ts_us)
     gold = _gold_table(chunk, said, cue, turn_ids, session_ids)
@@ -585,15 +595,27 @@ def _chunk_tables(world: _World, chunk: _Chunk,
     return logs.take(order), gold.take(order)
 
 
-def _chunk_cues(chunk: _Chunk, cfg: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
+def corpus_cues(corpus: str) -> tuple[str, ...]:
+    """The correction cues simulated users of ``corpus`` say: English for HWU64 and SLURP,
+    the locale's language for ``hassil-<locale>`` (:data:`CORRECTION_CUES_BY_LANGUAGE`)."""
+    from mining.corpora import HASSIL_PREFIX
+    from mining.text import cue_language
+
+    if not corpus.startswith(HASSIL_PREFIX):
+        return CORRECTION_CUES
+    return CORRECTION_CUES_BY_LANGUAGE[cue_language(corpus[len(HASSIL_PREFIX):])]
+
+
+def _chunk_cues(chunk: _Chunk, cfg: SimulationConfig, n_cues: int = len(CORRECTION_CUES)
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(cue, which) per turn of ``chunk``: whether the utterance is logged with a correction
     cue (a rephrase or repeat turn, with ``p_correction_cue``) and the index of the cue in
-    :data:`CORRECTION_CUES` (uniform; meaningful where ``cue``). Bool and int64 (n,)."""
+    the corpus's cue list of ``n_cues`` (:func:`corpus_cues`; uniform; meaningful where
+    ``cue``). Bool and int64 (n,)."""
     u = np.concatenate(chunk.cue_u)
     behaviour = np.asarray(chunk.behaviour, dtype=np.int64)
     cue = ((behaviour == REPHRASE) | (behaviour == REPEAT)) & (u[:, 0] < cfg.p_correction_cue)
-    which = np.minimum((u[:, 1] * len(CORRECTION_CUES)).astype(np.int64),
-                       len(CORRECTION_CUES) - 1)
+    which = np.minimum((u[:, 1] * n_cues).astype(np.int64), n_cues - 1)
     return cue, which
 
 
@@ -813,6 +835,6 @@ def _write_gold_files(cfg: SimulationConfig, corpus: pd.DataFrame, summary: dict
     _write_parquet(splits.replace_schema_metadata(None), gold_dir / "splits.parquet")
     document = {"config": cfg.to_dict(), "counts": summary,
                 "logs_schema": "interaction_turn.v1",
-                "attribution": CORPUS_ATTRIBUTION[cfg.corpus]}
+                "attribution": attribution(cfg.corpus)}
     (gold_dir / "simulation.json").write_text(json.dumps(document, indent=2, sort_keys=True)
                                               + "\n", encoding="utf-8")

@@ -9,6 +9,14 @@ from mining.text import char_sim, cue_language, normalize, text_hash, token_sim,
     ("明天天气怎么样？", "明天天气怎么样"),            # no spaces invented for Chinese
     ("ปิดไฟในห้องนอน", "ปิดไฟในห้องนอน"),              # Thai unchanged
     ("Schalte das Licht in der Küche AUS!", "schalte das licht in der küche aus"),
+    ("Wie heiß ist es DRAUSSEN?", "wie heiss ist es draussen"),   # full case folding: ß → ss
+    ("Allume l'éclairage du salon", "allume léclairage du salon"),  # apostrophe dropped, accents kept
+    ("Включи СВЕТ на кухне", "включи свет на кухне"),             # Cyrillic has case
+    ("ΆΝΑΨΕ ΤΑ ΦΩΤΑ ΣΤΟΥΣ", "άναψε τα φωτα στουσ"),          # Greek: Σ and final ς both fold to σ,
+    ("άναψε τα φώτα στους", "άναψε τα φώτα στουσ"),          # so typed case never splits a text
+    ("شغّل الضوء في المطبخ؟", "شغّل الضوء في المطبخ"),           # Arabic: no case, shadda kept, ؟ → space
+    ("打开客厅的灯，谢谢", "打开客厅的灯 谢谢"),                 # full-width comma is punctuation
+    ("เปิดไฟ ห้องนอน", "เปิดไฟ ห้องนอน"),                        # a space the user typed stays one
     ("", ""), (None, ""),
 ])
 def test_normalize_per_script(raw, norm):
