@@ -69,3 +69,21 @@ def test_exponent_is_the_log_log_slope():
     rows = [{"turns": n, "total_s": 3.0 * n ** 0.8} for n in (1e4, 1e5, 1e6)]
     assert scale.exponent(rows) == pytest.approx(0.8)
     assert scale.exponent(rows[:1]) is None
+
+
+def test_gpu_bench_knn_paths_agree_and_render(monkeypatch):
+    """bench/gpu.py: the FAISS CPU row and the torch fallback (what runs where faiss is
+    missing) time the same exact search; the table names how each row was measured."""
+    import gpu  # bench/gpu.py
+
+    faiss_row = gpu.bench_knn(3000, "cpu", 500, seed=0)
+    assert faiss_row["how"] == "faiss CPU IndexFlatIP" and faiss_row["queries"] == 500
+    monkeypatch.setitem(sys.modules, "faiss", None)           # import faiss → ImportError
+    torch_row = gpu.bench_knn(3000, "cpu", 500, seed=0)
+    assert torch_row["how"].startswith("torch matmul + topk") and torch_row["per_s"] > 0
+    gpu_row = {**torch_row, "device": "cuda", "how": "torch matmul + topk (fp16; faiss-gpu not installed)",
+               "queries": 3000, "per_s": 10 * torch_row["per_s"]}
+    doc = {"command": "python bench/gpu.py", "machine": {"cpus": 2, "torch": "x", "python": "3"},
+           "rows": [gpu_row, torch_row]}
+    text = gpu.render(doc)
+    assert "| 10.0x |" in text and "faiss-gpu was not installed" in text
