@@ -183,6 +183,7 @@ class AggregationConfig:
     credible_quantile: float
     calibration: str
     variant_min_sim_by_locale: dict[str, float] = field(default_factory=dict)  # locale → variant_min_sim
+    min_events_by_locale: dict[str, int] = field(default_factory=dict)  # locale → min_events
     fitted_calibration: Any = field(init=False, repr=False, compare=False)  # mining.calibration.Calibration
 
     def __post_init__(self):
@@ -194,14 +195,18 @@ class AggregationConfig:
         _check(0 < self.credible_quantile < 1, "aggregation.credible_quantile", self.credible_quantile,
                "in (0, 1)")
         _check_by_locale(self.variant_min_sim_by_locale, "aggregation.variant_min_sim_by_locale", -1, 1)
+        for locale, n in self.min_events_by_locale.items():
+            _check(isinstance(n, int) and not isinstance(n, bool) and n >= 1,
+                   f"aggregation.min_events_by_locale.{locale}", n, "an integer >= 1")
         object.__setattr__(self, "fitted_calibration", load_calibration(self.calibration or None))
 
     def for_locale(self, locale: str) -> "AggregationConfig":
-        """This config with ``variant_min_sim`` of ``locale`` (its entry of
-        ``variant_min_sim_by_locale``, else ``variant_min_sim``)."""
-        if locale not in self.variant_min_sim_by_locale:
+        """This config with ``variant_min_sim`` and ``min_events`` of ``locale`` (its entries
+        of ``variant_min_sim_by_locale`` and ``min_events_by_locale``, else the global ones)."""
+        if locale not in self.variant_min_sim_by_locale and locale not in self.min_events_by_locale:
             return self
-        return replace(self, variant_min_sim=float(self.variant_min_sim_by_locale[locale]))
+        return replace(self, variant_min_sim=float(self.variant_min_sim_by_locale.get(locale, self.variant_min_sim)),
+                       min_events=int(self.min_events_by_locale.get(locale, self.min_events)))
 
 
 @dataclass(frozen=True)
@@ -312,7 +317,7 @@ SECTIONS = {"validation": ValidationConfig, "friction": FrictionConfig, "session
 OPTIONAL_KEYS = {"rephrase.threshold"}
 # Tables whose keys are data (languages), not settings: an override replaces them per key.
 OPEN_TABLES = {"friction.cues", "rephrase.threshold_by_locale", "cluster.min_sim_by_locale",
-               "aggregation.variant_min_sim_by_locale"}
+               "aggregation.variant_min_sim_by_locale", "aggregation.min_events_by_locale"}
 
 
 def _merge(base: dict, override: dict, where: str, origins: dict[str, str] | None = None,

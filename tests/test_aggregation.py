@@ -99,6 +99,18 @@ def test_aggregate_labels_abstains_with_named_reasons(agg_cfg):
     assert once["candidate_intent"] == "weather_query" and once["candidate_evidence"] == "rephrase"
 
 
+def test_per_locale_min_events_abstains_on_a_single_event():
+    # min_confidence 0: one vote's bound (0.05^(1/2)) would abstain as low_confidence first
+    cfg = load_config("logs", "out", overrides={"aggregation": {"min_events_by_locale": {"ru-RU": 2},
+                                                                "min_confidence": 0.0}}).aggregation
+    texts = _texts([("ru-RU", "включи свет", "включи свет", 3, 3, 3, "c1", 1, 1.0)])
+    ev = _events([("включи свет", "HassTurnOn", 1.0, "u1", [])])
+    assert aggregate_locale(texts, ev, cfg.for_locale("en-US"), DOUBLE).iloc[0]["decision"] == "labeled"
+    assert aggregate_locale(texts, ev, cfg.for_locale("ru-RU"), DOUBLE).iloc[0]["decision"] == "insufficient_events"
+    two = _events([("включи свет", "HassTurnOn", 1.0, u, []) for u in ("u1", "u2")])
+    assert aggregate_locale(texts, two, cfg.for_locale("ru-RU"), DOUBLE).iloc[0]["decision"] == "labeled"
+
+
 def test_identity_calibration_exports_the_raw_bound(agg_cfg):
     texts = _texts([("en-US", "t", "t", 5, 5, 5, "c1", 1, 1.0)])
     ev = _events([("t", "x", 1.0, f"u{i}", []) for i in range(5)])

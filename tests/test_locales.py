@@ -9,7 +9,7 @@ from mining.config import load_config
 from mining.corpora import COLUMNS, load_corpus
 from mining.evaluation import format_locale_table, locale_parity
 from mining.hassil_corpus import LOCALES, load_hassil_corpus
-from mining.simulation_locales import corpus_of, simulate_locales
+from mining.simulation_locales import DEFAULT_LOCALES, corpus_of, simulate_locales
 from mining.text import normalize
 
 SCRIPTS = {"de-DE": "LATIN", "fr-FR": "LATIN", "es-ES": "LATIN", "ru-RU": "CYRILLIC", "zh-CN": "CJK",
@@ -69,11 +69,22 @@ def test_simulate_locales_mixes_one_log_with_per_locale_gold(tmp_path):
 def test_per_locale_thresholds_validate_and_resolve():
     c = load_config("-", "-", overrides={"rephrase": {"threshold_by_locale": {"de-DE": 0.7}},
                                          "cluster": {"min_sim_by_locale": {"zh-CN": 0.9}},
-                                         "aggregation": {"variant_min_sim_by_locale": {"th-TH": 0.85}}})
+                                         "aggregation": {"variant_min_sim_by_locale": {"it-IT": 0.85},
+                                                         "min_events_by_locale": {"pt-BR": 2}}})
     assert c.rephrase.threshold_for("de-DE") == 0.7 and c.rephrase.threshold_for("en-US") == c.rephrase.threshold
     assert c.cluster.for_locale("zh-CN").min_sim == 0.9 and c.cluster.for_locale("en-US").min_sim == c.cluster.min_sim
-    assert c.aggregation.for_locale("th-TH").variant_min_sim == 0.85
+    # it-IT and pt-BR have no packaged entries: each gets its override and the global rest
+    assert c.aggregation.for_locale("it-IT").variant_min_sim == 0.85
+    assert c.aggregation.for_locale("it-IT").min_events == c.aggregation.min_events
+    pt = c.aggregation.for_locale("pt-BR")
+    assert pt.min_events == 2 and pt.variant_min_sim == c.aggregation.variant_min_sim
     assert c.aggregation.for_locale("en-US") is c.aggregation
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=r"min_events_by_locale.ru-RU"):
+            load_config("-", "-", overrides={"aggregation": {"min_events_by_locale": {"ru-RU": bad}}})
+    # the packaged tables: every generated locale has fitted cosine thresholds on e5's scale
+    d = load_config("-", "-")
+    assert all(d.cluster.for_locale(loc).min_sim > d.cluster.min_sim for loc in DEFAULT_LOCALES if loc != "en-US")
     with pytest.raises(ValueError, match=r"threshold_by_locale.de-DE"):
         load_config("-", "-", overrides={"rephrase": {"threshold_by_locale": {"de-DE": 1.5}}})
 
