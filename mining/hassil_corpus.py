@@ -80,13 +80,37 @@ def load_hassil_corpus(locale: str) -> pd.DataFrame:
     return _generate(locale).copy()
 
 
+def expand_intents(intents, intent_names, lists: dict, language: str, per_template: int) -> dict[str, dict[str, str]]:
+    """intent name → {normalized text: its first raw expansion} for ``intent_names`` of a
+    hassil ``Intents``: the first ``per_template`` expansions of every template (hassil's
+    ``sample_sentence`` order, deterministic) with the slot ``lists`` filled in, whitespace
+    collapsed. Templates that need a wildcard list (free text) are skipped; texts that
+    normalize to ``""`` are dropped. Raises ``KeyError`` for an intent ``intents`` lacks."""
+    from hassil.sample import sample_sentence
+
+    from mining.text import normalize
+
+    out: dict[str, dict[str, str]] = {}
+    for intent_name in intent_names:
+        by_norm = out.setdefault(intent_name, {})
+        for data in intents.intents[intent_name].data:
+            rules = {**intents.expansion_rules, **data.expansion_rules}
+            for template in data.sentences:
+                if any(name in data.wildcard_list_names for name in template.list_names(rules)):
+                    continue
+                for text in itertools.islice(sample_sentence(template, lists, rules, language=language),
+                                             per_template):
+                    text = " ".join(text.split())
+                    norm = normalize(text)
+                    if norm:
+                        by_norm.setdefault(norm, text)
+    return out
+
+
 @lru_cache(maxsize=None)
 def _generate(locale: str) -> pd.DataFrame:
     import home_assistant_intents as hai
     from hassil.intents import Intents, RangeSlotList, TextSlotList
-    from hassil.sample import sample_sentence
-
-    from mining.text import normalize
 
     language = LOCALES[locale]
     intents = Intents.from_dict(hai.get_intents(language))
@@ -98,19 +122,8 @@ def _generate(locale: str) -> pd.DataFrame:
     for name, values in HOME_VALUES[language].items():
         lists[name] = TextSlotList.from_strings(list(values), name=name)
     rows = []
-    for intent_name in sorted(intents.intents):
-        by_norm: dict[str, str] = {}
-        for data in intents.intents[intent_name].data:
-            rules = {**intents.expansion_rules, **data.expansion_rules}
-            for template in data.sentences:
-                if any(name in data.wildcard_list_names for name in template.list_names(rules)):
-                    continue
-                for text in itertools.islice(sample_sentence(template, lists, rules, language=language),
-                                             EXPANSIONS_PER_TEMPLATE):
-                    text = " ".join(text.split())
-                    norm = normalize(text)
-                    if norm:
-                        by_norm.setdefault(norm, text)
+    for intent_name, by_norm in expand_intents(intents, sorted(intents.intents), lists, language,
+                                               EXPANSIONS_PER_TEMPLATE).items():
         if len(by_norm) < MIN_SENTENCES_PER_INTENT:
             continue
         keep = sorted(by_norm, key=_order_key)[:MAX_SENTENCES_PER_INTENT]

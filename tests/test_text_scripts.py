@@ -25,7 +25,9 @@ from mining.text import char_sim, leading_cue, normalize, token_sim, tokens
 
 hai = pytest.importorskip("home_assistant_intents")
 hassil_intents = pytest.importorskip("hassil.intents")
-hassil_sample = pytest.importorskip("hassil.sample")
+pytest.importorskip("hassil.sample")
+
+from mining.hassil_corpus import expand_intents  # noqa: E402  (after the importorskips)
 
 LANGUAGES = ("ja", "th", "ar", "de", "zh-CN")
 NO_SPACE_LANGUAGES = ("ja", "th", "zh-CN")
@@ -64,16 +66,7 @@ def raw_sentences(language: str) -> dict[str, tuple[str, ...]]:
         lists[list_name] = TextSlotList.from_strings([value], name=list_name)
 
     out: dict[str, tuple[str, ...]] = {}
-    for intent_name in INTENTS:
-        by_norm: dict[str, str] = {}
-        for data in intents.intents[intent_name].data:
-            rules = {**intents.expansion_rules, **data.expansion_rules}
-            for template in data.sentences:
-                if any(name in data.wildcard_list_names for name in template.list_names(rules)):
-                    continue
-                expansions = hassil_sample.sample_sentence(template, lists, rules, language=language)
-                for text in itertools.islice(expansions, SAMPLES_PER_TEMPLATE):
-                    by_norm.setdefault(normalize(text), text)
+    for intent_name, by_norm in expand_intents(intents, INTENTS, lists, language, SAMPLES_PER_TEMPLATE).items():
         keep = sorted(by_norm)[:SENTENCES_PER_INTENT]
         out[intent_name] = tuple(by_norm[k] for k in keep)
     return out
