@@ -64,8 +64,8 @@ def candidate_cases(pairs: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
     src, tgt = pairs["source_turn_id"], pairs["target_turn_id"]
     same_goal = g["goal_id"].reindex(src).to_numpy() == g["goal_id"].reindex(tgt).to_numpy()
     same_utt = g["utt_id"].reindex(src).to_numpy() == g["utt_id"].reindex(tgt).to_numpy()
-    t_failed = _target_failed(g).reindex(tgt).fillna(True).to_numpy(dtype=bool)
-    t_ok = g["nlu_correct"].reindex(tgt).fillna(False).to_numpy(dtype=bool)
+    t_failed = _target_failed(g).reindex(tgt, fill_value=True).to_numpy(dtype=bool)
+    t_ok = g["nlu_correct"].reindex(tgt, fill_value=False).to_numpy(dtype=bool)
     case = np.select([~same_goal, same_utt, t_failed, ~t_ok],
                      ["goal_switch", "verbatim_repeat", "failed_follow_up", "silent_failure"],
                      "true_rephrase")
