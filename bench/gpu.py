@@ -11,9 +11,9 @@ texts with every core. Published anchor: all-MiniLM-L6-v2 ~14,200 sentences/s on
 
 kNN graph: k = 64 exact inner-product neighbours of every one of ``--knn-n`` seeded random unit
 vectors (384-d; exact search costs the same whatever the data), vectors/s = queries per
-second. On CUDA with faiss-gpu: ``mining.index.knn`` (``IndexFlatIP`` on the GPU). Without
+second. On CUDA with faiss-gpu: ``mining.index.build_index`` (``IndexFlatIP`` moved to the GPU). Without
 faiss-gpu on the GPU machine, the same exact search as blocked ``torch`` matrix products +
-``topk`` (labelled so). CPU: FAISS ``IndexFlatIP`` when faiss is installed, else the same
+``topk`` (labelled so). CPU: the same ``build_index`` when faiss is installed, else the same
 torch code, on a seeded sample of ``--cpu-queries`` queries against all vectors. Published
 anchor: Johnson, Douze, Jégou, "Billion-scale similarity search with GPUs" (2019): a k-NN
 graph of 95M vectors in 35 min on 4 Maxwell Titan X (~45,000 vectors/s, approximate IVF).
@@ -40,8 +40,7 @@ DIM = 384
 def _texts() -> list[str]:
     from mining.corpora import load_corpus
 
-    texts = sorted({t for name in ("hwu64", "slurp") for t in load_corpus(name)["text"]})
-    return texts
+    return sorted({t for name in ("hwu64", "slurp") for t in load_corpus(name)["text"]})
 
 
 def _best(fn, repeats: int) -> float:
@@ -90,19 +89,14 @@ def bench_knn(n: int, device: str, cpu_queries: int, seed: int) -> dict:
     nq = n if device == "cuda" else min(n, cpu_queries)
     q = emb[np.sort(rng.choice(n, nq, replace=False))] if nq < n else emb
     try:
-        import faiss
-        has_gpu = hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+        from mining.index import build_index, gpu_available
+        has_gpu = gpu_available()                      # imports faiss: ImportError when it is missing
     except ImportError:
-        faiss, has_gpu = None, False
-    if faiss is not None and (device == "cpu" or has_gpu):
-        index = faiss.IndexFlatIP(DIM)
-        if device == "cuda":
-            index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
-        else:
-            faiss.omp_set_num_threads(os.cpu_count() or 1)
-        index.add(emb)
+        has_gpu, build_index = False, None
+    if build_index is not None and (device == "cpu" or has_gpu):
+        index = build_index(emb, exact_max_n=n, device=device)   # the pipeline's exact index
         s = _best(lambda: index.search(q, K + 1), 1)
-        how = f"faiss {'GPU' if device == 'cuda' else 'CPU'} IndexFlatIP"
+        how = f"faiss {'GPU' if device == 'cuda' else 'CPU'} IndexFlatIP (mining.index)"
     else:
         import torch
 

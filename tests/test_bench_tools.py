@@ -77,7 +77,7 @@ def test_gpu_bench_knn_paths_agree_and_render(monkeypatch):
     import gpu  # bench/gpu.py
 
     faiss_row = gpu.bench_knn(3000, "cpu", 500, seed=0)
-    assert faiss_row["how"] == "faiss CPU IndexFlatIP" and faiss_row["queries"] == 500
+    assert faiss_row["how"] == "faiss CPU IndexFlatIP (mining.index)" and faiss_row["queries"] == 500
     monkeypatch.setitem(sys.modules, "faiss", None)           # import faiss → ImportError
     torch_row = gpu.bench_knn(3000, "cpu", 500, seed=0)
     assert torch_row["how"].startswith("torch matmul + topk") and torch_row["per_s"] > 0
