@@ -3,7 +3,7 @@
     python bench/gpu.py --json OUT.json            # on a CUDA machine (and anywhere: CPU rows only)
     python bench/gpu.py --render OUT.json          # → bench/GPU.md
 
-Encoding: :class:`mining.encoders.SentenceTransformerEncoder` (the pipeline's encoder, fp16 on
+Encoding: :class:`mining.core.encoders.SentenceTransformerEncoder` (the pipeline's encoder, fp16 on
 CUDA) on the distinct texts of HWU64 + SLURP (real utterances, ~16k), after one warm-up pass;
 the best of ``--repeats`` passes, sentences/s. The CPU row encodes a seeded sample of the same
 texts with every core. Published anchor: all-MiniLM-L6-v2 ~14,200 sentences/s on a V100
@@ -11,7 +11,7 @@ texts with every core. Published anchor: all-MiniLM-L6-v2 ~14,200 sentences/s on
 
 kNN graph: k = 64 exact inner-product neighbours of every one of ``--knn-n`` seeded random unit
 vectors (384-d; exact search costs the same whatever the data), vectors/s = queries per
-second. On CUDA with faiss-gpu: ``mining.index.build_index`` (``IndexFlatIP`` moved to the GPU). Without
+second. On CUDA with faiss-gpu: ``mining.core.index.build_index`` (``IndexFlatIP`` moved to the GPU). Without
 faiss-gpu on the GPU machine, the same exact search as blocked ``torch`` matrix products +
 ``topk`` (labelled so). CPU: the same ``build_index`` when faiss is installed, else the same
 torch code, on a seeded sample of ``--cpu-queries`` queries against all vectors. Published
@@ -38,7 +38,7 @@ DIM = 384
 
 
 def _texts() -> list[str]:
-    from mining.corpora import load_corpus
+    from mining.sim.corpora import load_corpus
 
     return sorted({t for name in ("hwu64", "slurp") for t in load_corpus(name)["text"]})
 
@@ -57,7 +57,7 @@ def bench_encode(model_path: str, device: str, texts: list[str], batch_size: int
     """Sentences/s of the pipeline's encoder on ``texts`` (``device`` "cuda" runs fp16)."""
     import torch
 
-    from mining.encoders import SentenceTransformerEncoder
+    from mining.core.encoders import SentenceTransformerEncoder
 
     enc = SentenceTransformerEncoder(model_path, device=device)
     if device == "cpu":
@@ -89,14 +89,14 @@ def bench_knn(n: int, device: str, cpu_queries: int, seed: int) -> dict:
     nq = n if device == "cuda" else min(n, cpu_queries)
     q = emb[np.sort(rng.choice(n, nq, replace=False))] if nq < n else emb
     try:
-        from mining.index import build_index, gpu_available
+        from mining.core.index import build_index, gpu_available
         has_gpu = gpu_available()                      # imports faiss: ImportError when it is missing
     except ImportError:
         has_gpu, build_index = False, None
     if build_index is not None and (device == "cpu" or has_gpu):
         index = build_index(emb, exact_max_n=n, device=device)   # the pipeline's exact index
         s = _best(lambda: index.search(q, K + 1), 1)
-        how = f"faiss {'GPU' if device == 'cuda' else 'CPU'} IndexFlatIP (mining.index)"
+        how = f"faiss {'GPU' if device == 'cuda' else 'CPU'} IndexFlatIP (mining.core.index)"
     else:
         import torch
 
@@ -150,7 +150,7 @@ def render(doc: dict) -> str:
     if any("faiss-gpu not installed" in r.get("how", "") for r in rows):
         lines += ["faiss-gpu was not installed on the GPU machine, so the kNN rows are the same exact "
                   "search (every query against every vector, k + 1 best) written as torch matrix products "
-                  "and `topk` on both devices, not `mining.index` on faiss-gpu.", ""]
+                  "and `topk` on both devices, not `mining.core.index` on faiss-gpu.", ""]
     return "\n".join(lines)
 
 

@@ -3,9 +3,9 @@
     python bench/labels.py                 # HWU64 + SLURP, 40k simulated turns each (~12 min)
     python bench/labels.py --turns 20000 --corpus slurp
 
-Each corpus is simulated at an *evaluation* seed (not :data:`mining.calibration_fit.FIT_SEED`
+Each corpus is simulated at an *evaluation* seed (not :data:`mining.fit.calibration.FIT_SEED`
 nor the rephrase fit seed), the whole pipeline runs with the committed defaults (packaged
-rephrase model and calibration), and ``mining.evaluation.evaluate`` scores the export
+rephrase model and calibration), and ``mining.eval.evaluation.evaluate`` scores the export
 against the simulator's gold. The packaged calibration is fitted on HWU64 only, so SLURP is
 a corpus it never saw.
 
@@ -30,8 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mining.calibration_fit import FIT_SEED, STAGES_AFTER_DETECT  # noqa: E402
-from mining.rephrase_fit import FIT_SEED as REPHRASE_FIT_SEED  # noqa: E402
+from mining.fit.calibration import FIT_SEED, STAGES_AFTER_DETECT  # noqa: E402
+from mining.fit.rephrase import FIT_SEED as REPHRASE_FIT_SEED  # noqa: E402
 
 EVAL_SEEDS = {"hwu64": 7, "slurp": 5}
 assert not {FIT_SEED, REPHRASE_FIT_SEED} & set(EVAL_SEEDS.values())
@@ -40,7 +40,7 @@ assert not {FIT_SEED, REPHRASE_FIT_SEED} & set(EVAL_SEEDS.values())
 def uncalibrated_ece(run_dir: Path, gold_intents: dict, min_users: int) -> dict:
     """ECE of the labeled rows' posterior mean and raw credible bound (same rows as exported:
     decision labeled, said by ≥ min_users users)."""
-    from mining.evaluation import _read, ece, label_correct
+    from mining.eval.evaluation import _read, ece, label_correct
 
     lab = _read(run_dir / "labels")
     lab = lab[(lab["decision"] == "labeled") & (lab["text_users"] >= min_users)]
@@ -50,16 +50,16 @@ def uncalibrated_ece(run_dir: Path, gold_intents: dict, min_users: int) -> dict:
 
 
 def run_corpus(spark, corpus: str, turns: int, seed: int, work: Path) -> dict:
-    from mining import pipeline
+    from mining.stages import runner
     from mining.config import load_config
-    from mining.evaluation import evaluate, gold_intents_for_run
-    from mining.rephrase_fit import simulate_and_detect
+    from mining.eval.evaluation import evaluate, gold_intents_for_run
+    from mining.fit.rephrase import simulate_and_detect
 
     t0 = time.perf_counter()
     simulate_and_detect(spark, corpus, turns, seed, work)
     base = work / f"{corpus}-{turns}-s{seed}"
     cfg = load_config(str(base / "logs"), str(base / "run"))
-    pipeline.run_all(spark, cfg, (*STAGES_AFTER_DETECT, "export_dataset"))
+    runner.run_all(spark, cfg, (*STAGES_AFTER_DETECT, "export_dataset"))
     wall = time.perf_counter() - t0
     r = evaluate(str(base / "gold"), str(base / "run"))
     r.update(uncalibrated_ece(base / "run", gold_intents_for_run(base / "gold", base / "run"), r["min_users"]))
@@ -116,7 +116,7 @@ def main() -> int:
     ap.add_argument("--json", help="also write every figure as JSON here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from mining.spark import get_spark
+    from mining.spark.session import get_spark
 
     spark = get_spark("bench-labels")
     work = Path(args.work)

@@ -10,7 +10,7 @@ first held-out seed; its errors shaped the min_events rule, so it is no longer c
 
 Logs: ``mining simulate --locales ... --turns N --days 3 --seed S`` (en-US from HWU64, the
 others generated with hassil from home-assistant-intents; each locale its own seed split,
-weak NLU and users, mixed in every partition: :mod:`mining.simulation_locales`). Then
+weak NLU and users, mixed in every partition: :mod:`mining.sim.locales`). Then
 ``mining run`` on local[2] with the committed config (English by all-MiniLM-L6-v2, every
 other locale by the multilingual encoder), then ``mining evaluate``, whose per-locale
 figures (each locale's NLU retrained on its own seed split for the lift) are printed with
@@ -34,8 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mining.evaluation import format_locale_table  # noqa: E402
-from mining.simulation_locales import DEFAULT_LOCALES  # noqa: E402
+from mining.eval.evaluation import format_locale_table  # noqa: E402
+from mining.sim.locales import DEFAULT_LOCALES  # noqa: E402
 
 WORK = ROOT / "bench" / ".work" / "locales"
 MINING = [sys.executable, "-m", "mining.cli"]
@@ -55,7 +55,7 @@ def fit_thresholds(out: Path, gold: Path, target: float = 0.95) -> dict[str, flo
     from a run's scored candidates: a rerun of the scorer is not needed. For
     ``[rephrase.threshold_by_locale]``; fit on development logs, measured on others."""
 
-    from mining.evaluation import _read, candidate_cases
+    from mining.eval.evaluation import _read, candidate_cases
 
     cases = candidate_cases(_read(out / "rephrase_pairs"), _read(gold / "turns"))
     elig = cases[~cases["is_repeat"] & cases["target_succeeded"]]
@@ -75,10 +75,10 @@ def fit_thresholds(out: Path, gold: Path, target: float = 0.95) -> dict[str, flo
 
 def edge_precision(out: Path, gold: Path, k: int = 10) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per locale: (cosine float32 (m,), same gold intent bool (m,)) of every text's ``k``
-    nearest neighbours among the run's embeddings of that locale (``mining.index.knn``,
+    nearest neighbours among the run's embeddings of that locale (``mining.core.index.knn``,
     exact below 20,000 texts), texts without gold left out."""
-    from mining.evaluation import _read, gold_intents_for_run
-    from mining.index import knn
+    from mining.eval.evaluation import _read, gold_intents_for_run
+    from mining.core.index import knn
 
     gold_intents = gold_intents_for_run(gold, out)
     emb = _read(out / "embeddings", ["locale", "text_norm", "embedding"])
@@ -133,7 +133,7 @@ def fit_min_events(out: Path, gold: Path, target: float = 0.90, most: int = 3) -
     confident wrong label. Measured on seed 11 (360k turns) with a cumulative rule fitted on
     seed 7, one-event labels had precision 0.81 (el-GR) .. 0.92 (ar-SA), en-US 0.92, and
     labels of two or more events 0.91 .. 1.0."""
-    from mining.evaluation import _read, gold_intents_for_run, label_correct
+    from mining.eval.evaluation import _read, gold_intents_for_run, label_correct
 
     train = _read(out / "training_set")
     train = train[train["evidence"] == "rephrase"].copy()   # the gate applies to rephrase labels only

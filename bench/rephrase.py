@@ -4,7 +4,7 @@
     python bench/rephrase.py --scale-turns 10000000   # + wall time / peak RSS of detect
 
 Quality: each corpus is simulated at a fixed *evaluation* seed (not the seed the packaged
-model was fitted on, :data:`mining.rephrase_fit.FIT_SEED`), ``detect_rephrases`` runs with
+model was fitted on, :data:`mining.fit.rephrase.FIT_SEED`), ``detect_rephrases`` runs with
 the committed config, and every scored candidate is labeled with its gold case. Baselines
 in the same run, replayed on the same candidates: the *naive rule* (a friction turn
 inherits the next non-repeat successful turn within the window) and the *hand-set* scorer
@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from measure import run_measured  # noqa: E402  (bench/measure.py)
-from mining.evaluation import candidate_cases, pair_metrics  # noqa: E402
-from mining.rephrase_fit import FIT_SEED, simulate_and_detect  # noqa: E402
-from mining.rephrase_model import best_candidates, load_model, model_features, pr_curve  # noqa: E402
+from mining.eval.evaluation import candidate_cases, pair_metrics  # noqa: E402
+from mining.fit.rephrase import FIT_SEED, simulate_and_detect  # noqa: E402
+from mining.core.rephrase_model import best_candidates, load_model, model_features, pr_curve  # noqa: E402
 
 EVAL_SEEDS = {"hwu64": 7, "slurp": 5}
 assert FIT_SEED not in EVAL_SEEDS.values()
@@ -49,7 +49,7 @@ def replay(pairs: pd.DataFrame, gold: pd.DataFrame, n_gold: int, score, threshol
 
 def quality(turns: int, work: Path) -> dict:
     from mining.config import load_config
-    from mining.spark import get_spark
+    from mining.spark.session import get_spark
 
     spark = get_spark("bench-rephrase")
     cfg = load_config("-", "-")

@@ -19,7 +19,7 @@ Floors, each in a child process in the same run, on the same data:
   reported as a ratio to it (target ≤ 3x for the Spark stages).
 * **encode** (embedding): the distinct normalized texts of the ``--embed-size`` run's
   ``turns/``; ``model.encode`` of the packaged all-MiniLM-L6-v2 (batch size from config,
-  model loaded before the clock starts) against :func:`mining.embedding.ensure_embeddings`
+  model loaded before the clock starts) against :func:`mining.spark.embedding.ensure_embeddings`
   (Spark distinct, cache lookup, encoding in Python workers, cache write) with an empty
   cache on the same texts. Target: pipeline throughput ≥ 0.9x raw.
 * **community_detection** (clustering): sentence-transformers'
@@ -96,7 +96,7 @@ def floor_scan(logs: str) -> dict:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from mining.spark import get_spark
+    from mining.spark.session import get_spark
 
     spark = get_spark("bench-floor-scan")
     t0 = time.perf_counter()
@@ -111,10 +111,10 @@ def floor_scan(logs: str) -> dict:
 
 def floor_encode(run: str, work: str) -> dict:
     """ensure_embeddings with an empty cache vs raw model.encode, same distinct texts."""
-    from mining import embedding
+    from mining.spark import embedding
     from mining.config import load_config
-    from mining.encoders import load_encoder
-    from mining.spark import get_spark
+    from mining.core.encoders import load_encoder
+    from mining.spark.session import get_spark
 
     spark = get_spark("bench-floor-encode")
     turns = spark.read.parquet(str(Path(run) / "turns"))
@@ -225,7 +225,7 @@ def render(res: dict) -> str:
              f"One run of `{res['command']}` ({m['date']}, commit `{m['commit']}`, {res['wall_min']:.0f} min).", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']:.0f} GiB RAM, no GPU; {m['os']}; "
              f"Python {m['python']}; {m['java']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
-             "Spark: local[2], driver memory 4g (`mining.spark.get_spark`), one child process per stage.",
+             "Spark: local[2], driver memory 4g (`mining.spark.session.get_spark`), one child process per stage.",
              "", "Logs: `mining simulate --corpus hwu64 --days 3 --seed 5 --turns N` (HWU64, CC BY 4.0).", "",
              "## Per-stage wall time (s) and peak RSS (GiB)", "",
              "| turns | input rows | " + " | ".join(STAGES) + " | total | turns/s | peak RSS | texts (encoded) | labels |",

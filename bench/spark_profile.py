@@ -28,12 +28,12 @@ EVENTS = ROOT / "bench" / ".work" / "events"
 
 
 def _label(e: dict) -> str:
-    """A SQL execution's call site (``count at mining/pipeline.py:50``), and for a write
+    """A SQL execution's call site (``count at mining/stages/detect_rephrases.py:50``), and for a write
     the folder it writes (``write .../turns``)."""
     site = e["description"].replace(str(ROOT) + "/", "")
     m = re.search(r"Execute InsertIntoHadoopFsRelationCommand\nInput: .*\nArguments: file:([^,]+),",
                   e.get("physicalPlanDescription", ""))
-    if m:   # a stage folder is written to .staging/<name>-<run id> first (mining.storage)
+    if m:   # a stage folder is written to .staging/<name>-<run id> first (mining.io.storage)
         site = "write " + re.sub(r"-[0-9a-f]{12}$", "", Path(m.group(1)).name)
     return site
 

@@ -4,16 +4,16 @@
     python bench/variants.py                       # 20k, 100k, 200k vs the peer; 1M; 2nd night
     python bench/variants.py --sizes 20000 --skip-million --skip-nights   # quick look
 
-Texts: HWU64 utterances grown to size by :func:`mining.growth.grow_utterances` (slot-value
+Texts: HWU64 utterances grown to size by :func:`mining.sim.growth.grow_utterances` (slot-value
 swaps, carrier phrases, light ASR-like noise; gold intents kept), normalized as the pipeline
 does, embedded once with the packaged all-MiniLM-L6-v2 and kept under ``bench/.work``.
 Every size is a prefix of one seeded shuffle of the 1M texts.
 
 Per size, in the same process and on the same vectors:
 
-* **ours**: :func:`mining.index.knn` (exact ``IndexFlatIP`` up to ``cluster.exact_max_n``,
-  else IVF trained on a sample) → :func:`mining.index.neighbour_graph` (kNN +
-  range search for dense rows) → :func:`mining.clustering.clusters_from_graph` (star
+* **ours**: :func:`mining.core.index.knn` (exact ``IndexFlatIP`` up to ``cluster.exact_max_n``,
+  else IVF trained on a sample) → :func:`mining.core.index.neighbour_graph` (kNN +
+  range search for dense rows) → :func:`mining.core.clustering.clusters_from_graph` (star
   communities at ``min_sim``) → medoids, with the committed config;
 * **peer**: ``community_detection(threshold=min_sim, min_community_size=2)`` (every
   community of at least two texts: variants come in pairs too);
@@ -51,10 +51,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from measure import run_measured  # noqa: E402  (bench/measure.py)
-from mining.clustering import clusters_from_graph, medoids  # noqa: E402
+from mining.core.clustering import clusters_from_graph, medoids  # noqa: E402
 from mining.config import load_config  # noqa: E402
-from mining.evaluation import cluster_metrics  # noqa: E402
-from mining.index import neighbour_graph, recall_at_k  # noqa: E402
+from mining.eval.evaluation import cluster_metrics  # noqa: E402
+from mining.core.index import neighbour_graph, recall_at_k  # noqa: E402
 
 WORK = ROOT / "bench" / ".work" / "variants"
 SEED = 11
@@ -68,8 +68,8 @@ CHUNK = 50_000
 def grown_texts() -> pd.DataFrame:
     """texts[text_norm, intent]: MAX_N distinct normalized grown HWU64 texts, one seeded
     shuffle (cached under ``bench/.work``)."""
-    from mining.growth import grow_utterances
-    from mining.text import normalize
+    from mining.sim.growth import grow_utterances
+    from mining.core.text import normalize
 
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / f"texts-{MAX_N}-s{SEED}.parquet"
@@ -88,7 +88,7 @@ def grown_texts() -> pd.DataFrame:
 def corpus_vectors(n: int) -> tuple[pd.DataFrame, np.ndarray]:
     """(texts, float32 (n, 384)): the first ``n`` grown texts and their all-MiniLM-L6-v2
     vectors, encoded once in chunks of 50k and cached under ``bench/.work``."""
-    from mining.encoders import load_encoder
+    from mining.core.encoders import load_encoder
 
     texts = grown_texts()
     chunks, enc, t0, done = [], None, time.perf_counter(), 0
@@ -117,7 +117,7 @@ def ours_split(emb: np.ndarray, cc, max_part: int) -> tuple[np.ndarray, int]:
     """Our clusters when the texts are split by coarse k-means into parts of about
     ``max_part / 2`` and each part is clustered alone (what ``cluster_variants`` does for a
     locale above ``cluster.max_task_texts``)."""
-    from mining.index import coarse_partition
+    from mining.core.index import coarse_partition
 
     part = coarse_partition(emb, max_part, seed=cc.seed)
     labels = np.empty(len(emb), dtype=np.int64)
@@ -175,7 +175,7 @@ def sampled_recall_at_10(emb: np.ndarray, cc, queries: int = 2000) -> float:
     search, on ``queries`` seeded rows."""
     import faiss
 
-    from mining.index import build_index
+    from mining.core.index import build_index
 
     rng = np.random.default_rng(SEED)
     q = np.sort(rng.choice(len(emb), size=min(queries, len(emb)), replace=False))
@@ -218,7 +218,7 @@ def million(texts: pd.DataFrame, emb_all: np.ndarray) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mining.text import text_hash
+    from mining.core.text import text_hash
 
     out = WORK / "run-1m"
     emb_dir = out / "embeddings"
@@ -247,9 +247,9 @@ def nights() -> dict:
 
 
 def nights_child() -> None:
-    from mining import pipeline
-    from mining.simulation import SimulationConfig, simulate
-    from mining.spark import get_spark
+    from mining.stages import stage_fn
+    from mining.sim.simulation import SimulationConfig, simulate
+    from mining.spark.session import get_spark
 
     work = WORK / "nights"
     logs, gold = work / "logs", work / "gold"
@@ -265,8 +265,8 @@ def nights_child() -> None:
         cfg = load_config(str(logs), str(out), start_date=dt.date.fromisoformat(start),
                           end_date=dt.date.fromisoformat(end),
                           overrides={"embedding": {"cache_dir": str(cache)}})
-        pipeline.detect_rephrases(spark, cfg)
-        emb = pipeline.embed_utterances(spark, cfg)
+        stage_fn("detect_rephrases")(spark, cfg)
+        emb = stage_fn("embed_utterances")(spark, cfg)
         # what this night needed that the cache did not hold, detect included
         pairs = json.loads((out / "rephrase_pairs" / "_stats.json").read_text())["embedding"]
         result[f"night{night}"] = {"dates": f"{start}..{end}", "distinct_texts": pairs["distinct_texts"],

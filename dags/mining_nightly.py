@@ -24,12 +24,13 @@ weakly labeled NLU training set:
   logical date gets its own dataset version.
 - **Quality gate.** `export_dataset` publishes nothing when the training set fails its
   checks (schema, reject share, label count change against the previous night's
-  `runs/<d>/manifest.json`, see `mining/quality.py`); the task then fails without retry.
+  `runs/<d>/manifest.json`, see `mining/core/quality.py`); the task then fails without retry.
 - **Waiting.** `wait_for_logs` re-checks every 10 minutes (freeing its worker slot) and
   fails the run after 8 hours (`MINING_SENSOR_POKE_S`, `MINING_SENSOR_TIMEOUT_S`).
 - **Spark.** Each stage is `spark-submit jobs/<stage>.py` on connection `spark_default`;
   sizing is in the tasks' `conf` (see `dags/mining_stages.py`), never in the jobs.
-  With `MINING_GPU_POOL` / `MINING_GPU_QUEUE` set, `embed_utterances` and
+  With `MINING_GPU_POOL` / `MINING_GPU_QUEUE` set, `detect_rephrases` (which embeds
+  the night's texts), `embed_utterances` and
   `cluster_variants` run in that pool or queue and ask Spark for GPU executors.
 - **Failures.** Stages retry twice with exponential backoff (5, then 10 minutes) except
   on configuration, input, quality-gate and privacy errors (exit codes 2–4), which fail

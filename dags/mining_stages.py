@@ -1,9 +1,11 @@
 """Building blocks shared by the mining DAGs: the five Spark stages and the log-partition check.
 
 Not a DAG file (listed in ``.airflowignore``): ``mining_nightly.py`` and ``mining_adhoc.py``
-import it from the DAG folder, which Airflow puts on ``sys.path``. Parsing it imports
-nothing heavy (no pyspark, no ``mining``) and makes no connection: the Spark master is
-looked up only when a stage runs.
+import it from the DAG folder, which Airflow puts on ``sys.path``. The stage list and the
+exit codes come from the package's two registries, ``mining.stages`` and ``mining.errors``
+(standard library only); parsing imports nothing heavy (no pyspark, no encoder, no other
+``mining`` module) and makes no connection: the Spark master is looked up only when a
+stage runs.
 
 Environment read at parse time (the DAG processor's and the workers' must agree):
 
@@ -36,16 +38,15 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import BaseHook, Param, chain
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from mining.errors import EXIT_CODES, NON_RETRYABLE_EXIT_CODES as _NON_RETRYABLE
+from mining.stages import STAGE_NAMES
+from mining.stages import STAGES as _REGISTRY
+
 log = logging.getLogger(__name__)
 
-#: Stage stems in run order; each is ``jobs/<stem>.py`` and the task_id of its task.
-STAGES: tuple[str, ...] = (
-    "detect_rephrases",
-    "embed_utterances",
-    "cluster_variants",
-    "aggregate_labels",
-    "export_dataset",
-)
+#: Stage stems in run order (the registry ``mining.stages``); each is ``jobs/<stem>.py`` and
+#: the task_id of its task.
+STAGES: tuple[str, ...] = STAGE_NAMES
 
 MINING_HOME = Path(os.environ.get("MINING_HOME") or Path(__file__).resolve().parent.parent)
 MINING_PYTHON = os.environ.get("MINING_PYTHON") or sys.executable
@@ -72,15 +73,15 @@ BASE_SPARK_CONF: dict[str, str] = {
     "spark.pyspark.python": MINING_PYTHON,
     "spark.pyspark.driver.python": MINING_PYTHON,
 }
-#: Per-stage overrides: the sentence encoder (embed) and the FAISS index (cluster) hold a
-#: model or an index per Python worker, off the JVM heap, hence the extra overhead.
+#: Per-stage overrides: a stage that holds a sentence encoder or a FAISS index per Python
+#: worker (the registry's ``encoder``/``index`` flags) needs memory off the JVM heap.
 STAGE_SPARK_CONF: dict[str, dict[str, str]] = {
-    "embed_utterances": {"spark.executor.memory": "3g", "spark.executor.memoryOverhead": "2g"},
-    "cluster_variants": {"spark.executor.memory": "3g", "spark.executor.memoryOverhead": "2g"},
+    s.name: {"spark.executor.memory": "3g", "spark.executor.memoryOverhead": "2g"} for s in _REGISTRY if s.gpu
 }
 
-#: Stages that hold a sentence encoder (embed) or a FAISS index (cluster): the ones worth a GPU.
-GPU_STAGES: tuple[str, ...] = ("embed_utterances", "cluster_variants")
+#: Stages that hold a sentence encoder (detect, embed) or a FAISS index (cluster): the ones
+#: worth a GPU.
+GPU_STAGES: tuple[str, ...] = tuple(s.name for s in _REGISTRY if s.gpu)
 #: Spark resources a GPU stage asks for when GPU routing is on: one GPU per executor, shared
 #: by its two task slots (``spark.executor.cores`` = 2), so only executors on a worker that
 #: advertises a GPU (``spark.worker.resource.gpu.*``, see docker-compose.yml) can run it.
@@ -89,14 +90,10 @@ DEFAULT_GPU_SPARK_CONF: dict[str, str] = {
     "spark.task.resource.gpu.amount": "0.5",
 }
 
-#: Exit codes of the jobs (mining/cli.py EXIT_CODES) that a retry cannot fix: bad
+#: Exit codes of the jobs (``mining.errors.EXIT_CODES``) that a retry cannot fix: bad
 #: configuration (2), bad or missing input, rejects over the limit, a failed data-quality
 #: gate (3), a privacy precondition such as a missing key (4). The task fails at once.
-NON_RETRYABLE_EXIT_CODES: dict[int, str] = {
-    2: "bad arguments or configuration",
-    3: "input or data-quality problem (no partitions, too many rejects, quality gate)",
-    4: "privacy precondition (pseudonymization key)",
-}
+NON_RETRYABLE_EXIT_CODES: dict[int, str] = {code: EXIT_CODES[code] for code in _NON_RETRYABLE}
 
 #: Airflow connection whose password is the pseudonymization key, used when the worker has
 #: no ``MINING_PSEUDONYM_KEY`` (e.g. a secrets backend serves connections, not variables).
@@ -146,7 +143,7 @@ def previous_run_manifest(out_root: str, ds: str) -> str:
     """Manifest of the latest nightly run before ``ds``: ``{out_root}/runs/<d>/manifest.json``
     with the greatest ``d < ds`` (ISO dates compare as strings); ``""`` when there is none.
 
-    It is the baseline of the data-quality gate (``quality.baseline``, mining/quality.py):
+    It is the baseline of the data-quality gate (``quality.baseline``, mining/core/quality.py):
     the label count of night ``ds`` is compared with the previous published night's. Used
     as a Jinja macro, so it runs on the worker when the task renders, never at parse time.
     """

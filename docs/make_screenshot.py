@@ -3,7 +3,7 @@
     python docs/make_screenshot.py --out demo/mining/runs/2026-11-03 --gold demo/gold
 
 writes ``docs/report.png`` (viewport 1200 px wide, full page, palette-quantized PNG to stay
-under 1 MB). The page is built with :func:`mining.report.write_report` into a temporary
+under 1 MB). The page is built with :func:`mining.report.run_report.write_report` into a temporary
 folder (``--html`` keeps it); ``--evaluation evaluation.json`` reuses a ``mining evaluate
 --json`` file instead of recomputing the gold figures (about 20 s). Needs Debian's
 ``chromium`` (``/usr/bin/chromium``) and the ``playwright`` Python package; no browser
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--width", type=int, default=1200)
     args = ap.parse_args(argv)
 
-    from mining.report import write_report
+    from mining.report.run_report import write_report
 
     evaluation = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
     with tempfile.TemporaryDirectory() as tmp:

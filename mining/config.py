@@ -20,19 +20,19 @@ import datetime as dt
 import json
 import logging
 import math
-import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from mining import env
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 #: Environment variables ``MINING__<SECTION>__<KEY>`` override single values.
 ENV_PREFIX = "MINING__"
 #: Environment variable naming the config file when ``--config`` is not given.
-CONFIG_ENV = "MINING_CONFIG"
+CONFIG_ENV = env.CONFIG_ENV
 #: One override layer: (where it came from, nested {section: {key: value}}).
 Layer = tuple[str, dict]
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class FrictionConfig:
     cues: dict[str, tuple[str, ...]]
 
     def __post_init__(self):
-        from mining.text import normalize
+        from mining.core.text import normalize
 
         object.__setattr__(self, "statuses", tuple(self.statuses))
         for k in ("low_nlu_confidence", "low_asr_confidence"):
@@ -96,7 +96,7 @@ class SessionsConfig:
 
 @dataclass(frozen=True)
 class RephraseConfig:
-    """``model`` is the fitted scoring model (:mod:`mining.rephrase_model`): "" = the
+    """``model`` is the fitted scoring model (:mod:`mining.core.rephrase_model`): "" = the
     packaged file. ``threshold`` is the model file's unless the config sets one."""
     max_gap_s: float
     max_turn_distance: int
@@ -107,7 +107,7 @@ class RephraseConfig:
     fitted: Any = field(init=False, repr=False, compare=False)  # the loaded RephraseModel
 
     def __post_init__(self):
-        from mining.rephrase_model import load_model
+        from mining.core.rephrase_model import load_model
 
         _check(self.max_gap_s > 0, "rephrase.max_gap_s", self.max_gap_s, "> 0")
         _check(self.max_turn_distance >= 1, "rephrase.max_turn_distance", self.max_turn_distance, ">= 1")
@@ -135,7 +135,7 @@ class EmbeddingConfig:
     cache_dir: str
 
     def __post_init__(self):
-        from mining.encoders import MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS
+        from mining.core.encoders import MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS
 
         object.__setattr__(self, "languages", tuple(lang.lower() for lang in self.languages))
         if self.model_path and self.model_id == MINILM_MODEL_ID:
@@ -184,10 +184,10 @@ class AggregationConfig:
     calibration: str
     variant_min_sim_by_locale: dict[str, float] = field(default_factory=dict)  # locale → variant_min_sim
     min_events_by_locale: dict[str, int] = field(default_factory=dict)  # locale → min_events
-    fitted_calibration: Any = field(init=False, repr=False, compare=False)  # mining.calibration.Calibration
+    fitted_calibration: Any = field(init=False, repr=False, compare=False)  # mining.core.calibration.Calibration
 
     def __post_init__(self):
-        from mining.calibration import load_calibration
+        from mining.core.calibration import load_calibration
 
         _check(self.prior > 0, "aggregation.prior", self.prior, "> 0")
         for k in ("min_top_share", "min_defect_rate", "min_confidence"):
@@ -234,7 +234,7 @@ class QualityConfig:
 @dataclass(frozen=True)
 class DPConfig:
     """``[privacy.dp]``: optional differential privacy of the released texts and counts
-    (:mod:`mining.dp`). Off by default; the k-anonymity gate applies either way."""
+    (:mod:`mining.privacy.dp`). Off by default; the k-anonymity gate applies either way."""
     enabled: bool
     epsilon: float
     delta: float
@@ -405,7 +405,7 @@ def _check_types(sections: dict, origins: Mapping[str, str]) -> None:
 
 
 def resolve_sections(config_file: str | None = None, overrides: dict | Sequence[Layer] | None = None,
-                     environ: Mapping[str, str] = os.environ) -> tuple[dict, dict[str, str]]:
+                     environ: Mapping[str, str] | None = None) -> tuple[dict, dict[str, str]]:
     """Merge the layers of the module docstring: defaults ← ``config_file`` (default
     ``environ["MINING_CONFIG"]``) ← ``MINING__*`` variables of ``environ`` ← ``overrides``
     (one dict, or (origin, dict) layers applied in order).
@@ -414,7 +414,7 @@ def resolve_sections(config_file: str | None = None, overrides: dict | Sequence[
     defaults its dotted key → origin (``"file my.toml"``, ``"env MINING__X__Y"``, ``"--set"``).
     Raises ``ValueError`` for unknown keys (naming the key and its origin), wrong value
     types or an unparsable file, ``FileNotFoundError`` for a missing config file."""
-    layers: list[Layer] = []
+    environ, layers = env.environ() if environ is None else environ, []
     config_file = config_file or environ.get(CONFIG_ENV) or None
     if config_file:
         try:
@@ -443,7 +443,7 @@ def build_sections(sections: dict) -> dict[str, Any]:
 def load_config(logs: str, out: str, *, config_file: str | None = None,
                 start_date: dt.date | None = None, end_date: dt.date | None = None,
                 locales: tuple[str, ...] = (), overrides: dict | Sequence[Layer] | None = None,
-                environ: Mapping[str, str] = os.environ) -> RunConfig:
+                environ: Mapping[str, str] | None = None) -> RunConfig:
     """Build a :class:`RunConfig` from the layers of :func:`resolve_sections` (defaults, a
     TOML file, ``MINING__*`` variables of ``environ``, ``overrides``); logs the file used
     and each value the environment set.

@@ -14,7 +14,7 @@ logging.getLogger("py4j").setLevel(logging.WARNING)
 
 @pytest.fixture(scope="session")
 def spark():
-    from mining.spark import get_spark
+    from mining.spark.session import get_spark
 
     session = get_spark("mining-tests", "local[2]")
     yield session
@@ -26,7 +26,7 @@ def small_sim(tmp_path_factory):
     """A 4,000-turn HWU64 log over 2 days (seed 11) and its gold, built once."""
     import datetime as dt
 
-    from mining.simulation import SimulationConfig, simulate
+    from mining.sim.simulation import SimulationConfig, simulate
 
     root = tmp_path_factory.mktemp("sim")
     cfg = SimulationConfig(corpus="hwu64", n_turns=4000, days=2, start_date=dt.date(2026, 11, 1), seed=11)

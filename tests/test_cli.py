@@ -10,7 +10,9 @@ import tomllib
 import pyarrow as pa
 import pytest
 
-from mining import cli, logs
+from mining import cli
+
+from mining import run_logging as logs
 from mining.config import load_config, resolve_sections
 
 
@@ -72,8 +74,7 @@ def test_usage_error_exits_2(capsys):
 
 
 def test_unexpected_exception_exits_1_with_one_line_and_no_traceback(monkeypatch, capsys):
-    from mining import inspect_dataset
-
+    from mining.tools import inspect_dataset
     def boom(*a, **k):
         raise RuntimeError("disk on fire\nJava stack line 1\nJava stack line 2")
     monkeypatch.setattr(inspect_dataset, "summarize", boom)
@@ -84,16 +85,14 @@ def test_unexpected_exception_exits_1_with_one_line_and_no_traceback(monkeypatch
 
 
 def test_unexpected_exception_with_verbose_logs_the_traceback(monkeypatch, capsys):
-    from mining import inspect_dataset
-
+    from mining.tools import inspect_dataset
     monkeypatch.setattr(inspect_dataset, "summarize", lambda *a, **k: 1 / 0)
     assert cli.main(["inspect", "anywhere", "-v"]) == 1      # -v after the command works too
     assert "Traceback" in capsys.readouterr().err
 
 
 def test_ctrl_c_exits_130(monkeypatch, capsys):
-    from mining import inspect_dataset
-
+    from mining.tools import inspect_dataset
     def interrupt(*a, **k):
         raise KeyboardInterrupt
     monkeypatch.setattr(inspect_dataset, "summarize", interrupt)
@@ -170,8 +169,9 @@ def _version(root, rows=None, manifest=None, name="v20261103-abc"):
     by the project's writer, a manifest, and the latest link."""
     import os
 
-    from mining import export, schemas
+    from mining.io import export
 
+    from mining.io import schemas
     rows = rows if rows is not None else [
         # utterance, locale, intent, confidence, support_users, evidence
         ("wake me at six", "en-US", "alarm_set", 0.95, 4, "rephrase"),
@@ -297,13 +297,11 @@ def test_run_id_is_new_per_invocation_and_exported_for_child_processes(monkeypat
 @pytest.mark.parametrize("progress", [False, True])
 def test_run_all_records_the_run_id_and_seconds_per_stage(monkeypatch, capsys, caplog, progress):
     """run_all with stand-in stages: one log line per start/end, with or without a bar."""
-    from mining import pipeline
-
-    for name in pipeline.STAGES:
-        monkeypatch.setattr(pipeline, name, lambda spark, cfg: {"rows": 1})
-    caplog.set_level(logging.INFO, logger="mining.pipeline")
-    results = pipeline.run_all(None, None, progress=progress)
-    assert list(results) == list(pipeline.STAGES)
+    from mining.stages import STAGE_NAMES, runner
+    monkeypatch.setattr(runner, "stage_fn", lambda name: lambda spark, cfg: {"rows": 1})
+    caplog.set_level(logging.INFO, logger="mining.stages.runner")
+    results = runner.run_all(None, None, progress=progress)
+    assert list(results) == list(STAGE_NAMES)
     assert all(r["run_id"] == "testrun00001" and r["seconds"] >= 0 for r in results.values())
     assert sum("stage export_dataset: done" in m for m in caplog.messages) == 1
     if progress:

@@ -32,8 +32,7 @@ def test_parse_set_reads_toml_scalars():
 
 
 def test_commit_replaces_a_previous_output(tmp_path):
-    from mining import storage
-
+    from mining.io import storage
     final = tmp_path / "versions" / "v1"
     for content in ("old", "new"):
         staging = storage.staging_path(tmp_path, "v1")
@@ -53,7 +52,7 @@ def test_cue_lists_are_open_per_language_and_normalized():
 
 
 def test_rephrase_model_file_and_threshold_override(tmp_path):
-    from mining.rephrase_model import RephraseModel, save_model
+    from mining.core.rephrase_model import RephraseModel, save_model
 
     save_model(RephraseModel(version="t", intercept=0.0, weights={"char_sim": 1.0}, threshold=0.4),
                tmp_path / "m.toml")

@@ -5,12 +5,12 @@ The repository scan uses Yelp's ``detect-secrets`` (its default plugins: AWS/GCP
 GitHub/Slack/Stripe/... token formats, private keys, JWTs, basic-auth URLs, keyword
 assignments such as ``password = "..."``, high-entropy base64/hex strings) on every file
 git tracks or would track (``git ls-files --cached --others --exclude-standard``), except
-the vendored public corpora under ``mining/data/`` (1.6 MB of third-party utterances; the
+the vendored public corpora under ``mining/sim/data/`` (1.6 MB of third-party utterances; the
 entropy scan of them alone takes ~20 s and finds nothing).
 
 Allowlist: :data:`ALLOWLIST` below (detect-secrets' ``hashed_secret``, the SHA-1 of the
 string, with the reason; anything else found fails the test). Public on purpose and not
-flagged by detect-secrets: ``mining.privacy.DEMO_KEY`` (the demo key, refused outside demo
+flagged by detect-secrets: ``mining.privacy.pii.DEMO_KEY`` (the demo key, refused outside demo
 mode; :func:`test_the_only_literal_key_is_the_public_demo_key`) and the empty
 placeholders of ``.env.example`` (:func:`test_env_example_leaves_every_secret_empty`).
 """
@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: (file, detect-secrets hashed_secret) → why it is not a secret.
 ALLOWLIST = {
-    ("tests/test_text.py", "aabc6baa2329644dd4c24ce57ddde468ff64ce8e"):  # pragma: allowlist secret
+    ("tests/core/test_text.py", "aabc6baa2329644dd4c24ce57ddde468ff64ce8e"):  # pragma: allowlist secret
         "SHA-256 test vector of 'abc' (FIPS 180-2), the expected value of text_hash",
 }
-EXCLUDED_DIRS = ("mining/data/",)
+EXCLUDED_DIRS = ("mining/sim/data/",)
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|FERNET|(^|_)KEY$|PRIVATE_KEY|API_KEY",
                          re.IGNORECASE)
 _INTERP = re.compile(r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -68,14 +68,13 @@ def test_no_env_file_or_key_file_is_tracked():
 
 
 def test_the_only_literal_key_is_the_public_demo_key():
-    """``mining.privacy.DEMO_KEY`` is public by design (a run refuses it unless
+    """``mining.privacy.pii.DEMO_KEY`` is public by design (a run refuses it unless
     MINING_DEMO_MODE=1) and says so; no other file copies it (config, compose, scripts)."""
-    from mining import privacy
-
+    from mining.privacy import pii as privacy
     key = privacy.DEMO_KEY.decode()
     assert "public-not-secret" in key
     holders = [f for f in _repo_files() if key in (REPO / f).read_text(errors="replace")]
-    assert holders == ["mining/privacy.py"], holders
+    assert holders == ["mining/privacy/pii.py"], holders
 
 
 def _env_example() -> dict[str, str]:

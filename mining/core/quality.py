@@ -1,0 +1,97 @@
+"""Data-quality gate of the export: checks a new dataset version before it is published.
+
+``export_dataset`` collects the training set, runs :func:`check_export` and only then
+writes and publishes the version; a failed check raises :class:`QualityGateFailed` with one
+line naming every failed check, the staging folder is removed and ``OUT/latest`` stays on
+the previous version. The checks (all recorded in the manifest's ``quality``):
+
+- ``schema``: the columns are the ``training_set`` contract's, in order, and the table
+  casts to its Arrow schema (:mod:`mining.io.schemas`);
+- ``required_values``: no null ``utterance``/``locale``/``intent``/``evidence``;
+  ``confidence`` in [0, 1]; ``support_users`` ≥ 1;
+- ``reject_share``: share of input rows rejected at validation ≤
+  ``validation.max_reject_share`` (ingest already fails past it; recorded here too);
+- ``min_rows``: at least ``quality.min_rows`` exported rows;
+- ``row_change``: against the baseline version (``quality.baseline``: a manifest path, or
+  "" for the version ``OUT/latest`` points at before this export), the relative change of
+  the row count ``|new − old| / old`` ≤ ``quality.max_row_change``. Skipped (recorded as
+  such) without a baseline or when it has fewer than ``quality.min_baseline_rows`` rows.
+  A sudden drop or surge of mined labels between nightly versions usually means an
+  upstream change (a logging bug, a new NLU build, a config change), which someone should
+  look at before training picks the new version up.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mining.errors import QualityGateFailed
+from mining.io import schemas
+
+
+def _check(name: str, ok: bool, value, limit, detail: str = "") -> dict:
+    return {"name": name, "ok": bool(ok), "value": value, "limit": limit, "detail": detail}
+
+
+def baseline_manifest(out: str | Path, baseline: str) -> dict | None:
+    """The manifest to compare against: ``baseline`` (a manifest path) or, when "", the
+    one ``OUT/latest`` points at; None when there is none. ``FileNotFoundError`` when an
+    explicit ``baseline`` is missing."""
+    path = Path(baseline) if baseline else Path(out) / "latest" / "manifest.json"
+    if not path.exists():
+        if baseline:
+            raise FileNotFoundError(f"quality.baseline {baseline} does not exist")
+        return None
+    return json.loads(path.read_text())
+
+
+def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, max_reject_share: float) -> list[dict]:
+    """Run every check on the collected training set ``table`` (contract columns).
+
+    ``rejects``: the ``rejects`` stage stats (``input``, ``rejected``); ``baseline``: a
+    previous version's manifest or None; ``qcfg``: :class:`mining.config.QualityConfig`.
+    Returns the checks ``[{"name", "ok", "value", "limit", "detail"}]``; raises
+    :class:`QualityGateFailed` (one line: the failed checks) when any fails."""
+    contract = schemas.arrow_schema("training_set")
+    checks = []
+    names_ok = table.column_names == contract.names
+    try:
+        table.cast(contract)
+        cast_ok, why = True, ""
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as e:
+        cast_ok, why = False, str(e).splitlines()[0]
+    checks.append(_check("schema", names_ok and cast_ok, table.column_names if not names_ok else "training_set.v1",
+                         "training_set.v1", why))
+    bad = {}
+    if names_ok:
+        for col in ("utterance", "locale", "intent", "evidence"):
+            bad[f"null_{col}"] = int(table.column(col).null_count)
+        conf = table.column("confidence")
+        bad["confidence_outside_0_1"] = int(pc.sum(pc.or_(pc.less(conf, 0.0), pc.greater(conf, 1.0))).as_py() or 0) \
+            + int(conf.null_count)
+        bad["support_users_below_1"] = int(pc.sum(pc.less(table.column("support_users"), 1)).as_py() or 0)
+    checks.append(_check("required_values", names_ok and not any(bad.values()),
+                         {k: v for k, v in bad.items() if v}, 0))
+    n_in = int(rejects.get("input", 0) or 0)
+    share = int(rejects.get("rejected", 0) or 0) / n_in if n_in else 0.0
+    checks.append(_check("reject_share", share <= max_reject_share, round(share, 6), max_reject_share))
+    rows = table.num_rows
+    checks.append(_check("min_rows", rows >= qcfg.min_rows, rows, qcfg.min_rows))
+    old = int(baseline.get("rows", 0)) if baseline else None
+    if old is None or old < qcfg.min_baseline_rows:
+        checks.append(_check("row_change", True, None, qcfg.max_row_change,
+                             "skipped: no baseline version" if old is None else
+                             f"skipped: baseline has {old} rows < quality.min_baseline_rows"))
+    else:
+        change = abs(rows - old) / old
+        checks.append(_check("row_change", change <= qcfg.max_row_change, round(change, 6), qcfg.max_row_change,
+                             f"{old} rows in baseline {baseline.get('dataset_version')}, {rows} now"))
+    failed = [c for c in checks if not c["ok"]]
+    if failed:
+        raise QualityGateFailed("data-quality gate failed, nothing published: " + "; ".join(
+            f"{c['name']} = {json.dumps(c['value'], default=str)} (limit {c['limit']}"
+            + (f"; {c['detail']}" if c["detail"] else "") + ")" for c in failed))
+    return checks

@@ -1,0 +1,1 @@
+"""Evaluation against simulator gold (never imported by the production path)."""

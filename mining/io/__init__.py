@@ -1,0 +1,1 @@
+"""Storage and contracts: atomic stage writes, schema files, the training-set export."""

@@ -1,0 +1,267 @@
+"""Export: privacy gates, slot projection, versioned training set, atomic publish.
+
+Layout under OUT::
+
+    versions/<dataset_version>/training_set/locale=<L>/part-00000.parquet
+    versions/<dataset_version>/massive/<L>.jsonl
+    versions/<dataset_version>/manifest.json    (checksums of every data file above)
+    versions/<dataset_version>/report.html      (mining.report.run_report: funnel, locales, plots, samples)
+    latest -> versions/<dataset_version>        (swapped atomically with os.replace)
+    training_set -> latest/training_set          massive -> latest/massive
+    manifest.json -> latest/manifest.json        report.html -> latest/report.html
+
+Readers always see one complete version: the new one is fully written before ``latest``
+flips, and a failed export leaves ``latest`` on the previous version.
+
+:func:`write_massive_jsonl` writes the same rows as JSON Lines in the shape of Amazon's
+MASSIVE dataset (FitzGerald et al., 2022: ``id``, ``locale``, ``partition``, ``utt``,
+``annot_utt``, ``intent``), one ``<locale>.jsonl`` per locale, loadable with Hugging Face
+``datasets.load_dataset("json", ...)``; :mod:`mining.tools.merge` merges such files into an
+existing (human-annotated) training set.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.parquet as pq
+
+from mining.privacy import pii as privacy
+
+from mining.io import schemas
+from mining.core.slots import DROP_REASONS, project_slots
+
+
+def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, dp: bool = False) -> pd.DataFrame:
+    """Apply the k-anonymity gate, slot projection and PII scrubbing to labeled rows.
+
+    ``dp`` (``privacy.dp.enabled``): ``labels`` also has ``dp_users``, the DP noisy user count
+    of the text where :func:`mining.privacy.dp.select_texts` selected it, else null. Rows with a null
+    ``dp_users`` that pass the k-anonymity gate get ``drop_reason`` ``dp_not_selected``; the
+    others export ``dp_users`` as both ``support_users`` and ``support_events``.
+
+    Returns the rows with training_set columns plus ``drop_reason`` (null = exported;
+    ``below_min_users``), per-reason counts of dropped slots ``dropped_<reason>`` for the
+    reasons of :data:`mining.core.slots.DROP_REASONS`, and PII counters ``pii_<kind>`` (int)."""
+    rows = []
+    for rec in labels.to_dict("records"):
+        slots, annot, dropped = project_slots(rec["utterance"], rec["slots"], rec["locale"])
+        # scrubbed at ingest already (mining.spark.sessions); again here as a second line of
+        # defence. pii_<kind> counts the placeholders the exported text carries.
+        utt, _ = privacy.scrub_pii(rec["utterance"], rec["locale"])
+        pii = privacy.placeholder_counts(utt)
+        annot, _ = privacy.scrub_pii(annot, rec["locale"])
+        slots = [{"name": s["name"], "value": privacy.scrub_pii(s["value"], rec["locale"])[0]} for s in slots]
+        rows.append({
+            "utterance": utt, "locale": rec["locale"], "intent": rec["intent"], "slots": slots,
+            "annot_utt": annot, "confidence": float(rec["confidence"]),
+            **_support(rec, dp),
+            "evidence": rec["evidence"], "cluster_id": rec["cluster_id"],
+            "dataset_version": dataset_version,
+            "drop_reason": ("below_min_users" if rec["text_users"] < min_users
+                            else "dp_not_selected" if dp and pd.isna(rec["dp_users"]) else None),
+            **{f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
+            **{f"pii_{k}": pii.get(k, 0) for k in privacy.PII_KINDS},
+        })
+    return pd.DataFrame(rows, columns=FINAL_COLUMNS)
+
+
+def _support(rec: dict, dp: bool) -> dict:
+    """``support_users``/``support_events`` of a row: exact, or with ``dp`` the noisy
+    ``dp_users`` for both (one contribution per (user, text); :mod:`mining.privacy.dp`)."""
+    if dp and not pd.isna(rec["dp_users"]):
+        return {"support_users": int(rec["dp_users"]), "support_events": int(rec["dp_users"])}
+    return {"support_users": int(rec["support_users"]), "support_events": int(rec["support_events"])}
+
+
+def final_schema():
+    """Spark schema of :func:`finalize_labels` output: training_set + bookkeeping columns."""
+    from pyspark.sql import types as T
+
+    from mining.io import schemas
+    extra = [T.StructField("drop_reason", T.StringType())]
+    extra += [T.StructField(f"dropped_{r}", T.LongType()) for r in DROP_REASONS]
+    extra += [T.StructField(f"pii_{k}", T.LongType()) for k in privacy.PII_KINDS]
+    return T.StructType(list(schemas.spark_schema("training_set", all_nullable=True).fields) + extra)
+
+
+FINAL_COLUMNS = ["utterance", "locale", "intent", "slots", "annot_utt", "confidence", "support_users",
+                 "support_events", "evidence", "cluster_id", "dataset_version", "drop_reason",
+                 *[f"dropped_{r}" for r in DROP_REASONS], *[f"pii_{k}" for k in privacy.PII_KINDS]]
+
+
+def dataset_version(end_date: str, fingerprint: str) -> str:
+    """``v<YYYYMMDD>-<10 hex>``: last input date + sha256 of the run fingerprint (config,
+    input partitions, code version). Same inputs and config → same version."""
+    digest = hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()[:10]
+    return f"v{end_date.replace('-', '')}-{digest}"
+
+
+def write_training_set(table: pa.Table, folder: Path) -> None:
+    """Write ``locale=<L>/part-00000.parquet`` per locale with pyarrow, rows in table order.
+
+    Not Spark's writer: measured here, parquet-mr writes each column chunk's encoding list
+    in varying order, so identical rows gave different bytes run to run. The training set
+    holds one row per exported text (thousands to low millions), so it is collected to the
+    driver and written byte-stably."""
+    schema = pa.schema([f for f in schemas.arrow_schema("training_set") if f.name != "locale"])
+    locales = table.column("locale").to_pylist()
+    for locale in sorted(set(locales)):
+        rows = table.filter(pa.compute.equal(table.column("locale"), locale)).drop_columns(["locale"])
+        target = folder / f"locale={locale}"
+        target.mkdir(parents=True, exist_ok=True)
+        pq.write_table(rows.cast(schema), target / "part-00000.parquet", compression="zstd")
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """sha256 hex of every data file (``*.parquet``, ``*.jsonl``) under ``folder``, keyed by
+    relative path, sorted by path."""
+    files = [p for pattern in ("*.parquet", "*.jsonl") for p in folder.rglob(pattern) if p.is_file()]
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(files, key=lambda p: str(p.relative_to(folder)))}
+
+
+#: Fields of a MASSIVE record that this export fills, in the order written (MASSIVE also
+#: has ``scenario``, ``worker_id``, ``slot_method`` and ``judgments``, which mined labels
+#: do not have).
+MASSIVE_FIELDS = ("id", "locale", "partition", "utt", "annot_utt", "intent")
+#: Extra fields written after :data:`MASSIVE_FIELDS`: provenance of the weak label.
+MINED_EXTRA_FIELDS = ("label_source", "confidence", "support_users", "support_events", "evidence",
+                      "dataset_version")
+_EXPORT_INPUT = ("utterance", "locale", "intent", "annot_utt", "confidence", "support_users",
+                 "support_events", "evidence", "dataset_version")
+
+
+def massive_id(locale: str, utt: str) -> str:
+    """Stable record id: first 16 hex digits of sha256(``locale + "\\t" + utt``) (UTF-8).
+
+    Unique as long as (locale, utterance) is."""
+    return hashlib.sha256(f"{locale}\t{utt}".encode("utf-8")).hexdigest()[:16]
+
+
+def split_partition(locale: str, utt: str, dev_share: float, seed: int) -> str:
+    """``"dev"`` when int(sha256(``f"{seed}:{locale}:{utt}"``)[:8], 16) / 2**32 < ``dev_share``,
+    else ``"train"``: a deterministic hash split, so a text stays in its partition across
+    dataset versions (no train/dev leakage between versions with the same seed)."""
+    digest = hashlib.sha256(f"{seed}:{locale}:{utt}".encode("utf-8")).hexdigest()
+    return "dev" if int(digest[:8], 16) / 2**32 < dev_share else "train"
+
+
+def _json_value(value):
+    """A JSON-ready copy of ``value``: numpy scalars/arrays → Python, NaN/NA → None."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if hasattr(value, "tolist"):                 # numpy scalar or array
+        return _json_value(value.tolist())
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def write_jsonl(path: Path, records: Iterable[dict]) -> int:
+    """Write ``records`` to ``path`` as JSON Lines: UTF-8, non-ASCII unescaped
+    (``ensure_ascii=False``), keys in each dict's order, one object per line, ``\\n`` after
+    every line. NaN and missing values are written as ``null``. Returns the line count.
+
+    Same records → same bytes. Raises ``ValueError`` for an infinite float and ``TypeError``
+    for a value JSON cannot hold."""
+    n = 0
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        for rec in records:
+            fh.write(json.dumps({k: _json_value(v) for k, v in rec.items()},
+                                ensure_ascii=False, allow_nan=False) + "\n")
+            n += 1
+    return n
+
+
+def write_locale_jsonl(records: Iterable[dict], folder: Path) -> dict[str, int]:
+    """Write ``records`` (dicts with a ``locale`` key) as ``folder/<locale>.jsonl``, one file
+    per locale, rows in input order (:func:`write_jsonl`). Returns {locale: rows}, sorted.
+
+    Raises ``ValueError`` for an empty locale or one that is not a plain file name."""
+    by_locale: dict[str, list[dict]] = {}
+    for rec in records:
+        by_locale.setdefault(rec["locale"], []).append(rec)
+    folder.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for locale in sorted(by_locale):
+        if not isinstance(locale, str) or not locale or locale.startswith(".") or "/" in locale \
+                or os.sep in locale:
+            raise ValueError(f"locale {locale!r} cannot name a file")
+        counts[locale] = write_jsonl(folder / f"{locale}.jsonl", by_locale[locale])
+    return counts
+
+
+def massive_records(table: pa.Table | pd.DataFrame, dev_share: float, seed: int) -> list[dict]:
+    """Training-set rows (the ``training_set`` contract columns) as MASSIVE-shaped dicts in
+    input order: :data:`MASSIVE_FIELDS` then :data:`MINED_EXTRA_FIELDS` (``label_source`` is
+    ``"mined"``). ``id`` from :func:`massive_id`, ``partition`` from :func:`split_partition`.
+
+    Raises ``ValueError`` when ``dev_share`` is outside [0, 1] or a column is missing."""
+    if not 0.0 <= dev_share <= 1.0:
+        raise ValueError(f"dev_share must be in [0, 1], got {dev_share}")
+    columns = table.column_names if isinstance(table, pa.Table) else list(table.columns)
+    missing = [c for c in _EXPORT_INPUT if c not in columns]
+    if missing:
+        raise ValueError(f"training set rows lack columns {missing}")
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table[list(_EXPORT_INPUT)], preserve_index=False)
+    out = []
+    for row in table.select(list(_EXPORT_INPUT)).to_pylist():
+        locale, utt = row["locale"], row["utterance"]
+        out.append({
+            "id": massive_id(locale, utt), "locale": locale,
+            "partition": split_partition(locale, utt, dev_share, seed), "utt": utt,
+            "annot_utt": row["annot_utt"], "intent": row["intent"], "label_source": "mined",
+            **{k: row[k] for k in MINED_EXTRA_FIELDS if k != "label_source"},
+        })
+    return out
+
+
+def write_massive_jsonl(table: pa.Table | pd.DataFrame, folder: Path, dev_share: float,
+                        seed: int) -> dict:
+    """Write the training set as MASSIVE-style JSON Lines ``folder/<locale>.jsonl``.
+
+    One JSON object per line (:func:`massive_records`: ``id``, ``locale``, ``partition``,
+    ``utt``, ``annot_utt``, ``intent``, then ``label_source``, ``confidence``,
+    ``support_users``, ``support_events``, ``evidence``, ``dataset_version``), rows in input
+    order, UTF-8 with non-ASCII unescaped. ``dev_share`` in [0, 1]: expected share of rows
+    with ``partition == "dev"`` (deterministic hash split, :func:`split_partition`).
+    Same input → same bytes. Writes in place: stage the folder to publish atomically.
+
+    Returns ``{locale: {"train": rows, "dev": rows}}``, locales sorted."""
+    records = massive_records(table, dev_share, seed)
+    write_locale_jsonl(records, Path(folder))
+    counts: dict[str, dict[str, int]] = {}
+    for rec in records:
+        per = counts.setdefault(rec["locale"], {"train": 0, "dev": 0})
+        per[rec["partition"]] += 1
+    return {locale: counts[locale] for locale in sorted(counts)}
+
+
+def publish(out: Path, version_dir: Path) -> None:
+    """Point ``OUT/latest`` at ``version_dir`` atomically (:func:`mining.io.storage.replace_symlink`),
+    after creating the stable links (which resolve once ``latest`` exists). ``version_dir``
+    must be committed (complete and fsynced) before: readers only follow links to it."""
+    from mining.io import storage
+    for name in ("training_set", "massive", "manifest.json", "report.html"):
+        link = out / name
+        if not link.is_symlink():
+            if link.exists():
+                raise FileExistsError(f"{link} exists and is not a link to latest/{name}")
+            os.symlink(f"latest/{name}", link)
+    storage.replace_symlink(out / "latest", os.path.relpath(version_dir, out))

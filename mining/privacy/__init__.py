@@ -1,0 +1,1 @@
+"""Privacy of the production path: pseudonymization and PII scrubbing, differential privacy."""

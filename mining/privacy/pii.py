@@ -1,0 +1,323 @@
+"""Privacy: keyed pseudonymization of ids, PII scrubbing of utterances and slot values.
+
+PII is scrubbed at ingest (:func:`scrub_udfs` in :func:`mining.spark.sessions.prepare_turns`), so
+no stage under OUT stores it, and again at export (defence in depth, :func:`scrub_pii`).
+
+Pseudonyms are HMAC-SHA256 (RFC 2104) of the raw id under a secret key, hex encoded
+(64 chars). The Spark version is built from Spark's own ``sha2``/``concat``/``unhex``
+expressions, so it runs in the JVM with no Python UDF; a unit test proves it equals
+Python's ``hmac`` module byte for byte.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import unicodedata
+from functools import lru_cache
+
+import pandas as pd  # module level: pandas UDF type hints resolve against these globals
+
+from mining import env
+from mining.errors import PrivacyError  # noqa: F401  (raised here; importers catch it from here too)
+
+log = logging.getLogger(__name__)
+
+KEY_ENV = env.KEY_ENV
+DEMO_ENV = env.DEMO_ENV
+#: Built-in key for demos and tests ONLY. Runs refuse it unless MINING_DEMO_MODE=1.
+DEMO_KEY = b"DEMO-KEY-public-not-secret-never-use-on-real-logs"
+_BLOCK = 64  # SHA-256 block size in bytes (RFC 2104)
+
+
+demo_mode = env.demo_mode
+
+
+def resolve_key() -> bytes:
+    """The pseudonymization key from ``$MINING_PSEUDONYM_KEY`` (UTF-8), or ``DEMO_KEY``
+    when ``$MINING_DEMO_MODE=1`` and no key is set.
+
+    Raises ``PrivacyError`` when no key is set outside demo mode, when the key is the demo
+    key outside demo mode, or when it is shorter than 16 bytes."""
+    raw = env.pseudonym_key()
+    if raw:
+        key = raw.encode("utf-8")
+        if key == DEMO_KEY and not demo_mode():
+            raise PrivacyError(f"{KEY_ENV} is the public demo key; set a secret key or {DEMO_ENV}=1")
+        if len(key) < 16:
+            raise PrivacyError(f"{KEY_ENV} must be at least 16 bytes")
+        return key
+    if demo_mode():
+        log.warning("DEMO MODE: pseudonymizing with the public demo key; never use on real logs")
+        return DEMO_KEY
+    raise PrivacyError(f"set {KEY_ENV} (secret HMAC key) or {DEMO_ENV}=1 for the demo key")
+
+
+def pseudonymize(value: str, key: bytes) -> str:
+    """HMAC-SHA256(key, value) as 64 lowercase hex chars (reference implementation)."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def spark_pseudonymize(col, key: bytes):
+    """Spark Column equal to :func:`pseudonymize` of a string column (JVM-only).
+
+    HMAC(K, m) = H((K' ⊕ opad) ‖ H((K' ⊕ ipad) ‖ m)), K' = K zero-padded to 64 bytes
+    (K hashed first when longer than 64)."""
+    from pyspark.sql import functions as F
+
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    ipad = bytes(b ^ 0x36 for b in key)
+    opad = bytes(b ^ 0x5C for b in key)
+    inner = F.unhex(F.sha2(F.concat(F.lit(ipad), F.encode(col, "UTF-8")), 256))
+    return F.sha2(F.concat(F.lit(opad), inner), 256)
+
+
+# --- PII scrubbing ---------------------------------------------------------------------
+#
+# Detectors run in this order on a "shadow" of the text: every non-ASCII character whose
+# NFKC form (UAX #15) is one character is replaced by that form, and every Unicode decimal
+# digit (category Nd: Arabic-Indic ٠-٩, Devanagari ०-९, full-width ０-９, ...) by its ASCII
+# digit. The shadow has the text's length, so a span found in it is the same span of the
+# original, which is what gets replaced (the exported text keeps its script otherwise).
+# A detector never sees what an earlier one replaced.
+#
+#   kind            how                                                           token
+#   email           regex local@domain.tld (Unicode letters allowed, IDN)         <email>
+#   iban            IBAN-shaped candidate, ISO 13616 mod-97 + country length      <iban>
+#                   (python-stdnum ``stdnum.iban.is_valid``)
+#   card_number     13-19 digits, spaces/dashes allowed, Luhn check               <card>
+#                   (python-stdnum ``stdnum.luhn.is_valid``)
+#   phone_number    ``phonenumbers.PhoneNumberMatcher`` (Google libphonenumber     <phone>
+#                   port) with the region of the utterance's locale, leniency
+#                   POSSIBLE; kept: >= 7 digits, or 5-6 digits that the region's
+#                   plan calls valid; date-shaped matches ("12.05.2026") are not
+#   long_digit_run  what is left: a run of >= 5 digits, or >= 7 digits written    <number>
+#                   in groups of at most 4 split by single spaces/dashes/dots
+#                   ("5 5 5 1 2 3 4"), dates excepted
+#   (long_digit_run) >= 5 digit words in a row ("five five five one two"), for    <number>
+#                   en, de, fr, es, it, nl, pt (other languages: not detected)
+#
+# Times ("7:30"), dates ("june 21 2026", "21.06.2026"), years and small numbers ("set an
+# alarm for 6 am", "3 minutes") survive. Texts with fewer than 5 digits and no "@" skip the
+# detectors (the common case costs one regex search).
+
+_TOKENS = {"email": "<email>", "iban": "<iban>", "card_number": "<card>", "phone_number": "<phone>",
+           "long_digit_run": "<number>", "spoken_digits": "<number>"}
+#: Kinds of PII that :func:`scrub_pii` counts, in application order (spoken digit runs are
+#: counted as ``long_digit_run``: they share its placeholder).
+PII_KINDS = tuple(k for k in _TOKENS if k != "spoken_digits")
+#: The placeholder each kind is replaced with.
+PII_TOKENS = dict(_TOKENS)
+
+_MASK = "\0"
+_TRIGGER = re.compile(r"[@\uff20\ufe6b]|(?:\d\D{0,3}){5}")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}", re.UNICODE)
+_IBAN_CANDIDATE = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){10,30}")
+_CARD_CANDIDATE = re.compile(r"(?<![\d.,])\d(?:[ -]?\d){12,18}(?![\d])")
+_DATE = re.compile(r"^\s*(?:\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}[ ]\d{1,2}[ ]\d{2,4})\s*$")
+_DIGIT_RUN = re.compile(r"\d{5,}")
+_DIGIT_GROUPS = re.compile(r"(?<![\d:.,])\d{1,4}(?:[ .-]\d{1,4}){2,}(?![\d:,]|\.\d)")
+_SPOKEN = {
+    "en": "zero oh o one two three four five six seven eight nine double triple",
+    "de": "null eins zwei drei vier fünf fuenf sechs sieben acht neun",
+    "fr": "zéro zero un une deux trois quatre cinq six sept huit neuf",
+    "es": "cero uno una dos tres cuatro cinco seis siete ocho nueve",
+    "it": "zero uno due tre quattro cinque sei sette otto nove",
+    "nl": "nul een één twee drie vier vijf zes zeven acht negen",
+    "pt": "zero um uma dois duas três tres quatro cinco seis sete oito nove",
+}
+_SPOKEN_RE = {lang: re.compile(r"(?<!\w)(?:(?:%s|\d)(?:[ ,-]+|$)){5,}" % "|".join(sorted(words.split(), key=len, reverse=True)),
+                               re.IGNORECASE)
+              for lang, words in _SPOKEN.items()}
+#: Region used for phone numbers when a locale names none (``en`` → US); unknown → none,
+#: then only numbers written with ``+`` and a country code are recognized as phone numbers.
+DEFAULT_REGIONS = {"en": "US", "de": "DE", "fr": "FR", "es": "ES", "it": "IT", "nl": "NL", "pt": "BR",
+                   "ja": "JP", "zh": "CN", "ko": "KR", "ru": "RU", "pl": "PL", "tr": "TR", "ar": "SA",
+                   "hi": "IN", "sv": "SE", "da": "DK", "nb": "NO", "fi": "FI", "cs": "CZ", "he": "IL",
+                   "th": "TH", "vi": "VN", "id": "ID", "uk": "UA", "el": "GR", "hu": "HU", "ro": "RO"}
+
+
+def locale_region(locale: str | None) -> str | None:
+    """ISO 3166 region of a BCP-47 locale (``en-US``, ``de_DE``, ``zh-Hans-CN`` → US, DE,
+    CN), else :data:`DEFAULT_REGIONS` of its language, else None."""
+    if not locale:
+        return None
+    parts = locale.replace("_", "-").split("-")
+    for sub in parts[1:]:
+        if len(sub) == 2 and sub.isalpha():
+            return sub.upper()
+    return DEFAULT_REGIONS.get(parts[0].lower())
+
+
+@lru_cache(maxsize=4096)
+def _shadow_char(ch: str) -> str:
+    if unicodedata.category(ch) == "Nd":
+        return str(unicodedata.digit(ch))
+    folded = unicodedata.normalize("NFKC", ch)
+    return folded if len(folded) == 1 else ch
+
+
+def _shadow(text: str) -> str:
+    """Same-length copy of ``text`` with ASCII digits and single-character NFKC forms."""
+    return text if text.isascii() else "".join(_shadow_char(c) if not c.isascii() else c for c in text)
+
+
+def _ibans(shadow: str):
+    from stdnum import iban
+
+    for m in _IBAN_CANDIDATE.finditer(shadow):
+        # the candidate may run into the next word: the longest valid prefix wins
+        raw = m.group()
+        ends = [i + 1 for i, ch in enumerate(raw) if ch != " "]
+        for end in reversed(ends[14:]):           # IBANs have 15 to 34 characters
+            if iban.is_valid(raw[:end].upper()):
+                yield m.start(), m.start() + end
+                break
+
+
+def _cards(shadow: str):
+    from stdnum import luhn
+
+    for m in _CARD_CANDIDATE.finditer(shadow):
+        digits = re.sub(r"\D", "", m.group())
+        if 13 <= len(digits) <= 19 and luhn.is_valid(digits):
+            yield m.span()
+
+
+def _phones(shadow: str, region: str | None):
+    import phonenumbers
+
+    matcher = phonenumbers.PhoneNumberMatcher(shadow, region or "ZZ", leniency=phonenumbers.Leniency.POSSIBLE)
+    for m in matcher:
+        digits = sum(ch.isdigit() for ch in m.raw_string)
+        # POSSIBLE alone accepts "14" in "um 14:30" (short numbers): at least 7 digits, or
+        # 5-6 digits that the region's plan calls a valid number; dates are not numbers
+        if (digits >= 7 or (digits >= 5 and phonenumbers.is_valid_number(m.number))) \
+                and not _DATE.match(m.raw_string):
+            yield m.start, m.end
+
+
+def _digit_runs(shadow: str):
+    for m in _DIGIT_RUN.finditer(shadow):
+        yield m.span()
+    for m in _DIGIT_GROUPS.finditer(shadow):
+        if sum(ch.isdigit() for ch in m.group()) >= 7 and not _DATE.match(m.group()):
+            yield m.span()
+
+
+def _spoken(shadow: str, locale: str | None):
+    lang = (locale or "en").replace("_", "-").split("-")[0].lower()
+    pattern = _SPOKEN_RE.get(lang)
+    if pattern is None:
+        return
+    for m in pattern.finditer(shadow):
+        end = len(m.group().rstrip(" ,-")) + m.start()
+        yield m.start(), end
+
+
+def scrub_pii(text: str, locale: str | None = None) -> tuple[str, dict[str, int]]:
+    """Replace emails, IBANs, payment card numbers, phone numbers, long digit runs and
+    spoken digit sequences in ``text`` with the placeholders of :data:`PII_TOKENS`.
+
+    ``locale`` (BCP-47, e.g. ``de-DE``) picks the phone numbering plan
+    (:func:`locale_region`) and the digit words; None → US plan, English words.
+    Returns (scrubbed text, counts by kind; kinds with no match omitted).
+
+    Sources: phone numbers by ``phonenumbers`` (Python port of Google's libphonenumber,
+    ``PhoneNumberMatcher``); IBAN (ISO 13616, mod 97-10 of ISO 7064 and per-country
+    length) and Luhn (ISO/IEC 7812-1) checks by ``python-stdnum``."""
+    if not text:
+        return text, {}
+    shadow = _shadow(text)
+    has_at = "@" in shadow
+    if not has_at and not _TRIGGER.search(shadow) and not _maybe_spoken(shadow):
+        return text, {}
+    spans: list[tuple[int, int, str]] = []
+
+    def take(kind, found):
+        nonlocal shadow
+        for start, end in list(found):
+            if any(start < e and s < end for s, e, _ in spans):
+                continue
+            spans.append((start, end, kind))
+            shadow = shadow[:start] + _MASK * (end - start) + shadow[end:]
+
+    if has_at:
+        take("email", (m.span() for m in _EMAIL.finditer(shadow)))
+    if sum(ch.isdigit() for ch in shadow) >= 5:
+        take("iban", _ibans(shadow))
+        take("card_number", _cards(shadow))
+        take("phone_number", _phones(shadow, locale_region(locale) if locale else "US"))
+        take("long_digit_run", _digit_runs(shadow))
+    take("spoken_digits", _spoken(shadow, locale))
+    if not spans:
+        return text, {}
+    counts: dict[str, int] = {}
+    out, pos = [], 0
+    for start, end, kind in sorted(spans):
+        out += [text[pos:start], _TOKENS[kind]]
+        pos = end
+        kind = "long_digit_run" if kind == "spoken_digits" else kind
+        counts[kind] = counts.get(kind, 0) + 1
+    out.append(text[pos:])
+    return "".join(out), counts
+
+
+def _maybe_spoken(shadow: str) -> bool:
+    """Cheap pre-check: at least 5 words (a spoken digit sequence needs 5)."""
+    return shadow.count(" ") >= 4
+
+
+def placeholder_counts(text: str | None) -> dict[str, int]:
+    """Placeholders of :data:`PII_TOKENS` in an (already scrubbed) text, by kind; a
+    ``<number>`` counts as ``long_digit_run`` (spoken digit runs share its token)."""
+    counts: dict[str, int] = {}
+    if text and "<" in text:
+        for kind, token in _TOKENS.items():
+            if kind == "spoken_digits":
+                continue
+            n = text.count(token)
+            if n:
+                counts[kind] = n
+    return counts
+
+
+def scrub_udfs():
+    """Two vectorized pandas UDFs for Spark, each called as ``udf(col, locale_col)``:
+    :func:`scrub_pii` of a string column, and of the ``value`` of every element of an
+    ``array<struct<name, value>>`` slot column (nulls kept)."""
+    from pyspark.sql.functions import pandas_udf
+
+    from mining.core.unique import map_unique
+
+    @pandas_udf("string")
+    def scrub_text(texts: pd.Series, locales: pd.Series) -> pd.Series:
+        return map_unique(lambda t, loc: None if t is None else scrub_pii(t, loc)[0], texts, locales)
+
+    @pandas_udf("array<struct<name:string,value:string>>")
+    def scrub_slots(slots: pd.Series, locales: pd.Series) -> pd.Series:
+        memo: dict = {}             # (value, locale) → scrubbed: slot values repeat like texts
+
+        def value(v, loc):
+            if (v, loc) not in memo:
+                memo[v, loc] = scrub_pii(v, loc)[0]
+            return memo[v, loc]
+
+        return pd.Series([None if s is None else
+                          [{"name": x["name"], "value": None if x["value"] is None else value(x["value"], loc)}
+                           for x in s] for s, loc in zip(slots, locales)], index=slots.index, dtype=object)
+
+    return scrub_text, scrub_slots
+
+
+def spark_placeholder_counts(col) -> dict:
+    """{kind: Spark aggregate Column} counting :func:`placeholder_counts` placeholders of a
+    scrubbed string column, computed in the JVM (``long_digit_run`` includes spoken digits)."""
+    from pyspark.sql import functions as F
+
+    return {kind: F.coalesce(F.sum(F.size(F.split(F.coalesce(col, F.lit("")), re.escape(token))) - 1),
+                             F.lit(0))
+            for kind, token in _TOKENS.items() if kind != "spoken_digits"}

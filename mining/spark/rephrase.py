@@ -1,0 +1,254 @@
+"""Rephrase pairs: a friction turn, then a reformulation of the same goal that succeeds.
+
+Candidates: for every friction turn (:mod:`mining.core.friction`), the next
+1..``rephrase.max_turn_distance`` turns of the same session that start within
+``rephrase.max_gap_s`` seconds. Turns are ordered by (ts, turn_id), so out-of-order and
+same-timestamp turns give the same candidates on every run. Features per candidate
+(:data:`mining.core.rephrase_model.FEATURES`): character n-gram similarity, token edit
+similarity, embedding cosine, length ratio, time gap, turn distance, interpretation change,
+whether the target succeeded, both NLU confidences, the friction signals that fired, and
+how well the source words fit the target's interpretation (:func:`intent_fit_features`:
+cosine to the centroid of that intent's successful requests in the same logs).
+
+Score: the fitted logistic model of :mod:`mining.core.rephrase_model`. A source's accepted pair
+is its best-scoring candidate whose target succeeded, whose text differs (a verbatim repeat
+is friction evidence, counted, never a label source), and whose score ≥ the threshold.
+Every candidate is kept in the output with its ``decision``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mining.core import text
+from mining.spark.sessions import SESSION_KEYS, session_window
+
+TURN_FIELDS = ["turn_id", "ts", "utterance", "text_norm", "nlu_intent", "nlu_slots", "nlu_confidence", "succeeded"]
+DECISIONS = ("accepted", "verbatim_repeat", "target_failed", "below_threshold", "not_best_candidate")
+
+
+def candidate_pairs(turns, cfg):
+    """DataFrame of (source friction turn, later turn) candidates; one row per pair with
+    ``source_*``/``target_*`` columns, ``turn_distance`` (1 = next) and ``gap_s``."""
+    from pyspark.sql import functions as F
+
+    w = session_window()
+    n = cfg.rephrase.max_turn_distance
+    nxt = F.array(*[F.lead(F.struct(*TURN_FIELDS), k).over(w) for k in range(1, n + 1)])
+    src = turns.select(*SESSION_KEYS, "locale", "friction_signals", "is_friction",
+                       *[F.col(c).alias(f"source_{c}") for c in TURN_FIELDS], nxt.alias("_next"))
+    pairs = (src.where("is_friction")
+             .select("*", F.posexplode("_next").alias("_pos", "_t"))
+             .where(F.col("_t").isNotNull()))
+    pairs = pairs.select(*SESSION_KEYS, "locale", "friction_signals",
+                         *[f"source_{c}" for c in TURN_FIELDS],
+                         *[F.col(f"_t.{c}").alias(f"target_{c}") for c in TURN_FIELDS],
+                         (F.col("_pos") + 1).cast("int").alias("turn_distance"))
+    gap = F.col("target_ts").cast("double") - F.col("source_ts").cast("double")
+    return pairs.withColumn("gap_s", gap).where(F.col("gap_s") <= cfg.rephrase.max_gap_s)
+
+
+def lexical_features(source: pd.Series, target: pd.Series, n: int = 3) -> pd.DataFrame:
+    """``char_sim`` and ``token_sim`` (float64 in [0, 1]) of aligned normalized texts."""
+    return pd.DataFrame({
+        "char_sim": [text.char_sim(a, b, n) for a, b in zip(source, target)],
+        "token_sim": [text.token_sim(a, b) for a, b in zip(source, target)],
+    }, index=source.index, dtype=np.float64)
+
+
+
+def intent_centroids(turns, embeddings) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Per locale: (intents, float32 (n_intents, dim) L2-normalized centroids) of the
+    embeddings of successful turns by their NLU intent, each text weighted by its turns.
+
+    A nearest-centroid ("Rocchio") model of what each intent's successful requests look
+    like in this night's logs, built without any gold. Computed per (locale, intent) group
+    in Spark; only the centroids (locales × intents × dim) reach the driver."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    counts = (turns.where("succeeded").groupBy("locale", "nlu_intent", "text_norm").count()
+              .join(embeddings.select("locale", "text_norm", "embedding"), ["locale", "text_norm"]))
+
+    def centroid(pdf: pd.DataFrame) -> pd.DataFrame:
+        vec = np.stack(pdf["embedding"].to_numpy()).astype(np.float64)
+        c = (vec * pdf["count"].to_numpy()[:, None]).sum(axis=0)
+        c /= max(np.linalg.norm(c), 1e-12)
+        return pd.DataFrame({"locale": [pdf["locale"].iloc[0]], "nlu_intent": [pdf["nlu_intent"].iloc[0]],
+                             "centroid": [c.astype(np.float32)]})
+
+    schema = T.StructType([T.StructField("locale", T.StringType()), T.StructField("nlu_intent", T.StringType()),
+                           T.StructField("centroid", T.ArrayType(T.FloatType()))])
+    rows = (counts.groupBy("locale", "nlu_intent").applyInPandas(centroid, schema)
+            .orderBy("locale", "nlu_intent").collect())
+    out: dict[str, tuple[list[str], np.ndarray]] = {}
+    for locale in sorted({r["locale"] for r in rows}):
+        sel = [r for r in rows if r["locale"] == locale]
+        out[locale] = ([r["nlu_intent"] for r in sel], np.array([r["centroid"] for r in sel], dtype=np.float32))
+    return out
+
+
+def intent_fit_features(locales, source_emb, target_intents, centroids) -> pd.DataFrame:
+    """How well the source words fit the target's interpretation, per candidate:
+
+    - ``intent_fit``: cosine of the source embedding and the target intent's centroid, -1..1;
+    - ``intent_fit_margin``: intent_fit − the best cosine to any other intent of the locale
+      (> 0: the source looks most like the target intent), -2..2;
+    - ``intent_fit_log_rank``: ln(1 + number of intents closer to the source than the
+      target intent), 0..ln(1 + n_intents).
+
+    A target intent without a centroid (or a source without an embedding) gets the
+    uninformative worst case: fit 0, margin −1, rank = all intents. Inputs are aligned
+    sequences; returns float64 columns on a RangeIndex."""
+    n = len(target_intents)
+    fit, margin, rank = np.zeros(n), np.full(n, -1.0), np.zeros(n)
+    for i, (loc, emb, intent) in enumerate(zip(locales, source_emb, target_intents)):
+        names, mat = centroids.get(loc, ([], None))
+        rank[i] = np.log1p(len(names))
+        if mat is None or emb is None or intent not in names:
+            continue
+        sims = mat @ np.asarray(emb, dtype=np.float32)
+        k = names.index(intent)
+        fit[i] = float(sims[k])
+        others = np.delete(sims, k)
+        margin[i] = float(sims[k] - others.max()) if len(others) else 1.0
+        rank[i] = np.log1p(int((others > sims[k]).sum()))
+    return pd.DataFrame({"intent_fit": fit, "intent_fit_margin": margin, "intent_fit_log_rank": rank})
+
+
+PAIR_KEYS = ("locale", "source_text_norm", "target_text_norm", "target_nlu_intent")
+TEXT_PAIR_FEATURES = ("embedding_cos", "char_sim", "token_sim", "intent_fit", "intent_fit_margin",
+                      "intent_fit_log_rank")
+
+
+def _cosines(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """float64 dot products of aligned L2-normalized vectors (0.0 where either is null),
+    each row summed on its own in float64, so a row's value never depends on its batch."""
+    out = np.zeros(len(a))
+    ok = np.flatnonzero([x is not None and y is not None for x, y in zip(a, b)])
+    if len(ok):
+        va = np.stack([np.asarray(a.iat[i], dtype=np.float64) for i in ok])
+        vb = np.stack([np.asarray(b.iat[i], dtype=np.float64) for i in ok])
+        out[ok] = np.einsum("ij,ij->i", va, vb)
+    return out
+
+
+def text_pair_features_udf(char_ngram: int, centroids):
+    """mapInPandas function: batches of distinct :data:`PAIR_KEYS` rows with ``_se`` /
+    ``_te`` (source / target embedding, null when missing) → the keys and
+    :data:`TEXT_PAIR_FEATURES` (float64), the features that depend only on the texts and
+    the target intent."""
+    def run(batches):
+        for pdf in batches:
+            pdf = pdf.reset_index(drop=True)
+            fit = intent_fit_features(pdf["locale"], pdf["_se"], pdf["target_nlu_intent"], centroids)
+            lex = lexical_features(pdf["source_text_norm"], pdf["target_text_norm"], char_ngram)
+            out = pdf[list(PAIR_KEYS)].assign(embedding_cos=_cosines(pdf["_se"], pdf["_te"]))
+            yield pd.concat([out, lex, fit], axis=1)[[*PAIR_KEYS, *TEXT_PAIR_FEATURES]]
+    return run
+
+
+def spark_features() -> dict:
+    """{feature: Spark Column} of :data:`mining.core.rephrase_model.FEATURES`, the same values
+    as :func:`mining.core.rephrase_model.model_features` computes in pandas (double; lengths in
+    code points on both sides), from candidate columns that carry
+    :data:`TEXT_PAIR_FEATURES`. Computed in the JVM so the wide candidate rows never make a
+    round trip through Python (``bench/RESULTS.md``, hot spots)."""
+    from pyspark.sql import functions as F
+
+    from mining.core.rephrase_model import FEATURES
+
+    ls, lt = F.length("source_text_norm").cast("double"), F.length("target_text_norm").cast("double")
+    out = {f: F.col(f).cast("double") for f in (*TEXT_PAIR_FEATURES, "turn_distance")}
+    out.update({
+        "length_ratio": F.least(ls, lt) / F.greatest(ls, lt, F.lit(1.0)),
+        "log_gap_s": F.log1p(F.greatest(F.col("gap_s").cast("double"), F.lit(0.0))),
+        "interpretation_changed": F.col("interpretation_changed").cast("double"),
+        "target_succeeded": F.col("target_succeeded").cast("double"),
+        "source_nlu_confidence": F.coalesce(F.col("source_nlu_confidence").cast("double"), F.lit(0.0)),
+        "target_nlu_confidence": F.coalesce(F.col("target_nlu_confidence").cast("double"), F.lit(0.0)),
+    })
+    for f in FEATURES:
+        if f.startswith("signal_"):
+            out[f] = F.coalesce(F.array_contains("friction_signals", f[len("signal_"):]), F.lit(False)).cast("double")
+    return {f: out[f] for f in FEATURES}
+
+
+def spark_score(model, features: dict):
+    """Spark Column: ``model``'s score sigmoid(intercept + Σ weight·feature), the terms added
+    in the model's weight order as :meth:`RephraseModel.score` does; (0, 1)."""
+    from pyspark.sql import functions as F
+
+    z = F.lit(float(model.intercept))
+    for name, weight in model.weights.items():
+        z = z + F.lit(float(weight)) * features[name]
+    return F.lit(1.0) / (F.lit(1.0) + F.exp(-z))
+
+
+def score_pairs(pairs, embeddings, cfg, centroids):
+    """Add features, ``score``, ``is_repeat``, ``decision`` and ``accepted`` to candidates.
+
+    ``embeddings``: DataFrame[locale, text_norm, embedding] covering the candidates' texts
+    (vectors are looked up per locale: locales may use different encoders);
+    ``centroids``: :func:`intent_centroids`. Decisions: ``verbatim_repeat``,
+    ``target_failed``, ``below_threshold``, ``not_best_candidate``, ``accepted``.
+
+    The text features (:data:`TEXT_PAIR_FEATURES`) are computed once per distinct
+    (locale, source text, target text, target intent), not per candidate, and joined back
+    on those keys: requests repeat across users, so there are fewer of them (36,251 of
+    57,210 candidates on 100k simulated HWU64 turns), and only they carry 384-float vectors
+    through the shuffle (``bench/scale.py``, before/after in ``bench/RESULTS.md``)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    rc = cfg.rephrase
+    emb = embeddings.select("locale", "text_norm", "embedding")
+    intent_key = F.coalesce(F.col("target_nlu_intent"), F.lit("\u0000"))    # null-safe join key
+    text_pairs = (pairs.select(*PAIR_KEYS).distinct()
+                  .join(emb.withColumnRenamed("text_norm", "source_text_norm")
+                        .withColumnRenamed("embedding", "_se"), ["locale", "source_text_norm"], "left")
+                  .join(emb.withColumnRenamed("text_norm", "target_text_norm")
+                        .withColumnRenamed("embedding", "_te"), ["locale", "target_text_norm"], "left"))
+    feat_schema = T.StructType([text_pairs.schema[k] for k in PAIR_KEYS]
+                               + [T.StructField(c, T.DoubleType()) for c in TEXT_PAIR_FEATURES])
+    feats = (text_pairs.mapInPandas(text_pair_features_udf(rc.char_ngram, centroids), feat_schema)
+             .withColumn("_ik", intent_key).drop("target_nlu_intent"))
+    changed = ~F.coalesce(F.col("source_nlu_intent") == F.col("target_nlu_intent"), F.lit(False))
+    pairs = (pairs.withColumn("_ik", intent_key)
+             .join(feats, ["locale", "source_text_norm", "target_text_norm", "_ik"], "left").drop("_ik")
+             .withColumn("interpretation_changed", changed)
+             .withColumn("is_repeat", F.col("source_text_norm") == F.col("target_text_norm")))
+    feats = spark_features()
+    pairs = pairs.withColumn("length_ratio", feats["length_ratio"]).withColumn("score", spark_score(rc.fitted, feats))
+    threshold = F.lit(float(rc.threshold))
+    for locale, value in sorted(rc.threshold_by_locale.items()):
+        threshold = F.when(F.col("locale") == locale, F.lit(float(value))).otherwise(threshold)
+    eligible = ~F.col("is_repeat") & F.col("target_succeeded") & (F.col("score") >= threshold)
+    # ties on score → the nearer turn, then the turn id: the same pair on every run
+    w = Window.partitionBy("source_turn_id").orderBy(F.desc("_eligible"), F.desc("score"), "turn_distance",
+                                                     "target_turn_id")
+    pairs = pairs.withColumn("_eligible", eligible).withColumn("_rank", F.row_number().over(w))
+    decision = (F.when(F.col("is_repeat"), "verbatim_repeat")
+                .when(~F.col("target_succeeded"), "target_failed")
+                .when(F.col("score") < threshold, "below_threshold")
+                .when(F.col("_rank") > 1, "not_best_candidate")
+                .otherwise("accepted"))
+    return (pairs.withColumn("decision", decision)
+            .withColumn("accepted", F.col("decision") == "accepted")
+            .drop("_eligible", "_rank"))
+
+
+def to_contract(pairs):
+    """Select and rename to the ``rephrase_pairs`` v1 schema, in schema order."""
+    from pyspark.sql import functions as F
+
+    from mining.io import schemas
+    renames = {"target_intent": F.col("target_nlu_intent"), "target_slots": F.col("target_nlu_slots"),
+               "source_nlu_confidence": F.col("source_nlu_confidence"),
+               "target_nlu_confidence": F.col("target_nlu_confidence")}
+    cols = []
+    for field in schemas.spark_schema("rephrase_pairs", all_nullable=True):
+        c = renames.get(field.name, F.col(field.name))
+        cols.append(c.cast(field.dataType).alias(field.name))
+    return pairs.select(*cols)

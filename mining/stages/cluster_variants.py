@@ -1,0 +1,97 @@
+"""Stage 3, ``cluster_variants``: per locale, FAISS kNN graph → variant clusters with
+medoids → ``clusters/``."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from mining.core import clustering, index
+from mining.core.text import text_hash
+from mining.io import schemas, storage
+from mining.stages.common import counts_by
+
+log = logging.getLogger(__name__)
+
+def _cluster_fn(cc, device: str):
+    """applyInPandas function: one (locale, coarse part)'s embeddings → its clusters rows."""
+    def run(pdf: pd.DataFrame) -> pd.DataFrame:
+        pdf = pdf.sort_values("text_norm", kind="stable").reset_index(drop=True)
+        emb = np.stack(pdf["embedding"].to_numpy()).astype(np.float32)
+        lc = cc.for_locale(pdf["locale"].iloc[0])
+        graph = index.neighbour_graph(emb, lc.k, lc.min_sim, max_degree=cc.max_cluster_size,
+                                      exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device, seed=cc.seed)
+        labels = clustering.clusters_from_graph(graph, cc.max_cluster_size)
+        med = clustering.medoids(emb, labels)
+        med_of = med[labels]
+        locale = pdf["locale"].iloc[0]
+        medoid_text = pdf["text_norm"].to_numpy()[med_of]
+        return pd.DataFrame({
+            "locale": locale,
+            "cluster_id": [f"{locale}:{text_hash(t)[:12]}" for t in medoid_text],
+            "text_norm": pdf["text_norm"], "is_medoid": med_of == np.arange(len(pdf)),
+            "cluster_size": np.bincount(labels)[labels].astype(np.int64),
+            "medoid_text": medoid_text,
+            "sim_to_medoid": np.einsum("ij,ij->i", emb, emb[med_of]).astype(np.float64)})
+    return run
+
+
+def _coarse_parts(emb, sizes: dict, cc):
+    """``emb`` + column ``part``: 0 for locales of at most ``max_task_texts`` texts; for
+    larger ones the nearest of :func:`mining.core.index.coarse_cells` k-means centroids trained
+    on a seeded sample of at most 100k of the locale's vectors (the sample reaches the
+    driver, the locale does not)."""
+    from pyspark.sql import functions as F
+
+    centroids = {}
+    for loc, n in sorted(sizes.items()):
+        cells = index.coarse_cells(n, cc.max_task_texts)
+        if cells == 1:
+            continue
+        sample = (emb.where(F.col("locale") == loc).sample(fraction=min(1.0, 100_000 / n), seed=cc.seed)
+                  .select("text_hash", "embedding").toPandas().sort_values("text_hash"))
+        centroids[loc] = index.coarse_centroids(np.stack(sample["embedding"].to_numpy()), cells, cc.seed)
+        log.info("locale %s: %d texts split into %d coarse k-means parts", loc, n, cells)
+    if not centroids:
+        return emb.withColumn("part", F.lit(0).cast("int")), {}
+
+    def assign(batches):
+        for pdf in batches:
+            part = np.zeros(len(pdf), dtype=np.int32)
+            for loc, c in centroids.items():
+                sel = (pdf["locale"] == loc).to_numpy()
+                if sel.any():
+                    part[sel] = index.nearest_centroid(np.stack(pdf.loc[sel, "embedding"].to_numpy()), c)
+            yield pdf.assign(part=part)
+
+    from pyspark.sql import types as T
+
+    schema = T.StructType(emb.schema.fields + [T.StructField("part", T.IntegerType())])
+    return emb.mapInPandas(assign, schema), {k: len(v) for k, v in centroids.items()}
+
+
+def run(spark, cfg) -> dict:
+    """Per locale, in parallel Spark tasks: FAISS kNN graph → star communities (the
+    communities of sentence-transformers' community_detection, on the sparse graph) →
+    clusters with medoids. A locale larger than ``cluster.max_task_texts`` is
+    split by coarse k-means, one task per part."""
+    from pyspark.sql import functions as F
+
+    cc = cfg.cluster
+    emb = spark.read.parquet(storage.require_stage(cfg.out, "embeddings", "embed_utterances"))
+    sizes = {r["locale"]: r["count"] for r in emb.groupBy("locale").count().collect()}
+    parted, parts = _coarse_parts(emb.select("locale", "text_norm", "text_hash", "embedding"), sizes, cc)
+    clusters = parted.groupBy("locale", "part").applyInPandas(
+        _cluster_fn(cc, "cpu" if cfg.embedding.device == "cpu" else "auto"), schemas.spark_schema("clusters"))
+    return storage.write_parquet_stage(
+        clusters, cfg.out, "clusters",
+        lambda c: {"texts": c.count(), "clusters": c.where("is_medoid").count(),
+                   "multi_member_clusters": c.where("is_medoid AND cluster_size > 1").count(),
+                   "largest_cluster": c.agg(F.max("cluster_size")).first()[0],
+                   "coarse_parts": parts,
+                   "cluster_size_histogram": counts_by(
+                       c.where("is_medoid").withColumn(
+                           "size", F.when(F.col("cluster_size") >= 100, "100+")
+                           .when(F.col("cluster_size") >= 10, "10-99")
+                           .when(F.col("cluster_size") >= 2, "2-9").otherwise("1")), "size")})

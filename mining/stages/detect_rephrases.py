@@ -1,0 +1,52 @@
+"""Stage 1, ``detect_rephrases``: validate + quarantine → pseudonymize → sessions → friction →
+scored rephrase pairs. Writes ``rejects/``, ``turns/``, ``rephrase_pairs/``."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from mining.io import storage
+from mining.privacy import pii as privacy
+from mining.spark import embedding, ingest, rephrase, sessions
+from mining.stages.common import counts_by
+
+def run(spark, cfg) -> dict:
+    """Validate + quarantine → pseudonymize → sessions → friction → scored candidate pairs."""
+    from pyspark.sql import functions as F
+
+    key = privacy.resolve_key()  # fail before any work when no key is configured
+    raw, partitions = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
+    accepted, rejects, counts = ingest.validate(raw, cfg, key=key)
+    storage.write_parquet_stage(rejects, cfg.out, "rejects", {"partitions": partitions, **counts}, num_files=1)
+    ingest.check_reject_share(counts, partitions, cfg.validation.max_reject_share)
+    if cfg.locales:
+        accepted = accepted.where(F.col("locale").isin(list(cfg.locales)))
+    turn_stats = storage.write_parquet_stage(
+        sessions.prepare_turns(accepted, cfg, key), cfg.out, "turns",
+        lambda t: {"partitions": partitions, "locales": list(cfg.locales), "turns": t.count(),
+                   "friction_turns": t.where("is_friction").count(),
+                   "pii_scrubbed": t.agg(*[c.alias(k) for k, c in
+                                           privacy.spark_placeholdercounts_by(F.col("utterance")).items()]
+                                         ).first().asDict(),
+                   "by_signal": counts_by(t.select(F.explode("friction_signals").alias("signal")), "signal")})
+    turns = spark.read.parquet(str(Path(cfg.out) / "turns"))
+    candidates = rephrase.candidate_pairs(turns, cfg).cache()
+    # every distinct text of the night is embedded here (the cache makes embed_utterances
+    # a lookup): the intent centroids need the successful turns', the features the pairs'
+    emb, emb_stats = embedding.ensure_embeddings(spark, turns, cfg, uuid.uuid4().hex[:12])
+    emb = emb.cache()
+    centroids = rephrase.intent_centroids(turns, emb)
+    pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg, centroids))
+    stats = storage.write_parquet_stage(
+        pairs, cfg.out, "rephrase_pairs",
+        lambda p: {"candidates": p.count(), "accepted_pairs": p.where("accepted").count(),
+                   "by_decision": counts_by(p, "decision"),
+                   "candidates_by_signal": counts_by(p.select(F.explode("friction_signals").alias("s")), "s"),
+                   "accepted_by_signal": counts_by(p.where("accepted")
+                                                 .select(F.explode("friction_signals").alias("s")), "s"),
+                   "model": cfg.rephrase.fitted.version, "threshold": cfg.rephrase.threshold,
+                   "threshold_by_locale": dict(sorted(cfg.rephrase.threshold_by_locale.items())),
+                   "embedding": emb_stats})
+    candidates.unpersist()
+    emb.unpersist()
+    return {"validation": counts, "turns": turn_stats, "pairs": stats}

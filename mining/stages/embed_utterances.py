@@ -1,0 +1,17 @@
+"""Stage 2, ``embed_utterances``: distinct normalized utterances per locale → ``embeddings/``
+(cache: each text is encoded once per model, across runs)."""
+from __future__ import annotations
+
+import uuid
+
+from mining.io import storage
+from mining.spark import embedding
+from mining.stages.common import counts_by
+
+def run(spark, cfg) -> dict:
+    """Distinct normalized utterances per locale → embeddings (cache: each text once)."""
+    turns = spark.read.parquet(storage.require_stage(cfg.out, "turns", "detect_rephrases"))
+    out, stats = embedding.ensure_embeddings(spark, turns, cfg, uuid.uuid4().hex[:12])
+    return storage.write_parquet_stage(
+        out, cfg.out, "embeddings",
+        lambda e: {**stats, "rows": e.count(), "by_locale": counts_by(e, "locale")})

@@ -1,0 +1,101 @@
+"""Stage 5, ``export_dataset``: privacy gates + slot projection → versioned training set,
+manifest and report, published atomically as ``versions/<v>/`` + ``latest``."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from mining.core import quality
+from mining.io import export, schemas, storage
+from mining.privacy import dp
+from mining.privacy import pii as privacy
+from mining.stages.common import code_version, counts_by
+
+log = logging.getLogger(__name__)
+
+def _dp_select(spark, cfg, labeled, fingerprint: str):
+    """``privacy.dp``: bounded distinct users per failing source text of ``rephrase_pairs``
+    → noisy threshold (:mod:`mining.privacy.dp`). Returns (``labeled`` + column ``dp_users``, null
+    where the text was not selected; the manifest's ``dp`` entry)."""
+    from pyspark.sql import functions as F
+
+    dc = cfg.privacy.dp
+    cal = dp.calibrate(float(dc.epsilon), float(dc.delta), dc.max_texts_per_user)
+    key = dp.noise_key(privacy.resolve_key(), fingerprint) if dc.noise == "keyed" else None
+    pairs = spark.read.parquet(storage.require_stage(cfg.out, "rephrase_pairs", "detect_rephrases"))
+    counts = dp.spark_textcounts_by(pairs, dc.max_texts_per_user, dc.seed)
+    # materialized once: with noise = "opendp" a recomputation would draw other noise
+    released = counts.mapInPandas(dp.release_fn(cal, key), dp.RELEASE_SCHEMA).localCheckpoint()
+    tally = released.agg(F.count("*").alias("considered"), F.count("dp_users").alias("selected")).first()
+    log.info("dp: %d of %d failing texts selected (epsilon=%s, delta=%s, threshold=%d)",
+             tally["selected"], tally["considered"], dc.epsilon, dc.delta, cal.threshold)
+    out = labeled.join(released.select("locale", "text_norm", "dp_users"), ["locale", "text_norm"], "left")
+    return out, dp.manifest_record(dc, cal, texts_considered=tally["considered"], texts_selected=tally["selected"])
+
+
+def run(spark, cfg) -> dict:
+    """Privacy gates + slot projection → versioned training set, manifest, atomic publish."""
+    from pyspark.sql import functions as F
+
+    labels = spark.read.parquet(storage.require_stage(cfg.out, "labels", "aggregate_labels"))
+    upstream = {s: storage.read_stats(cfg.out, s) for s in
+                ("rejects", "turns", "rephrase_pairs", "embeddings", "clusters", "labels")}
+    partitions = upstream["turns"].get("partitions", [])
+    # the quality gate's settings (incl. its baseline path) decide whether a version is
+    # published, never its bytes: left out, so a rerun's version does not depend on them
+    settings = {k: v for k, v in json.loads(cfg.to_json()).items() if k != "quality"}
+    # where the embedding cache lives is storage, not a setting: same vectors wherever it is
+    settings.get("embedding", {}).pop("cache_dir", None)
+    if not cfg.privacy.dp.enabled:  # then no dp setting changes a byte: versions stay as before dp
+        settings.get("privacy", {}).pop("dp", None)
+    fingerprint = json.dumps({"config": settings, "partitions": partitions,
+                              "locales": list(cfg.locales), "code": code_version()}, sort_keys=True)
+    version = export.dataset_version(max(partitions) if partitions else "00000000", fingerprint)
+    min_users, dp_on = cfg.privacy.min_users, cfg.privacy.dp.enabled
+    labeled, dp_record = labels.where("decision = 'labeled'"), dp.manifest_record(cfg.privacy.dp)
+    if dp_on:
+        labeled, dp_record = _dp_select(spark, cfg, labeled, fingerprint)
+
+    def run(batches):
+        for pdf in batches:
+            yield export.finalize_labels(pdf, min_users, version, dp=dp_on)
+
+    final = labeled.mapInPandas(run, export.final_schema()).cache()
+    drops = counts_by(final.where("drop_reason IS NOT NULL"), "drop_reason")
+    kept = final.where("drop_reason IS NULL")
+    tally = kept.agg(*[F.sum(c).alias(c) for c in final.columns
+                       if c.startswith(("pii_", "dropped_"))]).first().asDict()
+    cols = [f.name for f in schemas.spark_schema("training_set")]
+    out = Path(cfg.out)
+    table = kept.select(*cols).orderBy("locale", "intent", "utterance").toArrow()
+    # the data-quality gate runs before anything is written (mining/core/quality.py)
+    checks = quality.check_export(table, upstream["rejects"], quality.baseline_manifest(out, cfg.quality.baseline),
+                                  cfg.quality, cfg.validation.max_reject_share)
+    staging = storage.staging_path(out, f"version-{version}")
+    export.write_training_set(table, staging / "training_set")
+    massive = export.write_massive_jsonl(table, staging / "massive", cfg.export.dev_share, cfg.export.split_seed)
+    grouped = table.group_by(["locale", "intent"]).aggregate([([], "count_all")]).to_pylist()
+    by_locale_intent = dict(sorted((f"{r['locale']}/{r['intent']}", r["count_all"]) for r in grouped))
+    manifest = {
+        "dataset_version": version, "code_version": code_version(), "input_partitions": partitions,
+        "logs": cfg.logs, "locales": list(cfg.locales), "config": cfg.sections,
+        "rows": sum(by_locale_intent.values()), "rows_by_locale_intent": by_locale_intent,
+        "drops": {**{k: v for k, v in upstream["labels"].get("by_decision", {}).items() if k != "labeled"},
+                  **drops},
+        "pii_scrubbed": {k[4:]: int(v or 0) for k, v in tally.items() if k.startswith("pii_")},
+        "slots_dropped": {k[8:]: int(v or 0) for k, v in tally.items() if k.startswith("dropped_")},
+        "massive_jsonl": massive, "models": {"rephrase": cfg.rephrase.fitted.version,
+                                             "calibration": cfg.aggregation.fitted_calibration.version},
+        "stages": upstream, "quality": checks, "checksums": export.checksums(staging),
+        "dp": {**dp_record, **({"labels_released": sum(by_locale_intent.values()),
+                                "labels_not_selected": drops.get("dp_not_selected", 0)} if dp_on else {})},
+    }
+    final.unpersist()
+    storage.write_json(staging / "manifest.json", manifest)
+    from mining.report import run_report as report
+    report.write_report(out, staging / "report.html", version_dir=staging)
+    version_dir = out / "versions" / version
+    storage.commit(staging, version_dir)
+    export.publish(out, version_dir)
+    return {"dataset_version": version, "rows": manifest["rows"], "drops": manifest["drops"]}

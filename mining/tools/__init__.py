@@ -1,0 +1,1 @@
+"""Operator tools: merge dataset versions, inspect a dataset."""

@@ -1,0 +1,315 @@
+"""Merge mined weak labels into an existing training set (MASSIVE JSON Lines shape).
+
+Why: human labels are gold (an annotator read the request and chose its intent); mined
+labels are weak (inferred from user behaviour: rephrases and cross-user variants, with a
+calibrated confidence below 1). So a merge only ever adds or refreshes *mined* rows and
+never changes, replaces or drops a human label in favour of a mined one.
+
+Rows are MASSIVE-shaped (``id``, ``locale``, ``partition``, ``utt``, ``annot_utt``,
+``intent``; :func:`mining.io.export.write_massive_jsonl`) plus ``label_source``: ``"human"``
+(the default when the column or a value is absent, e.g. a human-annotated corpus) or
+``"mined"``. Other columns pass through (null where a row lacks them).
+
+Key: (``locale``, :func:`mining.core.text.normalize` of ``utt``): NFKC, case folding,
+punctuation dropped, so "Wake me up!" and "wake me up" are one text; the same text in
+en-US and en-GB are two keys (two rows).
+
+Rules, applied in this order:
+
+1. Duplicates inside ``mined`` collapse to one row per key: the highest ``confidence``
+   wins (missing confidence ranks last), ties broken by (``utt``, ``intent``,
+   ``annot_utt``) ascending: ``duplicate_in_mined``.
+2. Duplicates inside ``base`` (human corpora have some) collapse to one row per key: a
+   human row before a mined one, then the first in base order: ``duplicate_in_base``.
+3. Per remaining mined row, by what ``base`` holds at its key:
+
+   - a human row with the same intent → dropped, ``duplicate_of_human``;
+   - a human row with another intent → dropped, ``conflicts_with_human``; listed by
+     :func:`human_conflicts` for review (a stale human label or a miner error);
+   - a mined row (an earlier merge) → the new row replaces it (newer evidence),
+     ``replaced_mined``; it keeps the base row's ``partition``, so a text never moves
+     between train and dev across merges;
+   - nothing → ``added``, with its own ``partition``.
+
+Base rows keep their partition. Accounting (checked on every merge)::
+
+    mined_rows  = added + replaced_mined + duplicate_of_human + conflicts_with_human
+                  + duplicate_in_mined
+    output_rows = base_rows - duplicate_in_base + added
+
+The output has one row per key (verified), sorted by (locale, label_source, intent, utt).
+:func:`write_merged` publishes it as ``<locale>.jsonl`` files plus ``merge_manifest.json``
+atomically; :func:`read_training_set` reads MASSIVE JSONL or our Parquet training set.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from mining.io import export
+
+from mining.io import storage
+from mining.core.text import normalize
+
+REQUIRED_COLUMNS = ("locale", "utt", "annot_utt", "intent", "partition")
+LABEL_SOURCES = ("human", "mined")
+SORT_COLUMNS = ["locale", "label_source", "intent", "utt"]
+MANIFEST_NAME = "merge_manifest.json"
+_KEY = ["locale", "_merge_norm"]
+_BASE_VIEW = {"label_source": "_merge_base_source", "intent": "_merge_base_intent",
+              "partition": "_merge_base_partition", "id": "_merge_base_id", "utt": "_merge_base_utt",
+              "annot_utt": "_merge_base_annot_utt"}
+
+
+def _prepare(df: pd.DataFrame, name: str, default_source: str) -> pd.DataFrame:
+    """Copy of ``df`` with filled ``label_source`` and ``id``, nullable integer columns and
+    the helper columns ``_merge_norm`` (normalized utt) and ``_merge_order`` (input row)."""
+    out = df.reset_index(drop=True).copy()
+    missing = [c for c in REQUIRED_COLUMNS if c not in out.columns]
+    if missing and len(out) == 0:
+        out = out.assign(**{c: pd.Series(dtype=object) for c in missing})
+    elif missing:
+        raise ValueError(f"{name} lacks columns {missing}; rows must be MASSIVE-shaped "
+                         f"({', '.join(REQUIRED_COLUMNS)}); for a Parquet training set pass "
+                         "dev_share to read_training_set to assign partitions")
+    for col in out.columns:      # int64 → Int64, so null-filled columns stay integers
+        if pd.api.types.is_integer_dtype(out[col]) and not pd.api.types.is_extension_array_dtype(out[col]):
+            out[col] = out[col].astype("Int64")
+    source = out["label_source"] if "label_source" in out.columns else pd.Series(index=out.index, dtype=object)
+    out["label_source"] = source.astype(object).where(source.notna(), default_source)
+    unknown = sorted(set(out["label_source"]) - set(LABEL_SOURCES))
+    if unknown:
+        raise ValueError(f"{name}: unknown label_source {unknown}; allowed: {list(LABEL_SOURCES)}")
+    ids = out["id"] if "id" in out.columns else pd.Series(index=out.index, dtype=object)
+    out["id"] = [export.massive_id(loc, utt) if pd.isna(i) else i
+                 for i, loc, utt in zip(ids, out["locale"], out["utt"])]
+    out["_merge_norm"] = [normalize(u) for u in out["utt"]]
+    out["_merge_order"] = np.arange(len(out))
+    return out
+
+
+def _collapse_mined(mined: pd.DataFrame) -> pd.DataFrame:
+    conf = pd.to_numeric(mined["confidence"], errors="coerce") if "confidence" in mined.columns \
+        else pd.Series(np.nan, index=mined.index)
+    ranked = mined.assign(_merge_conf=conf).sort_values(
+        ["_merge_conf", "utt", "intent", "annot_utt", "_merge_order"],
+        ascending=[False, True, True, True, True], na_position="last", kind="mergesort")
+    return ranked.drop_duplicates(_KEY, keep="first").sort_values("_merge_order").drop(columns="_merge_conf")
+
+
+def _collapse_base(base: pd.DataFrame) -> pd.DataFrame:
+    ranked = base.assign(_merge_rank=(base["label_source"] != "human").astype(int))
+    ranked = ranked.sort_values(["_merge_rank", "_merge_order"], kind="mergesort")
+    return ranked.drop_duplicates(_KEY, keep="first").sort_values("_merge_order").drop(columns="_merge_rank")
+
+
+def _plan(base: pd.DataFrame, mined: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(unique base rows, unique mined rows with ``_merge_status`` and the base row's
+    fields at their key, counts of the collapse steps)."""
+    b = _prepare(base, "base", "human")
+    m = _prepare(mined, "mined", "mined")
+    if (m["label_source"] != "mined").any():
+        raise ValueError("mined rows must have label_source 'mined'; pass human labels as base")
+    b_unique, m_unique = _collapse_base(b), _collapse_mined(m)
+    view = b_unique[_KEY + list(_BASE_VIEW)].rename(columns=_BASE_VIEW)
+    joined = m_unique.merge(view, on=_KEY, how="left", validate="one_to_one")
+    human = joined["_merge_base_source"].eq("human")
+    joined["_merge_status"] = np.select(
+        [human & joined["intent"].eq(joined["_merge_base_intent"]), human,
+         joined["_merge_base_source"].eq("mined")],
+        ["duplicate_of_human", "conflicts_with_human", "replaced_mined"], default="added")
+    counts = {"base_rows": len(b), "mined_rows": len(m), "duplicate_in_base": len(b) - len(b_unique),
+              "duplicate_in_mined": len(m) - len(m_unique)}
+    return b_unique, joined, counts
+
+
+def _column_order(columns) -> list[str]:
+    first = [c for c in (*export.MASSIVE_FIELDS, *export.MINED_EXTRA_FIELDS) if c in columns]
+    return first + [c for c in columns if c not in first and not str(c).startswith("_merge_")]
+
+
+def _concat_aligned(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Row-wise concat; a column takes the dtype of the first frame where it has a value
+    (so a column one frame lacks, or holds only nulls in, keeps e.g. ``Int64``)."""
+    columns = list(dict.fromkeys(c for f in frames for c in f.columns))
+    dtypes = {c: next((f[c].dtype for f in frames if c in f.columns and f[c].notna().any()),
+                      next(f[c].dtype for f in frames if c in f.columns)) for c in columns}
+    out = pd.concat([f.reindex(columns=columns).astype(dtypes) for f in frames], ignore_index=True)
+    for col in columns:          # object columns: missing is None, not NaN
+        if out[col].dtype == object:
+            out[col] = out[col].where(out[col].notna(), None)
+    return out
+
+
+def check_unique_keys(df: pd.DataFrame) -> None:
+    """Raise ``ValueError`` naming up to 5 keys when two rows of ``df`` share a key
+    (locale, normalized utt)."""
+    keys = pd.Series(list(zip(df["locale"], (normalize(u) for u in df["utt"]))), dtype=object)
+    dup = keys[keys.duplicated()]
+    if len(dup):
+        raise ValueError(f"{len(dup)} duplicate (locale, normalized utt) keys, e.g. {list(dup[:5])}")
+
+
+def merge_training_sets(base: pd.DataFrame, mined: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Merge ``mined`` weak labels into ``base`` by the module's rules.
+
+    ``base``: MASSIVE-shaped rows (``locale``, ``utt``, ``annot_utt``, ``intent``,
+    ``partition``; optional ``id`` and ``label_source``, ``"human"`` when absent), may be
+    empty. ``mined``: MASSIVE-shaped rows of a new export (``label_source`` absent or
+    ``"mined"``; ``confidence`` used to collapse duplicates).
+
+    Returns (rows, stats): one row per (locale, normalized utt), columns MASSIVE fields,
+    ``label_source``, the mined extras, then other columns; sorted by (locale,
+    label_source, intent, utt), fresh index. stats: ``base_rows``, ``mined_rows``,
+    ``added``, ``replaced_mined``, ``duplicate_of_human``, ``conflicts_with_human``,
+    ``duplicate_in_mined``, ``duplicate_in_base``, ``output_rows`` (ints).
+    Raises ``ValueError`` for a missing column or an unknown ``label_source``."""
+    b_unique, joined, counts = _plan(base, mined)
+    status = joined["_merge_status"]
+    new = joined[status.isin(["added", "replaced_mined"])].copy()
+    replaced = new["_merge_status"] == "replaced_mined"
+    new.loc[replaced, "partition"] = new.loc[replaced, "_merge_base_partition"]
+    gone = set(zip(new.loc[replaced, "locale"], new.loc[replaced, "_merge_norm"]))
+    kept = b_unique[[k not in gone for k in zip(b_unique["locale"], b_unique["_merge_norm"])]]
+    out = _concat_aligned([kept[_column_order(kept.columns)], new[_column_order(new.columns)]])
+    out = out.sort_values(SORT_COLUMNS, kind="mergesort").reset_index(drop=True)
+    out = out[_column_order(out.columns)]
+    check_unique_keys(out)
+    stats = {**counts, **{s: int((status == s).sum()) for s in
+                          ("added", "replaced_mined", "duplicate_of_human", "conflicts_with_human")},
+             "output_rows": len(out)}
+    stats = {k: int(stats[k]) for k in sorted(stats)}
+    dropped = ("added", "replaced_mined", "duplicate_of_human", "conflicts_with_human", "duplicate_in_mined")
+    if stats["mined_rows"] != sum(stats[k] for k in dropped) or \
+            stats["output_rows"] != stats["base_rows"] - stats["duplicate_in_base"] + stats["added"]:
+        raise RuntimeError(f"merge accounting does not add up: {stats}")
+    return out, stats
+
+
+def human_conflicts(base: pd.DataFrame, mined: pd.DataFrame) -> pd.DataFrame:
+    """The mined rows (after collapsing mined duplicates) whose key holds a human label
+    with another intent: ``locale``, ``utt``, ``annot_utt``, ``intent``, ``confidence``
+    (when mined has it) and the human row's ``human_id``, ``human_utt``,
+    ``human_annot_utt``, ``human_intent``; sorted by (locale, utt), fresh index."""
+    _, joined, _ = _plan(base, mined)
+    rows = joined[joined["_merge_status"] == "conflicts_with_human"]
+    cols = ["locale", "utt", "annot_utt", "intent"] + (["confidence"] if "confidence" in rows else [])
+    human = {f"_merge_base_{c}": f"human_{c}" for c in ("id", "utt", "annot_utt", "intent")}
+    out = rows[cols + list(human)].rename(columns=human)
+    return out.sort_values(["locale", "utt"], kind="mergesort").reset_index(drop=True)
+
+
+def _frame_from_records(records: list[dict]) -> pd.DataFrame:
+    """Records → frame; columns in first-seen order. A column whose non-null values are
+    all ints becomes ``Int64``, all bools ``boolean``, all numbers ``float64``; else object."""
+    columns = list(dict.fromkeys(k for rec in records for k in rec))
+    data = {}
+    for col in columns:
+        values = [rec.get(col) for rec in records]
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, bool) for v in present):
+            data[col] = pd.array(values, dtype="boolean")
+        elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            data[col] = pd.array(values, dtype="Int64")
+        elif present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            data[col] = np.array([np.nan if v is None else float(v) for v in values])
+        else:
+            data[col] = pd.Series(values, dtype=object)
+    return pd.DataFrame(data, columns=columns)
+
+
+def _read_jsonl(files: list[Path]) -> pd.DataFrame:
+    records = []
+    for path in files:
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise ValueError(f"{path}:{n}: not a JSON object: {exc}") from exc
+    return _frame_from_records(records)
+
+
+def _read_parquet(path: Path, dev_share: float | None, seed: int) -> pd.DataFrame:
+    df = pq.read_table(path).to_pandas()
+    for col in df.columns:       # hive partition columns come back as categoricals
+        if isinstance(df[col].dtype, pd.CategoricalDtype):
+            df[col] = df[col].astype(object)
+    df = df.rename(columns={"utterance": "utt"})
+    if "label_source" not in df.columns:
+        df["label_source"] = "mined"
+    if "id" not in df.columns:
+        df["id"] = [export.massive_id(loc, utt) for loc, utt in zip(df["locale"], df["utt"])]
+    if "partition" not in df.columns and dev_share is not None:
+        df["partition"] = [export.split_partition(loc, utt, dev_share, seed)
+                           for loc, utt in zip(df["locale"], df["utt"])]
+    return df[_column_order(df.columns)]
+
+
+def read_training_set(path: str | Path, *, dev_share: float | None = None, seed: int = 0) -> pd.DataFrame:
+    """A training set as a MASSIVE-shaped frame, rows in file order.
+
+    ``path``: a MASSIVE JSON Lines file (``.jsonl``/``.json``), a folder of ``*.jsonl``
+    (top level only, files in name order; e.g. :func:`write_merged` or
+    :func:`mining.io.export.write_massive_jsonl` output), or a Parquet file or dataset (our
+    ``training_set``, hive-partitioned by locale): ``utterance`` is renamed ``utt``,
+    ``label_source`` is ``"mined"``, ``id`` is :func:`mining.io.export.massive_id`, and when
+    ``dev_share`` is given ``partition`` is :func:`mining.io.export.split_partition` with
+    ``seed`` (else no ``partition`` column). JSON integers come back as ``Int64``.
+    Raises ``FileNotFoundError`` when ``path`` holds no such data."""
+    path = Path(path)
+    if path.is_file() and path.suffix in (".jsonl", ".json"):
+        return _read_jsonl([path])
+    if path.is_file() and path.suffix == ".parquet":
+        return _read_parquet(path, dev_share, seed)
+    if path.is_dir():
+        jsonl = sorted(p for p in path.glob("*.jsonl") if p.is_file())
+        if jsonl:
+            return _read_jsonl(jsonl)
+        if any(path.rglob("*.parquet")):
+            return _read_parquet(path, dev_share, seed)
+    raise FileNotFoundError(f"{path}: no MASSIVE JSONL file(s) or Parquet training set")
+
+
+def write_merged(df: pd.DataFrame, out_folder: str | Path, stats: dict | None = None) -> dict:
+    """Publish merged rows as ``out_folder/<locale>.jsonl`` plus ``merge_manifest.json``.
+
+    Files as :func:`mining.io.export.write_locale_jsonl` (rows in ``df`` order, columns as
+    :func:`merge_training_sets` orders them). The manifest holds ``rows``,
+    ``rows_by_locale``, ``rows_by_locale_source`` (``"<locale>/<label_source>"``),
+    ``stats`` (the merge stats, {} when None) and ``checksums`` (sha256 per file).
+    Atomic: written into a staging folder beside ``out_folder``
+    (:func:`mining.io.storage.staging_path`) and renamed into place
+    (:func:`mining.io.storage.commit`); on any failure the staging folder is removed and
+    ``out_folder`` is absent or still the previous complete output. Same rows → same
+    bytes. Raises ``ValueError`` for duplicate keys or a missing column. Returns the
+    manifest."""
+    out_folder = Path(out_folder)
+    missing = [c for c in ("label_source", *REQUIRED_COLUMNS) if c not in df.columns]
+    if missing:
+        raise ValueError(f"merged rows lack columns {missing}")
+    check_unique_keys(df)
+    staging = storage.staging_path(out_folder.parent, out_folder.name)
+    try:
+        rows = export.write_locale_jsonl(df[_column_order(df.columns)].to_dict("records"), staging)
+        by_source = df.groupby(["locale", "label_source"]).size()
+        manifest = {"format": "massive-jsonl", "rows": len(df), "rows_by_locale": rows,
+                    "rows_by_locale_source": {f"{loc}/{src}": int(n) for (loc, src), n in by_source.items()},
+                    "stats": stats or {}, "checksums": export.checksums(staging)}
+        storage.write_json(staging / MANIFEST_NAME, manifest)
+        storage.commit(staging, out_folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            os.rmdir(staging.parent)         # .staging/, when nothing else is in it
+        except OSError:
+            pass
+        raise
+    return manifest

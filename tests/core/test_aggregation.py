@@ -1,0 +1,179 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mining.core.aggregation import aggregate_locale, vote
+from mining.core.calibration import (IDENTITY, PACKAGED_CALIBRATION, Calibration, fit_calibration, fit_isotonic,
+                                load_calibration, save_calibration)
+from mining.config import load_config
+
+# calibrated confidence = 2 x raw score (capped at 1): makes the gates' arithmetic visible
+DOUBLE = Calibration(version="test-double", maps={"pooled": (np.array([0.0, 0.5, 1.0]), np.array([0.0, 1.0, 1.0]))})
+
+
+@pytest.fixture
+def agg_cfg():
+    return load_config("logs", "out").aggregation
+
+
+def _events(rows):
+    return pd.DataFrame(rows, columns=["text_norm", "target_intent", "score", "user_pseudonym", "target_slots"])
+
+
+def _vote(rows, **kw):
+    return vote(_events([(*r, []) for r in rows]), "text_norm", **kw).set_index("text_norm")
+
+
+def test_vote_posterior_mean_of_the_top_intent():
+    v = _vote([("a", "x", 0.9, "u1"), ("a", "x", 0.8, "u2"), ("a", "y", 0.5, "u3")], prior=1.0).loc["a"]
+    # top share ~ Beta(α + W_x, α·K + W − W_x) = Beta(2.7, 2.5); mean 2.7 / 5.2
+    assert v["top_intent"] == "x"
+    assert v["p"] == pytest.approx(2.7 / 5.2)
+    assert (v["k"], v["n_events"], v["n_users"]) == (2, 3, 3)
+
+
+def test_vote_lower_credible_bound_hand_computed():
+    # K = 1, W_top = w: Beta(1 + w, 1) has CDF x^(1+w), so the q-quantile is q^(1 / (1 + w))
+    one = _vote([("a", "x", 1.0, "u1")], prior=1.0, quantile=0.05).loc["a"]
+    assert one["lb"] == pytest.approx(math.sqrt(0.05))
+    two = _vote([("a", "x", 1.0, "u1"), ("a", "x", 1.0, "u2")], prior=1.0, quantile=0.05).loc["a"]
+    assert two["lb"] == pytest.approx(0.05 ** (1 / 3))
+    # two intents: check the bound through the Beta CDF written out as a binomial sum
+    mixed = _vote([("a", "x", 1.0, "u1"), ("a", "y", 1.0, "u2"), ("a", "x", 1.0, "u3")], prior=1.0).loc["a"]
+    a, b = 3.0, 2.0 + 1.0  # α + W_x; α·K + W_y
+    # Beta(3, 3) CDF at the bound must be 0.05: I_x(3,3) = Σ_{j=3}^{5} C(5,j) x^j (1-x)^(5-j)
+    x = mixed["lb"]
+    cdf = sum(math.comb(5, j) * x ** j * (1 - x) ** (5 - j) for j in range(3, 6))
+    assert (a, b) == (3.0, 3.0) and cdf == pytest.approx(0.05, abs=1e-9)
+
+
+def test_vote_counts_a_users_repeats_once():
+    rep = _vote([("a", "x", 0.6, "u1"), ("a", "x", 1.0, "u1"), ("a", "x", 1.0, "u1")], prior=1.0).loc["a"]
+    single = _vote([("a", "x", 1.0, "u1")], prior=1.0).loc["a"]
+    assert rep["p"] == pytest.approx(single["p"]) and rep["lb"] == pytest.approx(single["lb"])
+    assert (rep["n_events"], rep["n_users"]) == (3, 1)
+
+
+def test_vote_ties_break_by_intent_name():
+    v = _vote([("a", "y", 1.0, "u1"), ("a", "x", 1.0, "u2")], prior=1.0).loc["a"]
+    assert v["top_intent"] == "x"
+
+
+def _texts(rows):
+    return pd.DataFrame(rows, columns=["locale", "text_norm", "utterance", "n_turns", "n_friction",
+                                       "text_users", "cluster_id", "cluster_size", "sim_to_medoid"])
+
+
+def test_aggregate_labels_abstains_with_named_reasons(agg_cfg):
+    texts = _texts([
+        ("en-US", "wake me at 7", "wake me at 7", 4, 4, 3, "c1", 2, 0.9),
+        ("en-US", "play it", "play it", 10, 1, 5, "c2", 1, 1.0),           # usually succeeds
+        ("en-US", "do the thing", "do the thing", 3, 3, 3, "c3", 1, 1.0),  # conflicting
+        ("en-US", "once", "once", 3, 3, 3, "c5", 1, 1.0),                  # one weak vote
+        ("en-US", "never failed", "never failed", 3, 0, 3, "c4", 1, 1.0),  # no friction: no row
+    ])
+    ev = _events([
+        ("wake me at 7", "alarm_set", 0.95, "u1", [{"name": "time", "value": "7"}]),
+        ("wake me at 7", "alarm_set", 0.9, "u2", []),
+        ("play it", "music_play", 0.9, "u1", []),
+        ("do the thing", "iot_on", 0.9, "u1", []), ("do the thing", "lists_add", 0.9, "u2", []),
+        ("once", "weather_query", 0.5, "u1", []),
+    ])
+    out = aggregate_locale(texts, ev, agg_cfg, DOUBLE).set_index("text_norm")
+    assert set(out.index) == {"wake me at 7", "play it", "do the thing", "once"}
+    row = out.loc["wake me at 7"]
+    assert (row["decision"], row["intent"], row["evidence"]) == ("labeled", "alarm_set", "rephrase")
+    assert row["slots"] == [{"name": "time", "value": "7"}]
+    assert (row["support_users"], row["support_events"]) == (2, 2)
+    # Beta(1 + 1.85, 1): raw = 0.05^(1/2.85); DOUBLE maps it to 2·raw
+    assert row["raw_score"] == pytest.approx(0.05 ** (1 / 2.85))
+    assert row["confidence"] == pytest.approx(min(1.0, 2 * 0.05 ** (1 / 2.85)))
+    assert out.loc["play it", "decision"] == "source_usually_succeeds"
+    assert out.loc["do the thing", "decision"] == "conflicting_evidence"
+    assert out.loc["do the thing", "intent"] is None
+    # raw = 0.05^(1/1.5) = 0.136, confidence 0.27 < min_confidence 0.5: abstains, candidate kept
+    once = out.loc["once"]
+    assert once["decision"] == "low_confidence" and once["intent"] is None and np.isnan(once["confidence"])
+    assert once["candidate_intent"] == "weather_query" and once["candidate_evidence"] == "rephrase"
+
+
+def test_per_locale_min_events_abstains_on_a_single_event():
+    # min_confidence 0: one vote's bound (0.05^(1/2)) would abstain as low_confidence first
+    cfg = load_config("logs", "out", overrides={"aggregation": {"min_events_by_locale": {"ru-RU": 2},
+                                                                "min_confidence": 0.0}}).aggregation
+    texts = _texts([("ru-RU", "включи свет", "включи свет", 3, 3, 3, "c1", 1, 1.0)])
+    ev = _events([("включи свет", "HassTurnOn", 1.0, "u1", [])])
+    assert aggregate_locale(texts, ev, cfg.for_locale("en-US"), DOUBLE).iloc[0]["decision"] == "labeled"
+    assert aggregate_locale(texts, ev, cfg.for_locale("ru-RU"), DOUBLE).iloc[0]["decision"] == "insufficient_events"
+    two = _events([("включи свет", "HassTurnOn", 1.0, u, []) for u in ("u1", "u2")])
+    assert aggregate_locale(texts, two, cfg.for_locale("ru-RU"), DOUBLE).iloc[0]["decision"] == "labeled"
+
+
+def test_identity_calibration_exports_the_raw_bound(agg_cfg):
+    texts = _texts([("en-US", "t", "t", 5, 5, 5, "c1", 1, 1.0)])
+    ev = _events([("t", "x", 1.0, f"u{i}", []) for i in range(5)])
+    row = aggregate_locale(texts, ev, agg_cfg, IDENTITY).iloc[0]
+    assert row["confidence"] == pytest.approx(0.05 ** (1 / 6))   # Beta(6, 1)
+
+
+def test_variant_inherits_its_clusters_pooled_label(agg_cfg):
+    texts = _texts([
+        ("en-US", "wake me at seven", "wake me at seven", 3, 3, 3, "c1", 3, 0.95),
+        ("en-US", "wake me up at seven", "wake me up at seven", 2, 2, 2, "c1", 3, 0.9),
+        ("en-US", "far away member", "far away member", 2, 2, 2, "c1", 3, 0.5),
+    ])
+    ev = _events([("wake me at seven", "alarm_set", 0.9, u, []) for u in ("u1", "u2", "u3")])
+    out = aggregate_locale(texts, ev, agg_cfg, DOUBLE).set_index("text_norm")
+    assert out.loc["wake me at seven", "evidence"] == "rephrase"
+    assert out.loc["wake me up at seven", "evidence"] == "variant"
+    assert out.loc["wake me up at seven", "intent"] == "alarm_set"
+    assert out.loc["wake me up at seven", "slots"] == []
+    assert out.loc["wake me up at seven", "support_users"] == 3
+    assert out.loc["far away member", "decision"] == "insufficient_events"   # too far from the medoid
+
+
+def test_calibration_interpolates_per_evidence_with_pooled_fallback():
+    cal = Calibration(version="t", maps={"pooled": (np.array([0.0, 1.0]), np.array([0.0, 1.0])),
+                                         "rephrase": (np.array([0.2, 0.6]), np.array([0.1, 0.9]))})
+    out = cal.apply(np.array([0.0, 0.4, 0.9, 0.4, np.nan]),
+                    np.array(["rephrase", "rephrase", "rephrase", "variant", None], dtype=object))
+    assert out[:4] == pytest.approx([0.1, 0.5, 0.9, 0.4])   # clipped / interpolated / clipped / pooled
+    assert np.isnan(out[4])
+
+
+def test_calibration_round_trip_and_validation(tmp_path):
+    raw = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6] * 50)
+    correct = np.array([0, 0, 1, 0, 1, 1] * 50, bool)
+    cal = fit_calibration(raw, correct, np.array(["rephrase"] * 300, dtype=object), version="t", min_per_kind=100)
+    assert set(cal.maps) == {"pooled", "rephrase"}
+    path = tmp_path / "cal.toml"
+    save_calibration(cal, path)
+    back = load_calibration(path)
+    probe = np.linspace(0, 1, 11)
+    kinds = np.array(["rephrase"] * 11, dtype=object)
+    assert back.apply(probe, kinds) == pytest.approx(cal.apply(probe, kinds), abs=1e-6)
+    path.write_text('version = "bad"\n[pooled]\nx = [0.0, 1.0]\ny = [0.9, 0.1]\n')
+    with pytest.raises(ValueError, match="non-decreasing"):
+        load_calibration(path)
+    path.write_text('version = "bad"\n[rephrase]\nx = [0.0, 1.0]\ny = [0.1, 0.9]\n')
+    with pytest.raises(ValueError, match="pooled"):
+        load_calibration(path)
+    assert load_calibration("none") is IDENTITY
+
+
+def test_isotonic_fit_is_monotone_and_matches_bin_rates():
+    raw = np.repeat([0.1, 0.5, 0.9], 100)
+    correct = np.concatenate([np.arange(100) < 20, np.arange(100) < 60, np.arange(100) < 95])
+    x, y = fit_isotonic(raw, correct)
+    assert list(x) == [0.1, 0.5, 0.9] and y == pytest.approx([0.2, 0.6, 0.95])
+    with pytest.raises(ValueError, match="distinct"):
+        fit_isotonic(np.ones(5), np.ones(5, bool))
+
+
+def test_packaged_calibration_is_fitted_and_monotone():
+    cal = load_calibration(PACKAGED_CALIBRATION)
+    assert cal.version.startswith("calibration-isotonic") and "command" in cal.fit
+    for x, y in cal.maps.values():
+        assert np.all(np.diff(x) >= 0) and np.all(np.diff(y) >= 0)

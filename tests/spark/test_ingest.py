@@ -1,0 +1,231 @@
+"""Ingest: Parquet and JSON Lines are read together; bad rows are quarantined with a
+reason and counted (accepted + rejected = input); the reject-share limit fails the run."""
+import datetime as dt
+import gzip
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mining.spark import ingest
+
+from mining.privacy import pii as privacy
+
+from mining.io import schemas
+from mining.config import load_config
+
+T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc)
+
+
+def _row(i, **over):
+    row = dict(turn_id=f"t{i}", session_id="s1", user_id="acct-1", locale="en-US",
+               ts=T0 + dt.timedelta(seconds=i), utterance=f"turn number {i}", asr_confidence=0.9,
+               nlu_intent="general_quirky", nlu_slots=[], nlu_confidence=0.8,
+               response_status="SUCCESS", barge_in=False)
+    row.update(over)
+    return row
+
+
+@pytest.fixture
+def mixed_logs(tmp_path):
+    part = tmp_path / "logs" / "dt=2026-11-02"
+    part.mkdir(parents=True)
+    good = [_row(i) for i in range(6)]
+    pq.write_table(pa.Table.from_pylist(good, schema=schemas.arrow_schema("interaction_turn")),
+                   part / "a.parquet")
+    lines = [
+        json.dumps({**_row(10), "ts": "2026-11-02T09:00:10Z"}),                 # good
+        json.dumps({**_row(11), "ts": "2026-11-02T09:00:11Z", "locale": None}),  # missing_locale
+        json.dumps({**_row(12), "ts": "2026-11-02T09:00:12Z", "response_status": "MAYBE"}),
+        json.dumps({**_row(13), "ts": "2026-11-02T09:00:13Z", "nlu_confidence": 1.7}),
+        json.dumps({**_row(14), "ts": "2026-11-05T09:00:00Z"}),                  # future_timestamp
+        json.dumps({**_row(16), "ts": "2026-10-30T09:00:00Z"}),                  # wrong partition
+        json.dumps({**_row(17), "ts": "2026-11-03T00:30:00Z"}),                  # within the skew: ok
+        json.dumps({**_row(15), "ts": "not a time"}),                            # bad_timestamp
+        json.dumps({**_row(0), "ts": "2026-11-02T09:00:30Z"}),                   # duplicate turn_id
+        "{this is not json",                                                     # unparsable
+    ]
+    with gzip.open(part / "b.jsonl.gz", "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    (tmp_path / "logs" / "dt=2026-11-09").mkdir()  # outside the date range: not read
+    return tmp_path / "logs"
+
+
+def test_validate_quarantines_every_bad_row_with_its_reason(spark, mixed_logs):
+    cfg = load_config(str(mixed_logs), "unused", start_date=dt.date(2026, 11, 1), end_date=dt.date(2026, 11, 3))
+    raw, parts = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
+    accepted, rejects, counts = ingest.validate(raw, cfg)
+    assert parts == ["2026-11-02"]
+    assert counts["input"] == 16 and counts["accepted"] == 8
+    assert counts["accepted"] + counts["rejected"] == counts["input"]
+    assert counts["by_reason"] == {
+        "bad_nlu_confidence": 1, "bad_timestamp": 1, "duplicate_turn_id": 1, "future_timestamp": 1,
+        "missing_locale": 1, "partition_date_mismatch": 1, "unknown_response_status": 1,
+        "unparsable_record": 1}
+    assert counts["by_partition"] == {"2026-11-02": {
+        "input": 16, "accepted": 8, "rejected": 8, "by_reason": counts["by_reason"]}}
+    assert accepted.count() == 8 and rejects.count() == 8
+    unparsable = rejects.where("reason = 'unparsable_record'").first()
+    assert unparsable["record"] == "{}"  # no raw line beside the exports, only its keyed hash:
+    assert unparsable["record_hmac"] == privacy.pseudonymize("{this is not json", privacy.resolve_key())
+    kept = accepted.where("turn_id = 't0'").first()
+    assert kept["utterance"] == "turn number 0"          # the earliest duplicate wins
+
+
+def test_reject_share_over_the_limit_names_reason_and_partition():
+    counts = {"input": 100, "accepted": 80, "rejected": 20, "by_reason": {"missing_ts": 15, "bad_locale": 5}}
+    with pytest.raises(ingest.RejectShareExceeded, match="top reason missing_ts .* 2026-11-02"):
+        ingest.check_reject_share(counts, ["2026-11-02"], 0.05)
+    ingest.check_reject_share(counts, ["2026-11-02"], 0.25)
+
+
+def test_missing_partitions_raise_a_clear_error(tmp_path):
+    with pytest.raises(ingest.NoInputPartitions, match="no dt= partitions"):
+        ingest.list_partitions(str(tmp_path), None, None)
+
+
+# --- rows without a usable session_id: sessionized per user by sessions.inactivity_gap_s ---
+
+def _write_day(root, rows):
+    part = root / "logs" / "dt=2026-11-02"
+    part.mkdir(parents=True)
+    schema = schemas.arrow_schema("interaction_turn")
+    i = schema.get_field_index("session_id")
+    schema = schema.set(i, schema.field(i).with_nullable(True))  # let the file hold nulls
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), part / "a.parquet")
+    return root / "logs"
+
+
+def _sessionize(spark, logs, partitions=None, gap_s=None):
+    """validate() on the logs → ({turn_id: session_id} of accepted rows, rejects, counts)."""
+    overrides = {"sessions": {"inactivity_gap_s": gap_s}} if gap_s else None
+    cfg = load_config(str(logs), "unused", overrides=overrides)
+    raw, _ = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
+    if partitions:
+        raw = raw.repartition(partitions)
+    accepted, rejects, counts = ingest.validate(raw, cfg)
+    return {r["turn_id"]: r["session_id"] for r in accepted.collect()}, rejects, counts
+
+
+def _at(s):
+    return T0 + dt.timedelta(seconds=s)
+
+
+@pytest.fixture
+def sessionless_logs(tmp_path):
+    """acct-1: null/blank session ids at 0, 100, 399 s (gaps ≤ 300 s) then 800 s (gap 401 s),
+    two turns at the same instant; acct-2: null ids at the same instants as acct-1's first
+    ones; real session ids for the rest; one bad-locale row without a session id."""
+    rows = [
+        _row(1, session_id=None, ts=_at(0)),
+        _row(2, session_id="", ts=_at(100)),
+        _row(3, session_id="  \t", ts=_at(399)),
+        _row(4, session_id="\u3000", ts=_at(399)),          # same ts: after t3 (turn_id order)
+        _row(5, session_id=None, ts=_at(800)),               # 401 s after t4 → new session
+        _row(6, session_id=None, ts=_at(810)),
+        _row(20, user_id="acct-2", session_id=None, ts=_at(0)),
+        _row(21, user_id="acct-2", session_id=" ", ts=_at(100)),
+        _row(30, session_id="s1", ts=_at(50)),               # real ids: untouched
+        _row(31, session_id=" s2 ", ts=_at(5000)),
+        _row(40, session_id=None, ts=_at(60), locale="english"),  # rejected for its locale only
+    ]
+    return _write_day(tmp_path, rows)
+
+
+def test_missing_session_ids_split_by_inactivity_gap(spark, sessionless_logs):
+    ids, _, _ = _sessionize(spark, sessionless_logs)
+    us0 = int(T0.timestamp()) * 1_000_000
+    first = f"inferred:acct-1:{us0}"
+    second = f"inferred:acct-1:{us0 + 800_000_000}"
+    # gaps of 100, 299 and 0 s stay in one session; the 401 s gap starts a second one
+    assert [ids[f"t{i}"] for i in (1, 2, 3, 4)] == [first] * 4
+    assert ids["t5"] == ids["t6"] == second
+
+
+def test_gap_below_the_limit_keeps_one_session(spark, sessionless_logs):
+    ids, _, counts = _sessionize(spark, sessionless_logs, gap_s=500.0)
+    assert len({ids[f"t{i}"] for i in (1, 2, 3, 4, 5, 6)}) == 1
+    assert counts["sessions_inferred"] == 2 and counts["sessions_inferred_turns"] == 8
+
+
+def test_users_never_share_an_inferred_session_and_real_ids_are_untouched(spark, sessionless_logs):
+    ids, _, _ = _sessionize(spark, sessionless_logs)
+    acct1 = {ids[f"t{i}"] for i in range(1, 7)}
+    acct2 = {ids["t20"], ids["t21"]}
+    assert len(acct2) == 1 and next(iter(acct2)).startswith("inferred:acct-2:")
+    assert not acct1 & acct2
+    assert ids["t30"] == "s1" and ids["t31"] == " s2 "   # usable ids are kept verbatim
+    assert all(v is not None for v in ids.values())
+
+
+def test_sessionless_rows_are_counted_and_still_validated(spark, sessionless_logs):
+    ids, rejects, counts = _sessionize(spark, sessionless_logs)
+    assert counts["input"] == 11 and counts["accepted"] == 10 and counts["rejected"] == 1
+    assert counts["accepted"] + counts["rejected"] == counts["input"]
+    assert counts["by_reason"] == {"bad_locale": 1}          # never missing_session_id
+    assert counts["sessions_inferred_turns"] == 8 and counts["sessions_inferred"] == 3
+    assert len(ids) == counts["accepted"] and "t40" not in ids
+    rec = json.loads(rejects.first()["record"])
+    assert rec["turn_id"] == "t40" and "session_id" not in rec  # to_json drops nulls
+    assert rec["user_id"] == privacy.pseudonymize("acct-1", privacy.resolve_key())  # never the raw id
+
+
+def test_inferred_session_ids_do_not_depend_on_partitioning(spark, sessionless_logs):
+    one, _, _ = _sessionize(spark, sessionless_logs, partitions=1)
+    many, _, _ = _sessionize(spark, sessionless_logs, partitions=7)
+    assert one == many
+
+
+def test_reject_share_names_only_the_partitions_where_the_top_reason_occurs():
+    counts = {"input": 300, "accepted": 260, "rejected": 40, "by_reason": {"future_timestamp": 30, "bad_locale": 10},
+              "by_partition": {
+                  "2026-11-01": {"input": 100, "accepted": 90, "rejected": 10, "by_reason": {"bad_locale": 10}},
+                  "2026-11-02": {"input": 100, "accepted": 95, "rejected": 5, "by_reason": {"future_timestamp": 5}},
+                  "2026-11-03": {"input": 100, "accepted": 75, "rejected": 25, "by_reason": {"future_timestamp": 25}}}}
+    with pytest.raises(ingest.RejectShareExceeded) as e:
+        ingest.check_reject_share(counts, sorted(counts["by_partition"]), 0.05)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.endswith("top reason future_timestamp (30) in partitions 2026-11-03 (25), 2026-11-02 (5)")
+    assert "2026-11-01" not in msg
+
+
+def _gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+@pytest.mark.parametrize("content, status, lines", [
+    (b"", "empty", 0),
+    (_gz(b""), "empty", 0),
+    (_gz(b"a\nb\n"), "ok", 2),
+    (_gz(b"a\nb"), "ok", 2),                                   # last line without newline
+    (_gz(b"a\n") + _gz(b"b\nc\n"), "ok", 3),                   # concatenated members
+    (_gz(b"a\n") + b"\0" * 16, "ok", 1),                       # zero padding after the end
+    (b"not gzip at all", "corrupt", 0),
+])
+def test_inspect_gzip_classifies_files(tmp_path, content, status, lines):
+    p = tmp_path / "f.jsonl.gz"
+    p.write_bytes(content)
+    got = ingest.inspect_gzip(str(p))
+    assert (got["status"], got["lines"]) == (status, lines)
+
+
+def test_inspect_gzip_counts_the_complete_lines_before_a_truncation(tmp_path):
+    import random
+    import zlib
+
+    rnd = random.Random(3)
+    data = b"".join(b"%d %x\n" % (i, rnd.getrandbits(64)) for i in range(5000))
+    whole = _gz(data)
+    cut = whole[: len(whole) // 2]
+    p = tmp_path / "t.jsonl.gz"
+    p.write_bytes(cut)
+    got = ingest.inspect_gzip(str(p), chunk_bytes=4096)        # crosses many read chunks
+    assert got["status"] == "truncated"
+    assert 0 < got["lines"] < 5000
+    assert got["lines"] == zlib.decompressobj(31).decompress(cut).count(b"\n")
+    flipped = bytearray(whole)
+    flipped[len(whole) // 2] ^= 0xFF                          # damaged deflate data or CRC
+    p.write_bytes(bytes(flipped))
+    assert ingest.inspect_gzip(str(p))["status"] == "corrupt"
