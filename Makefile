@@ -1,4 +1,5 @@
-# Two commands matter: `make demo` and `make test` (see README.md).
+# Two commands matter: `make demo` and `make test` (see README.md); `make test-fast` is the
+# inner loop: every test that needs no Spark, no Airflow run and no GPU (under 3 minutes).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -14,7 +15,7 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(abspath $(DEMO)/airflow) \
 	MINING_DEMO_MODE=1 MINING_SENSOR_POKE_S=10 MINING_SENSOR_TIMEOUT_S=120 \
 	SPARK_LOCAL_IP=127.0.0.1 PATH=$(BIN):$$PATH
 
-.PHONY: install demo test clean crash-trials bench
+.PHONY: install demo test test-fast docs clean crash-trials bench
 
 install: $(VENV)/.installed
 
@@ -39,6 +40,14 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+FAST_MARKERS = not spark and not slow and not airflow and not gpu
+test-fast: install
+	MINING_TEST_LANE=fast $(BIN)/python -m pytest -m "$(FAST_MARKERS)"
+
+# docs/cli.md from `mining --help` (tests/test_docs.py fails when it is stale)
+docs: install
+	$(BIN)/python docs/gen_cli.py
 
 # kill `mining run` with SIGKILL in every stage and in export, check readers and reruns
 # (bench/crash_trials.py; the CI test runs 3 of these trials)

@@ -31,6 +31,14 @@ from mining.errors import (EXIT_CODES, EXIT_CONFIG, EXIT_ERROR, EXIT_INPUT, EXIT
 log = logging.getLogger("mining")
 
 
+def _or_config(value, section: str, key: str):
+    """``value`` when the flag was given, else ``section.key`` of the effective configuration
+    (mining/defaults.toml and its layers): the CLI never repeats a default of the file."""
+    from mining.config import resolve_sections
+
+    return value if value is not None else resolve_sections()[0][section][key]
+
+
 def _run_stages(args, stages) -> dict:
     from mining.spark.session import get_spark
     from mining.stages.runner import run_all
@@ -103,7 +111,7 @@ def _fit_calibration(args, argv: list[str]) -> dict:
 
     from mining.fit import calibration as calibration_fit
     cal = calibration_fit.fit(args.corpus or ["hwu64"], args.turns, args.seed, Path(args.work),
-                              min_users=args.min_users, out=Path(args.out) if args.out else None, argv=argv)
+                              min_users=_or_config(args.min_users, "privacy", "min_users"), out=Path(args.out) if args.out else None, argv=argv)
     return {"version": cal.version, **cal.fit}
 
 
@@ -114,8 +122,10 @@ def _merge(args) -> dict:
     mined_path = Path(args.mined)
     if (mined_path / "massive").is_dir():          # a run's output root: its published JSONL
         mined_path = mined_path / "massive"
-    base = merge.read_training_set(args.base, dev_share=args.dev_share, seed=args.split_seed)
-    mined = merge.read_training_set(mined_path, dev_share=args.dev_share, seed=args.split_seed)
+    dev_share = _or_config(args.dev_share, "export", "dev_share")
+    seed = _or_config(args.split_seed, "export", "split_seed")
+    base = merge.read_training_set(args.base, dev_share=dev_share, seed=seed)
+    mined = merge.read_training_set(mined_path, dev_share=dev_share, seed=seed)
     merged, stats = merge.merge_training_sets(base, mined)
     conflicts = merge.human_conflicts(base, mined)
     manifest = merge.write_merged(merged, args.out, stats)
@@ -218,9 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a run's output root (its massive/ folder is used), or any path --base accepts")
     mg.add_argument("--out", required=True, help="output folder (<locale>.jsonl + merge_manifest.json, atomic)")
     mg.add_argument("--conflicts", help="write mined labels that contradict a human label here (JSON Lines)")
-    mg.add_argument("--dev-share", type=float, default=0.1,
-                    help="partition split for Parquet inputs that have no partition column")
-    mg.add_argument("--split-seed", type=int, default=0)
+    mg.add_argument("--dev-share", type=float,
+                    help="partition split for Parquet inputs that have no partition column "
+                         "(default: export.dev_share of the configuration)")
+    mg.add_argument("--split-seed", type=int, help="seed of that split (default: export.split_seed)")
 
     fit = add_command(sub, "fit-rephrase", verbose, "Simulate logs from the development corpora, run "
                "detect_rephrases, fit the logistic scorer on the gold cases and write the model TOML.")
@@ -241,8 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="development corpus (repeatable; default: hwu64, so slurp stays unseen)")
     cal.add_argument("--turns", type=int, default=80_000, help="simulated turns per corpus")
     cal.add_argument("--seed", type=int, default=CAL_SEED, help="simulation seed (the benchmark uses others)")
-    cal.add_argument("--min-users", type=int, default=2,
-                     help="fit on labels of texts said by at least this many users (the exported population)")
+    cal.add_argument("--min-users", type=int,
+                     help="fit on labels of texts said by at least this many users, the exported "
+                          "population (default: privacy.min_users of the configuration)")
     cal.add_argument("--work", required=True, help="folder for the simulated logs and runs (reused)")
     cal.add_argument("--out", help="calibration TOML to write (default: the packaged mining/models/calibration.toml)")
     return parser

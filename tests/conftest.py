@@ -11,6 +11,25 @@ os.environ.setdefault("MINING_DEMO_MODE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 logging.getLogger("py4j").setLevel(logging.WARNING)
 
+if os.environ.get("MINING_TEST_LANE") == "fast":
+    # `make test-fast`: a test that starts Spark without the `spark`/`slow` marker fails
+    # loudly here instead of making the fast lane slow.
+    from pyspark.sql import SparkSession
+
+    def _no_spark(self, *args, **kwargs):
+        raise RuntimeError("Spark started in the fast lane: mark the test `spark` (or use the spark fixture)")
+
+    SparkSession.Builder.getOrCreate = _no_spark
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the ``spark`` fixture, directly or through another fixture, is
+    marked ``spark``: ``make test-fast`` (``-m "not spark and not slow and not airflow and
+    not gpu"``) leaves it out without anyone having to remember the marker."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
+
 
 @pytest.fixture(scope="session")
 def spark():

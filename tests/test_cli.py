@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import logging
 import tomllib
 
@@ -290,8 +291,10 @@ def test_run_id_is_new_per_invocation_and_exported_for_child_processes(monkeypat
 
     monkeypatch.delenv(logs.RUN_ID_ENV)
     run_id = logs.setup_logging(stream=io.StringIO())
-    assert len(run_id) == 12 and int(run_id, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{12}", run_id), run_id
     assert os.environ[logs.RUN_ID_ENV] == run_id == logs.current_run_id()
+    monkeypatch.delenv(logs.RUN_ID_ENV)
+    assert logs.setup_logging(stream=io.StringIO(), run_id=logs.new_run_id()) != run_id
 
 
 @pytest.mark.parametrize("progress", [False, True])

@@ -4,9 +4,36 @@ from mining.config import load_config, parse_set
 
 
 def test_defaults_load_from_one_file():
-    cfg = load_config("logs", "out")
-    assert cfg.privacy.min_users == 2 and 0 < cfg.rephrase.threshold < 1
+    """With no file, variable or override, every value is mining/defaults.toml's, none has
+    another origin, and every key of the file reaches the built sections."""
+    import tomllib
+    from dataclasses import asdict
+
+    from mining.config import DEFAULTS_PATH, resolve_sections
+
+    file_values = tomllib.loads(DEFAULTS_PATH.read_text())
+    sections, origins = resolve_sections(None, None, environ={})
+    assert sections == file_values and origins == {}
+    cfg = load_config("logs", "out", environ={})
+    assert cfg.sections == file_values
+    for name, values in file_values.items():
+        built = asdict(getattr(cfg, name))
+        for key, value in values.items():
+            if key in built and not isinstance(value, dict):
+                assert built[key] == (tuple(value) if isinstance(value, list) else value), f"{name}.{key}"
     assert cfg.cache_dir == "out/embedding_cache"
+
+
+def test_cli_repeats_no_default_of_the_config_file():
+    """Flags that mirror a config key default to None; the value then comes from the config."""
+    from mining.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    assert sub["merge"].get_default("dev_share") is None and sub["merge"].get_default("split_seed") is None
+    assert sub["fit-calibration"].get_default("min_users") is None
+    for verb in ("run", "detect-rephrases", "config"):
+        assert sub[verb].get_default("min_users") is None
 
 
 def test_file_then_overrides_win(tmp_path):

@@ -10,7 +10,6 @@ The benchmark (``bench/rephrase.py``) evaluates on *other* seeds than the fit.
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 import sys
 import time
@@ -44,14 +43,14 @@ def simulate_and_detect(spark, corpus: str, n_turns: int, seed: int, work: Path,
     """Simulate ``n_turns`` of ``corpus`` logs (seed ``seed``) under ``work`` (reused when
     already there) and run ``detect_rephrases`` on them with ``overrides`` on the defaults.
 
-    The pseudonym key is the built-in demo key (``MINING_DEMO_MODE=1`` for this process):
-    these are simulated users."""
-    from mining.stages import stage_fn
+    The pseudonym key is the built-in demo key (``MINING_DEMO_MODE=1`` while the stage
+    runs, restored after): these are simulated users."""
+    from mining import env
     from mining.config import load_config
+    from mining.stages import stage_fn
     from mining.eval.evaluation import _read
     from mining.sim.simulation import SimulationConfig, simulate
 
-    os.environ["MINING_DEMO_MODE"] = "1"
     base = work / f"{corpus}-{n_turns}-s{seed}"
     logs, gold_dir, out = base / "logs", base / "gold", base / "run"
     if not (gold_dir / "simulation.json").exists():
@@ -59,7 +58,8 @@ def simulate_and_detect(spark, corpus: str, n_turns: int, seed: int, work: Path,
                  overwrite=True)
     cfg = load_config(str(logs), str(out), overrides=overrides)
     t0 = time.perf_counter()
-    stage_fn("detect_rephrases")(spark, cfg)
+    with env.scoped(**{env.DEMO_ENV: "1"}):
+        stage_fn("detect_rephrases")(spark, cfg)
     detect_s = time.perf_counter() - t0
     turns = _read(out / "turns", ["turn_id", "session_pseudonym", "ts", "is_friction", "succeeded"])
     return DevRun(corpus=corpus, seed=seed, turns_in=n_turns, pairs=_read(out / "rephrase_pairs"),

@@ -149,6 +149,7 @@ def _faiss_gpus() -> int:
     return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(_faiss_gpus() == 0, reason="no faiss GPU (faiss-cpu or no CUDA device): GPU kNN path not tested here")
 def test_gpu_knn_matches_cpu():
     rng = np.random.default_rng(4)
@@ -198,6 +199,7 @@ def test_graph_communities_equal_community_detection_with_a_small_k():
     assert {c for c in ours if len(c) > 1} == {frozenset(c) for c in communities}
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(_faiss_gpus() == 0, reason="no faiss GPU (faiss-cpu or no CUDA device): GPU range-search fallback not tested here")
 def test_gpu_neighbour_graph_matches_cpu():
     from mining.core.index import neighbour_graph

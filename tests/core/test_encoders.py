@@ -147,6 +147,7 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not _cuda_available(), reason="no CUDA GPU: GPU encoder path not tested here")
 def test_minilm_cuda_fp16_matches_cpu():
     gpu = SentenceTransformerEncoder(device="cuda")

@@ -577,6 +577,7 @@ def airflow_dags_test(tmp_path, args, *, master: str, timeout: int, **mining_env
 
 
 @pytest.mark.slow
+@pytest.mark.airflow
 def test_airflow_dags_test_runs_adhoc_stages_through_spark_submit(tmp_path):
     """`airflow dags test mining_adhoc` with stub jobs: every stage gets spark-submitted, in order."""
     home = tmp_path / "mining_home"
@@ -606,6 +607,7 @@ def version_files(run: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
+@pytest.mark.airflow
 def test_nightly_backfill_of_two_dates_gives_two_versions_and_a_rerun_is_byte_identical(tmp_path, small_sim):
     """The nightly DAG end to end with the real jobs on local[2]: a backfill over the two
     days of the small log (the dates `airflow backfill create` plans, each run as
@@ -659,3 +661,15 @@ def test_nightly_backfill_of_two_dates_gives_two_versions_and_a_rerun_is_byte_id
     assert rerun["dataset_version"] == second["dataset_version"]
     assert rerun["checksums"] == second["checksums"]
     assert version_files(runs / "2026-11-02") == before
+
+
+def test_dags_take_the_stage_list_and_exit_codes_from_the_registries(stages_module):
+    """One table each (mining.stages, mining.errors): the DAG helper holds no second copy."""
+    from mining import errors
+    from mining.stages import STAGES as REGISTRY
+
+    assert stages_module.STAGES == STAGE_NAMES
+    assert stages_module.GPU_STAGES == tuple(s.name for s in REGISTRY if s.gpu)
+    assert set(stages_module.NON_RETRYABLE_EXIT_CODES) == set(errors.NON_RETRYABLE_EXIT_CODES)
+    assert all(stages_module.NON_RETRYABLE_EXIT_CODES[c] == errors.EXIT_CODES[c]
+               for c in errors.NON_RETRYABLE_EXIT_CODES)

@@ -1,0 +1,103 @@
+"""One table each: the stage registry (mining.stages) and the exit codes (mining.errors) are
+the only lists; the runner, the CLI, the jobs and the DAGs agree with them."""
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+from mining import errors
+from mining.stages import STAGE_NAMES, STAGES, get, stage_fn
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_stage_names_are_unique_snake_case_and_in_run_order():
+    assert len(set(STAGE_NAMES)) == len(STAGE_NAMES) == 5
+    assert STAGE_NAMES[0] == "detect_rephrases" and STAGE_NAMES[-1] == "export_dataset"
+    assert all(name.isidentifier() and name.islower() for name in STAGE_NAMES)
+
+
+@pytest.mark.parametrize("name", STAGE_NAMES)
+def test_every_stage_has_a_module_with_run(name):
+    module = importlib.import_module(f"mining.stages.{name}")
+    assert stage_fn(name) is module.run
+    assert list(ast.parse(Path(module.__file__).read_text()).body)  # not an empty stand-in
+    assert module.run.__code__.co_varnames[:2] == ("spark", "cfg")
+
+
+def test_unknown_stage_names_the_known_ones():
+    with pytest.raises(ValueError, match="detect_rephrases"):
+        get("no_such_stage")
+
+
+def test_jobs_folder_holds_one_job_per_stage_calling_the_runner():
+    jobs = sorted(p.stem for p in (REPO / "jobs").glob("*.py"))
+    assert jobs == sorted(STAGE_NAMES)
+    for name in STAGE_NAMES:
+        tree = ast.parse((REPO / "jobs" / f"{name}.py").read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "job_main"]
+        assert len(calls) == 1 and calls[0].args[0].value == name
+        imports = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert imports == ["mining.stages.runner"], imports   # the runner, never the CLI
+
+
+def test_cli_has_one_verb_per_stage_and_run_chains_them_all():
+    from mining.cli import build_parser
+
+    verbs = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert {s.verb for s in STAGES} <= set(verbs)
+    assert " -> ".join(STAGE_NAMES) in verbs["run"].description.replace("\n", " ")
+
+
+def test_runner_runs_the_registry_in_order(monkeypatch):
+    from mining.stages import runner
+
+    seen = []
+    monkeypatch.setattr(runner, "stage_fn", lambda name: lambda spark, cfg: seen.append(name) or {})
+    runner.run_all(None, None, progress=False)
+    assert seen == list(STAGE_NAMES)
+
+
+def test_cli_exit_codes_are_the_table():
+    from mining import cli
+
+    for name in ("EXIT_OK", "EXIT_ERROR", "EXIT_CONFIG", "EXIT_INPUT", "EXIT_PRIVACY", "EXIT_INTERRUPTED"):
+        assert getattr(cli, name) == getattr(errors, name)
+    assert cli.EXIT_CODES is errors.EXIT_CODES
+
+
+@pytest.mark.parametrize("error, code", [
+    (ValueError("bad key"), errors.EXIT_CONFIG),
+    (errors.NoInputPartitions("none"), errors.EXIT_INPUT),
+    (errors.RejectShareExceeded("5%"), errors.EXIT_INPUT),
+    (errors.QualityGateFailed("rows"), errors.EXIT_INPUT),
+    (errors.DatasetNotFound("x"), errors.EXIT_INPUT),
+    (FileNotFoundError("turns/"), errors.EXIT_INPUT),
+    (errors.PrivacyError("no key"), errors.EXIT_PRIVACY),
+])
+def test_known_failures_map_to_their_exit_code(error, code):
+    assert errors.classify(error)[0] == code
+
+
+def test_unknown_failures_are_not_classified():
+    assert errors.classify(RuntimeError("boom")) is None
+
+
+def test_non_retryable_codes_are_documented_codes():
+    assert set(errors.NON_RETRYABLE_EXIT_CODES) <= set(errors.EXIT_CODES) - {errors.EXIT_OK, errors.EXIT_ERROR}
+
+
+def test_modules_raise_the_registry_exceptions():
+    """The exception classes the CLI maps are the ones the library raises (no second copy)."""
+    from mining.core import quality
+    from mining.privacy import pii
+    from mining.tools import inspect_dataset
+
+    ingest = importlib.import_module("mining.spark.ingest")
+    assert ingest.NoInputPartitions is errors.NoInputPartitions
+    assert quality.QualityGateFailed is errors.QualityGateFailed
+    assert pii.PrivacyError is errors.PrivacyError
+    assert inspect_dataset.DatasetNotFound is errors.DatasetNotFound
