@@ -101,3 +101,39 @@ def clusters_from_graph(graph, max_cluster_size: int) -> np.ndarray:
     single = labels < 0
     labels[single] = next_label + np.arange(int(single.sum()))
     return _renumber(labels)
+
+
+def cluster_frame(pdf, *, k: int, min_sim: float, max_cluster_size: int, exact_max_n: int, nprobe: int,
+                  device: str, seed: int):
+    """One locale's (or coarse part's) texts → their ``clusters`` rows (schemas/clusters.v1).
+
+    :param pdf: pandas DataFrame with ``locale`` (one value), ``text_norm`` (str, unique) and
+        ``embedding`` (float32 (d,) L2-normalized, per row); any row order: rows are sorted by
+        ``text_norm`` first, so the result does not depend on how Spark delivered them.
+    :param k, min_sim: kNN graph of :func:`mining.core.index.neighbour_graph` (cosine edges
+        ≥ ``min_sim``), degree capped at ``max_cluster_size``; ``exact_max_n``, ``nprobe``,
+        ``device``, ``seed`` choose and seed the FAISS index there.
+    :return: one row per text: ``locale``, ``cluster_id`` (``<locale>:<12 hex of the medoid's
+        text hash>``), ``text_norm``, ``is_medoid``, ``cluster_size`` (int64), ``medoid_text``,
+        ``sim_to_medoid`` (float64 cosine). Memory O(n·k) for the graph plus the n×d vectors.
+    """
+    import pandas as pd
+
+    from mining.core import index
+    from mining.core.text import text_hash
+
+    pdf = pdf.sort_values("text_norm", kind="stable").reset_index(drop=True)
+    emb = np.stack(pdf["embedding"].to_numpy()).astype(np.float32)
+    graph = index.neighbour_graph(emb, k, min_sim, max_degree=max_cluster_size, exact_max_n=exact_max_n,
+                                  nprobe=nprobe, device=device, seed=seed)
+    labels = clusters_from_graph(graph, max_cluster_size)
+    med_of = medoids(emb, labels)[labels]
+    locale = pdf["locale"].iloc[0]
+    medoid_text = pdf["text_norm"].to_numpy()[med_of]
+    return pd.DataFrame({
+        "locale": locale,
+        "cluster_id": [f"{locale}:{text_hash(t)[:12]}" for t in medoid_text],
+        "text_norm": pdf["text_norm"], "is_medoid": med_of == np.arange(len(pdf)),
+        "cluster_size": np.bincount(labels)[labels].astype(np.int64),
+        "medoid_text": medoid_text,
+        "sim_to_medoid": np.einsum("ij,ij->i", emb, emb[med_of]).astype(np.float64)})

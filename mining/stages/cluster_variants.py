@@ -8,32 +8,20 @@ import numpy as np
 import pandas as pd
 
 from mining.core import clustering, index
-from mining.core.text import text_hash
 from mining.io import schemas, storage
 from mining.stages.common import counts_by
 
 log = logging.getLogger(__name__)
 
+
 def _cluster_fn(cc, device: str):
-    """applyInPandas function: one (locale, coarse part)'s embeddings → its clusters rows."""
+    """applyInPandas function: one (locale, coarse part)'s embeddings → its ``clusters`` rows
+    (:func:`mining.core.clustering.cluster_frame` with the locale's thresholds)."""
     def run(pdf: pd.DataFrame) -> pd.DataFrame:
-        pdf = pdf.sort_values("text_norm", kind="stable").reset_index(drop=True)
-        emb = np.stack(pdf["embedding"].to_numpy()).astype(np.float32)
         lc = cc.for_locale(pdf["locale"].iloc[0])
-        graph = index.neighbour_graph(emb, lc.k, lc.min_sim, max_degree=cc.max_cluster_size,
-                                      exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device, seed=cc.seed)
-        labels = clustering.clusters_from_graph(graph, cc.max_cluster_size)
-        med = clustering.medoids(emb, labels)
-        med_of = med[labels]
-        locale = pdf["locale"].iloc[0]
-        medoid_text = pdf["text_norm"].to_numpy()[med_of]
-        return pd.DataFrame({
-            "locale": locale,
-            "cluster_id": [f"{locale}:{text_hash(t)[:12]}" for t in medoid_text],
-            "text_norm": pdf["text_norm"], "is_medoid": med_of == np.arange(len(pdf)),
-            "cluster_size": np.bincount(labels)[labels].astype(np.int64),
-            "medoid_text": medoid_text,
-            "sim_to_medoid": np.einsum("ij,ij->i", emb, emb[med_of]).astype(np.float64)})
+        return clustering.cluster_frame(pdf, k=lc.k, min_sim=lc.min_sim, max_cluster_size=cc.max_cluster_size,
+                                        exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device,
+                                        seed=cc.seed)
     return run
 
 

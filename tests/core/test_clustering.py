@@ -220,3 +220,23 @@ def test_neighbour_graph_max_degree_keeps_the_most_similar():
     for i in range(len(emb)):                              # each capped row kept its top 5 (or more via symmetry)
         top = np.sort(full[i][full[i] > 0])[::-1][:5]
         assert np.isin(np.round(top, 5), np.round(capped[i][capped[i] > 0], 5)).all()
+
+
+def test_cluster_frame_groups_near_vectors_and_ignores_row_order():
+    """Two tight pairs of 2-d unit vectors, far apart: two clusters of two, medoid per cluster,
+    the same rows whatever order the texts arrive in (Spark gives no order)."""
+    import pandas as pd
+
+    from mining.core.clustering import cluster_frame
+
+    angles = {"a1": 0.0, "a2": 0.05, "b1": 1.5, "b2": 1.55}
+    pdf = pd.DataFrame({"locale": "xx-XX", "text_norm": list(angles),
+                        "embedding": [np.array([np.cos(t), np.sin(t)], np.float32) for t in angles.values()]})
+    kw = dict(k=3, min_sim=0.9, max_cluster_size=10, exact_max_n=100, nprobe=1, device="cpu", seed=0)
+    out = cluster_frame(pdf, **kw)
+    assert out["cluster_size"].tolist() == [2, 2, 2, 2] and out["is_medoid"].sum() == 2
+    members = out.groupby("cluster_id")["text_norm"].apply(lambda s: "".join(sorted(s)))
+    assert sorted(members) == ["a1a2", "b1b2"]
+    assert (out["sim_to_medoid"] > 0.99).all()
+    shuffled = cluster_frame(pdf.iloc[[3, 1, 0, 2]], **kw)
+    pd.testing.assert_frame_equal(out, shuffled)
