@@ -55,16 +55,17 @@ def simulate_locales(locales: tuple[str, ...], n_turns: int, logs_dir: str | Pat
     fields, the same for every locale. Returns ``{"turns", "locales": {locale: counts},
     "seconds"}``. Same arguments → same bytes. Raises ``ValueError`` on an unknown or
     repeated locale and as :func:`mining.sim.simulation.simulate` does."""
-    from mining.sim.simulation import SimulationConfig, _check_output_dirs, _commit, _staging, simulate
+    from mining.sim.simulation import SimulationConfig, simulate
+    from mining.sim.simulation_output import check_output_dirs, commit_staging, staging_dir, write_parquet
 
     started = time.perf_counter()
     if len(set(locales)) != len(locales) or not locales:
         raise ValueError(f"locales must be distinct and non-empty, got {locales}")
     corpora = {loc: corpus_of(loc) for loc in locales}
     logs_dir, gold_dir = Path(logs_dir).resolve(), Path(gold_dir).resolve()
-    _check_output_dirs(logs_dir, gold_dir, overwrite)
-    logs_tmp, gold_tmp = _staging(logs_dir), _staging(gold_dir)
-    work = _staging(gold_dir.with_name(gold_dir.name + "-locales"))
+    check_output_dirs(logs_dir, gold_dir, overwrite)
+    logs_tmp, gold_tmp = staging_dir(logs_dir), staging_dir(gold_dir)
+    work = staging_dir(gold_dir.with_name(gold_dir.name + "-locales"))
     per_locale, splits, docs = {}, [], {}
     try:
         for i, loc in enumerate(locales):
@@ -85,13 +86,11 @@ def simulate_locales(locales: tuple[str, ...], n_turns: int, logs_dir: str | Pat
     finally:
         shutil.rmtree(work, ignore_errors=True)
     table = pa.Table.from_pandas(pd.concat(splits, ignore_index=True), preserve_index=False)
-    from mining.sim.simulation import _write_parquet
-
-    _write_parquet(table.replace_schema_metadata(None), gold_tmp / "splits.parquet")
+    write_parquet(table.replace_schema_metadata(None), gold_tmp / "splits.parquet")
     (gold_tmp / "simulation.json").write_text(json.dumps(
         {"locales": docs, "logs_schema": "interaction_turn.v1"}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _commit(logs_tmp, logs_dir)
-    _commit(gold_tmp, gold_dir)
+    commit_staging(logs_tmp, logs_dir)
+    commit_staging(gold_tmp, gold_dir)
     counts = {loc: {k: v for k, v in c.items() if k not in ("seconds", "simulation_seconds", "turns_per_s")}
               for loc, c in per_locale.items()}
     return {"turns": sum(c["turns"] for c in counts.values()), "locales": counts,

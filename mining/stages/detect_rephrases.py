@@ -26,7 +26,7 @@ def run(spark, cfg) -> dict:
         lambda t: {"partitions": partitions, "locales": list(cfg.locales), "turns": t.count(),
                    "friction_turns": t.where("is_friction").count(),
                    "pii_scrubbed": t.agg(*[c.alias(k) for k, c in
-                                           privacy.spark_placeholdercounts_by(F.col("utterance")).items()]
+                                           privacy.spark_placeholder_counts(F.col("utterance")).items()]
                                          ).first().asDict(),
                    "by_signal": counts_by(t.select(F.explode("friction_signals").alias("signal")), "signal")})
     turns = spark.read.parquet(str(Path(cfg.out) / "turns"))

@@ -24,7 +24,7 @@ def _dp_select(spark, cfg, labeled, fingerprint: str):
     cal = dp.calibrate(float(dc.epsilon), float(dc.delta), dc.max_texts_per_user)
     key = dp.noise_key(privacy.resolve_key(), fingerprint) if dc.noise == "keyed" else None
     pairs = spark.read.parquet(storage.require_stage(cfg.out, "rephrase_pairs", "detect_rephrases"))
-    counts = dp.spark_textcounts_by(pairs, dc.max_texts_per_user, dc.seed)
+    counts = dp.spark_text_counts(pairs, dc.max_texts_per_user, dc.seed)
     # materialized once: with noise = "opendp" a recomputation would draw other noise
     released = counts.mapInPandas(dp.release_fn(cal, key), dp.RELEASE_SCHEMA).localCheckpoint()
     tally = released.agg(F.count("*").alias("considered"), F.count("dp_users").alias("selected")).first()

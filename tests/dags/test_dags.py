@@ -268,7 +268,9 @@ def test_params_are_typed_and_described(dagbag, dag_id):
 
 @pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
 def test_param_defaults_validate(dagbag, dag_id):
-    copy.deepcopy(dagbag.dags[dag_id].params).validate()
+    params = copy.deepcopy(dagbag.dags[dag_id].params)
+    resolved = params.validate()            # raises ParamValidationError on a bad default
+    assert set(resolved) == set(params.keys()) and "logs" in resolved
 
 
 @pytest.mark.parametrize(
