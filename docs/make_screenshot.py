@@ -3,9 +3,10 @@
     python docs/make_screenshot.py --out demo/mining/runs/2026-11-03 --gold demo/gold
 
 writes ``docs/report.png`` (viewport 1200 px wide, full page, palette-quantized PNG to stay
-under 1 MB). The page is built with :func:`mining.report.run_report.write_report` into a temporary
-folder (``--html`` keeps it); ``--evaluation evaluation.json`` reuses a ``mining evaluate
---json`` file instead of recomputing the gold figures (about 20 s). Needs Debian's
+under 1 MB). The page is built with :func:`mining.eval.report.write_evaluation_report` (the run
+report, plus the gold figures with ``--gold`` or ``--evaluation``) into a temporary folder
+(``--html`` keeps it); ``--evaluation evaluation.json`` reuses a ``mining evaluate --json``
+file instead of recomputing the gold figures (about 20 s). Needs Debian's
 ``chromium`` (``/usr/bin/chromium``) and the ``playwright`` Python package; no browser
 download.
 """
@@ -59,12 +60,12 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--width", type=int, default=1200)
     args = ap.parse_args(argv)
 
-    from mining.report.run_report import write_report
+    from mining.eval.report import write_evaluation_report
 
     evaluation = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
     with tempfile.TemporaryDirectory() as tmp:
         html_path = Path(args.html) if args.html else Path(tmp) / "report.html"
-        write_report(args.out, html_path, args.gold, evaluation=evaluation)
+        write_evaluation_report(args.out, html_path, args.gold, evaluation=evaluation)
         png = Path(args.png)
         png.parent.mkdir(parents=True, exist_ok=True)
         screenshot(html_path, png, args.width)

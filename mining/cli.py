@@ -79,7 +79,7 @@ def _evaluate(args) -> dict:
     from mining.eval import evaluation
     from pathlib import Path
 
-    from mining.report.run_report import write_report
+    from mining.eval.report import write_evaluation_report
 
     report = evaluation.evaluate(args.gold, args.out)
     print(evaluation.format_table(report))
@@ -91,7 +91,7 @@ def _evaluate(args) -> dict:
             json.dump(report, fh, indent=2, sort_keys=True)
     html = Path(args.report) if args.report else Path(args.out) / "evaluation" / "report.html"
     html.parent.mkdir(parents=True, exist_ok=True)
-    write_report(args.out, html, args.gold, evaluation=report)
+    write_evaluation_report(args.out, html, args.gold, evaluation=report)
     log.info("report with the gold figures and the reliability diagram: %s", html)
     return None
 

@@ -1,26 +1,23 @@
-"""mining.report.run_report: the static run report.
+"""mining.report.run_report: the static run report (no gold: see tests/eval/test_report.py).
 
-Fast tests use a tiny hand-made run (two locales, no Spark); the slow ones build the
-report of a real pipeline run on the small simulated HWU64 log (with its gold) and open it
-in headless Chromium through Playwright (Debian's /usr/bin/chromium; never a downloaded
-browser: skipped, visibly, where it is not installed)."""
+Tests use a tiny hand-made run (two locales, no Spark); the report of a real pipeline run,
+and its opening in headless Chromium, are tested with the gold figures added, in
+tests/eval/test_report.py (the same builder)."""
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mining.report import data
 from mining.report import run_report as report
+
 MALICIOUS = "<script>alert(1)</script>"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def _parquet(path: Path, **columns) -> None:
@@ -35,12 +32,11 @@ def _value(page: str, metric: str) -> str:
     return m.group(1)
 
 
-@pytest.fixture
-def tiny_run(tmp_path) -> Path:
-    """A hand-made run: en-US (3 turns, 2 friction, 2 accepted pairs of 3, 2 labeled texts,
-    3 exported rows of 2 intents) and de-DE (1 turn, friction, 1 pair, 1 label, 1 row); one
-    exported utterance is a script tag."""
-    out = tmp_path / "run"
+def make_tiny_run(root: Path) -> Path:
+    """A hand-made run in ``root/run``: en-US (3 turns, 2 friction, 2 accepted pairs of 3, 2
+    labeled texts, 3 exported rows of 2 intents) and de-DE (1 turn, friction, 1 pair, 1
+    label, 1 row); one exported utterance is a script tag."""
+    out = root / "run"
     _parquet(out / "turns" / "part-0.parquet", locale=["en-US"] * 3 + ["de-DE"],
              is_friction=[True, True, False, True])
     _parquet(out / "rephrase_pairs" / "part-0.parquet", locale=["en-US"] * 3 + ["de-DE"],
@@ -73,13 +69,19 @@ def tiny_run(tmp_path) -> Path:
     return out
 
 
+@pytest.fixture
+def tiny_run(tmp_path) -> Path:
+    """:func:`make_tiny_run` in the test's temporary folder."""
+    return make_tiny_run(tmp_path)
+
+
 def test_build_report_funnel_and_locales_tiny_run(tiny_run):
     page = report.build_report(tiny_run)
-    assert [_value(page, f"funnel.{k}") for k, _ in report.FUNNEL] == ["4", "3", "4", "3", "3", "4"]
+    assert [_value(page, f"funnel.{k}") for k, _ in data.FUNNEL] == ["4", "3", "4", "3", "3", "4"]
     assert _value(page, "exported_rows") == "4"
     expected = {"en-US": [3, 2, 2, 2, 3], "de-DE": [1, 1, 1, 1, 1]}
     for loc, values in expected.items():
-        assert [int(_value(page, f"locale.{loc}.{c}")) for c, _ in report.LOCALE_COLUMNS] == values
+        assert [int(_value(page, f"locale.{loc}.{c}")) for c, _ in data.LOCALE_COLUMNS] == values
     assert _value(page, "clusters.texts") == "4" and _value(page, "clusters.clusters") == "3"
     assert _value(page, "drops.below_min_users") == "7" and _value(page, "rejects.bad_locale") == "1"
     assert _value(page, "evidence.rephrase") == "3" and _value(page, "evidence.variant") == "1"
@@ -104,7 +106,7 @@ def test_build_report_is_byte_identical_and_chunking_free(tiny_run):
 
 def test_top_variants_ranks_by_support_users_then_confidence(tiny_run):
     manifest = json.loads((tiny_run / "latest" / "manifest.json").read_text())
-    top = report.top_variants(tiny_run / "latest", manifest, n_intents=2, k=5)
+    top = data.top_variants(tiny_run / "latest", manifest, n_intents=2, k=5)
     assert [(key, n) for key, n, _ in top] == [("en-US/alarm_set", 2), ("de-DE/alarm_set", 1)]
     assert list(top[0][2]["utterance"]) == [MALICIOUS, "wake me at 7"]   # 5 users before 3
 
@@ -115,102 +117,35 @@ def test_write_report_atomic(tiny_run, tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]   # no temp file left
 
 
-def test_build_report_rejects_evaluation_of_another_version(tiny_run):
-    with pytest.raises(ValueError, match="v0"):
-        report.build_report(tiny_run, evaluation={"dataset_version": "v0", "label_precision": 1.0, "ece": 0.0})
+def _section_ids(page: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)">', page)
 
 
-# ---------------------------------------------------------------------------- a real run
-
-@pytest.fixture(scope="module")
-def real_run(spark, small_sim, tmp_path_factory):
-    """The five stages on the 4,000-turn simulated log (about a minute), its evaluation, and
-    a copy whose top exported utterance is replaced by a script tag."""
-    from mining.stages import runner
-    from mining.config import load_config
-    from mining.eval.evaluation import evaluate
-
-    out = tmp_path_factory.mktemp("report-run") / "out"
-    runner.run_all(spark, load_config(str(small_sim["logs"]), str(out)))
-    evaluation = evaluate(str(small_sim["gold"]), str(out))
-    tampered = out.parent / "tampered"
-    shutil.copytree(out, tampered, symlinks=True)
-    manifest = json.loads((out / "manifest.json").read_text())
-    key = min(manifest["rows_by_locale_intent"].items(), key=lambda kv: (-kv[1], kv[0]))[0]
-    locale, intent = key.split("/", 1)
-    part = next((tampered / "training_set" / f"locale={locale}").glob("*.parquet"))
-    t = pq.read_table(part)
-    df = t.to_pandas()
-    top = df[df["intent"] == intent].sort_values(["support_users", "confidence", "support_events"],
-                                                 ascending=False).index[0]
-    df.loc[top, "utterance"] = MALICIOUS
-    pq.write_table(pa.Table.from_pandas(df, schema=t.schema, preserve_index=False), part)
-    return {"out": out, "tampered": tampered, "gold": small_sim["gold"], "manifest": manifest,
-            "evaluation": evaluation}
+def test_build_report_sections_in_order_without_extras(tiny_run):
+    page = report.build_report(tiny_run)
+    assert _section_ids(page) == list(report.SECTIONS)
+    assert re.findall(r'<figure data-plot="([^"]+)">', page) == ["funnel", "confidence", "clusters"]
+    assert re.findall(r'<div class="v" data-metric="([^"]+)"', page) == [
+        "exported_rows", "labeled_texts", "accepted_pairs", "turns"]
 
 
-@pytest.mark.slow
-def test_build_report_real_run_is_byte_identical(real_run):
-    def build() -> str:
-        return report.build_report(real_run["out"], real_run["gold"], evaluation=real_run["evaluation"])
-
-    assert build() == build()
-
-
-@pytest.mark.slow
-def test_build_report_real_run_agrees_with_manifest_and_evaluation(real_run):
-    page = report.build_report(real_run["out"], real_run["gold"], evaluation=real_run["evaluation"])
-    m, ev = real_run["manifest"], real_run["evaluation"]
-    assert int(_value(page, "exported_rows")) == m["rows"]
-    # per-locale counts, streamed from the stage outputs, add up to the funnel's stage stats
-    for key in ("turns", "friction_turns", "accepted_pairs", "labeled_texts", "exported_rows"):
-        assert _value(page, f"locale_total.{key}") == _value(page, f"funnel.{key}")
-    # the reliability bins recompute evaluate()'s ECE and count every exported row
-    assert float(_value(page, "reliability.ece")) == pytest.approx(ev["ece"], abs=1e-12)
-    bins = [int(v) for v in re.findall(r'data-metric="reliability\.\d+\.rows" data-value="(\d+)"', page)]
-    assert sum(bins) == m["rows"]
-    assert float(_value(page, "gold.label_precision")) == ev["label_precision"]
+def test_build_report_places_extra_sections_and_cards(tiny_run):
+    extra = [("confidence", '<section id="x1"><h2>X1</h2></section>'),
+             ("drops", '<section id="x3"><h2>X3</h2></section>'),
+             ("confidence", '<section id="x2"><h2>X2</h2></section>')]
+    page = report.build_report(tiny_run, cards=[("extra card", 0.25, "extra")], sections=extra)
+    assert _section_ids(page) == ["meta", "funnel", "locales", "confidence", "x1", "x2", "clusters",
+                                  "variants", "drops", "x3"]
+    assert _value(page, "extra") == "0.25" and '<div class="k">extra card</div>' in page
+    # without the extras, exactly the plain page
+    plain = report.build_report(tiny_run)
+    stripped = re.sub(r'<section id="x\d"><h2>X\d</h2></section>', "", page)
+    stripped = stripped.replace('<div class="card"><div class="v" data-metric="extra" data-value="0.25">0.250'
+                                '</div><div class="k">extra card</div></div>', "")
+    assert stripped == plain
 
 
-@pytest.mark.slow
-def test_report_in_chromium(real_run, tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"chromium not installed ({CHROMIUM}): apt-get install chromium")
-    from playwright.sync_api import sync_playwright
+def test_build_report_rejects_unknown_anchor(tiny_run):
+    with pytest.raises(ValueError, match="gold"):
+        report.build_report(tiny_run, sections=[("gold", "<section></section>")])
 
-    html_path = report.write_report(real_run["tampered"], tmp_path / "report.html", real_run["gold"],
-                                    evaluation={**real_run["evaluation"]})
-    errors, failed, requests, dialogs = [], [], [], []
-    with sync_playwright() as p:
-        # launch() gives each browser a fresh temporary profile (--user-data-dir)
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("requestfailed", lambda req: failed.append(req.url))
-        page.on("request", lambda req: requests.append(req.url))
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.goto(html_path.as_uri(), wait_until="load")
-        m = real_run["manifest"]
-        assert page.title() == f"Mining run report {m['dataset_version']}"
-        assert int(page.locator('[data-metric="exported_rows"]').inner_text().replace(",", "")) == m["rows"]
-        assert page.locator("#funnel-table tbody tr").count() == 6
-        locales = sorted({k.split("/", 1)[0] for k in m["rows_by_locale_intent"]})
-        assert page.locator("#locale-table tbody tr").evaluate_all(
-            "rows => rows.map(r => r.dataset.locale)") == locales
-        plots = page.locator("figure[data-plot] svg")
-        assert page.locator("figure[data-plot]").evaluate_all("fs => fs.map(f => f.dataset.plot)") == [
-            "funnel", "confidence", "reliability", "clusters"]
-        for i in range(plots.count()):
-            box = plots.nth(i).bounding_box()
-            assert box and box["width"] > 100 and box["height"] > 50
-            assert plots.nth(i).locator("path").count() > 0
-        # the script tag is shown as text, never run
-        assert page.locator("td.utt", has_text=MALICIOUS).count() == 1
-        assert page.locator("script").count() == 0
-        shot = tmp_path / "report.png"
-        page.screenshot(path=str(shot), full_page=True)
-        browser.close()
-    assert shot.stat().st_size > 10_000
-    assert errors == [] and failed == [] and dialogs == []
-    assert requests == [html_path.as_uri()]

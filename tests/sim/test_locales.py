@@ -144,10 +144,10 @@ def test_multilingual_run_keeps_locales_apart_and_evaluates_each(spark, tmp_path
     assert set(report["by_locale"]) == set(locales)
     assert report["by_locale"]["zh-CN"]["turns"] > 2000
     assert set(report["locale_parity"]) == set(evaluation.PARITY_METRICS)
-    from mining.report.run_report import write_report
+    from mining.eval.report import write_evaluation_report
 
     html = tmp_path / "report.html"
-    write_report(str(out), html, str(tmp_path / "gold"), evaluation=report)
+    write_evaluation_report(str(out), html, str(tmp_path / "gold"), evaluation=report)
     page = html.read_text()
     assert 'id="locale-gold-table"' in page and 'id="parity-table"' in page
     assert all(f'data-locale="{loc}"' in page for loc in locales)
