@@ -138,3 +138,23 @@ def test_link_check_flags_bad_links(tmp_path):
 def test_relative_links_resolve_inside_the_repository(doc: Path):
     problems = _link_problems(doc, doc.read_text(encoding="utf-8"))
     assert not problems, f"{doc.relative_to(ROOT)}:\n  " + "\n  ".join(problems)
+
+
+def test_readme_layout_names_every_module():
+    """The layout table is complete: every module of the package is named on its package's
+    row (``mining/<pkg>/``), and every top-level module by its path."""
+    readme = (ROOT / "README.md").read_text()
+    rows = {line.split("|")[1]: line for line in readme.splitlines() if line.startswith("| [`mining/")}
+    missing = []
+    for path in sorted((ROOT / "mining").rglob("*.py")):
+        rel = path.relative_to(ROOT / "mining")
+        if path.name == "__init__.py":
+            continue
+        if len(rel.parts) == 1:
+            if f"`mining/{rel.name}`" not in readme:
+                missing.append(str(rel))
+            continue
+        row = next((line for key, line in rows.items() if f"`mining/{rel.parts[0]}/`" in key), "")
+        if f"`{path.stem}`" not in row:
+            missing.append(str(rel))
+    assert not missing, f"README layout table does not name: {missing}"
