@@ -123,7 +123,7 @@ def floor_encode(run: str, work: str) -> dict:
     shutil.rmtree(cache, ignore_errors=True)
     cfg = load_config(run, str(Path(work) / "encode-floor-out"), overrides={"embedding": {"cache_dir": str(cache)}})
     t0 = time.perf_counter()
-    _, stats = embedding.ensure_embeddings(spark, turns, cfg, "benchfloor")
+    _, stats = embedding.ensure_embeddings(spark, turns, cfg.embedding, "benchfloor", out=cfg.out)
     pipeline_s = time.perf_counter() - t0
     spark.stop()
     enc = load_encoder("sentence-transformers", "", "cpu")

@@ -142,7 +142,8 @@ def _inspect(args) -> None:
 
 
 def _config_show(args) -> None:
-    from mining.config import build_sections, format_toml, resolve_sections
+    from mining.config import build_sections, resolve_sections
+    from mining.tools.config_show import format_toml
 
     sections, origins = resolve_sections(args.config, override_layers(args))
     build_sections(sections)                     # validate ranges as a run would

@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import logging
 import math
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -145,6 +144,10 @@ class EmbeddingConfig:
                " or ".join(repr(b) for b in ("", *MULTILINGUAL_MODEL_IDS)))
         _check(self.batch_size > 0, "embedding.batch_size", self.batch_size, "> 0")
         _check(self.device in ("auto", "cpu", "cuda"), "embedding.device", self.device, "auto|cpu|cuda")
+
+    def cache_root(self, out: str) -> str:
+        """The embedding cache: ``cache_dir``, else ``<out>/embedding_cache``."""
+        return self.cache_dir or str(Path(out) / "embedding_cache")
 
 
 @dataclass(frozen=True)
@@ -296,7 +299,7 @@ class RunConfig:
 
     @property
     def cache_dir(self) -> str:
-        return self.embedding.cache_dir or str(Path(self.out) / "embedding_cache")
+        return self.embedding.cache_root(self.out)
 
     def to_json(self) -> str:
         """Canonical JSON of every setting (sorted keys), for manifests and version hashes."""
@@ -458,43 +461,3 @@ def load_config(logs: str, out: str, *, config_file: str | None = None,
             log.info("config: %s from %s", key, origin)
     return RunConfig(logs=str(logs), out=str(out), start_date=start_date, end_date=end_date,
                      locales=tuple(locales), sections=sections, **build_sections(sections))
-
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
-
-
-def _toml_value(value: Any) -> str:
-    """``value`` as an inline TOML value (arrays on one line, as in defaults.toml)."""
-    import tomli_w
-
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return tomli_w.dumps({"v": value})[len("v = "):].rstrip("\n")
-
-
-def format_toml(sections: dict, origins: Mapping[str, str] | None = None) -> str:
-    """``sections`` as TOML, each value set above the defaults followed by ``# <origin>``
-    (:func:`resolve_sections`). ``tomllib.loads`` of the result gives ``sections`` back."""
-    origins = origins or {}
-    lines: list[str] = []
-
-    def table(prefix: str, values: dict) -> None:
-        lines.append(f"[{prefix}]")
-        for key, value in values.items():
-            if not isinstance(value, dict):
-                note = origins.get(f"{prefix}.{key}")
-                lines.append(f"{_toml_key(key)} = {_toml_value(value)}" + (f"  # {note}" if note else ""))
-        lines.append("")
-        for key, value in values.items():
-            if isinstance(value, dict):
-                table(f"{prefix}.{_toml_key(key)}", value)
-
-    for name, values in sections.items():
-        table(_toml_key(name), values)
-    return "\n".join(lines)

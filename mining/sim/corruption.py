@@ -11,7 +11,7 @@ with another kind (except where the kind is the collision: ``duplicate_turn_id``
 Deterministic: the same clean logs, kinds, ``rows_per_kind`` and ``seed`` give the same
 bytes (gzip mtime 0; Parquet without creation timestamps in the metadata).
 
-Accounting (what :func:`mining.spark.ingest.validate` must report) is written beside the
+Accounting (what :func:`mining.spark.validate.validate` must report) is written beside the
 partitions in ``OUT/_corruption.json`` (the leading underscore keeps ingest from reading
 it) and returned: per kind ``rows`` (input rows ingest counts for the kind's files: parsed
 rows and non-blank lines, plus one row per damaged or unsupported file), ``expected``

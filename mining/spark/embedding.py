@@ -73,8 +73,17 @@ def _read_cache(spark, model_dir: Path):
     return spark.read.parquet(*[str(p) for p in sorted(batches)])
 
 
-def ensure_embeddings(spark, texts, cfg, run_id: str):
+def _cache_root(embedding, out: str) -> Path:
+    """The cache root (:meth:`mining.config.EmbeddingConfig.cache_root`)."""
+    return Path(embedding.cache_root(out))
+
+
+def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     """Embeddings of the distinct ``(locale, text_norm)`` rows of DataFrame ``texts``.
+
+    :param embedding: the ``[embedding]`` section (:class:`mining.config.EmbeddingConfig`)
+    :param run_id: names the cache batch this call adds
+    :param out: the run's output root (the cache's default root, :func:`_cache_root`)
 
     Returns (DataFrame[locale, text_norm, text_hash, embedding array<float>], stats);
     stats count ``distinct_texts`` (distinct per encoder), ``cache_hits`` and ``encoded``,
@@ -86,7 +95,7 @@ def ensure_embeddings(spark, texts, cfg, run_id: str):
     from mining.io import storage
     from mining.core.encoders import resolve_device
 
-    ec = cfg.embedding
+    ec = embedding
     wanted = texts.select("locale", "text_norm").where(F.col("text_norm") != "").distinct()
     locales = sorted(r["locale"] for r in wanted.select("locale").distinct().collect())
     specs = {loc: encoder_spec(loc, ec) for loc in locales}
@@ -96,7 +105,7 @@ def ensure_embeddings(spark, texts, cfg, run_id: str):
         mine = [loc for loc, s in specs.items() if s == spec]
         rows = wanted.where(F.col("locale").isin(mine)).withColumn("text_hash", F.sha2("text_norm", 256))
         distinct = rows.select("text_hash", "text_norm").dropDuplicates(["text_hash"])
-        model_dir = Path(cfg.cache_dir) / spec.model_id
+        model_dir = _cache_root(ec, out) / spec.model_id
         cache = _read_cache(spark, model_dir)
         missing = distinct if cache is None else distinct.join(cache.select("text_hash"), "text_hash", "left_anti")
         n_wanted, n_missing = distinct.count(), missing.count()

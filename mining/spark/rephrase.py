@@ -27,13 +27,17 @@ TURN_FIELDS = ["turn_id", "ts", "utterance", "text_norm", "nlu_intent", "nlu_slo
 DECISIONS = ("accepted", "verbatim_repeat", "target_failed", "below_threshold", "not_best_candidate")
 
 
-def candidate_pairs(turns, cfg):
+def candidate_pairs(turns, rephrase):
     """DataFrame of (source friction turn, later turn) candidates; one row per pair with
-    ``source_*``/``target_*`` columns, ``turn_distance`` (1 = next) and ``gap_s``."""
+    ``source_*``/``target_*`` columns, ``turn_distance`` (1 = next) and ``gap_s``.
+
+    :param turns: turns of :func:`mining.spark.sessions.prepare_turns`
+    :param rephrase: the ``[rephrase]`` section (:class:`mining.config.RephraseConfig`):
+        ``max_turn_distance`` and ``max_gap_s`` bound the candidates"""
     from pyspark.sql import functions as F
 
     w = session_window()
-    n = cfg.rephrase.max_turn_distance
+    n = rephrase.max_turn_distance
     nxt = F.array(*[F.lead(F.struct(*TURN_FIELDS), k).over(w) for k in range(1, n + 1)])
     src = turns.select(*SESSION_KEYS, "locale", "friction_signals", "is_friction",
                        *[F.col(c).alias(f"source_{c}") for c in TURN_FIELDS], nxt.alias("_next"))
@@ -45,7 +49,7 @@ def candidate_pairs(turns, cfg):
                          *[F.col(f"_t.{c}").alias(f"target_{c}") for c in TURN_FIELDS],
                          (F.col("_pos") + 1).cast("int").alias("turn_distance"))
     gap = F.col("target_ts").cast("double") - F.col("source_ts").cast("double")
-    return pairs.withColumn("gap_s", gap).where(F.col("gap_s") <= cfg.rephrase.max_gap_s)
+    return pairs.withColumn("gap_s", gap).where(F.col("gap_s") <= rephrase.max_gap_s)
 
 
 def lexical_features(source: pd.Series, target: pd.Series, n: int = 3) -> pd.DataFrame:
@@ -64,7 +68,6 @@ def intent_centroids(turns, embeddings) -> dict[str, tuple[list[str], np.ndarray
     A nearest-centroid ("Rocchio") model of what each intent's successful requests look
     like in this night's logs, built without any gold. Computed per (locale, intent) group
     in Spark; only the centroids (locales × intents × dim) reach the driver."""
-    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     counts = (turns.where("succeeded").groupBy("locale", "nlu_intent", "text_norm").count()
@@ -185,13 +188,15 @@ def spark_score(model, features: dict):
     return F.lit(1.0) / (F.lit(1.0) + F.exp(-z))
 
 
-def score_pairs(pairs, embeddings, cfg, centroids):
+def score_pairs(pairs, embeddings, rephrase, centroids):
     """Add features, ``score``, ``is_repeat``, ``decision`` and ``accepted`` to candidates.
 
     ``embeddings``: DataFrame[locale, text_norm, embedding] covering the candidates' texts
-    (vectors are looked up per locale: locales may use different encoders);
-    ``centroids``: :func:`intent_centroids`. Decisions: ``verbatim_repeat``,
-    ``target_failed``, ``below_threshold``, ``not_best_candidate``, ``accepted``.
+    (vectors are looked up per locale: locales may use different encoders); ``rephrase``:
+    the ``[rephrase]`` section (:class:`mining.config.RephraseConfig`: the fitted model,
+    ``threshold``, ``threshold_by_locale``, ``char_ngram``); ``centroids``:
+    :func:`intent_centroids`. Decisions: ``verbatim_repeat``, ``target_failed``,
+    ``below_threshold``, ``not_best_candidate``, ``accepted``.
 
     The text features (:data:`TEXT_PAIR_FEATURES`) are computed once per distinct
     (locale, source text, target text, target intent), not per candidate, and joined back
@@ -202,7 +207,7 @@ def score_pairs(pairs, embeddings, cfg, centroids):
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    rc = cfg.rephrase
+    rc = rephrase
     emb = embeddings.select("locale", "text_norm", "embedding")
     intent_key = F.coalesce(F.col("target_nlu_intent"), F.lit("\u0000"))    # null-safe join key
     text_pairs = (pairs.select(*PAIR_KEYS).distinct()

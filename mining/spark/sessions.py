@@ -5,11 +5,11 @@ same-timestamp turns have a deterministic order.
 """
 from __future__ import annotations
 
+
 import pandas as pd
 
-from mining.core import friction
-
 from mining.core import text
+from mining.core.friction import FAILURE_SIGNALS
 from mining.core.unique import map_unique
 
 SESSION_KEYS = ["user_pseudonym", "session_pseudonym"]
@@ -46,12 +46,19 @@ def session_window():
     return Window.partitionBy(*SESSION_KEYS).orderBy(*ORDER_KEYS)
 
 
-def prepare_turns(accepted, cfg, key: bytes):
+def prepare_turns(accepted, friction, rephrase, key: bytes):
     """Accepted contract rows → turns: raw ``user_id``/``session_id`` replaced by keyed
     pseudonyms, PII in ``utterance`` and slot values replaced by placeholders
-    (:func:`mining.privacy.pii.scrub_pii`, so no later stage stores it), ``text_norm``, ``turn_index`` (0-based in session), ``friction_signals``
-    (:mod:`mining.core.friction`), ``is_friction`` (any signal) and ``succeeded`` (SUCCESS, an
-    intent, none of :data:`mining.core.friction.FAILURE_SIGNALS`)."""
+    (:func:`mining.privacy.pii.scrub_pii`, so no later stage stores it), ``text_norm``,
+    ``turn_index`` (0-based in session), ``friction_signals`` (:mod:`mining.core.friction`),
+    ``is_friction`` (any signal) and ``succeeded`` (SUCCESS, an intent, none of
+    :data:`mining.core.friction.FAILURE_SIGNALS`).
+
+    :param accepted: accepted rows of :func:`mining.spark.validate.validate`
+    :param friction: the ``[friction]`` section (:class:`mining.config.FrictionConfig`)
+    :param rephrase: the ``[rephrase]`` section (:class:`mining.config.RephraseConfig`):
+        ``max_gap_s`` bounds the next-turn signals
+    :param key: pseudonymization key"""
     from pyspark.sql import functions as F
 
     from mining.privacy.pii import scrub_udfs, spark_pseudonymize
@@ -70,16 +77,48 @@ def prepare_turns(accepted, cfg, key: bytes):
              .withColumn("next_text_norm", F.lead("text_norm", 1).over(w))
              .withColumn("next_ts", F.lead("ts", 1).over(w))
              .withColumn("next_gap_s", gap))
-    if cfg.friction.correction_cues:
-        turns = (turns.withColumn("_cue", cue_udf(cfg.friction.cues)(F.col("locale"), F.col("text_norm")))
+    if friction.correction_cues:
+        turns = (turns.withColumn("_cue", cue_udf(friction.cues)(F.col("locale"), F.col("text_norm")))
                  .withColumn("next_cue", F.lead("_cue", 1).over(w)).drop("_cue"))
     else:
         turns = turns.withColumn("next_cue", F.lit(None).cast("string"))
-    turns = (turns.withColumn("friction_signals", friction.signals_expr(cfg))
+    signals = signals_expr(friction, rephrase.max_gap_s)
+    turns = (turns.withColumn("friction_signals", signals)
              .withColumn("is_friction", F.size("friction_signals") > 0)
              .withColumn("succeeded", (F.col("response_status") == "SUCCESS")
                          & F.col("nlu_intent").isNotNull()
                          & ~F.arrays_overlap("friction_signals",
-                                             F.array(*[F.lit(x) for x in friction.FAILURE_SIGNALS])))
+                                             F.array(*[F.lit(x) for x in FAILURE_SIGNALS])))
              .drop("next_text_norm", "next_ts", "next_gap_s", "next_cue"))
     return turns
+
+
+def signals_expr(fc, max_gap_s: float):
+    """array<string> Column of the friction signals (:data:`mining.core.friction.SIGNALS`)
+    that fire on a turn, in that order.
+
+    :param fc: the ``[friction]`` section (:class:`mining.config.FrictionConfig`).
+    :param max_gap_s: ``rephrase.max_gap_s``, seconds: the next-turn signals fire only when
+        the next turn starts within it.
+
+    Needs columns ``next_text_norm`` (string), ``next_gap_s`` (double seconds, null on a
+    session's last turn) and ``next_cue`` (string, the correction cue the next turn starts
+    with, or null)."""
+    from pyspark.sql import functions as F
+
+    next_close = F.col("next_gap_s") <= max_gap_s
+    conditions = {
+        "status_error": (F.col("response_status") == "ERROR") if "ERROR" in fc.statuses else None,
+        "status_unhandled": (F.col("response_status") == "UNHANDLED") if "UNHANDLED" in fc.statuses else None,
+        "barge_in": F.col("barge_in") if fc.barge_in else None,
+        "low_nlu_confidence": F.col("nlu_confidence") < fc.low_nlu_confidence,
+        "low_asr_confidence": F.col("asr_confidence") < fc.low_asr_confidence,
+        "no_intent": F.col("nlu_intent").isNull(),
+        "short_dwell": (F.col("next_gap_s") < fc.short_dwell_s) if fc.short_dwell_s > 0 else None,
+        "followed_by_repeat": ((F.col("next_text_norm") == F.col("text_norm")) & next_close
+                               if fc.repetition else None),
+        "correction_cue": (F.col("next_cue").isNotNull() & next_close) if fc.correction_cues else None,
+    }
+    arr = F.array(*[F.when(F.coalesce(cond, F.lit(False)), F.lit(name))
+                    for name, cond in conditions.items() if cond is not None])
+    return F.filter(arr, lambda x: x.isNotNull())

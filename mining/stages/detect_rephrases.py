@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mining.io import storage
 from mining.privacy import pii as privacy
-from mining.spark import embedding, ingest, rephrase, sessions
+from mining.spark import embedding, ingest, rephrase, sessions, validate
 from mining.stages.common import counts_by
 
 def run(spark, cfg) -> dict:
@@ -15,14 +15,16 @@ def run(spark, cfg) -> dict:
     from pyspark.sql import functions as F
 
     key = privacy.resolve_key()  # fail before any work when no key is configured
-    raw, partitions = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
-    accepted, rejects, counts = ingest.validate(raw, cfg, key=key)
+    logs = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
+    partitions = logs.partitions
+    accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions,
+                                                  file_stats=logs.file_stats, key=key)
     storage.write_parquet_stage(rejects, cfg.out, "rejects", {"partitions": partitions, **counts}, num_files=1)
-    ingest.check_reject_share(counts, partitions, cfg.validation.max_reject_share)
+    validate.check_reject_share(counts, partitions, cfg.validation.max_reject_share)
     if cfg.locales:
         accepted = accepted.where(F.col("locale").isin(list(cfg.locales)))
     turn_stats = storage.write_parquet_stage(
-        sessions.prepare_turns(accepted, cfg, key), cfg.out, "turns",
+        sessions.prepare_turns(accepted, cfg.friction, cfg.rephrase, key), cfg.out, "turns",
         lambda t: {"partitions": partitions, "locales": list(cfg.locales), "turns": t.count(),
                    "friction_turns": t.where("is_friction").count(),
                    "pii_scrubbed": t.agg(*[c.alias(k) for k, c in
@@ -30,13 +32,13 @@ def run(spark, cfg) -> dict:
                                          ).first().asDict(),
                    "by_signal": counts_by(t.select(F.explode("friction_signals").alias("signal")), "signal")})
     turns = spark.read.parquet(str(Path(cfg.out) / "turns"))
-    candidates = rephrase.candidate_pairs(turns, cfg).cache()
+    candidates = rephrase.candidate_pairs(turns, cfg.rephrase).cache()
     # every distinct text of the night is embedded here (the cache makes embed_utterances
     # a lookup): the intent centroids need the successful turns', the features the pairs'
-    emb, emb_stats = embedding.ensure_embeddings(spark, turns, cfg, uuid.uuid4().hex[:12])
+    emb, emb_stats = embedding.ensure_embeddings(spark, turns, cfg.embedding, uuid.uuid4().hex[:12], out=cfg.out)
     emb = emb.cache()
     centroids = rephrase.intent_centroids(turns, emb)
-    pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg, centroids))
+    pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg.rephrase, centroids))
     stats = storage.write_parquet_stage(
         pairs, cfg.out, "rephrase_pairs",
         lambda p: {"candidates": p.count(), "accepted_pairs": p.where("accepted").count(),

@@ -11,7 +11,7 @@ from mining.stages.common import counts_by
 def run(spark, cfg) -> dict:
     """Distinct normalized utterances per locale → embeddings (cache: each text once)."""
     turns = spark.read.parquet(storage.require_stage(cfg.out, "turns", "detect_rephrases"))
-    out, stats = embedding.ensure_embeddings(spark, turns, cfg, uuid.uuid4().hex[:12])
+    out, stats = embedding.ensure_embeddings(spark, turns, cfg.embedding, uuid.uuid4().hex[:12], out=cfg.out)
     return storage.write_parquet_stage(
         out, cfg.out, "embeddings",
         lambda e: {**stats, "rows": e.count(), "by_locale": counts_by(e, "locale")})

@@ -30,7 +30,7 @@ def test_encoder_spec_routes_by_language():
 def test_ensure_embeddings_per_locale_encoder_and_cache(spark, tmp_path):
     cfg = load_config("-", str(tmp_path), overrides={"embedding": {"cache_dir": str(tmp_path / "cache")}})
     texts = spark.createDataFrame(ROWS, "locale string, text_norm string")
-    emb, stats = embedding.ensure_embeddings(spark, texts, cfg, "r1")
+    emb, stats = embedding.ensure_embeddings(spark, texts, cfg.embedding, "r1", out=cfg.out)
     got = emb.toPandas()
     # one row per distinct non-empty (locale, text); English texts by MiniLM, the rest by e5
     assert sorted(zip(got["locale"], got["text_norm"])) == sorted({r for r in ROWS if r[1]})
@@ -44,7 +44,7 @@ def test_ensure_embeddings_per_locale_encoder_and_cache(spark, tmp_path):
     de = [vec[("de-DE", "stell einen wecker für sieben")], vec[("de-DE", "weck mich um sieben")]]
     assert float(de[0] @ de[1]) > 0.8
     # a second night: everything comes from the cache, nothing is encoded again
-    again, stats2 = embedding.ensure_embeddings(spark, texts, cfg, "r2")
+    again, stats2 = embedding.ensure_embeddings(spark, texts, cfg.embedding, "r2", out=cfg.out)
     assert stats2["encoded"] == 0 and stats2["cache_hits"] == stats["distinct_texts"] == 6
     assert again.count() == len(got)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(

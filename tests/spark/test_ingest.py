@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mining.spark import ingest
+from mining.spark import ingest, validate
 
 from mining.privacy import pii as privacy
 
@@ -54,9 +54,9 @@ def mixed_logs(tmp_path):
 
 def test_validate_quarantines_every_bad_row_with_its_reason(spark, mixed_logs):
     cfg = load_config(str(mixed_logs), "unused", start_date=dt.date(2026, 11, 1), end_date=dt.date(2026, 11, 3))
-    raw, parts = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
-    accepted, rejects, counts = ingest.validate(raw, cfg)
-    assert parts == ["2026-11-02"]
+    logs = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
+    accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
+    assert logs.partitions == ["2026-11-02"]
     assert counts["input"] == 16 and counts["accepted"] == 8
     assert counts["accepted"] + counts["rejected"] == counts["input"]
     assert counts["by_reason"] == {
@@ -75,9 +75,9 @@ def test_validate_quarantines_every_bad_row_with_its_reason(spark, mixed_logs):
 
 def test_reject_share_over_the_limit_names_reason_and_partition():
     counts = {"input": 100, "accepted": 80, "rejected": 20, "by_reason": {"missing_ts": 15, "bad_locale": 5}}
-    with pytest.raises(ingest.RejectShareExceeded, match="top reason missing_ts .* 2026-11-02"):
-        ingest.check_reject_share(counts, ["2026-11-02"], 0.05)
-    ingest.check_reject_share(counts, ["2026-11-02"], 0.25)
+    with pytest.raises(validate.RejectShareExceeded, match="top reason missing_ts .* 2026-11-02"):
+        validate.check_reject_share(counts, ["2026-11-02"], 0.05)
+    validate.check_reject_share(counts, ["2026-11-02"], 0.25)
 
 
 def test_missing_partitions_raise_a_clear_error(tmp_path):
@@ -101,10 +101,9 @@ def _sessionize(spark, logs, partitions=None, gap_s=None):
     """validate() on the logs → ({turn_id: session_id} of accepted rows, rejects, counts)."""
     overrides = {"sessions": {"inactivity_gap_s": gap_s}} if gap_s else None
     cfg = load_config(str(logs), "unused", overrides=overrides)
-    raw, _ = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
-    if partitions:
-        raw = raw.repartition(partitions)
-    accepted, rejects, counts = ingest.validate(raw, cfg)
+    logs = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
+    raw = logs.df.repartition(partitions) if partitions else logs.df
+    accepted, rejects, counts = validate.validate(raw, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
     return {r["turn_id"]: r["session_id"] for r in accepted.collect()}, rejects, counts
 
 
@@ -183,8 +182,8 @@ def test_reject_share_names_only_the_partitions_where_the_top_reason_occurs():
                   "2026-11-01": {"input": 100, "accepted": 90, "rejected": 10, "by_reason": {"bad_locale": 10}},
                   "2026-11-02": {"input": 100, "accepted": 95, "rejected": 5, "by_reason": {"future_timestamp": 5}},
                   "2026-11-03": {"input": 100, "accepted": 75, "rejected": 25, "by_reason": {"future_timestamp": 25}}}}
-    with pytest.raises(ingest.RejectShareExceeded) as e:
-        ingest.check_reject_share(counts, sorted(counts["by_partition"]), 0.05)
+    with pytest.raises(validate.RejectShareExceeded) as e:
+        validate.check_reject_share(counts, sorted(counts["by_partition"]), 0.05)
     msg = str(e.value)
     assert "\n" not in msg
     assert msg.endswith("top reason future_timestamp (30) in partitions 2026-11-03 (25), 2026-11-02 (5)")

@@ -17,7 +17,7 @@ import pytest
 
 from mining.sim import corruption
 
-from mining.spark import ingest
+from mining.spark import ingest, validate
 from mining.config import load_config
 
 REQUIRED = ("turn_id", "user_id", "locale", "ts", "utterance", "response_status")
@@ -86,8 +86,9 @@ def bad(small_sim, tmp_path_factory):
 @pytest.fixture(scope="module")
 def validated(spark, bad):
     cfg = load_config(str(bad["logs"]), "unused")
-    raw, partitions = ingest.read_logs(spark, cfg.logs, None, None)
-    accepted, rejects, counts = ingest.validate(raw, cfg)
+    logs = ingest.read_logs(spark, cfg.logs, None, None)
+    partitions = logs.partitions
+    accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
     rej = [(r["reason"], r["dt"], Path(r["source_file"]).name) for r in rejects.collect()]
     acc = [r["turn_id"] for r in accepted.select("turn_id").collect()]
     return {"accepted": accepted, "rejects": rej, "accepted_ids": acc, "counts": counts, "partitions": partitions}
@@ -162,7 +163,7 @@ def test_out_of_order_turns_are_ordered_by_time_in_their_sessions(validated, bad
 
     cfg = load_config(str(bad["logs"]), "unused")
     mine = validated["accepted"].where(F.col("turn_id").startswith("x-out_of_order-"))
-    turns = sessions.prepare_turns(mine, cfg, resolve_key()).select(
+    turns = sessions.prepare_turns(mine, cfg.friction, cfg.rephrase, resolve_key()).select(
         "session_pseudonym", "turn_index", "ts", "turn_id").collect()
     by_session: dict = {}
     for t in turns:
@@ -198,15 +199,15 @@ def test_over_the_reject_share_the_message_names_reason_and_its_partitions(valid
     where = sorted(d for d, p in c["by_partition"].items() if top in p["by_reason"])
     elsewhere = sorted(set(c["by_partition"]) - set(where))
     assert where and elsewhere            # the check below can tell the partitions apart
-    with pytest.raises(ingest.RejectShareExceeded) as e:
-        ingest.check_reject_share(c, validated["partitions"], 0.01)
+    with pytest.raises(validate.RejectShareExceeded) as e:
+        validate.check_reject_share(c, validated["partitions"], 0.01)
     line = str(e.value)
     assert "\n" not in line and f"top reason {top} ({c['by_reason'][top]})" in line
     for d in where:
         assert f"{d} ({c['by_partition'][d]['by_reason'][top]})" in line
     for d in elsewhere:
         assert d not in line
-    ingest.check_reject_share(c, validated["partitions"], 1.0)     # under the limit: no error
+    validate.check_reject_share(c, validated["partitions"], 1.0)     # under the limit: no error
 
 
 def test_over_the_reject_share_the_cli_exits_3_with_one_line(spark, small_sim, tmp_path, capfd):

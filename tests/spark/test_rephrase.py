@@ -46,7 +46,7 @@ def prepared(spark, rows, c=None):
     from mining.spark.sessions import prepare_turns
 
     c = c or cfg()
-    out = prepare_turns(frame(spark, rows), c, b"k" * 32).toPandas()
+    out = prepare_turns(frame(spark, rows), c.friction, c.rephrase, b"k" * 32).toPandas()
     return out.set_index("turn_id")
 
 
@@ -130,13 +130,13 @@ def scored(spark, rows, c=None, embeddings=None):
     from mining.spark.sessions import prepare_turns
 
     c = c or cfg()
-    turns = prepare_turns(frame(spark, rows), c, b"k" * 32)
+    turns = prepare_turns(frame(spark, rows), c.friction, c.rephrase, b"k" * 32)
     texts = sorted(set(map(tuple, turns.select("locale", "text_norm").toPandas().to_numpy())))
     emb = embeddings or {t: [1.0, 0.0] for _, t in texts}
     emb_df = spark.createDataFrame([(loc, t, [float(x) for x in emb[t]]) for loc, t in texts],
                                    "locale string, text_norm string, embedding array<float>")
     centroids = rephrase.intent_centroids(turns, emb_df)
-    pairs = rephrase.score_pairs(rephrase.candidate_pairs(turns, c), emb_df, c, centroids)
+    pairs = rephrase.score_pairs(rephrase.candidate_pairs(turns, c.rephrase), emb_df, c.rephrase, centroids)
     return rephrase.to_contract(pairs).toPandas()
 
 
