@@ -8,8 +8,14 @@ from mining.core import aggregation
 from mining.io import storage
 from mining.stages.common import counts_by
 
+
 def run(spark, cfg) -> dict:
-    """Accepted pairs + clusters + per-text stats → labels with decisions (per locale)."""
+    """Accepted pairs + clusters + per-text stats → labels with decisions (per locale).
+
+    :return: stats: failing texts decided, counts per decision (``labeled`` or an abstain
+        reason) and per evidence, the calibration version.
+    :raises FileNotFoundError: an upstream output (``turns/``, ``rephrase_pairs/``,
+        ``clusters/``) is missing (exit 3)."""
     from pyspark.sql import functions as F
 
     turns = spark.read.parquet(storage.require_stage(cfg.out, "turns", "detect_rephrases"))

@@ -10,8 +10,16 @@ from mining.privacy import pii as privacy
 from mining.spark import embedding, ingest, rephrase, sessions, validate
 from mining.stages.common import counts_by
 
+
 def run(spark, cfg) -> dict:
-    """Validate + quarantine → pseudonymize → sessions → friction → scored candidate pairs."""
+    """Validate + quarantine → pseudonymize → sessions → friction → scored candidate pairs.
+
+    :param cfg: :class:`mining.config.RunConfig` (logs, dates, locales, out and its sections).
+    :return: stats ``{"validation": row counts per reason, "turns": …, "pairs": …}``, also
+        written as ``_stats.json`` beside each output folder.
+    :raises PrivacyError: no pseudonymization key (exit 4). ``NoInputPartitions``,
+        ``RejectShareExceeded``: no input, or rejects over ``validation.max_reject_share``
+        (exit 3; ``rejects/`` is written first, so the rejected rows can be inspected)."""
     from pyspark.sql import functions as F
 
     key = privacy.resolve_key()  # fail before any work when no key is configured

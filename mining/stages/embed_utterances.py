@@ -8,8 +8,12 @@ from mining.io import storage
 from mining.spark import embedding
 from mining.stages.common import counts_by
 
+
 def run(spark, cfg) -> dict:
-    """Distinct normalized utterances per locale → embeddings (cache: each text once)."""
+    """Distinct normalized utterances per locale → embeddings (cache: each text once).
+
+    :return: stats: texts in total, encoded now vs found in the cache, rows per locale.
+    :raises FileNotFoundError: ``turns/`` of ``detect_rephrases`` is missing (exit 3)."""
     turns = spark.read.parquet(storage.require_stage(cfg.out, "turns", "detect_rephrases"))
     out, stats = embedding.ensure_embeddings(spark, turns, cfg.embedding, uuid.uuid4().hex[:12], out=cfg.out)
     return storage.write_parquet_stage(

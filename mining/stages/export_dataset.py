@@ -14,6 +14,7 @@ from mining.stages.common import code_version, counts_by
 
 log = logging.getLogger(__name__)
 
+
 def _dp_select(spark, cfg, labeled, fingerprint: str):
     """``privacy.dp``: bounded distinct users per failing source text of ``rephrase_pairs``
     → noisy threshold (:mod:`mining.privacy.dp`). Returns (``labeled`` + column ``dp_users``, null
@@ -35,7 +36,11 @@ def _dp_select(spark, cfg, labeled, fingerprint: str):
 
 
 def run(spark, cfg) -> dict:
-    """Privacy gates + slot projection → versioned training set, manifest, atomic publish."""
+    """Privacy gates + slot projection → versioned training set, manifest, atomic publish.
+
+    :return: ``{"dataset_version", "rows", "drops"}`` (drops per reason).
+    :raises QualityGateFailed: the data-quality gate refused the version; nothing was
+        published (exit 3). ``FileNotFoundError``: ``labels/`` is missing (exit 3)."""
     from pyspark.sql import functions as F
 
     labels = spark.read.parquet(storage.require_stage(cfg.out, "labels", "aggregate_labels"))
