@@ -57,12 +57,14 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ("detect_rephrases", "embed_utterances", "cluster_variants", "aggregate_labels", "export_dataset")
+from mining.stages import STAGE_NAMES as STAGES
+from mining.stages import STAGES as REGISTRY
+
 SCENARIOS = ("fresh", "previous", "same")
-STAGE_DIRS = ("rejects", "turns", "rephrase_pairs", "embeddings", "clusters", "labels")
+STAGE_DIRS = tuple(o for s in REGISTRY[:-1] for o in s.outputs)   # every stage output but the export's
 LINKS = ("training_set", "massive", "manifest.json", "report.html")
-STAGE_LINE = re.compile(r"mining\.pipeline: stage (\w+): (start|done)")
-STAGE_DONE = re.compile(r"mining\.pipeline: stage (\w+): done in ([0-9.]+)s")
+STAGE_LINE = re.compile(r"mining\.stages\.runner: stage (\w+): (start|done)")
+STAGE_DONE = re.compile(r"mining\.stages\.runner: stage (\w+): done in ([0-9.]+)s")
 MINING = str(Path(sys.executable).with_name("mining"))
 # quality settings are left out of the dataset version; the previous version of the
 # `previous` scenario differs from the new one in rows, which the row-change check may flag

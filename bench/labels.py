@@ -50,16 +50,18 @@ def uncalibrated_ece(run_dir: Path, gold_intents: dict, min_users: int) -> dict:
 
 
 def run_corpus(spark, corpus: str, turns: int, seed: int, work: Path) -> dict:
-    from mining.stages import runner
+    from mining import env
     from mining.config import load_config
     from mining.eval.evaluation import evaluate, gold_intents_for_run
     from mining.fit.rephrase import simulate_and_detect
+    from mining.stages import runner
 
     t0 = time.perf_counter()
     simulate_and_detect(spark, corpus, turns, seed, work)
     base = work / f"{corpus}-{turns}-s{seed}"
     cfg = load_config(str(base / "logs"), str(base / "run"))
-    runner.run_all(spark, cfg, (*STAGES_AFTER_DETECT, "export_dataset"))
+    with env.scoped(**{env.DEMO_ENV: "1"}):         # simulated users: the public demo key
+        runner.run_all(spark, cfg, (*STAGES_AFTER_DETECT, "export_dataset"))
     wall = time.perf_counter() - t0
     r = evaluate(str(base / "gold"), str(base / "run"))
     r.update(uncalibrated_ece(base / "run", gold_intents_for_run(base / "gold", base / "run"), r["min_users"]))

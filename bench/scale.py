@@ -56,7 +56,7 @@ from measure import run_measured  # noqa: E402  (bench/measure.py)
 WORK = ROOT / "bench" / ".work" / "scale"
 SIZES = [10_000, 100_000, 1_000_000, 10_000_000]
 SEED, DAYS = 5, 3
-STAGES = ("detect_rephrases", "embed_utterances", "cluster_variants", "aggregate_labels", "export_dataset")
+from mining.stages import STAGE_NAMES as STAGES  # noqa: E402  (the registry)
 SPARK_STAGES = ("detect_rephrases", "aggregate_labels", "export_dataset")
 MINING = [sys.executable, "-m", "mining.cli"]
 log = logging.getLogger("bench.scale")

@@ -15,7 +15,7 @@ Environment read at parse time (the DAG processor's and the workers' must agree)
 - ``MINING_SPARK_CONF``: JSON object of Spark properties merged over the sizing below,
   e.g. ``{"spark.executor.memory": "8g"}`` on a bigger cluster.
 - ``MINING_GPU_POOL``, ``MINING_GPU_QUEUE``, ``MINING_GPU_SPARK_CONF``: GPU routing of the
-  embedding and clustering stages (:func:`gpu_routing`); unset = every stage on CPU.
+  stages that hold an encoder or a FAISS index (:func:`gpu_routing`); unset = every stage on CPU.
 
 Environment read at run time only (never serialized, never shown in the UI): the
 pseudonymization key ``MINING_PSEUDONYM_KEY``, or else the password of the Airflow

@@ -100,7 +100,8 @@ def _fit_rephrase(args, argv: list[str]) -> dict:
     from pathlib import Path
 
     from mining.fit import rephrase as rephrase_fit
-    model = rephrase_fit.fit(args.corpus or ["hwu64", "slurp"], args.turns, args.seed, Path(args.work),
+    model = rephrase_fit.fit(args.corpus or ["hwu64", "slurp"], args.turns,
+                             rephrase_fit.FIT_SEED if args.seed is None else args.seed, Path(args.work),
                              c=args.c, target_precision=args.target_precision,
                              out=Path(args.out) if args.out else None, argv=argv)
     return model.to_dict()
@@ -110,7 +111,8 @@ def _fit_calibration(args, argv: list[str]) -> dict:
     from pathlib import Path
 
     from mining.fit import calibration as calibration_fit
-    cal = calibration_fit.fit(args.corpus or ["hwu64"], args.turns, args.seed, Path(args.work),
+    cal = calibration_fit.fit(args.corpus or ["hwu64"], args.turns,
+                              calibration_fit.FIT_SEED if args.seed is None else args.seed, Path(args.work),
                               min_users=_or_config(args.min_users, "privacy", "min_users"), out=Path(args.out) if args.out else None, argv=argv)
     return {"version": cal.version, **cal.fit}
 
@@ -154,8 +156,6 @@ def _config_show(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mining.fit.calibration import FIT_SEED as CAL_SEED
-    from mining.fit.rephrase import FIT_SEED
     from mining.stages import STAGE_NAMES
 
     description, epilog = top_help()
@@ -239,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--corpus", action="append", choices=["hwu64", "slurp"],
                      help="development corpus (repeatable; default: hwu64 and slurp)")
     fit.add_argument("--turns", type=int, default=40_000, help="simulated turns per corpus")
-    fit.add_argument("--seed", type=int, default=FIT_SEED, help="simulation seed (the benchmark uses others)")
+    fit.add_argument("--seed", type=int, help="simulation seed (default: FIT_SEED of mining/fit/rephrase.py; "
+                     "the benchmark uses others)")
     fit.add_argument("--work", required=True, help="folder for the simulated logs and runs (reused)")
     fit.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
     fit.add_argument("--target-precision", type=float, default=0.97,
@@ -252,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--corpus", action="append", choices=["hwu64", "slurp"],
                      help="development corpus (repeatable; default: hwu64, so slurp stays unseen)")
     cal.add_argument("--turns", type=int, default=80_000, help="simulated turns per corpus")
-    cal.add_argument("--seed", type=int, default=CAL_SEED, help="simulation seed (the benchmark uses others)")
+    cal.add_argument("--seed", type=int, help="simulation seed (default: FIT_SEED of mining/fit/calibration.py; "
+                     "the benchmark uses others)")
     cal.add_argument("--min-users", type=int,
                      help="fit on labels of texts said by at least this many users, the exported "
                           "population (default: privacy.min_users of the configuration)")

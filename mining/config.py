@@ -29,7 +29,7 @@ from mining import env
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 #: Environment variables ``MINING__<SECTION>__<KEY>`` override single values.
-ENV_PREFIX = "MINING__"
+ENV_PREFIX = env.CONFIG_PREFIX
 #: Environment variable naming the config file when ``--config`` is not given.
 CONFIG_ENV = env.CONFIG_ENV
 #: One override layer: (where it came from, nested {section: {key: value}}).

@@ -41,11 +41,6 @@ def environ() -> Mapping[str, str]:
     return os.environ
 
 
-def get(name: str, default: str | None = None) -> str | None:
-    """``$name``, or ``default`` when unset or empty."""
-    return os.environ.get(name) or default
-
-
 def demo_mode() -> bool:
     """Whether ``$MINING_DEMO_MODE`` is ``1``/``true``/``yes``: the public demo key is allowed."""
     return os.environ.get(DEMO_ENV, "") in ("1", "true", "yes")
@@ -54,11 +49,6 @@ def demo_mode() -> bool:
 def pseudonym_key() -> str | None:
     """``$MINING_PSEUDONYM_KEY`` or None (validated by :func:`mining.privacy.pii.resolve_key`)."""
     return os.environ.get(KEY_ENV) or None
-
-
-def config_file() -> str | None:
-    """``$MINING_CONFIG`` or None."""
-    return os.environ.get(CONFIG_ENV) or None
 
 
 def spark_master() -> str:

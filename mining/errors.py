@@ -2,7 +2,7 @@
 
 Every command (``mining ...``), every job (``jobs/<stage>.py`` under spark-submit) and
 the DAGs (``dags/mining_stages.py``: which codes a retry cannot fix) read
-:data:`EXIT_CODES` from here; ``tests/test_exit_codes.py`` checks that they agree.
+:data:`EXIT_CODES` from here; ``tests/stages/test_registry.py`` and ``tests/dags/test_dags.py`` check that they agree.
 Standard library only: the DAG processor imports this module at parse time.
 """
 from __future__ import annotations

@@ -51,3 +51,23 @@ def small_sim(tmp_path_factory):
     cfg = SimulationConfig(corpus="hwu64", n_turns=4000, days=2, start_date=dt.date(2026, 11, 1), seed=11)
     summary = simulate(cfg, root / "logs", root / "gold")
     return {"logs": root / "logs", "gold": root / "gold", "summary": summary, "root": root}
+
+
+@pytest.fixture
+def clean_cli_state(monkeypatch):
+    """No MINING__* / MINING_CONFIG from the developer's shell; a fixed run id; the log
+    handler that main() installs removed afterwards (it holds capsys's stream). Used by the
+    tests of the CLI, logging and the runner (``pytestmark = usefixtures(...)``)."""
+    from mining import run_logging
+
+    for name in list(os.environ):
+        if name.upper().startswith("MINING__") or name in ("MINING_CONFIG", "MINING_LOG_FORMAT"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv(run_logging.RUN_ID_ENV, "testrun00001")
+    monkeypatch.setattr(run_logging, "_run_id", None)
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for h in [h for h in root.handlers if getattr(h, "_mining", False)]:
+        root.removeHandler(h)
+    root.setLevel(level)

@@ -88,3 +88,14 @@ def test_rephrase_model_file_and_threshold_override(tmp_path):
     assert '"version": "t"' in cfg.to_json()   # the model is part of the version hash input
     with pytest.raises(FileNotFoundError):
         load_config("l", "o", overrides={"rephrase": {"model": str(tmp_path / "missing.toml")}})
+
+
+def test_flags_without_a_value_take_the_config_value(monkeypatch):
+    """``mining merge`` / ``fit-calibration`` defaults come from the configuration layers."""
+    from mining import cli
+
+    monkeypatch.setenv("MINING__EXPORT__DEV_SHARE", "0.25")
+    assert cli._or_config(None, "export", "dev_share") == 0.25
+    assert cli._or_config(0.5, "export", "dev_share") == 0.5        # the flag wins
+    monkeypatch.delenv("MINING__EXPORT__DEV_SHARE")
+    assert cli._or_config(None, "privacy", "min_users") == load_config("l", "o", environ={}).privacy.min_users

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 MINING = Path(__file__).resolve().parents[1] / "mining"
-#: Packages a night's run imports (stages → spark/core/io/privacy → report).
+#: Packages a night's run imports (stages → spark/core/io/privacy → report), and the
+#: top-level modules a job imports (jobs/<stage>.py → stages.runner → entrypoint → config …).
 PRODUCTION = ("stages", "spark", "core", "io", "privacy", "report")
+PRODUCTION_TOP = ("config.py", "entrypoint.py", "env.py", "errors.py", "run_logging.py")
 #: What production must never import: the simulator, evaluation against gold, model fitting,
 #: operator tools and the CLI (the highest module).
 FORBIDDEN = ("mining.sim", "mining.eval", "mining.fit", "mining.tools", "mining.cli")
@@ -20,6 +22,10 @@ FORBIDDEN = ("mining.sim", "mining.eval", "mining.fit", "mining.tools", "mining.
 def _modules(*packages: str) -> list[Path]:
     roots = [MINING / p for p in packages] if packages else [MINING]
     return sorted(f for root in roots for f in root.rglob("*.py"))
+
+
+def _production_modules() -> list[Path]:
+    return _modules(*PRODUCTION) + [MINING / name for name in PRODUCTION_TOP]
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -38,7 +44,7 @@ def _forbidden(module: str) -> bool:
     return any(module == f or module.startswith(f + ".") for f in FORBIDDEN)
 
 
-@pytest.mark.parametrize("path", _modules(*PRODUCTION), ids=lambda p: str(p.relative_to(MINING)))
+@pytest.mark.parametrize("path", _production_modules(), ids=lambda p: str(p.relative_to(MINING)))
 def test_production_imports_no_simulator_evaluation_fitting_or_tools(path):
     bad = [f"line {line}: {mod}" for line, mod in _imports(path) if _forbidden(mod)]
     assert not bad, f"{path.relative_to(MINING.parent)} imports {bad}"
@@ -62,14 +68,44 @@ def test_no_module_over_500_lines(path):
 
 
 def _environment_reads(path: Path) -> list[int]:
+    """Lines that touch the environment: ``os.environ``/``os.getenv``/``os.putenv`` or
+    ``from os import environ`` (any alias of ``os`` is caught by its ``import os as``)."""
     lines = []
+    os_names = {"os"}
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv") \
-                and isinstance(node.value, ast.Name) and node.value.id == "os":
+        if isinstance(node, ast.Import):
+            os_names |= {a.asname for a in node.names if a.name == "os" and a.asname}
+        elif isinstance(node, ast.ImportFrom) and node.module == "os" \
+                and any(a.name in ("environ", "getenv", "putenv", "environb") for a in node.names):
+            lines.append(node.lineno)
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "environb") \
+                and isinstance(node.value, ast.Name) and node.value.id in os_names:
             lines.append(node.lineno)
     return lines
+
+
+def test_the_environment_scan_catches_aliases_and_from_imports(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("import os as o\nfrom os import environ\nx = o.environ.get('A')\n")
+    assert sorted(_environment_reads(f)) == [2, 3]
 
 
 def test_the_environment_is_read_in_one_module():
     readers = {str(p.relative_to(MINING)): lines for p in _modules() if (lines := _environment_reads(p))}
     assert set(readers) == {"env.py"}, readers
+
+
+def test_importing_the_production_path_and_the_cli_loads_no_simulator_evaluation_or_fitting():
+    """At run time too: a job's imports (every production module) and ``mining --help``
+    (the parser) leave mining.sim/eval/fit/tools out of ``sys.modules``."""
+    import subprocess
+    import sys
+
+    modules = [".".join(p.relative_to(MINING.parent).with_suffix("").parts) for p in _production_modules()]
+    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m.removesuffix('.__init__'))\n"
+            "from mining.cli import build_parser\nbuild_parser().format_help()\n"
+            f"print(sorted(m for m in sys.modules if m.startswith({FORBIDDEN[:-1]!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

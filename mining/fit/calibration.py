@@ -38,16 +38,18 @@ def candidate_labels(spark, corpus: str, n_turns: int, seed: int, work: Path) ->
     """Simulate + run the pipeline to ``aggregate_labels`` uncalibrated; return the candidate
     labels (``labels/`` rows with a ``candidate_intent``) with ``correct`` (bool) and
     ``corpus``. The runs live under ``work`` and are reused when already there."""
-    from mining.stages import runner
+    from mining import env
     from mining.config import load_config
     from mining.eval.evaluation import _read, gold_intents_for_run, label_correct
     from mining.fit.rephrase import simulate_and_detect
+    from mining.stages import runner
 
     overrides = {"aggregation": {"calibration": "none"}}
     simulate_and_detect(spark, corpus, n_turns, seed, work, overrides=overrides)
     base = work / f"{corpus}-{n_turns}-s{seed}"
     cfg = load_config(str(base / "logs"), str(base / "run"), overrides=overrides)
-    runner.run_all(spark, cfg, STAGES_AFTER_DETECT)
+    with env.scoped(**{env.DEMO_ENV: "1"}):         # simulated users: the public demo key
+        runner.run_all(spark, cfg, STAGES_AFTER_DETECT)
     labels = _read(base / "run" / "labels")
     labels = labels[labels["candidate_intent"].notna()].copy()
     gold = gold_intents_for_run(base / "gold", base / "run")

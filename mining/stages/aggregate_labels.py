@@ -37,12 +37,12 @@ def run(spark, cfg) -> dict:
                     "decision string, defect_rate double, text_users long, candidate_intent string, "
                     "candidate_evidence string, raw_score double, posterior_mean double")
 
-    def run(t: pd.DataFrame, e: pd.DataFrame) -> pd.DataFrame:
+    def aggregate(t: pd.DataFrame, e: pd.DataFrame) -> pd.DataFrame:
         if t.empty:
             return pd.DataFrame(columns=aggregation.LABEL_COLUMNS)
         return aggregation.aggregate_locale(t, e, ac.for_locale(t["locale"].iloc[0]))
 
-    labels = texts.groupBy("locale").cogroup(events.groupBy("locale")).applyInPandas(run, label_schema)
+    labels = texts.groupBy("locale").cogroup(events.groupBy("locale")).applyInPandas(aggregate, label_schema)
     return storage.write_parquet_stage(
         labels, cfg.out, "labels",
         lambda l: {"texts_with_friction": l.count(), "by_decision": counts_by(l, "decision"),

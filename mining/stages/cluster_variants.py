@@ -17,12 +17,12 @@ log = logging.getLogger(__name__)
 def _cluster_fn(cc, device: str):
     """applyInPandas function: one (locale, coarse part)'s embeddings → its ``clusters`` rows
     (:func:`mining.core.clustering.cluster_frame` with the locale's thresholds)."""
-    def run(pdf: pd.DataFrame) -> pd.DataFrame:
+    def cluster(pdf: pd.DataFrame) -> pd.DataFrame:
         lc = cc.for_locale(pdf["locale"].iloc[0])
         return clustering.cluster_frame(pdf, k=lc.k, min_sim=lc.min_sim, max_cluster_size=cc.max_cluster_size,
                                         exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device,
                                         seed=cc.seed)
-    return run
+    return cluster
 
 
 def _coarse_parts(emb, sizes: dict, cc):
@@ -63,7 +63,11 @@ def run(spark, cfg) -> dict:
     """Per locale, in parallel Spark tasks: FAISS kNN graph → star communities (the
     communities of sentence-transformers' community_detection, on the sparse graph) →
     clusters with medoids. A locale larger than ``cluster.max_task_texts`` is
-    split by coarse k-means, one task per part."""
+    split by coarse k-means, one task per part.
+
+    :return: stats: texts, clusters, multi-member clusters, the largest cluster's size, coarse
+        parts per split locale, a histogram of cluster sizes.
+    :raises FileNotFoundError: ``embeddings/`` of ``embed_utterances`` is missing (exit 3)."""
     from pyspark.sql import functions as F
 
     cc = cfg.cluster

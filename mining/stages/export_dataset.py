@@ -10,6 +10,7 @@ from mining.core import quality
 from mining.io import export, schemas, storage
 from mining.privacy import dp
 from mining.privacy import pii as privacy
+from mining.stages import STAGES
 from mining.stages.common import code_version, counts_by
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,8 @@ def run(spark, cfg) -> dict:
     from pyspark.sql import functions as F
 
     labels = spark.read.parquet(storage.require_stage(cfg.out, "labels", "aggregate_labels"))
-    upstream = {s: storage.read_stats(cfg.out, s) for s in
-                ("rejects", "turns", "rephrase_pairs", "embeddings", "clusters", "labels")}
+    # every output of the stages before this one (registry order): their stats go in the manifest
+    upstream = {o: storage.read_stats(cfg.out, o) for s in STAGES if s.name != "export_dataset" for o in s.outputs}
     partitions = upstream["turns"].get("partitions", [])
     # the quality gate's settings (incl. its baseline path) decide whether a version is
     # published, never its bytes: left out, so a rerun's version does not depend on them
@@ -62,11 +63,11 @@ def run(spark, cfg) -> dict:
     if dp_on:
         labeled, dp_record = _dp_select(spark, cfg, labeled, fingerprint)
 
-    def run(batches):
+    def finalize(batches):
         for pdf in batches:
             yield export.finalize_labels(pdf, min_users, version, dp=dp_on)
 
-    final = labeled.mapInPandas(run, export.final_schema()).cache()
+    final = labeled.mapInPandas(finalize, export.final_schema()).cache()
     drops = counts_by(final.where("drop_reason IS NOT NULL"), "drop_reason")
     kept = final.where("drop_reason IS NULL")
     tally = kept.agg(*[F.sum(c).alias(c) for c in final.columns

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from mining.stages import STAGE_NAMES
+from mining.stages import STAGE_NAMES, get
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -396,7 +396,7 @@ def test_adhoc_args_pass_every_threshold(dagbag):
 def test_stage_retries_only_what_a_retry_can_fix(dagbag, stages_module, monkeypatch, code, retried):
     """Exit codes 2-4 (config, input or quality gate, privacy) fail the task for good;
     other failures stay retryable. spark-submit and the connection are stubbed here; the
-    exit codes themselves are the jobs' (tests/test_cli.py, tests/core/test_quality.py)."""
+    exit codes themselves are the jobs' (mining/errors.py; tests/stages/test_registry.py, tests/test_cli.py)."""
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
     message = "Cannot execute: spark-submit jobs/x.py." + (f" Error code is: {code}." if code is not None else "")

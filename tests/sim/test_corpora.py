@@ -1,4 +1,4 @@
-"""Corpora shipped in mining/data: row counts, ids, labels, annotation parsing."""
+"""Corpora shipped in mining/sim/data: row counts, ids, labels, annotation parsing."""
 import pytest
 
 from mining.sim.corpora import COLUMNS, DATA_DIR, load_corpus, parse_annot_utt

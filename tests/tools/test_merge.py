@@ -1,0 +1,238 @@
+"""Merging mined weak labels into an existing training set (mining.tools.merge): human
+labels win, duplicates collapse, every row accounted for. No Spark."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from mining.io import export, schemas, storage
+from mining.tools import merge
+
+
+def ts_row(utt, locale="en-US", intent="alarm_set", annot=None, confidence=0.9, users=4):
+    """One training_set contract row; annot defaults to the plain text (no slots)."""
+    return {"utterance": utt, "locale": locale, "intent": intent, "slots": [],
+            "annot_utt": annot if annot is not None else utt, "confidence": confidence,
+            "support_users": users, "support_events": users + 1, "evidence": "rephrase",
+            "cluster_id": "c1", "dataset_version": "v20261101-abc"}
+
+
+def ts_table(rows) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schemas.arrow_schema("training_set"))
+
+
+def m_row(utt, intent, locale="en-US", partition="train", source=None, confidence=None, annot=None, **extra):
+    """One MASSIVE-shaped row for merge tests; keys absent when None."""
+    row = {"locale": locale, "partition": partition, "utt": utt,
+           "annot_utt": annot if annot is not None else utt, "intent": intent, **extra}
+    if source is not None:
+        row["label_source"] = source
+    if confidence is not None:
+        row["confidence"] = confidence
+    return row
+
+
+# --- merge_training_sets ---------------------------------------------------------------
+
+def test_merge_never_overrides_human_with_same_intent():
+    base = pd.DataFrame([m_row("wake me up", "alarm_set", partition="dev", annot="wake me up", id="h1")])
+    mined = pd.DataFrame([m_row("wake me up", "alarm_set", source="mined", confidence=0.99,
+                                annot="[x : wake] me up")])
+    out, stats = merge.merge_training_sets(base, mined)
+    assert stats["duplicate_of_human"] == 1 and stats["added"] == 0 and stats["output_rows"] == 1
+    assert out.loc[0, ["id", "partition", "annot_utt", "label_source"]].tolist() == \
+        ["h1", "dev", "wake me up", "human"]
+
+
+def test_merge_never_overrides_human_with_conflicting_intent():
+    base = pd.DataFrame([m_row("play jazz", "play_music", id="h1")])
+    mined = pd.DataFrame([m_row("play jazz", "play_radio", source="mined", confidence=0.95)])
+    out, stats = merge.merge_training_sets(base, mined)
+    assert stats["conflicts_with_human"] == 1 and stats["duplicate_of_human"] == 0
+    assert out[["intent", "label_source"]].values.tolist() == [["play_music", "human"]]
+    review = merge.human_conflicts(base, mined)
+    assert review[["utt", "intent", "confidence", "human_id", "human_intent"]].values.tolist() == \
+        [["play jazz", "play_radio", 0.95, "h1", "play_music"]]
+
+
+def test_merge_label_source_defaults_to_human():
+    base = pd.DataFrame([m_row("wake me up", "alarm_set"), m_row("old", "x", source=None)])
+    base.loc[1, "label_source"] = None                    # a null value defaults too
+    mined = pd.DataFrame([m_row("old", "y", confidence=0.9)])
+    out, stats = merge.merge_training_sets(base, mined)
+    assert set(out["label_source"]) == {"human"} and stats["conflicts_with_human"] == 1
+
+
+def test_merge_replaces_older_mined_and_keeps_its_partition():
+    base = pd.DataFrame([m_row("set a timer", "timer_set", partition="dev", source="mined", confidence=0.6)])
+    mined = pd.DataFrame([m_row("Set a timer!", "alarm_set", partition="train", confidence=0.8)])
+    out, stats = merge.merge_training_sets(base, mined)
+    assert stats["replaced_mined"] == 1 and stats["added"] == 0 and stats["output_rows"] == 1
+    assert out.loc[0, ["utt", "intent", "confidence", "partition", "label_source"]].tolist() == \
+        ["Set a timer!", "alarm_set", 0.8, "dev", "mined"]
+
+
+def test_merge_new_mined_rows_keep_their_partition():
+    base = pd.DataFrame([m_row("wake me up", "alarm_set", partition="train")])
+    mined = pd.DataFrame([m_row("play jazz", "play_music", partition="dev", confidence=0.7)])
+    out, stats = merge.merge_training_sets(base, mined)
+    assert stats["added"] == 1
+    assert out.set_index("utt")["partition"].to_dict() == {"wake me up": "train", "play jazz": "dev"}
+
+
+def test_merge_collapses_mined_duplicates_by_confidence_then_text():
+    mined = pd.DataFrame([
+        m_row("turn on the light", "iot_on", confidence=0.7),
+        m_row("Turn on the light.", "iot_on", confidence=0.9),        # highest confidence wins
+        m_row("turn on the lights", "iot_on", confidence=0.5),        # another key
+        m_row("wake me up", "alarm_set", confidence=0.8),
+        m_row("Wake me up", "alarm_set", confidence=0.8),             # tie → "Wake…" < "wake…"
+    ])
+    out, stats = merge.merge_training_sets(pd.DataFrame(), mined)
+    assert stats["duplicate_in_mined"] == 2 and stats["added"] == 3
+    assert sorted(out["utt"]) == ["Turn on the light.", "Wake me up", "turn on the lights"]
+
+
+def test_merge_dedups_on_normalized_text():
+    base = pd.DataFrame([m_row("Wake me up!", "alarm_set")])
+    mined = pd.DataFrame([m_row("wake me up", "alarm_set", confidence=0.9),
+                          m_row("WAKE  ME  UP", "alarm_query", confidence=0.8)])
+    out, stats = merge.merge_training_sets(base, mined)
+    assert (stats["duplicate_of_human"], stats["duplicate_in_mined"], stats["output_rows"]) == (1, 1, 1)
+    assert out["utt"].tolist() == ["Wake me up!"]
+
+
+def test_merge_keys_are_per_locale():
+    base = pd.DataFrame([m_row("wake me up", "alarm_set", locale="en-US")])
+    mined = pd.DataFrame([m_row("wake me up", "alarm_set", locale="en-GB", confidence=0.9),
+                          m_row("wake me up", "alarm_set", locale="en-US", confidence=0.9)])
+    out, stats = merge.merge_training_sets(base, mined)
+    assert (stats["added"], stats["duplicate_of_human"]) == (1, 1)
+    assert out[["locale", "label_source"]].values.tolist() == [["en-GB", "mined"], ["en-US", "human"]]
+
+
+def test_merge_collapses_base_duplicates_preferring_human():
+    base = pd.DataFrame([m_row("wake me up", "alarm_query", source="mined"),
+                         m_row("Wake me up.", "alarm_set"), m_row("wake me up", "alarm_other")])
+    out, stats = merge.merge_training_sets(base, pd.DataFrame())
+    assert (stats["duplicate_in_base"], stats["output_rows"]) == (2, 1)
+    assert out[["utt", "intent", "label_source"]].values.tolist() == [["Wake me up.", "alarm_set", "human"]]
+
+
+def test_merge_output_unique_sorted_and_accounted():
+    # 40 human + 30 old mined base rows; 200 mined rows over 60 keys, many colliding with base
+    base = pd.DataFrame([m_row(f"text {i}", f"intent_{i % 3}", locale=("en-US", "de-DE")[i % 2],
+                               source="human" if i < 40 else "mined", confidence=None if i < 40 else 0.5)
+                         for i in range(70)])
+    mined = pd.DataFrame([m_row(f"Text {i % 60}!" if i % 2 else f"text {i % 60}", f"intent_{i % 4}",
+                                locale=("en-US", "de-DE")[(i % 60) % 2], confidence=(i % 7) / 10)
+                          for i in range(200)])
+    out, stats = merge.merge_training_sets(base, mined)
+    keys = list(zip(out["locale"], out["utt"].str.lower().str.rstrip("!")))
+    assert len(keys) == len(set(keys)) == stats["output_rows"] == 70
+    assert out.equals(out.sort_values(merge.SORT_COLUMNS, kind="mergesort").reset_index(drop=True))
+    assert stats["mined_rows"] == 200 and stats["duplicate_in_mined"] == 140
+    assert stats["duplicate_of_human"] + stats["conflicts_with_human"] == 40
+    assert stats["replaced_mined"] == 20 and stats["added"] == 0
+    again, stats_again = merge.merge_training_sets(base.sample(frac=1, random_state=1), mined)
+    assert stats_again == stats and again[merge.SORT_COLUMNS].equals(out[merge.SORT_COLUMNS])
+
+
+def test_merge_rejects_human_rows_in_mined_and_missing_columns():
+    with pytest.raises(ValueError, match="label_source 'mined'"):
+        merge.merge_training_sets(pd.DataFrame(), pd.DataFrame([m_row("a", "x", source="human")]))
+    with pytest.raises(ValueError, match="partition"):
+        merge.merge_training_sets(pd.DataFrame([m_row("a", "x")]).drop(columns="partition"), pd.DataFrame())
+
+
+# --- read_training_set / write_merged ------------------------------------------------
+
+def merged_example():
+    base = pd.DataFrame([m_row("wake me up", "alarm_set", id="h1", scenario="alarm"),
+                         m_row("明天早上七点叫醒我", "alarm_set", locale="zh-CN", id="h2"),
+                         m_row("old text", "x", source="mined", confidence=0.5, support_users=3)])
+    mined = pd.DataFrame([m_row("Old text", "y", confidence=0.8, support_users=9),
+                          m_row("أيقظني", "alarm_set", locale="ar-SA", partition="dev", confidence=0.7,
+                                support_users=4)])
+    return merge.merge_training_sets(base, mined)
+
+
+def test_write_merged_round_trips_through_read_training_set(tmp_path):
+    out, stats = merged_example()
+    manifest = merge.write_merged(out, tmp_path / "merged", stats)
+    folder = tmp_path / "merged"
+    assert sorted(p.name for p in folder.iterdir()) == ["ar-SA.jsonl", "en-US.jsonl", "merge_manifest.json",
+                                                       "zh-CN.jsonl"]
+    on_disk = json.loads((folder / merge.MANIFEST_NAME).read_text())
+    assert on_disk == manifest and on_disk["stats"] == stats
+    assert on_disk["checksums"] == export.checksums(folder)
+    assert on_disk["rows_by_locale_source"] == {"ar-SA/mined": 1, "en-US/human": 1, "en-US/mined": 1,
+                                                "zh-CN/human": 1}
+    back = merge.read_training_set(folder)
+    pd.testing.assert_frame_equal(back, out)
+    assert back["support_users"].dtype == "Int64"                      # nulls did not make it float
+    merge.write_merged(back, tmp_path / "again", stats)                # same rows → same bytes
+    assert export.checksums(tmp_path / "again") == on_disk["checksums"]
+    one = merge.read_training_set(folder / "zh-CN.jsonl")
+    assert one["utt"].tolist() == ["明天早上七点叫醒我"]
+
+
+def test_read_training_set_from_parquet_and_export_feeds_merge(tmp_path):
+    rows = [ts_row("wake me up"), ts_row("play jazz", intent="play_music"), ts_row("weck mich", locale="de-DE")]
+    export.write_training_set(ts_table(rows), tmp_path / "training_set")
+    export.write_massive_jsonl(ts_table(rows), tmp_path / "jsonl", dev_share=0.5, seed=3)
+    from_parquet = merge.read_training_set(tmp_path / "training_set", dev_share=0.5, seed=3)
+    from_jsonl = merge.read_training_set(tmp_path / "jsonl")
+    assert "utterance" not in from_parquet and set(from_parquet["label_source"]) == {"mined"}
+    cols = ["id", "locale", "partition", "utt", "intent", "label_source"]
+    key = ["locale", "utt"]
+    assert from_parquet[cols].sort_values(key).values.tolist() == from_jsonl[cols].sort_values(key).values.tolist()
+    base = pd.DataFrame([m_row("wake me up", "alarm_set")])
+    for mined in (from_parquet, from_jsonl):
+        _, stats = merge.merge_training_sets(base, mined)
+        assert (stats["duplicate_of_human"], stats["added"]) == (1, 2)
+    with pytest.raises(FileNotFoundError):
+        merge.read_training_set(tmp_path / "nothing-here")
+
+
+def test_write_merged_failure_mid_write_leaves_no_output(tmp_path, monkeypatch):
+    out, stats = merged_example()
+    real, calls = export.write_jsonl, []
+
+    def fail_on_second_file(path, records):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(path, records)
+
+    monkeypatch.setattr(export, "write_jsonl", fail_on_second_file)
+    with pytest.raises(OSError, match="disk full"):
+        merge.write_merged(out, tmp_path / "merged", stats)
+    assert len(calls) == 2 and calls[0].exists() is False           # the first file was staged, then removed
+    assert list(tmp_path.iterdir()) == []                             # no output, no staging leftovers
+
+
+def test_write_merged_failure_keeps_previous_output(tmp_path, monkeypatch):
+    out, stats = merged_example()
+    merge.write_merged(out, tmp_path / "merged", stats)
+    before = export.checksums(tmp_path / "merged")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("crash before the manifest")
+
+    monkeypatch.setattr(storage, "write_json", fail)
+    with pytest.raises(RuntimeError, match="manifest"):
+        merge.write_merged(out.iloc[:1], tmp_path / "merged", stats)
+    assert export.checksums(tmp_path / "merged") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged"]
+
+
+def test_write_merged_rejects_duplicate_keys(tmp_path):
+    out, _ = merged_example()
+    dup = pd.concat([out, out.iloc[[0]].assign(utt=lambda d: d["utt"].str.upper())], ignore_index=True)
+    with pytest.raises(ValueError, match="duplicate"):
+        merge.write_merged(dup, tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()
