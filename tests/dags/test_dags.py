@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from mining.stages import STAGE_NAMES, get
+from mining.stages import STAGE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
