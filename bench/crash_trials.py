@@ -62,7 +62,7 @@ from mining.stages import STAGES as REGISTRY
 
 SCENARIOS = ("fresh", "previous", "same")
 STAGE_DIRS = tuple(o for s in REGISTRY[:-1] for o in s.outputs)   # every stage output but the export's
-LINKS = ("training_set", "massive", "manifest.json", "report.html")
+LINKS = ("training_set", "massive", "rewrites", "manifest.json", "report.html")
 STAGE_LINE = re.compile(r"mining\.stages\.runner: stage (\w+): (start|done)")
 STAGE_DONE = re.compile(r"mining\.stages\.runner: stage (\w+): done in ([0-9.]+)s")
 MINING = str(Path(sys.executable).with_name("mining"))

@@ -1,6 +1,7 @@
 """mining: mine weak NLU training labels from voice-assistant interaction logs.
 
 Commands: the pipeline (``run`` or one stage), ``inspect`` a published dataset version,
+``diff`` two versions,
 ``evaluate`` against simulator gold, ``config show``, ``merge`` into a training set,
 refit the packaged models, ``simulate`` logs, ``corrupt-logs`` for ingest tests. ``mining --help`` lists them;
 ``mining COMMAND --help`` gives each one's options and examples.
@@ -143,6 +144,12 @@ def _inspect(args) -> None:
                      else inspect_dataset.format_summary(summary))
 
 
+def _diff(args) -> None:
+    from mining.tools import diff
+    result = diff.diff_versions(args.old, args.new)
+    sys.stdout.write(diff.to_json(result) + "\n" if args.json else diff.format_diff(result, args.rows))
+
+
 def _config_show(args) -> None:
     from mining.config import build_sections, resolve_sections
     from mining.tools.config_show import format_toml
@@ -208,6 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--intent", help="only this intent")
     ins.add_argument("--json", action="store_true", help="print the summary as JSON (every intent, full texts)")
 
+    dif = add_command(sub, "diff", verbose, "Print the changelog between two published dataset versions: "
+               "labels added, changed (intent or slots) and retired from OLD to NEW, keyed by (locale, "
+               "utterance), each with a reason; counts by change and reason, then the changes. Reads "
+               "Parquet and the manifests; no Spark.")
+    dif.add_argument("old", metavar="OLD", help="the older version: a run's OUT root (its latest version), "
+                     "versions/<v>, or latest")
+    dif.add_argument("new", metavar="NEW", help="the newer version, any path OLD accepts")
+    dif.add_argument("--rows", type=count_arg, default=50, metavar="N",
+                     help="changes listed in the table (default 50)")
+    dif.add_argument("--json", action="store_true", help="print the summary and every change as JSON")
+
     ev = add_command(sub, "evaluate", verbose)
     ev.add_argument("--gold", required=True)
     ev.add_argument("--out", required=True, help="output root of the run to score")
@@ -265,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _dispatch(args, argv: list[str]) -> int:
     handlers = {"simulate": (_simulate, args), "corrupt-logs": (_corrupt_logs, args), "evaluate": (_evaluate, args), "inspect": (_inspect, args),
+                "diff": (_diff, args),
                 "config": (_config_show, args), "merge": (_merge, args),
                 "fit-rephrase": (_fit_rephrase, args, argv), "fit-calibration": (_fit_calibration, args, argv)}
     if args.command in handlers:

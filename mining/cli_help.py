@@ -17,6 +17,7 @@ COMMAND_GROUPS = (
         *((s.verb, f"stage {i}: {s.summary}") for i, s in enumerate(STAGES, 1)))),
     ("look at results", (
         ("inspect", "counts and sample rows of a published dataset version (no Spark)"),
+        ("diff", "labels added, changed and retired between two published versions (no Spark)"),
         ("evaluate", "score a run against the simulator's gold"),
         ("config show", "the effective configuration as TOML, with where each value came from"))),
     ("use the labels", (
@@ -58,6 +59,7 @@ EXAMPLES = """examples:
   mining simulate --corpus hwu64 --turns 20000 --days 3 --logs /tmp/logs --gold /tmp/gold
   MINING_DEMO_MODE=1 mining run --logs /tmp/logs --out /tmp/run --min-users 2
   mining inspect /tmp/run --samples 10
+  mining diff /data/mining/runs/2026-11-02 /data/mining/runs/2026-11-03   # last night's changelog
   mining evaluate --gold /tmp/gold --out /tmp/run
   mining merge --base human/ --mined /tmp/run --out /tmp/merged   # add mined labels, keep human ones
 """
@@ -92,6 +94,17 @@ bar on a terminal. The dataset version is published under OUT/latest.""",
 Rows, locales, intents, evidence and confidence follow --locale/--intent; drops, dropped
 slots and scrubbed PII are whole-version figures from the manifest. Exit 3 when PATH holds
 no complete dataset version.""",
+    "diff": """examples:
+  mining diff /data/mining/runs/2026-11-02 /data/mining/runs/2026-11-03
+  mining diff /tmp/run/versions/v20261102-1a2b3c4d5e /tmp/run/latest --rows 200
+  mining diff /tmp/old-run /tmp/run --json | jq '.summary.by_reason'
+
+OLD and NEW are read like `mining inspect` reads PATH. A retired label carries the reason
+NEW's run gives it when NEW is inside a run's OUT root with its labels/ (an abstain reason
+such as conflicting_evidence, or below_min_users), else no_evidence_in_window. Every
+published version also holds its own changelog against the version before it:
+changelog.jsonl and the manifest's "changelog" entry. Exit 3 when OLD or NEW holds no
+complete dataset version.""",
     "evaluate": """examples:
   mining evaluate --gold /tmp/gold --out /tmp/run
   mining evaluate --gold demo/gold --out demo/mining/runs/2026-11-03 --json /tmp/eval.json""",

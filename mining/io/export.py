@@ -4,10 +4,13 @@ Layout under OUT::
 
     versions/<dataset_version>/training_set/locale=<L>/part-00000.parquet
     versions/<dataset_version>/massive/<L>.jsonl
+    versions/<dataset_version>/rewrites/locale=<L>/part-00000.parquet   (mining.io.rewrites)
+    versions/<dataset_version>/changelog.jsonl  (labels added/changed/retired: mining.io.changelog)
     versions/<dataset_version>/manifest.json    (checksums of every data file above)
     versions/<dataset_version>/report.html      (mining.report.run_report: funnel, locales, plots, samples)
     latest -> versions/<dataset_version>        (swapped atomically with os.replace)
     training_set -> latest/training_set          massive -> latest/massive
+    rewrites -> latest/rewrites
     manifest.json -> latest/manifest.json        report.html -> latest/report.html
 
 Readers always see one complete version: the new one is fully written before ``latest``
@@ -47,8 +50,9 @@ def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, 
     ``dp_users`` that pass the k-anonymity gate get ``drop_reason`` ``dp_not_selected``; the
     others export ``dp_users`` as both ``support_users`` and ``support_events``.
 
-    Returns the rows with training_set columns plus ``drop_reason`` (null = exported;
-    ``below_min_users``), per-reason counts of dropped slots ``dropped_<reason>`` for the
+    Returns the rows with training_set columns plus ``text_norm`` (the label's key, from
+    ``labels``, null when absent: it joins the rewrite table, :mod:`mining.io.rewrites`),
+    ``drop_reason`` (null = exported; ``below_min_users``), per-reason counts of dropped slots ``dropped_<reason>`` for the
     reasons of :data:`mining.core.slots.DROP_REASONS`, and PII counters ``pii_<kind>`` (int)."""
     rows = []
     for rec in labels.to_dict("records"):
@@ -64,7 +68,7 @@ def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, 
             "annot_utt": annot, "confidence": float(rec["confidence"]),
             **_support(rec, dp),
             "evidence": rec["evidence"], "cluster_id": rec["cluster_id"],
-            "dataset_version": dataset_version,
+            "dataset_version": dataset_version, "text_norm": rec.get("text_norm"),
             "drop_reason": ("below_min_users" if rec["text_users"] < min_users
                             else "dp_not_selected" if dp and pd.isna(rec["dp_users"]) else None),
             **{f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
@@ -86,14 +90,14 @@ def final_schema():
     from pyspark.sql import types as T
 
     from mining.io import schemas
-    extra = [T.StructField("drop_reason", T.StringType())]
+    extra = [T.StructField("text_norm", T.StringType()), T.StructField("drop_reason", T.StringType())]
     extra += [T.StructField(f"dropped_{r}", T.LongType()) for r in DROP_REASONS]
     extra += [T.StructField(f"pii_{k}", T.LongType()) for k in privacy.PII_KINDS]
     return T.StructType(list(schemas.spark_schema("training_set", all_nullable=True).fields) + extra)
 
 
 FINAL_COLUMNS = ["utterance", "locale", "intent", "slots", "annot_utt", "confidence", "support_users",
-                 "support_events", "evidence", "cluster_id", "dataset_version", "drop_reason",
+                 "support_events", "evidence", "cluster_id", "dataset_version", "text_norm", "drop_reason",
                  *[f"dropped_{r}" for r in DROP_REASONS], *[f"pii_{k}" for k in privacy.PII_KINDS]]
 
 
@@ -111,7 +115,14 @@ def write_training_set(table: pa.Table, folder: Path) -> None:
     in varying order, so identical rows gave different bytes run to run. The training set
     holds one row per exported text (thousands to low millions), so it is collected to the
     driver and written byte-stably."""
-    schema = pa.schema([f for f in schemas.arrow_schema("training_set") if f.name != "locale"])
+    write_by_locale(table, folder, "training_set")
+
+
+def write_by_locale(table: pa.Table, folder: Path, contract: str) -> None:
+    """Write ``table`` as ``folder/locale=<L>/part-00000.parquet`` (zstd) per locale, rows in
+    table order, cast to contract ``contract`` (:mod:`mining.io.schemas`) less ``locale``,
+    which the folder name carries. Creates ``folder`` even for an empty table."""
+    schema = pa.schema([f for f in schemas.arrow_schema(contract) if f.name != "locale"])
     locales = table.column("locale").to_pylist()
     for locale in sorted(set(locales)):
         rows = table.filter(pa.compute.equal(table.column("locale"), locale)).drop_columns(["locale"])
@@ -258,7 +269,7 @@ def publish(out: Path, version_dir: Path) -> None:
     after creating the stable links (which resolve once ``latest`` exists). ``version_dir``
     must be committed (complete and fsynced) before: readers only follow links to it."""
     from mining.io import storage
-    for name in ("training_set", "massive", "manifest.json", "report.html"):
+    for name in ("training_set", "massive", "rewrites", "manifest.json", "report.html"):
         link = out / name
         if not link.is_symlink():
             if link.exists():

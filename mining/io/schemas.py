@@ -41,7 +41,8 @@ def _schema_dir() -> Path:
 
 
 SCHEMA_DIR = _schema_dir()
-CURRENT_VERSIONS = {"interaction_turn": 1, "rephrase_pairs": 1, "clusters": 1, "training_set": 1}
+CURRENT_VERSIONS = {"interaction_turn": 1, "rephrase_pairs": 1, "clusters": 1, "training_set": 1,
+                    "rewrites": 1}
 
 
 def schema_path(name: str, version: int | None = None) -> Path:

@@ -17,7 +17,9 @@ tag forbids them anyway). Sections, by element id (:data:`SECTIONS`):
 - ``#variants``: for the top intents by exported rows, their top exported utterances by
   support_users, then confidence, with their evidence;
 - ``#drops``: validation rejects, rephrase-candidate decisions, label abstentions and
-  export drops, dropped slots and scrubbed PII, each by reason.
+  export drops, dropped slots and scrubbed PII, each by reason;
+- ``#changelog``: labels added, changed and retired against the previous version, by
+  reason, with sample rows (:mod:`mining.report.changelog`).
 
 A caller may add summary cards and whole sections (:func:`build_report`'s ``cards`` and
 ``sections``); the evaluation report adds its gold figures and reliability diagram that
@@ -41,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mining.report.changelog import changelog_section
 from mining.report.data import (BATCH_ROWS, CONFIDENCE_BINS, FUNNEL, LOCALE_COLUMNS, cluster_sizes,
                                 confidence_histogram, funnel_counts, locale_counts, read_manifest,
                                 resolve_version_dir, stage_stats, top_variants)
@@ -49,7 +52,7 @@ from mining.report.markup import (cards as _cards, e as _e, figure as _figure, p
 from mining.report.plots import draw_clusters, draw_confidence, draw_funnel, plot
 
 #: Ids of the built-in sections, in page order (the ``after`` anchors of extra sections).
-SECTIONS = ("meta", "funnel", "locales", "confidence", "clusters", "variants", "drops")
+SECTIONS = ("meta", "funnel", "locales", "confidence", "clusters", "variants", "drops", "changelog")
 
 __all__ = ["FUNNEL", "LOCALE_COLUMNS", "SECTIONS", "build_report", "top_variants", "write_report"]
 
@@ -204,6 +207,7 @@ def build_report(out: str | Path, *, version_dir: str | Path | None = None, card
         "variants": _variants_section(top_variants(vdir, manifest, top_intents, top_k, batch_rows), top_k),
         "drops": _drops_section(manifest, stage_stats(out, manifest, "rejects"),
                                 stage_stats(out, manifest, "rephrase_pairs")),
+        "changelog": changelog_section(manifest, vdir),
     }
     body = [html for sid in SECTIONS for html in (built[sid], *extra[sid])]
     summary = _cards([*_summary_cards(counts), *cards])

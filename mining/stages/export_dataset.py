@@ -1,5 +1,5 @@
 """Stage 5, ``export_dataset``: privacy gates + slot projection → versioned training set,
-manifest and report, published atomically as ``versions/<v>/`` + ``latest``."""
+rewrite table, manifest and report, published atomically as ``versions/<v>/`` + ``latest``."""
 from __future__ import annotations
 
 import json
@@ -34,6 +34,57 @@ def _dp_select(spark, cfg, labeled, fingerprint: str):
              tally["selected"], tally["considered"], dc.epsilon, dc.delta, cal.threshold)
     out = labeled.join(released.select("locale", "text_norm", "dp_users"), ["locale", "text_norm"], "left")
     return out, dp.manifest_record(dc, cal, texts_considered=tally["considered"], texts_selected=tally["selected"])
+
+
+def _changelog(spark, cfg, labels, table, version: str, staging: Path) -> dict:
+    """The changelog against the previous version (:func:`mining.io.changelog.previous_version`):
+    writes ``staging/changelog.jsonl`` and returns the manifest's ``changelog`` entry. A retired
+    text carries the reason this run's ``labels/`` gives it (abstain reason or export drop)."""
+    from pyspark.sql import functions as F
+
+    from mining.io import changelog
+
+    previous, folder = changelog.previous_version(cfg.out, cfg.quality.baseline, version)
+    old = changelog.read_training_set(folder) if folder else None
+    new = table.select(list(changelog.READ_COLUMNS))
+    diff = changelog.diff_training_sets(old, new)
+    retired = diff.loc[diff["change"] == "retired", ["locale", "utterance"]]
+    if len(retired):
+        keys = spark.createDataFrame(retired, "locale string, utterance string")
+        decided = labels.join(F.broadcast(keys), ["locale", "utterance"]) \
+            .select("locale", "utterance", "decision", "text_users").toPandas()
+        reasons = changelog.retire_reasons(decided, cfg.privacy.min_users, dp=cfg.privacy.dp.enabled)
+        diff = changelog.diff_training_sets(old, new, reasons)
+    changelog.write_changelog(staging / "changelog.jsonl", diff)
+    entry = changelog.manifest_entry(previous, diff)
+    log.info("changelog against %s: %d added, %d changed, %d retired", previous or "no previous version",
+             entry["added"], entry["changed"], entry["retired"])
+    return entry
+
+
+def _rewrites(spark, cfg, kept, version: str, staging: Path) -> dict:
+    """The rewrite table (:mod:`mining.io.rewrites`): accepted ``rephrase_pairs/`` cogrouped per
+    locale with the exported labels (``kept``, with their ``text_norm``) → ``staging/rewrites/``.
+    Returns the manifest's ``rewrites`` entry: ``{"rows", "drops": {reason: candidates}}``."""
+    from mining.io import rewrites
+
+    pairs = spark.read.parquet(storage.require_stage(cfg.out, "rephrase_pairs", "detect_rephrases"))
+    accepted = pairs.where("accepted").select(*rewrites.PAIR_COLUMNS)
+    exported = kept.select(*rewrites.EXPORTED_COLUMNS)
+    min_users = cfg.privacy.min_users
+
+    def build(p, e):
+        return rewrites.build_rewrites(p, e, min_users, version)
+
+    built = (accepted.groupBy("locale").cogroup(exported.groupBy("locale"))
+             .applyInPandas(build, rewrites.final_schema()).cache())
+    drops = counts_by(built.where("drop_reason IS NOT NULL"), "drop_reason")
+    table = built.where("drop_reason IS NULL").select(*rewrites.COLUMNS) \
+        .orderBy("locale", "failed_text").toArrow()
+    built.unpersist()
+    rewrites.write_rewrites(table, staging / "rewrites")
+    log.info("rewrites: %d rows, drops %s", table.num_rows, drops)
+    return {"rows": table.num_rows, "drops": drops}
 
 
 def run(spark, cfg) -> dict:
@@ -81,6 +132,8 @@ def run(spark, cfg) -> dict:
     staging = storage.staging_path(out, f"version-{version}")
     export.write_training_set(table, staging / "training_set")
     massive = export.write_massive_jsonl(table, staging / "massive", cfg.export.dev_share, cfg.export.split_seed)
+    rewrite_entry = _rewrites(spark, cfg, kept, version, staging)   # before the checksums
+    changes = _changelog(spark, cfg, labels, table, version, staging)   # checksummed with the data
     grouped = table.group_by(["locale", "intent"]).aggregate([([], "count_all")]).to_pylist()
     by_locale_intent = dict(sorted((f"{r['locale']}/{r['intent']}", r["count_all"]) for r in grouped))
     manifest = {
@@ -93,7 +146,8 @@ def run(spark, cfg) -> dict:
         "slots_dropped": {k[8:]: int(v or 0) for k, v in tally.items() if k.startswith("dropped_")},
         "massive_jsonl": massive, "models": {"rephrase": cfg.rephrase.fitted.version,
                                              "calibration": cfg.aggregation.fitted_calibration.version},
-        "stages": upstream, "quality": checks, "checksums": export.checksums(staging),
+        "rewrites": rewrite_entry,
+        "stages": upstream, "quality": checks, "changelog": changes, "checksums": export.checksums(staging),
         "dp": {**dp_record, **({"labels_released": sum(by_locale_intent.values()),
                                 "labels_not_selected": drops.get("dp_not_selected", 0)} if dp_on else {})},
     }

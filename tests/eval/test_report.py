@@ -56,7 +56,7 @@ def test_reliability_bins_hand_computed(tiny_run):
 def test_evaluation_report_is_the_run_report_plus_gold(tiny_run):
     page = gold_report.build_evaluation_report(tiny_run, evaluation=TINY_EVALUATION)
     assert re.findall(r'<section id="([^"]+)">', page) == [
-        "meta", "funnel", "locales", "confidence", "gold", "clusters", "variants", "drops"]
+        "meta", "funnel", "locales", "confidence", "gold", "clusters", "variants", "drops", "changelog"]
     assert _value(page, "label_precision") == "0.75" and _value(page, "ece") == "0.125"
     assert _value(page, "gold.pair_precision") == "0.5" and _value(page, "gold.by_evidence.rephrase.labels") == "3"
     assert "pass the gold folder to draw it" in page and 'data-plot="reliability"' not in page

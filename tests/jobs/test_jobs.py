@@ -124,9 +124,25 @@ def test_export_dataset_publishes_contract_rows_with_manifest(run):
         import hashlib
         assert hashlib.sha256((out / "latest" / rel).read_bytes()).hexdigest() == digest
     assert any(rel.startswith("massive/") for rel in manifest["checksums"])
+    # first version in this OUT, no baseline: every label added, the changelog checksummed
+    assert manifest["changelog"] == {"previous": None, "added": len(train), "changed": 0, "retired": 0,
+                                     "by_reason": {"new_evidence": len(train)} if len(train) else {}}
+    assert "changelog.jsonl" in manifest["checksums"]
     # k-anonymity: every exported text was said by >= min_users distinct users
     labels = _read(out / "labels").set_index("utterance")
     assert (labels.loc[train["utterance"], "text_users"] >= run["cfg"].privacy.min_users).all()
+    # the rewrite table: behind the training set's gates, agreeing with its labels
+    rewrites = _read(out / "rewrites")
+    assert set(rewrites.columns) == {f.name for f in schemas.arrow_schema("rewrites")}
+    assert manifest["rewrites"]["rows"] == len(rewrites) > 0
+    assert any(rel.startswith("rewrites/") for rel in manifest["checksums"])
+    assert not rewrites.duplicated(["locale", "failed_text"]).any()
+    assert (rewrites["support_users"] >= run["cfg"].privacy.min_users).all()
+    label_of = train.set_index(["locale", "utterance"])
+    keys = list(zip(rewrites["locale"], rewrites["failed_text"]))
+    assert set(keys) <= set(label_of.index)
+    assert list(label_of.loc[keys, "intent"]) == list(rewrites["intent"])
+    assert list(label_of.loc[keys, "confidence"]) == list(rewrites["confidence"])
 
 
 def test_spark_submit_job_reexports_the_same_bytes(run, small_sim):

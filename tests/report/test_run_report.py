@@ -135,7 +135,7 @@ def test_build_report_places_extra_sections_and_cards(tiny_run):
              ("confidence", '<section id="x2"><h2>X2</h2></section>')]
     page = report.build_report(tiny_run, cards=[("extra card", 0.25, "extra")], sections=extra)
     assert _section_ids(page) == ["meta", "funnel", "locales", "confidence", "x1", "x2", "clusters",
-                                  "variants", "drops", "x3"]
+                                  "variants", "drops", "x3", "changelog"]
     assert _value(page, "extra") == "0.25" and '<div class="k">extra card</div>' in page
     # without the extras, exactly the plain page
     plain = report.build_report(tiny_run)
@@ -149,3 +149,24 @@ def test_build_report_rejects_unknown_anchor(tiny_run):
     with pytest.raises(ValueError, match="gold"):
         report.build_report(tiny_run, sections=[("gold", "<section></section>")])
 
+
+
+def test_changelog_section_counts_reasons_and_samples(tiny_run):
+    """The manifest's changelog entry and a few rows of the version's changelog.jsonl."""
+    version = tiny_run / "versions" / "v1"
+    assert "No changelog recorded" in report.build_report(tiny_run)
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["changelog"] = {"previous": "v0", "added": 4, "changed": 1, "retired": 1,
+                             "by_reason": {"new_evidence": 4, "intent_changed": 1, "conflicting_evidence": 1}}
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    changes = [{"locale": "en-US", "utterance": f"added {i}", "change": "added", "reason": "new_evidence",
+                "old_intent": None, "new_intent": "alarm_set", "old_annot_utt": None, "new_annot_utt": f"added {i}"}
+               for i in range(4)]
+    changes += [{"locale": "en-US", "utterance": MALICIOUS, "change": "retired", "reason": "conflicting_evidence",
+                 "old_intent": "alarm_set", "new_intent": None, "old_annot_utt": MALICIOUS, "new_annot_utt": None}]
+    (version / "changelog.jsonl").write_text("".join(json.dumps(c) + "\n" for c in changes))
+    page = report.build_report(tiny_run)
+    assert _value(page, "changelog.added") == "4" and _value(page, "changelog.retired") == "1"
+    assert _value(page, "changelog_reason.conflicting_evidence") == "1"
+    assert "<code>v0</code>" in page and MALICIOUS not in page
+    assert page.count('data-sample="added"') == 3 and page.count('data-sample="retired"') == 1

@@ -52,6 +52,10 @@ def _stage_version(out: Path, version: str, tag: str) -> Path:
                    ts / "part-00000.parquet")
     (staging / "massive").mkdir()
     (staging / "massive" / "en-US.jsonl").write_text(json.dumps({"utt": tag}) + "\n")
+    rw = staging / "rewrites" / "locale=en-US"
+    rw.mkdir(parents=True)
+    pq.write_table(pa.table({"failed_text": [f"{tag} one"], "rewrite_text": [f"{tag} two"]}),
+                   rw / "part-00000.parquet")
     manifest = {"dataset_version": version, "rows": 2, "tag": tag, "checksums": export.checksums(staging)}
     storage.write_json(staging / "manifest.json", manifest)
     storage.write_text(staging / "report.html", f"<p>{tag}</p>\n")

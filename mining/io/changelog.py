@@ -1,0 +1,208 @@
+"""Changelog of a dataset version against the previous one (pandas/pyarrow, no Spark).
+
+Rows are keyed by (``locale``, ``utterance``). :func:`diff_training_sets` lists every label
+that was ``added``, ``changed`` or ``retired`` between two training sets, each with a
+reason; :func:`summarize` counts them; :func:`write_changelog` writes them as
+``changelog.jsonl`` (one JSON object per change). ``export_dataset`` writes that file into
+every version and the counts into the manifest's ``changelog`` entry, against the version
+:func:`previous_version` finds; ``mining diff A B`` (:mod:`mining.tools.diff`) computes the
+same between any two published versions.
+
+Reasons (:data:`REASONS`):
+
+- ``added``: ``new_evidence`` (the text has a label now and had none in the old version);
+- ``changed``: ``intent_changed``, else ``slots_changed`` (the slots or the ``annot_utt``
+  annotation differ; confidence and support changes are not label changes);
+- ``retired``: why the new run did not export the text, when its ``labels/`` decided it
+  (:func:`retire_reasons`): an abstain reason such as ``conflicting_evidence``, or an
+  export drop (``below_min_users``, ``dp_not_selected``); else ``no_evidence_in_window``
+  (the text no longer occurs with friction in the new run's input partitions).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+#: Columns of :func:`diff_training_sets`, in order.
+COLUMNS = ("locale", "utterance", "change", "reason", "old_intent", "new_intent", "old_annot_utt",
+           "new_annot_utt")
+CHANGES = ("added", "changed", "retired")
+#: Reasons besides the ``labels/`` decisions a retired text may carry.
+REASONS = {"added": ("new_evidence",), "changed": ("intent_changed", "slots_changed"),
+           "retired": ("no_evidence_in_window", "below_min_users", "dp_not_selected", "not_exported")}
+#: Training-set columns the diff reads.
+READ_COLUMNS = ("locale", "utterance", "intent", "slots", "annot_utt")
+
+
+def _frame(table) -> pd.DataFrame:
+    """``table`` (pyarrow Table, pandas DataFrame or None) → a pandas frame of
+    :data:`READ_COLUMNS` (missing ``slots``/``annot_utt`` become null), one row per
+    (locale, utterance): the first after sorting by intent."""
+    if table is None:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in READ_COLUMNS})
+    df = table.to_pandas() if isinstance(table, pa.Table) else table.copy()
+    for col in READ_COLUMNS:
+        if col not in df.columns:
+            df[col] = None
+    df = df[list(READ_COLUMNS)].astype({"locale": object, "utterance": object, "intent": object})
+    return df.sort_values(["locale", "utterance", "intent"], kind="mergesort") \
+        .drop_duplicates(["locale", "utterance"]).reset_index(drop=True)
+
+
+def _slots_key(slots) -> tuple:
+    """Slots as a hashable, order-free value (a list of {name, value} dicts or None)."""
+    if slots is None or (not hasattr(slots, "__len__") and pd.isna(slots)):
+        return ()
+    return tuple(sorted((str(s["name"]), str(s["value"])) for s in slots))
+
+
+def _none(v):
+    return None if v is None or (isinstance(v, float) and pd.isna(v)) else v
+
+
+def diff_training_sets(old, new, decisions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The labels ``added``, ``changed`` and ``retired`` from training set ``old`` to ``new``.
+
+    ``old``, ``new``: pyarrow Tables or pandas DataFrames with at least ``locale``,
+    ``utterance``, ``intent`` (``slots``, ``annot_utt`` compared when present); ``old`` may
+    be None (no previous version: every row ``added``). ``decisions``: optional frame
+    (``locale``, ``utterance``, ``reason``), the new run's reason for texts it did not export
+    (:func:`retire_reasons`); a retired text without one gets ``no_evidence_in_window``.
+
+    Returns a DataFrame with columns :data:`COLUMNS`, all dtype ``object`` (str or None):
+    ``locale``, ``utterance`` (the key), ``change`` (``added`` | ``changed`` | ``retired``),
+    ``reason`` (:data:`REASONS`, or a ``labels/`` decision), ``old_intent``/``new_intent``
+    and ``old_annot_utt``/``new_annot_utt`` (None on the side where the text has no label).
+    Unchanged labels are not listed. Sorted by (locale, change, utterance): the same inputs
+    give the same frame."""
+    o, n = _frame(old), _frame(new)
+    m = o.merge(n, on=["locale", "utterance"], how="outer", suffixes=("_old", "_new"), indicator=True)
+    rows = []
+    reasons = {}
+    if decisions is not None and len(decisions):
+        reasons = {(r.locale, r.utterance): r.reason for r in decisions.itertuples() if _none(r.reason)}
+    for r in m.itertuples(index=False):
+        side = r[-1]                                # the merge indicator
+        if side == "right_only":
+            change, reason = "added", "new_evidence"
+        elif side == "left_only":
+            change, reason = "retired", reasons.get((r.locale, r.utterance), "no_evidence_in_window")
+        elif r.intent_old != r.intent_new:
+            change, reason = "changed", "intent_changed"
+        elif _slots_key(r.slots_old) != _slots_key(r.slots_new) or \
+                (_none(r.annot_utt_old) != _none(r.annot_utt_new)):
+            change, reason = "changed", "slots_changed"
+        else:
+            continue
+        rows.append((r.locale, r.utterance, change, reason,
+                     _none(r.intent_old) if change != "added" else None,
+                     _none(r.intent_new) if change != "retired" else None,
+                     _none(r.annot_utt_old) if change != "added" else None,
+                     _none(r.annot_utt_new) if change != "retired" else None))
+    df = pd.DataFrame(rows, columns=list(COLUMNS), dtype=object)
+    return df.sort_values(["locale", "change", "utterance"], kind="mergesort").reset_index(drop=True)
+
+
+def summarize(diff: pd.DataFrame) -> dict:
+    """Counts of a :func:`diff_training_sets` frame: ``{"added": n, "changed": n,
+    "retired": n, "by_reason": {reason: n}}`` (reasons sorted by name; ints)."""
+    counts = diff["change"].value_counts() if len(diff) else {}
+    by_reason = diff["reason"].value_counts() if len(diff) else {}
+    return {**{c: int(counts.get(c, 0)) for c in CHANGES},
+            "by_reason": {k: int(by_reason[k]) for k in sorted(by_reason.keys())}}
+
+
+def retire_reasons(labels: pd.DataFrame, min_users: int, dp: bool = False) -> pd.DataFrame:
+    """Why the run that wrote ``labels`` did not export each of its texts.
+
+    ``labels``: rows of ``labels/`` (``locale``, ``utterance``, ``decision``,
+    ``text_users``). The reason is the ``decision`` when it is an abstain reason; for a
+    ``labeled`` text the export drop: ``below_min_users`` (``text_users < min_users``),
+    else ``dp_not_selected`` with ``dp``, else ``not_exported``. Returns a frame
+    (``locale``, ``utterance``, ``reason``; dtype object), one row per (locale, utterance),
+    sorted."""
+    rows = []
+    for r in labels.itertuples(index=False):
+        if r.decision != "labeled":
+            reason = r.decision
+        elif r.text_users is not None and not pd.isna(r.text_users) and int(r.text_users) < min_users:
+            reason = "below_min_users"
+        else:
+            reason = "dp_not_selected" if dp else "not_exported"
+        rows.append((r.locale, r.utterance, reason))
+    df = pd.DataFrame(rows, columns=["locale", "utterance", "reason"], dtype=object)
+    return df.sort_values(["locale", "utterance", "reason"], kind="mergesort") \
+        .drop_duplicates(["locale", "utterance"]).reset_index(drop=True)
+
+
+def read_training_set(version_dir: str | Path, columns=READ_COLUMNS) -> pa.Table:
+    """``columns`` of a version's ``training_set/`` (hive ``locale=`` folders); an empty
+    table when it holds no files."""
+    from mining.io import schemas
+    part = ds.partitioning(pa.schema([("locale", pa.string())]), flavor="hive")
+    dataset = ds.dataset(Path(version_dir) / "training_set", format="parquet", partitioning=part)
+    if not dataset.files:
+        return schemas.arrow_schema("training_set").empty_table().select(list(columns))
+    return dataset.to_table(columns=list(columns))
+
+
+def _version_of(version_dir: Path) -> str | None:
+    try:
+        return json.loads((version_dir / "manifest.json").read_text(encoding="utf-8")).get("dataset_version")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def previous_version(out: str | Path, baseline: str, version: str) -> tuple[str | None, Path | None]:
+    """The version a new export ``version`` is compared against: (dataset version, its
+    folder), or (None, None).
+
+    1. The version ``OUT/latest`` points at (before this export publishes). When that is
+       ``version`` itself (a rerun), the version its manifest's changelog recorded as
+       previous, when ``OUT/versions/<it>`` still exists: a rerun writes the same bytes.
+    2. Else the version of the ``baseline`` manifest (``quality.baseline``: a previous
+       run's ``manifest.json``; its ``training_set/`` sits beside it through the links).
+    A candidate without ``manifest.json`` and ``training_set/`` is skipped."""
+    out = Path(out)
+    latest = out / "latest"
+    if (latest / "manifest.json").is_file() and (latest / "training_set").is_dir():
+        manifest = json.loads((latest / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("dataset_version") != version:
+            return manifest.get("dataset_version"), latest.resolve()
+        prev = (manifest.get("changelog") or {}).get("previous")
+        folder = out / "versions" / str(prev)
+        if prev and (folder / "manifest.json").is_file() and (folder / "training_set").is_dir():
+            return prev, folder.resolve()
+    if baseline:
+        path = Path(baseline)
+        for folder in (path.resolve().parent, path.parent):
+            name = _version_of(folder)
+            if name and name != version and (folder / "training_set").is_dir():
+                return name, folder.resolve()
+    return None, None
+
+
+def manifest_entry(previous: str | None, diff: pd.DataFrame) -> dict:
+    """The manifest's ``changelog`` entry: ``{"previous": version or None, "added",
+    "changed", "retired", "by_reason"}``."""
+    return {"previous": previous, **summarize(diff)}
+
+
+def write_changelog(path: str | Path, diff: pd.DataFrame) -> int:
+    """Write ``diff`` as JSON Lines (:func:`mining.io.export.write_jsonl`: one object per
+    change, keys in :data:`COLUMNS` order, same rows → same bytes). Returns the lines."""
+    from mining.io.export import write_jsonl
+    return write_jsonl(Path(path), diff[list(COLUMNS)].to_dict("records"))
+
+
+def read_changelog(path: str | Path) -> pd.DataFrame:
+    """A ``changelog.jsonl`` back as a :func:`diff_training_sets` frame (empty when the
+    file is missing or empty)."""
+    path = Path(path)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line] \
+        if path.is_file() else []
+    return pd.DataFrame([[r.get(c) for c in COLUMNS] for r in rows], columns=list(COLUMNS), dtype=object)

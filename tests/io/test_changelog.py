@@ -1,0 +1,120 @@
+"""Changelog of a dataset version against the previous one (mining.io.changelog). No Spark."""
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pyarrow as pa
+
+from mining.io import changelog, export, schemas
+
+
+def _rows(*rows):
+    """(locale, utterance, intent, slots) tuples → a training-set-like pandas frame."""
+    return pd.DataFrame([{"locale": loc, "utterance": u, "intent": i, "slots": s,
+                          "annot_utt": u if not s else f"{u} [{s[0]['name']} : {s[0]['value']}]"}
+                         for loc, u, i, s in rows])
+
+
+SIX = [{"name": "time", "value": "six"}]
+SEVEN = [{"name": "time", "value": "seven"}]
+OLD = _rows(("en-US", "wake me at six", "alarm_set", SIX), ("en-US", "lights off", "iot_hue_lightoff", []),
+            ("en-US", "play the weekend", "play_radio", []), ("de-DE", "licht aus", "iot_hue_lightoff", []),
+            ("en-US", "quiet", "audio_volume_mute", []))
+NEW = _rows(("en-US", "wake me at six", "alarm_set", SEVEN), ("en-US", "lights off", "iot_hue_lightoff", []),
+            ("en-US", "play the weekend", "play_music", []), ("en-US", "what's up", "general_quirky", []),
+            ("de-DE", "licht an", "iot_hue_lighton", []))
+
+
+def test_added_changed_retired_with_reasons():
+    diff = changelog.diff_training_sets(OLD, NEW)
+    assert list(diff.columns) == list(changelog.COLUMNS)
+    got = {(r.locale, r.utterance): (r.change, r.reason) for r in diff.itertuples()}
+    assert got == {
+        ("en-US", "wake me at six"): ("changed", "slots_changed"),
+        ("en-US", "play the weekend"): ("changed", "intent_changed"),
+        ("en-US", "what's up"): ("added", "new_evidence"),
+        ("en-US", "quiet"): ("retired", "no_evidence_in_window"),
+        ("de-DE", "licht aus"): ("retired", "no_evidence_in_window"),
+        ("de-DE", "licht an"): ("added", "new_evidence")}
+    row = diff.set_index("utterance").loc["play the weekend"]
+    assert (row.old_intent, row.new_intent) == ("play_radio", "play_music")
+    added = diff.set_index("utterance").loc["what's up"]
+    assert added.old_intent is None and added.old_annot_utt is None and added.new_intent == "general_quirky"
+    retired = diff.set_index("utterance").loc["quiet"]
+    assert retired.new_intent is None and retired.old_intent == "audio_volume_mute"
+
+
+def test_order_is_locale_change_utterance_and_deterministic():
+    diff = changelog.diff_training_sets(OLD, NEW)
+    keys = list(zip(diff["locale"], diff["change"], diff["utterance"]))
+    assert keys == sorted(keys)
+    shuffled = changelog.diff_training_sets(OLD.sample(frac=1, random_state=1), NEW.sample(frac=1, random_state=2))
+    pd.testing.assert_frame_equal(diff, shuffled)
+
+
+def test_retired_reasons_come_from_the_new_runs_decisions():
+    labels = pd.DataFrame({"locale": ["en-US", "de-DE", "en-US"], "utterance": ["quiet", "licht aus", "other"],
+                           "decision": ["conflicting_evidence", "labeled", "labeled"], "text_users": [9, 1, 9]})
+    reasons = changelog.retire_reasons(labels, min_users=2)
+    diff = changelog.diff_training_sets(OLD, NEW, reasons)
+    got = dict(zip(diff.loc[diff.change == "retired", "utterance"], diff.loc[diff.change == "retired", "reason"]))
+    assert got == {"quiet": "conflicting_evidence", "licht aus": "below_min_users"}
+    assert changelog.retire_reasons(labels, min_users=2, dp=True).set_index("utterance").loc["other", "reason"] \
+        == "dp_not_selected"
+
+
+def test_no_previous_version_adds_everything_and_identical_sets_change_nothing():
+    diff = changelog.diff_training_sets(None, NEW)
+    assert set(diff["change"]) == {"added"} and len(diff) == len(NEW)
+    assert changelog.summarize(diff) == {"added": 5, "changed": 0, "retired": 0, "by_reason": {"new_evidence": 5}}
+    same = changelog.diff_training_sets(NEW, NEW.copy())
+    assert same.empty and list(same.columns) == list(changelog.COLUMNS)
+    assert changelog.summarize(same) == {"added": 0, "changed": 0, "retired": 0, "by_reason": {}}
+
+
+def test_summarize_counts_changes_and_reasons():
+    assert changelog.summarize(changelog.diff_training_sets(OLD, NEW)) == {
+        "added": 2, "changed": 2, "retired": 2,
+        "by_reason": {"intent_changed": 1, "new_evidence": 2, "no_evidence_in_window": 2, "slots_changed": 1}}
+
+
+def _publish(root, name, df, manifest_extra=None):
+    version = root / "versions" / name
+    table = pa.Table.from_pylist([{**r, "confidence": 0.9, "support_users": 2, "support_events": 2,
+                                   "evidence": "rephrase", "cluster_id": None, "dataset_version": name}
+                                  for r in df.to_dict("records")], schema=schemas.arrow_schema("training_set"))
+    export.write_training_set(table, version / "training_set")
+    (version / "manifest.json").write_text(json.dumps({"dataset_version": name, **(manifest_extra or {})}))
+    return version
+
+
+def test_arrow_tables_read_back_diff_like_pandas_and_the_file_round_trips(tmp_path):
+    v1, v2 = _publish(tmp_path, "v1", OLD), _publish(tmp_path, "v2", NEW)
+    diff = changelog.diff_training_sets(changelog.read_training_set(v1), changelog.read_training_set(v2))
+    pd.testing.assert_frame_equal(diff, changelog.diff_training_sets(OLD, NEW))
+    assert changelog.write_changelog(tmp_path / "changelog.jsonl", diff) == 6
+    first = json.loads((tmp_path / "changelog.jsonl").read_text().splitlines()[0])
+    assert list(first) == list(changelog.COLUMNS) and first["locale"] == "de-DE"
+    pd.testing.assert_frame_equal(changelog.read_changelog(tmp_path / "changelog.jsonl"), diff)
+
+
+def test_previous_version_latest_then_rerun_then_baseline(tmp_path):
+    out = tmp_path / "out"
+    assert changelog.previous_version(out, "", "v2") == (None, None)
+    v1 = _publish(out, "v1", OLD)
+    os.symlink("versions/v1", out / "latest")
+    assert changelog.previous_version(out, "", "v2") == ("v1", v1.resolve())
+    # a rerun of the published version compares against the previous it recorded
+    _publish(out, "v2", NEW, {"changelog": {"previous": "v1"}})
+    os.replace(out / "latest", tmp_path / "gone")
+    os.symlink("versions/v2", out / "latest")
+    assert changelog.previous_version(out, "", "v2") == ("v1", v1.resolve())
+    # a fresh OUT: a previous night's manifest (through its links) as quality.baseline
+    night = tmp_path / "night1"
+    _publish(night, "v0", OLD)
+    os.symlink("versions/v0", night / "latest")
+    os.symlink("latest/manifest.json", night / "manifest.json")
+    assert changelog.previous_version(tmp_path / "fresh", str(night / "manifest.json"), "v2") == \
+        ("v0", (night / "versions" / "v0").resolve())

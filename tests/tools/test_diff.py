@@ -1,0 +1,85 @@
+"""`mining diff A B`: the changelog between two published versions (mining.tools.diff)."""
+from __future__ import annotations
+
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mining import cli
+from tests.tools.test_inspect_dataset import _version
+
+pytestmark = pytest.mark.usefixtures("clean_cli_state")
+
+OLD_ROWS = [("wake me at six", "en-US", "alarm_set", 0.95, 4, "rephrase"),
+            ("lights off", "en-US", "iot_hue_lightoff", 0.99, 9, "rephrase"),
+            ("quiet", "en-US", "audio_volume_mute", 0.9, 3, "rephrase"),
+            ("licht aus", "de-DE", "iot_hue_lightoff", 0.80, 3, "rephrase")]
+NEW_ROWS = [("wake me at six", "en-US", "alarm_query", 0.91, 5, "rephrase"),
+            ("lights off", "en-US", "iot_hue_lightoff", 0.97, 10, "rephrase"),
+            ("play jazz", "en-US", "play_music", 0.90, 2, "variant"),
+            ("licht aus", "de-DE", "iot_hue_lightoff", 0.85, 3, "rephrase")]
+
+
+def _two_runs(tmp_path):
+    old, new = tmp_path / "night1", tmp_path / "night2"
+    _version(old, OLD_ROWS, name="v20261102-aaa")
+    _version(new, NEW_ROWS, name="v20261103-bbb")
+    return old, new
+
+
+def test_diff_prints_counts_reasons_and_the_changes(tmp_path, capsys):
+    old, new = _two_runs(tmp_path)
+    assert cli.main(["diff", str(old), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "v20261102-aaa" in out and "v20261103-bbb" in out
+    assert "  added    1" in out and "  changed  1" in out and "  retired  1" in out
+    assert "intent_changed         1" in out and "no_evidence_in_window  1" in out
+    table = out[out.index("changes (3 of 3"):]
+    assert table.index("play jazz") < table.index("wake me at six") < table.index("quiet")
+    assert "alarm_set" in table and "alarm_query" in table and "lights off" not in table
+
+
+def test_diff_json_and_paths_like_inspect(tmp_path, capsys):
+    old, new = _two_runs(tmp_path)
+    results = []
+    for a, b in ((old, new), (old / "latest", new / "versions" / "v20261103-bbb")):
+        assert cli.main(["diff", str(a), str(b), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0]["changes"] == results[1]["changes"]
+    d = results[0]
+    assert d["old"]["dataset_version"] == "v20261102-aaa" and d["new"]["dataset_version"] == "v20261103-bbb"
+    assert d["summary"] == {"added": 1, "changed": 1, "retired": 1,
+                            "by_reason": {"intent_changed": 1, "new_evidence": 1, "no_evidence_in_window": 1}}
+    assert [(c["locale"], c["change"], c["utterance"]) for c in d["changes"]] == [
+        ("en-US", "added", "play jazz"), ("en-US", "changed", "wake me at six"), ("en-US", "retired", "quiet")]
+    # the same version on both sides: nothing changed
+    assert cli.main(["diff", str(new), str(new)]) == 0
+    assert "no label changed" in capsys.readouterr().out
+
+
+def test_diff_retired_reason_from_the_new_runs_labels(tmp_path, capsys):
+    old, new = _two_runs(tmp_path)
+    labels = new / "labels"
+    labels.mkdir()
+    pq.write_table(pa.table({"locale": ["en-US"], "utterance": ["quiet"], "decision": ["conflicting_evidence"],
+                             "text_users": pa.array([3], pa.int64())}), labels / "part-0.parquet")
+    (labels / "_SUCCESS").touch()
+    assert cli.main(["diff", str(old), str(new), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [c["reason"] for c in d["changes"] if c["change"] == "retired"] == ["conflicting_evidence"]
+
+
+def test_diff_exits_3_without_a_complete_version(tmp_path, capsys):
+    old, _ = _two_runs(tmp_path)
+    assert cli.main(["diff", str(old), str(tmp_path / "missing")]) == cli.EXIT_INPUT == 3
+    assert "does not exist" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    (empty / "versions").mkdir(parents=True)
+    assert cli.main(["diff", str(empty), str(old)]) == 3
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    os.symlink("versions/nothing", broken / "latest")
+    assert cli.main(["diff", str(old), str(broken)]) == 3
