@@ -41,8 +41,8 @@ Gates, each candidate (locale, failed ``text_norm``, rewrite ``text_norm``) of t
    more ``support_users``, then more ``support_events``, then higher ``confidence``, then
    ``rewrite_text`` ascending (then the rewrite's ``text_norm``), so the choice is deterministic.
 
-Under ``privacy.dp`` the pair gate and the support counts are exact, not noisy: the DP
-release covers which failed texts appear, not the rewrite counts.
+Under ``privacy.dp`` the stage releases no rewrite (an empty table): the pair gate and the
+support counts here are exact, and an exact threshold would void the DP guarantee.
 
 Pure pandas; the Spark glue (one cogroup per locale) is in
 :mod:`mining.stages.export_dataset`.

@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+import pyarrow as pa
+
 from mining.core import quality
 from mining.io import export, schemas, storage
 from mining.privacy import dp
@@ -65,8 +67,19 @@ def _changelog(spark, cfg, labels, table, version: str, staging: Path) -> dict:
 def _rewrites(spark, cfg, kept, version: str, staging: Path) -> dict:
     """The rewrite table (:mod:`mining.io.rewrites`): accepted ``rephrase_pairs/`` cogrouped per
     locale with the exported labels (``kept``, with their ``text_norm``) → ``staging/rewrites/``.
-    Returns the manifest's ``rewrites`` entry: ``{"rows", "drops": {reason: candidates}}``."""
+    Returns the manifest's ``rewrites`` entry: ``{"rows", "drops": {reason: candidates}}``.
+
+    Under ``privacy.dp`` nothing is released (an empty table, ``"released": false``): the
+    support counts and the ``min_users`` gate of a pair are exact, and an exact threshold
+    would void the user-level DP guarantee of the release (a released key set needs a noisy
+    threshold: Korolova et al., WWW 2009, "Releasing search queries and clicks privately")."""
     from mining.io import rewrites
+
+    if cfg.privacy.dp.enabled:
+        empty = pa.Table.from_pylist([], schema=schemas.arrow_schema("rewrites"))
+        rewrites.write_rewrites(empty, staging / "rewrites")
+        log.info("rewrites: not released under privacy.dp (no DP release of their counts)")
+        return {"rows": 0, "released": False, "drops": {}}
 
     pairs = spark.read.parquet(storage.require_stage(cfg.out, "rephrase_pairs", "detect_rephrases"))
     accepted = pairs.where("accepted").select(*rewrites.PAIR_COLUMNS)

@@ -208,6 +208,8 @@ def test_end_to_end_export_with_dp(spark, small_sim, tmp_path):
     assert 0 < d["texts_selected"] <= d["texts_considered"]
     assert d["labels_released"] == man["rows"] <= man_off["rows"]
     assert man["drops"].get("dp_not_selected", 0) == d["labels_not_selected"]
+    # no rewrite is released under DP (their support counts have no DP release), without DP some are
+    assert man["rewrites"] == {"rows": 0, "released": False, "drops": {}} and man_off["rewrites"]["rows"] > 0
     rows = pd.read_parquet(out / "training_set")
     assert (rows["support_users"] >= d["threshold"]).all()
     assert (rows["support_events"] == rows["support_users"]).all()
