@@ -36,8 +36,16 @@ Gates, each candidate (locale, failed ``text_norm``, rewrite ``text_norm``) of t
    exact rephrase (the k-anonymity gate on the pair, hence on the rewrite text too).
 3. ``rewrite_intent_disagrees``: the reformulation's intent is not the exported label; a
    rewrite must agree with the training set.
-4. ``rewrite_equals_failed_text``: scrubbed, the rewrite is the failed text (nothing to rewrite).
-5. ``rewrite_not_most_supported``: another candidate of the same (locale, failed_text) wins:
+4. ``rewrite_adds_entities``: a slot value of the reformulation (``target_slots``,
+   normalized with :func:`mining.core.text.normalize`) does not match the failed text: its
+   best-aligned substring (``rapidfuzz.fuzz.partial_ratio``) is less than
+   :data:`ENTITY_MATCH_MIN` similar. A rewrite may fix how a request was heard or said,
+   never change what it asks for: "play the weekend" → "play music by the weeknd" keeps the
+   (misrecognized) artist, 0.90; "add rice on the list" → "i need oranges added to my
+   grocery list" is the same intent but another request, 0.43 for "oranges". Character
+   alignment, not a model: a paraphrased entity ("nyc" for "new york", 0.46) is dropped too.
+5. ``rewrite_equals_failed_text``: scrubbed, the rewrite is the failed text (nothing to rewrite).
+6. ``rewrite_not_most_supported``: another candidate of the same (locale, failed_text) wins:
    more ``support_users``, then more ``support_events``, then higher ``confidence``, then
    ``rewrite_text`` ascending (then the rewrite's ``text_norm``), so the choice is deterministic.
 
@@ -55,17 +63,18 @@ import pandas as pd
 import pyarrow as pa
 
 from mining.io import export, schemas
+from mining.core.text import normalize
 from mining.privacy import pii as privacy
 
 #: Columns of ``rephrase_pairs/`` (accepted rows) that :func:`build_rewrites` reads.
 PAIR_COLUMNS = ("locale", "user_pseudonym", "source_text_norm", "target_text_norm",
-                "target_utterance", "target_intent")
+                "target_utterance", "target_intent", "target_slots")
 #: Columns of the exported labels that :func:`build_rewrites` reads: the training set's
 #: ``locale``, ``utterance``, ``intent``, ``confidence`` with the label key ``text_norm``.
 EXPORTED_COLUMNS = ("locale", "text_norm", "utterance", "intent", "confidence")
 #: Why a candidate is not in the table, in gate order.
 DROP_REASONS = ("failed_text_not_exported", "rewrite_below_min_users", "rewrite_intent_disagrees",
-                "rewrite_equals_failed_text", "rewrite_not_most_supported")
+                "rewrite_adds_entities", "rewrite_equals_failed_text", "rewrite_not_most_supported")
 #: Columns of the rewrite contract, in schema order.
 COLUMNS = tuple(f.name for f in schemas.arrow_schema("rewrites"))
 #: :func:`build_rewrites` output: the contract columns + ``drop_reason`` (null = kept).
@@ -81,19 +90,46 @@ def _mode(pairs: pd.DataFrame, column: str, name: str) -> pd.DataFrame:
     return counts.drop_duplicates(_PAIR_KEY).drop(columns="n").rename(columns={column: name})
 
 
+#: Least character similarity (0..1) between a rewrite's slot value and its best-aligned
+#: substring of the failed text. A design constant, not fitted on labelled data: an ASR
+#: misrecognition keeps most characters of the entity (weekend/weeknd 0.90, jaz/jazz 0.86),
+#: another entity shares few (examples above).
+ENTITY_MATCH_MIN = 0.8
+
+
+def _slot_values(slots) -> list[str]:
+    """Normalized values of a ``list<struct<name, value>>`` cell (dicts or Rows; null: none)."""
+    if slots is None or (not hasattr(slots, "__len__") and pd.isna(slots)):
+        return []
+    values = [s["value"] if isinstance(s, dict) else getattr(s, "value", None) for s in slots]
+    return [normalize(v) for v in values if v]
+
+
+def _adds_entities(slot_values, failed_text_norm: str) -> bool:
+    """Whether a slot value has no match of at least :data:`ENTITY_MATCH_MIN` in the failed text."""
+    from rapidfuzz import fuzz
+
+    return any(fuzz.partial_ratio(v, failed_text_norm) / 100 < ENTITY_MATCH_MIN for v in slot_values if v)
+
+
 def candidates(pairs: pd.DataFrame) -> pd.DataFrame:
     """Accepted pairs (:data:`PAIR_COLUMNS`) → one row per (``locale``, ``source_text_norm``,
     ``target_text_norm``): ``support_users`` (distinct ``user_pseudonym``), ``support_events``
     (pairs), ``rewrite_utterance`` and ``intent`` (most frequent ``target_utterance`` /
-    ``target_intent``, ties: lowest; ``intent`` null when every pair had none). Sorted by key."""
-    out_cols = [*_PAIR_KEY, "support_users", "support_events", "rewrite_utterance", "intent"]
+    ``target_intent``, ties: lowest; ``intent`` null when every pair had none) and
+    ``slot_values`` (sorted normalized slot values over all its pairs). Sorted by key."""
+    out_cols = [*_PAIR_KEY, "support_users", "support_events", "rewrite_utterance", "intent", "slot_values"]
     p = pairs.loc[:, list(PAIR_COLUMNS)]
     if p.empty:
         return pd.DataFrame(columns=out_cols)
     support = (p.groupby(_PAIR_KEY).agg(support_users=("user_pseudonym", "nunique"),
                                         support_events=("user_pseudonym", "size")).reset_index())
+    slots = (p.assign(slot_values=[_slot_values(x) for x in p["target_slots"]])
+             .groupby(_PAIR_KEY)["slot_values"].agg(lambda lists: sorted({v for vs in lists for v in vs}))
+             .reset_index())
     out = (support.merge(_mode(p, "target_utterance", "rewrite_utterance"), on=_PAIR_KEY, how="left")
-           .merge(_mode(p, "target_intent", "intent"), on=_PAIR_KEY, how="left"))
+           .merge(_mode(p, "target_intent", "intent"), on=_PAIR_KEY, how="left")
+           .merge(slots, on=_PAIR_KEY, how="left"))
     return out.loc[:, out_cols].sort_values(_PAIR_KEY, ignore_index=True)
 
 
@@ -118,6 +154,9 @@ def build_rewrites(pairs: pd.DataFrame, exported: pd.DataFrame, min_users: int,
     reason[reason.isna() & (df["support_users"] < min_users)] = "rewrite_below_min_users"
     reason[reason.isna() & (df["intent"].isna() | (df["intent"] != df["label_intent"]))] = \
         "rewrite_intent_disagrees"
+    adds = [pd.isna(reason[i]) and _adds_entities(v, src) for i, v, src
+            in zip(df.index, df["slot_values"], df["source_text_norm"])]
+    reason[pd.Series(adds, index=df.index, dtype=bool)] = "rewrite_adds_entities"
     live = reason.isna()
     df["rewrite_text"] = None
     df.loc[live, "rewrite_text"] = [privacy.scrub_pii(t, loc)[0] for t, loc

@@ -148,3 +148,24 @@ def test_write_rewrites_partitions_by_locale_with_the_contract_schema(tmp_path):
     first = part.read_bytes()
     rewrites.write_rewrites(pa.Table.from_pandas(kept, preserve_index=False), tmp_path / "rewrites")
     assert part.read_bytes() == first
+
+
+def _with_slots(pairs: pd.DataFrame, *values: str) -> pd.DataFrame:
+    return pairs.assign(target_slots=[[{"name": "x", "value": v} for v in values]] * len(pairs))
+
+
+def test_a_rewrite_may_fix_a_misheard_entity_but_not_bring_another_one():
+    """"the weeknd" aligns with "the weekend" (0.90): kept; "oranges" is not in the failed
+    request at all: another request of the same intent, dropped."""
+    fixes = _with_slots(_pairs(("u1", "play the weekend", "play music by the weeknd", "play music by the weeknd",
+                                "play_music"),
+                               ("u2", "play the weekend", "play music by the weeknd", "play music by the weeknd",
+                                "play_music")), "The Weeknd")
+    assert len(_kept(rewrites.build_rewrites(fixes, WEEKND, 2, "v1"))) == 1
+    rice = _exported(("add rice on the list", "add rice on the list", "lists_createoradd", 0.9))
+    other = _with_slots(_pairs(("u1", "add rice on the list", "add oranges to my list", "add oranges to my list",
+                                "lists_createoradd"),
+                               ("u2", "add rice on the list", "add oranges to my list", "add oranges to my list",
+                                "lists_createoradd")), "oranges")
+    out = rewrites.build_rewrites(other, rice, 2, "v1")
+    assert _kept(out) == [] and rewrites.drop_counts(out) == {"rewrite_adds_entities": 1}
