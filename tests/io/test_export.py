@@ -36,17 +36,6 @@ def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def m_row(utt, intent, locale="en-US", partition="train", source=None, confidence=None, annot=None, **extra):
-    """One MASSIVE-shaped row for merge tests; keys absent when None."""
-    row = {"locale": locale, "partition": partition, "utt": utt,
-           "annot_utt": annot if annot is not None else utt, "intent": intent, **extra}
-    if source is not None:
-        row["label_source"] = source
-    if confidence is not None:
-        row["confidence"] = confidence
-    return row
-
-
 # --- write_massive_jsonl -------------------------------------------------------------
 
 def test_write_massive_jsonl_fields_values_and_order(tmp_path):

@@ -5,23 +5,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 
-from mining.io import export, schemas, storage
+from mining.io import export, storage
 from mining.tools import merge
-
-
-def ts_row(utt, locale="en-US", intent="alarm_set", annot=None, confidence=0.9, users=4):
-    """One training_set contract row; annot defaults to the plain text (no slots)."""
-    return {"utterance": utt, "locale": locale, "intent": intent, "slots": [],
-            "annot_utt": annot if annot is not None else utt, "confidence": confidence,
-            "support_users": users, "support_events": users + 1, "evidence": "rephrase",
-            "cluster_id": "c1", "dataset_version": "v20261101-abc"}
-
-
-def ts_table(rows) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=schemas.arrow_schema("training_set"))
+from tests.io.test_export import ts_row, ts_table
 
 
 def m_row(utt, intent, locale="en-US", partition="train", source=None, confidence=None, annot=None, **extra):
