@@ -1,1 +1,1 @@
-"""Storage and contracts: atomic stage writes, schema files, the training-set export."""
+"""Storage and contracts: atomic stage writes, schema files, the export (training set, rewrite table, changelog)."""

@@ -1,1 +1,1 @@
-"""Operator tools: merge dataset versions, inspect a dataset."""
+"""Operator tools: inspect a published version, diff two, merge mined labels into a training set, show the configuration."""
