@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
+
+from mining.io import export
 
 #: Columns of :func:`diff_training_sets`, in order.
 COLUMNS = ("locale", "utterance", "change", "reason", "old_intent", "new_intent", "old_annot_utt",
@@ -129,25 +130,13 @@ def retire_reasons(labels: pd.DataFrame, min_users: int, dp: bool = False) -> pd
     for r in labels.itertuples(index=False):
         if r.decision != "labeled":
             reason = r.decision
-        elif r.text_users is not None and not pd.isna(r.text_users) and int(r.text_users) < min_users:
-            reason = "below_min_users"
-        else:
-            reason = "dp_not_selected" if dp else "not_exported"
+        else:   # labeled but not in the new training set: the export gate's reason
+            users = min_users if r.text_users is None or pd.isna(r.text_users) else int(r.text_users)
+            reason = export.drop_reason(users, min_users, dp, dp_selected=False) or "not_exported"
         rows.append((r.locale, r.utterance, reason))
     df = pd.DataFrame(rows, columns=["locale", "utterance", "reason"], dtype=object)
     return df.sort_values(["locale", "utterance", "reason"], kind="mergesort") \
         .drop_duplicates(["locale", "utterance"]).reset_index(drop=True)
-
-
-def read_training_set(version_dir: str | Path, columns=READ_COLUMNS) -> pa.Table:
-    """``columns`` of a version's ``training_set/`` (hive ``locale=`` folders); an empty
-    table when it holds no files."""
-    from mining.io import schemas
-    part = ds.partitioning(pa.schema([("locale", pa.string())]), flavor="hive")
-    dataset = ds.dataset(Path(version_dir) / "training_set", format="parquet", partitioning=part)
-    if not dataset.files:
-        return schemas.arrow_schema("training_set").empty_table().select(list(columns))
-    return dataset.to_table(columns=list(columns))
 
 
 def _version_of(version_dir: Path) -> str | None:

@@ -34,12 +34,25 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from mining.privacy import pii as privacy
 
 from mining.io import schemas
 from mining.core.slots import DROP_REASONS, project_slots
+
+
+def drop_reason(text_users: int, min_users: int, dp: bool = False, dp_selected: bool = True) -> str | None:
+    """The export gate of one labeled text: ``below_min_users`` (k-anonymity: fewer than
+    ``min_users`` distinct users said it), else ``dp_not_selected`` (``privacy.dp`` on and the
+    DP release did not select it), else None (exported). The one copy of the rule:
+    :func:`finalize_labels` applies it, the changelog explains a retired label with it."""
+    if text_users < min_users:
+        return "below_min_users"
+    if dp and not dp_selected:
+        return "dp_not_selected"
+    return None
 
 
 def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, dp: bool = False) -> pd.DataFrame:
@@ -69,8 +82,8 @@ def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, 
             **_support(rec, dp),
             "evidence": rec["evidence"], "cluster_id": rec["cluster_id"],
             "dataset_version": dataset_version, "text_norm": rec.get("text_norm"),
-            "drop_reason": ("below_min_users" if rec["text_users"] < min_users
-                            else "dp_not_selected" if dp and pd.isna(rec["dp_users"]) else None),
+            "drop_reason": drop_reason(rec["text_users"], min_users, dp,
+                                       dp_selected=not dp or not pd.isna(rec["dp_users"])),
             **{f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
             **{f"pii_{k}": pii.get(k, 0) for k in privacy.PII_KINDS},
         })
@@ -130,6 +143,25 @@ def write_by_locale(table: pa.Table, folder: Path, contract: str) -> None:
         target.mkdir(parents=True, exist_ok=True)
         pq.write_table(rows.cast(schema), target / "part-00000.parquet", compression="zstd")
     folder.mkdir(parents=True, exist_ok=True)
+
+
+def read_training_set(version_dir: Path, locale: str | None = None, intent: str | None = None,
+                      columns=None) -> pa.Table:
+    """``columns`` (default: all of the contract) of a published version's ``training_set/``
+    (hive ``locale=`` folders, as :func:`write_training_set` writes it), optionally one
+    locale and/or intent. An export with no rows (no files) gives an empty table. Read by
+    ``mining inspect``, ``mining diff`` and the changelog."""
+    columns = columns or [f.name for f in schemas.arrow_schema("training_set")]
+    part = ds.partitioning(pa.schema([("locale", pa.string())]), flavor="hive")
+    dataset = ds.dataset(Path(version_dir) / "training_set", format="parquet", partitioning=part)
+    if not dataset.files:
+        return schemas.arrow_schema("training_set").empty_table().select(list(columns))
+    expr = None
+    for col, value in (("locale", locale), ("intent", intent)):
+        if value is not None:
+            cond = ds.field(col) == value
+            expr = cond if expr is None else expr & cond
+    return dataset.to_table(columns=list(columns), filter=expr)
 
 
 def checksums(folder: Path) -> dict[str, str]:

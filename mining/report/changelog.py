@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mining.report.markup import e as _e, section as _section, table as _table, td as _td
-
-CHANGES = ("added", "changed", "retired")
+from mining.io.changelog import CHANGES
+from mining.report.markup import e as _e, reason_table, section as _section, table as _table, td as _td
 
 
 def sample_changes(version_dir: str | Path, samples: int = 3) -> dict[str, list[dict]]:
@@ -52,11 +51,8 @@ def changelog_section(manifest: dict, version_dir: str | Path, samples: int = 3)
              "<p class='note'>No previous version: every label is added.</p>")
     counts = [f'<tr data-change="{c}"><th>{c}</th>{_td(int(entry.get(c, 0)), "changelog." + c)}</tr>'
               for c in CHANGES]
-    reasons = [f'<tr data-reason="{_e(r)}"><th>{_e(r)}</th>{_td(int(n), "changelog_reason." + r)}</tr>'
-               for r, n in sorted(entry.get("by_reason", {}).items())]
     body = intro + '<div class="grid">' + _table(["change", "labels"], counts, "changelog-table") \
-        + _table(["reason", "labels"], reasons or ['<tr><th class="muted">none</th><td class="num">0</td></tr>'],
-                 "changelog-reasons") + "</div>"
+        + reason_table("By reason", "changelog_reason", entry.get("by_reason", {})) + "</div>"
     rows = []
     for change, recs in sample_changes(version_dir, samples).items():
         for r in recs:

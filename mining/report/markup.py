@@ -97,3 +97,12 @@ def page(version: str, summary: str, sections: list[str]) -> str:
             f'<title>Mining run report {e(version)}</title><style>{CSS}</style></head>\n<body>'
             f'<h1>Mining run report <span class="muted">{e(version)}</span></h1>'
             f'{summary}{"".join(sections)}</body></html>\n')
+
+
+def reason_table(title: str, prefix: str, counts: dict, sort: bool = True) -> str:
+    """A titled table of ``{reason: count}``, each count a ``data-metric`` ``<prefix>.<reason>``."""
+    items = sorted(counts.items()) if sort else counts.items()
+    rows = [f'<tr data-reason="{e(k)}"><th>{e(k)}</th>{td(int(v), f"{prefix}.{k}")}</tr>' for k, v in items]
+    rows = rows or ['<tr><th class="muted">none</th><td class="num">0</td></tr>']
+    body = table(["reason", "count"], rows)
+    return f'<div class="reasons" data-reasons="{e(prefix)}"><h3>{e(title)}</h3>{body}</div>'

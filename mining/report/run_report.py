@@ -48,7 +48,7 @@ from mining.report.data import (BATCH_ROWS, CONFIDENCE_BINS, FUNNEL, LOCALE_COLU
                                 confidence_histogram, funnel_counts, locale_counts, read_manifest,
                                 resolve_version_dir, stage_stats, top_variants)
 from mining.report.markup import (cards as _cards, e as _e, figure as _figure, page as _page,
-                                  section as _section, table as _table, td as _td)
+                                  reason_table as _reason_table, section as _section, table as _table, td as _td)
 from mining.report.plots import draw_clusters, draw_confidence, draw_funnel, plot
 
 #: Ids of the built-in sections, in page order (the ``after`` anchors of extra sections).
@@ -151,14 +151,6 @@ def _variants_section(top: list[tuple[str, int, pd.DataFrame]], k: int) -> str:
     intro = (f"<p class='note'>The intents with the most exported rows; for each, its {k} exported "
              "utterances with the most supporting users, then the highest confidence.</p>")
     return _section("variants", "Top new variants per intent", intro + ("".join(parts) or "<p>No rows.</p>"))
-
-
-def _reason_table(title: str, prefix: str, counts: dict, sort: bool = True) -> str:
-    items = sorted(counts.items()) if sort else counts.items()
-    rows = [f'<tr data-reason="{_e(k)}"><th>{_e(k)}</th>{_td(int(v), f"{prefix}.{k}")}</tr>' for k, v in items]
-    rows = rows or ['<tr><th class="muted">none</th><td class="num">0</td></tr>']
-    table = _table(["reason", "count"], rows)
-    return f'<div class="reasons" data-reasons="{_e(prefix)}"><h3>{_e(title)}</h3>{table}</div>'
 
 
 def _drops_section(manifest: dict, rejects: dict, pairs: dict) -> str:

@@ -47,7 +47,7 @@ def _changelog(spark, cfg, labels, table, version: str, staging: Path) -> dict:
     from mining.io import changelog
 
     previous, folder = changelog.previous_version(cfg.out, cfg.quality.baseline, version)
-    old = changelog.read_training_set(folder) if folder else None
+    old = export.read_training_set(folder, columns=changelog.READ_COLUMNS) if folder else None
     new = table.select(list(changelog.READ_COLUMNS))
     diff = changelog.diff_training_sets(old, new)
     retired = diff.loc[diff["change"] == "retired", ["locale", "utterance"]]

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.dataset as ds
 
-from mining.io import changelog
+from mining.io import changelog, export
 from mining.tools.inspect_dataset import _clip, _n, _rows, read_manifest, resolve_version
 
 #: Changes listed in the text output (the JSON has all).
@@ -46,7 +46,7 @@ def diff_versions(old: str | Path, new: str | Path) -> dict[str, Any]:
     :class:`mining.errors.DatasetNotFound` when a path holds no complete version."""
     dirs = [resolve_version(p) for p in (old, new)]
     manifests = [read_manifest(d) for d in dirs]
-    tables = [changelog.read_training_set(d) for d in dirs]
+    tables = [export.read_training_set(d, columns=changelog.READ_COLUMNS) for d in dirs]
     diff = changelog.diff_training_sets(*tables)
     retired = diff.loc[diff["change"] == "retired", ["locale", "utterance"]]
     reasons = _labels_reasons(dirs[1], manifests[1], retired)

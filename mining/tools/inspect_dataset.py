@@ -18,9 +18,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from mining.errors import DatasetNotFound
+from mining.io import export
 
 #: Confidence quantiles reported, by name.
 QUANTILES = {"min": 0.0, "p10": 0.1, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p90": 0.9, "max": 1.0}
@@ -92,23 +92,6 @@ def read_manifest(version_dir: Path) -> dict:
     return manifest
 
 
-def read_training_set(version_dir: Path, locale: str | None = None, intent: str | None = None,
-                      columns=SAMPLE_COLUMNS) -> pa.Table:
-    """``columns`` of ``training_set/`` (hive ``locale=`` folders), optionally one locale
-    and/or intent. An export with no rows (no files) gives an empty table."""
-    from mining.io import schemas
-    part = ds.partitioning(pa.schema([("locale", pa.string())]), flavor="hive")
-    dataset = ds.dataset(version_dir / "training_set", format="parquet", partitioning=part)
-    if not dataset.files:
-        return schemas.arrow_schema("training_set").empty_table().select(list(columns))
-    expr = None
-    for col, value in (("locale", locale), ("intent", intent)):
-        if value is not None:
-            cond = ds.field(col) == value
-            expr = cond if expr is None else expr & cond
-    return dataset.to_table(columns=list(columns), filter=expr)
-
-
 def _value_counts(column: pa.ChunkedArray) -> dict[str, int]:
     """{value: rows}, most rows first, then by value."""
     if len(column) == 0:
@@ -144,7 +127,7 @@ def summarize(path: str | Path, *, samples: int = 5, locale: str | None = None,
         raise ValueError(f"samples must be >= 0, got {samples}")
     version_dir = resolve_version(path)
     manifest = read_manifest(version_dir)
-    table = read_training_set(version_dir, locale, intent)
+    table = export.read_training_set(version_dir, locale, intent, columns=SAMPLE_COLUMNS)
     warnings = []
     if locale is None and intent is None and manifest.get("rows") not in (None, table.num_rows):
         warnings.append(f"training_set has {table.num_rows} rows, the manifest says {manifest['rows']}")

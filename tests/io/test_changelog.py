@@ -92,7 +92,7 @@ def _publish(root, name, df, manifest_extra=None):
 
 def test_arrow_tables_read_back_diff_like_pandas_and_the_file_round_trips(tmp_path):
     v1, v2 = _publish(tmp_path, "v1", OLD), _publish(tmp_path, "v2", NEW)
-    diff = changelog.diff_training_sets(changelog.read_training_set(v1), changelog.read_training_set(v2))
+    diff = changelog.diff_training_sets(*(export.read_training_set(v, columns=changelog.READ_COLUMNS) for v in (v1, v2)))
     pd.testing.assert_frame_equal(diff, changelog.diff_training_sets(OLD, NEW))
     assert changelog.write_changelog(tmp_path / "changelog.jsonl", diff) == 6
     first = json.loads((tmp_path / "changelog.jsonl").read_text().splitlines()[0])
