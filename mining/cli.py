@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from pathlib import Path
 
 from mining.cli_help import SUMMARY, add_command, stage_epilog, top_help
 from mining.entrypoint import (add_config_args, add_run_args, config_from_args, count_arg, guarded, iso_date,
@@ -137,6 +138,20 @@ def _merge(args) -> dict:
     return {"out": args.out, "rows": manifest["rows"], "stats": stats, "conflicts_with_human": len(conflicts)}
 
 
+def _loop(args) -> None:
+    from mining.eval import loop
+
+    locales = tuple(x.strip() for x in args.locales.split(",")) if args.locales else ()
+    records = loop.run_loop(args.out, corpus=args.corpus, locales=locales, nights=args.nights, turns=args.turns,
+                            seed=args.seed, start_date=args.start_date, lookback_days=args.lookback_days,
+                            policy=args.policy)
+    print(loop.format_table(records))
+    doc = json.loads((Path(args.out) / "loop.json").read_text(encoding="utf-8"))
+    for name, t in doc["targets"].items():
+        print(f"{name}: {t['value']} ({'met' if t['met'] else 'MISSED'}; target {t.get('target', '-')})")
+    log.info("curves: %s", Path(args.out) / "loop.html")
+
+
 def _inspect(args) -> None:
     from mining.tools import inspect_dataset
     summary = inspect_dataset.summarize(args.path, samples=args.samples, locale=args.locale, intent=args.intent)
@@ -233,6 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--report", help="report.html with the gold figures and a reliability diagram "
                     "(default: OUT/evaluation/report.html)")
 
+    lp = add_command(sub, "loop", verbose, "Simulate the self-learning loop: each night, logs simulated "
+              "with that night's production NLU (users fail where it errs), the nightly pipeline over the "
+              "lookback window, then the NLU retrained on seed + the published training set for the next "
+              "night. Writes OUT/loop.json (one record per night), OUT/loop.html and OUT/loop.png "
+              "(see mining/eval/loop.py).")
+    lp.add_argument("--corpus", default="hwu64", choices=["hwu64", "slurp"])
+    lp.add_argument("--locales", metavar="LIST", help="comma-separated locales instead (as simulate --locales)")
+    lp.add_argument("--nights", type=count_arg, default=7, help="nights to simulate (default 7)")
+    lp.add_argument("--turns", type=count_arg, default=20_000, help="simulated turns per night (default 20000)")
+    lp.add_argument("--seed", type=int, default=7)
+    lp.add_argument("--start-date", type=iso_date, default=dt.date(2026, 11, 1))
+    lp.add_argument("--lookback-days", type=count_arg, default=3, help="partitions mined per night (default 3)")
+    lp.add_argument("--policy", default="until_contradicted", choices=["until_contradicted", "window"],
+                    help="export.label_retention of the nightly runs (default until_contradicted)")
+    lp.add_argument("--out", required=True, help="output folder (logs, gold, runs, loop.json)")
+
     conf = add_command(sub, "config", verbose, "Configuration tools.")
     conf_sub = conf.add_subparsers(dest="action", required=True, metavar="ACTION")
     add_config_args(add_command(conf_sub, "config show", verbose,
@@ -283,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _dispatch(args, argv: list[str]) -> int:
     handlers = {"simulate": (_simulate, args), "corrupt-logs": (_corrupt_logs, args), "evaluate": (_evaluate, args), "inspect": (_inspect, args),
+                "loop": (_loop, args),
                 "diff": (_diff, args),
                 "config": (_config_show, args), "merge": (_merge, args),
                 "fit-rephrase": (_fit_rephrase, args, argv), "fit-calibration": (_fit_calibration, args, argv)}

@@ -19,6 +19,7 @@ COMMAND_GROUPS = (
         ("inspect", "counts and sample rows of a published dataset version (no Spark)"),
         ("diff", "labels added, changed and retired between two published versions (no Spark)"),
         ("evaluate", "score a run against the simulator's gold"),
+        ("loop", "simulate nights of mining and retraining on the mined labels (the self-learning loop)"),
         ("config show", "the effective configuration as TOML, with where each value came from"))),
     ("use the labels", (
         ("merge", "merge a run's mined labels into an existing training set"),)),
@@ -108,6 +109,9 @@ complete dataset version.""",
     "evaluate": """examples:
   mining evaluate --gold /tmp/gold --out /tmp/run
   mining evaluate --gold demo/gold --out demo/mining/runs/2026-11-03 --json /tmp/eval.json""",
+    "loop": """examples:
+  mining loop --corpus hwu64 --nights 7 --out /tmp/loop
+  mining loop --locales en-US,de-DE --nights 3 --turns 10000 --policy window --out /tmp/loop-window""",
     "config": """examples:
   mining config show
   mining config show --config prod.toml --set rephrase.threshold=0.6""",

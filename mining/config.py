@@ -212,13 +212,20 @@ class AggregationConfig:
                        min_events=int(self.min_events_by_locale.get(locale, self.min_events)))
 
 
+#: ``export.label_retention`` values (mining/io/retention.py).
+RETENTION_POLICIES = ("until_contradicted", "window")
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     dev_share: float
     split_seed: int
+    label_retention: str
 
     def __post_init__(self):
         _check(0 <= self.dev_share <= 1, "export.dev_share", self.dev_share, "in [0, 1]")
+        _check(self.label_retention in RETENTION_POLICIES, "export.label_retention", self.label_retention,
+               " or ".join(repr(p) for p in RETENTION_POLICIES))
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ from scipy import stats
 
 LABEL_COLUMNS = ["locale", "text_norm", "utterance", "intent", "slots", "confidence",
                  "support_users", "support_events", "evidence", "cluster_id", "decision",
-                 "defect_rate", "text_users", "candidate_intent", "candidate_evidence", "raw_score", "posterior_mean"]
+                 "defect_rate", "text_users", "candidate_intent", "candidate_evidence", "raw_score", "posterior_mean",
+                 "vote_intent", "vote_share", "vote_events"]
 VOTE_COLUMNS = ["top_intent", "p", "lb", "k", "n_events", "n_users"]
 
 
@@ -107,7 +108,10 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     Returns one row per text that failed at least once, with :data:`LABEL_COLUMNS`;
     ``intent``/``confidence``/``evidence`` are null when ``decision`` is an abstention, and
     ``candidate_intent``/``candidate_evidence``/``raw_score`` are set for every row that reached the confidence
-    gate (``labeled`` and ``low_confidence``)."""
+    gate (``labeled`` and ``low_confidence``). ``vote_intent``/``vote_share``/``vote_events``:
+    the text's own vote whatever the decision (top intent, its posterior mean share, accepted
+    events; null/NaN/0 without events): the evidence that can contradict a retained label
+    (:mod:`mining.io.retention`)."""
     calibration = calibration if calibration is not None else cfg.fitted_calibration
     q = cfg.credible_quantile
     texts = texts[texts["n_friction"] > 0].copy()
@@ -141,6 +145,9 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     t["support_events"] = np.where(variant, t["c_n_events"], t["n_events"]).astype(np.int64)
     t["support_users"] = np.where(variant, t["c_n_users"], t["n_users"]).astype(np.int64)
     t["slots"] = _best_slots(events, t, confident & own_ok)
+    t["vote_intent"] = t["top_intent"].astype(object).where(t["top_intent"].notna(), None)
+    t["vote_share"] = t["p"].astype(float)
+    t["vote_events"] = t["n_events"].astype(np.int64)
     return t[LABEL_COLUMNS].sort_values("text_norm", kind="stable").reset_index(drop=True)
 
 

@@ -16,7 +16,9 @@ Reasons (:data:`REASONS`):
 - ``retired``: why the new run did not export the text, when its ``labels/`` decided it
   (:func:`retire_reasons`): an abstain reason such as ``conflicting_evidence``, or an
   export drop (``below_min_users``, ``dp_not_selected``); else ``no_evidence_in_window``
-  (the text no longer occurs with friction in the new run's input partitions).
+  (the text no longer occurs with friction in the new run's input partitions: only under
+  ``export.label_retention = "window"``), or ``contradicted`` (tonight's users rephrase it
+  into another intent: :mod:`mining.io.retention`, which keeps every other label).
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ COLUMNS = ("locale", "utterance", "change", "reason", "old_intent", "new_intent"
 CHANGES = ("added", "changed", "retired")
 #: Reasons besides the ``labels/`` decisions a retired text may carry.
 REASONS = {"added": ("new_evidence",), "changed": ("intent_changed", "slots_changed"),
-           "retired": ("no_evidence_in_window", "below_min_users", "dp_not_selected", "not_exported")}
+           "retired": ("no_evidence_in_window", "below_min_users", "dp_not_selected", "not_exported",
+                       "contradicted")}
 #: Training-set columns the diff reads.
 READ_COLUMNS = ("locale", "utterance", "intent", "slots", "annot_utt")
 
@@ -139,38 +142,52 @@ def retire_reasons(labels: pd.DataFrame, min_users: int, dp: bool = False) -> pd
         .drop_duplicates(["locale", "utterance"]).reset_index(drop=True)
 
 
-def _version_of(version_dir: Path) -> str | None:
-    try:
-        return json.loads((version_dir / "manifest.json").read_text(encoding="utf-8")).get("dataset_version")
-    except (OSError, ValueError, AttributeError):
-        return None
+def _end_date(manifest: dict) -> str:
+    """Last input partition of a version: max of ``input_partitions``, else the date in its
+    name (``v<YYYYMMDD>-…`` → ``YYYY-MM-DD``), else ``""`` (unknown: sorts first)."""
+    parts = manifest.get("input_partitions") or []
+    if parts:
+        return max(str(p) for p in parts)
+    name = str(manifest.get("dataset_version") or "")
+    digits = name[1:9]
+    return f"{digits[:4]}-{digits[4:6]}-{digits[6:]}" if name.startswith("v") and digits.isdigit() else ""
 
 
-def previous_version(out: str | Path, baseline: str, version: str) -> tuple[str | None, Path | None]:
-    """The version a new export ``version`` is compared against: (dataset version, its
-    folder), or (None, None).
+def previous_version(out: str | Path, baseline: str, end_date: str) -> tuple[str | None, Path | None]:
+    """The version a new export whose last input partition is ``end_date`` (``YYYY-MM-DD``)
+    follows: (dataset version, its folder), or (None, None). Label retention
+    (:mod:`mining.io.retention`) carries labels from it and the changelog compares with it.
 
-    1. The version ``OUT/latest`` points at (before this export publishes). When that is
-       ``version`` itself (a rerun), the version its manifest's changelog recorded as
-       previous, when ``OUT/versions/<it>`` still exists: a rerun writes the same bytes.
+    1. The version ``OUT/latest`` points at (before this export publishes), when it ends
+       before ``end_date``. When it ends on ``end_date`` (a rerun of the same night, with
+       any config), the version its manifest's changelog recorded as previous, when
+       ``OUT/versions/<it>`` still exists: a rerun writes the same bytes. A later one is no
+       predecessor.
     2. Else the version of the ``baseline`` manifest (``quality.baseline``: a previous
-       run's ``manifest.json``; its ``training_set/`` sits beside it through the links).
-    A candidate without ``manifest.json`` and ``training_set/`` is skipped."""
+       night's ``manifest.json``; its ``training_set/`` sits beside it through the links),
+       when it ends before ``end_date``.
+    A candidate without ``manifest.json`` and ``training_set/`` is skipped. Needs no
+    version name of the new export, so the name can depend on the result."""
     out = Path(out)
     latest = out / "latest"
     if (latest / "manifest.json").is_file() and (latest / "training_set").is_dir():
         manifest = json.loads((latest / "manifest.json").read_text(encoding="utf-8"))
-        if manifest.get("dataset_version") != version:
+        ends = _end_date(manifest)
+        if ends < end_date:
             return manifest.get("dataset_version"), latest.resolve()
         prev = (manifest.get("changelog") or {}).get("previous")
         folder = out / "versions" / str(prev)
-        if prev and (folder / "manifest.json").is_file() and (folder / "training_set").is_dir():
+        if ends == end_date and prev and (folder / "manifest.json").is_file() and (folder / "training_set").is_dir():
             return prev, folder.resolve()
     if baseline:
         path = Path(baseline)
         for folder in (path.resolve().parent, path.parent):
-            name = _version_of(folder)
-            if name and name != version and (folder / "training_set").is_dir():
+            try:
+                manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            name = manifest.get("dataset_version") if isinstance(manifest, dict) else None
+            if name and _end_date(manifest) < end_date and (folder / "training_set").is_dir():
                 return name, folder.resolve()
     return None, None
 

@@ -81,7 +81,8 @@ def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, 
             "annot_utt": annot, "confidence": float(rec["confidence"]),
             **_support(rec, dp),
             "evidence": rec["evidence"], "cluster_id": rec["cluster_id"],
-            "dataset_version": dataset_version, "text_norm": rec.get("text_norm"),
+            "dataset_version": dataset_version, "evidence_version": dataset_version,
+            "text_norm": rec.get("text_norm"),
             "drop_reason": drop_reason(rec["text_users"], min_users, dp,
                                        dp_selected=not dp or not pd.isna(rec["dp_users"])),
             **{f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
@@ -110,7 +111,8 @@ def final_schema():
 
 
 FINAL_COLUMNS = ["utterance", "locale", "intent", "slots", "annot_utt", "confidence", "support_users",
-                 "support_events", "evidence", "cluster_id", "dataset_version", "text_norm", "drop_reason",
+                 "support_events", "evidence", "cluster_id", "dataset_version", "evidence_version", "text_norm",
+                 "drop_reason",
                  *[f"dropped_{r}" for r in DROP_REASONS], *[f"pii_{k}" for k in privacy.PII_KINDS]]
 
 
@@ -150,10 +152,14 @@ def read_training_set(version_dir: Path, locale: str | None = None, intent: str 
     """``columns`` (default: all of the contract) of a published version's ``training_set/``
     (hive ``locale=`` folders, as :func:`write_training_set` writes it), optionally one
     locale and/or intent. An export with no rows (no files) gives an empty table. Read by
-    ``mining inspect``, ``mining diff`` and the changelog."""
-    columns = columns or [f.name for f in schemas.arrow_schema("training_set")]
+    ``mining inspect``, ``mining diff``, the changelog and label retention. Read against the
+    current contract: a column added since the version was written (``evidence_version``)
+    reads as null."""
+    contract = schemas.arrow_schema("training_set")
+    columns = columns or [f.name for f in contract]
     part = ds.partitioning(pa.schema([("locale", pa.string())]), flavor="hive")
-    dataset = ds.dataset(Path(version_dir) / "training_set", format="parquet", partitioning=part)
+    dataset = ds.dataset(Path(version_dir) / "training_set", format="parquet", partitioning=part,
+                         schema=pa.schema([f.with_nullable(True) for f in contract]))
     if not dataset.files:
         return schemas.arrow_schema("training_set").empty_table().select(list(columns))
     expr = None

@@ -48,13 +48,15 @@ def corpus_of(locale: str) -> str:
 
 def simulate_locales(locales: tuple[str, ...], n_turns: int, logs_dir: str | Path, gold_dir: str | Path, *,
                      days: int = 3, start_date: dt.date = dt.date(2026, 11, 1), seed: int = 7,
-                     overwrite: bool = False, **config: Any) -> dict[str, Any]:
+                     overwrite: bool = False, nlu_training: dict[str, pd.DataFrame] | None = None,
+                     **config: Any) -> dict[str, Any]:
     """Simulate about ``n_turns`` turns split evenly over ``locales`` (BCP-47, each with a
     corpus, see :func:`corpus_of`) into one log root; locale ``i`` uses seed
     ``seed * 100 + i``. ``config``: further :class:`mining.sim.simulation.SimulationConfig`
     fields, the same for every locale. Returns ``{"turns", "locales": {locale: counts},
     "seconds"}``. Same arguments → same bytes. Raises ``ValueError`` on an unknown or
-    repeated locale and as :func:`mining.sim.simulation.simulate` does."""
+    repeated locale and as :func:`mining.sim.simulation.simulate` does. ``nlu_training``:
+    per locale, extra (``text``, ``intent``) rows for that locale's production NLU."""
     from mining.sim.simulation import SimulationConfig, simulate
     from mining.sim.simulation_output import check_output_dirs, commit_staging, staging_dir, write_parquet
 
@@ -73,7 +75,8 @@ def simulate_locales(locales: tuple[str, ...], n_turns: int, logs_dir: str | Pat
             cfg = SimulationConfig(corpus=corpora[loc], n_turns=max(1, n_turns // len(locales)), days=days,
                                    start_date=start_date, seed=seed * 100 + i,
                                    **{**config, "seed_per_intent": spi})
-            per_locale[loc] = simulate(cfg, work / loc / "logs", work / loc / "gold")
+            per_locale[loc] = simulate(cfg, work / loc / "logs", work / loc / "gold",
+                                       nlu_training=(nlu_training or {}).get(loc))
             for part in sorted((work / loc / "logs").glob("dt=*/part-*")):
                 dest = logs_tmp / part.parent.name / f"part-{loc}-{part.name[len('part-'):]}"
                 dest.parent.mkdir(parents=True, exist_ok=True)

@@ -125,7 +125,7 @@ def _summary(counts: Counter, per_dt: Counter, chunks: int, world: World,
 
 
 def simulate(config: SimulationConfig, logs_dir: str | Path, gold_dir: str | Path, *,
-             overwrite: bool = False) -> dict[str, Any]:
+             overwrite: bool = False, nlu_training: pd.DataFrame | None = None) -> dict[str, Any]:
     """Simulate ``config.n_turns`` (or a few more) turns; write logs and gold; return counts.
 
     ``logs_dir`` receives ``dt=YYYY-MM-DD/part-<chunk:05d>.parquet`` files in the
@@ -138,11 +138,14 @@ def simulate(config: SimulationConfig, logs_dir: str | Path, gold_dir: str | Pat
     Returns the counts of ``simulation.json`` plus ``seconds`` (wall time of the whole
     call), ``simulation_seconds`` (users + writing, without corpus loading and NLU training)
     and ``turns_per_s`` (turns / simulation_seconds). Raises ``ValueError`` when the folders
-    contain each other, ``FileExistsError`` when one is not empty and not ``overwrite``."""
+    contain each other, ``FileExistsError`` when one is not empty and not ``overwrite``.
+
+    ``nlu_training``: extra (``text``, ``intent``) rows the production NLU is trained on
+    besides the seed split (:func:`mining.sim.simulation_world.build_world`)."""
     started = time.perf_counter()
     logs_dir, gold_dir = Path(logs_dir).resolve(), Path(gold_dir).resolve()
     check_output_dirs(logs_dir, gold_dir, overwrite)
-    world, corpus = build_world(config)
+    world, corpus = build_world(config, nlu_training)
     logs_tmp, gold_tmp = staging_dir(logs_dir), staging_dir(gold_dir)
     sim_started = time.perf_counter()
     counts, per_dt, chunks = _run_chunks(world, config, logs_tmp, gold_tmp)

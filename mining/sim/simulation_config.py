@@ -52,7 +52,10 @@ class SimulationConfig:
     :data:`CORRECTION_CUES` in front (module docstring of :mod:`mining.sim.simulation`).
     ``utterance_zipf_s`` / ``intent_zipf_s`` are Zipf exponents of popularity (0 = uniform).
     ``users_per_chunk`` bounds memory and sets the file size; it does not change the logs.
-    ``start_date`` also accepts an ISO string (``"2026-11-01"``)."""
+    ``start_date`` also accepts an ISO string (``"2026-11-01"``). ``night`` (≥ 0): 0 is a
+    one-off simulation; ``night`` ≥ 1 is night n of a series with the same users
+    (:mod:`mining.eval.loop`): each user keeps its id and session rate across nights and
+    draws the rest from a stream of that night (``mining.sim.simulation_users``)."""
 
     corpus: str = "hwu64"
     n_turns: int = 20_000
@@ -77,6 +80,7 @@ class SimulationConfig:
     intent_zipf_s: float = 0.8
     users_per_chunk: int = 2000
     out_format: str = "parquet"
+    night: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.start_date, str):
@@ -88,7 +92,9 @@ class SimulationConfig:
         for name in ("n_turns", "days", "seed_per_intent", "max_attempts", "users_per_chunk"):
             _check(name, getattr(self, name), isinstance(getattr(self, name), int)
                    and getattr(self, name) >= 1, "an int >= 1")
-        _check("seed", self.seed, isinstance(self.seed, int) and self.seed >= 0, "an int >= 0")
+        for name in ("seed", "night"):
+            _check(name, getattr(self, name), isinstance(getattr(self, name), int)
+                   and getattr(self, name) >= 0, "an int >= 0")
         _check("test_share", self.test_share, 0.0 <= self.test_share < 1.0, "in [0, 1)")
         for name in ("reject_threshold", "p_silent", "p_notice_silent", "p_rephrase",
                      "p_repeat", "p_switch", "p_give_up", "p_correction_cue", "p_next_goal",

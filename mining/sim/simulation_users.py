@@ -71,9 +71,18 @@ class Chunk:
 
 
 def simulate_user(world: World, cfg: SimulationConfig, user_index: int, chunk: Chunk) -> int:
-    """Append all turns of user ``user_index`` to ``chunk``; returns the number of turns."""
+    """Append all turns of user ``user_index`` to ``chunk``; returns the number of turns.
+
+    ``cfg.night`` 0: one stream ``default_rng([seed, 1, user_index])`` for everything.
+    ``cfg.night`` n ≥ 1: the user's traits (session rate, then the 64-bit user id) come from
+    that stream, the night's behaviour from ``default_rng([seed, 1, user_index, n])``, so a
+    series of nights has the same users, each acting anew every night."""
     rng = np.random.default_rng([cfg.seed, USER_STREAM, user_index])
     rate = _SESSION_RATE_MEDIAN * math.exp(_SESSION_RATE_SIGMA * rng.standard_normal())
+    user_id = None
+    if cfg.night:
+        user_id = rng.bit_generator.random_raw(1)
+        rng = np.random.default_rng([cfg.seed, USER_STREAM, user_index, cfg.night])
     n_sessions = min(1 + int(rng.poisson(rate * cfg.days)), _MAX_SESSIONS_PER_DAY * cfg.days)
     draw, first, user = _Uniforms(rng), len(chunk), len(chunk.user_turns)
     for _ in range(n_sessions):
@@ -85,7 +94,7 @@ def simulate_user(world: World, cfg: SimulationConfig, user_index: int, chunk: C
     chunk.asr.append(rng.beta(*_ASR_BETA, n_turns))
     chunk.session_u.append(rng.random((n_sessions, 3)))
     words = rng.bit_generator.random_raw(1 + 2 * (n_sessions + n_turns))  # ids, 64 bits each
-    chunk.user_id_words.append(words[:1])
+    chunk.user_id_words.append(words[:1] if user_id is None else user_id)
     chunk.session_id_words.append(words[1:1 + 2 * n_sessions])
     chunk.turn_id_words.append(words[1 + 2 * n_sessions:])
     chunk.cue_u.append(rng.random((n_turns, 2)))  # last: the draws above do not depend on it

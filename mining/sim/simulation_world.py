@@ -100,11 +100,17 @@ class World:
         return next(r for r in self.utt_rows[intent] if self.texts[r] != text)
 
 
-def build_world(cfg: SimulationConfig) -> tuple[World, pd.DataFrame]:
+def build_world(cfg: SimulationConfig, nlu_training: pd.DataFrame | None = None) -> tuple[World, pd.DataFrame]:
     """Split the corpus, train the weak NLU on the seed split, interpret every distinct
     traffic text once. Returns the world and the corpus with a ``split`` column, both
     read-only. Cached per process on the config fields they depend on (training the NLU
-    takes seconds). Raises ``ValueError`` when fewer than two intents have traffic."""
+    takes seconds). Raises ``ValueError`` when fewer than two intents have traffic.
+
+    ``nlu_training``: optional extra rows (columns ``text``, ``intent``) the production NLU
+    is trained on after the seed split, e.g. a mined training set (the retrained NLU of a
+    night of :mod:`mining.eval.loop`); such a world is not cached."""
+    if nlu_training is not None and len(nlu_training):
+        return _build_world(SimulationConfig(**{n: getattr(cfg, n) for n in _WORLD_FIELDS}), nlu_training)
     return _build_world_cached(*(getattr(cfg, name) for name in _WORLD_FIELDS))
 
 
@@ -114,7 +120,10 @@ _WORLD_FIELDS = ("corpus", "seed", "seed_per_intent", "test_share", "reject_thre
 
 @lru_cache(maxsize=4)
 def _build_world_cached(*values: Any) -> tuple[World, pd.DataFrame]:
-    cfg = SimulationConfig(**dict(zip(_WORLD_FIELDS, values)))
+    return _build_world(SimulationConfig(**dict(zip(_WORLD_FIELDS, values))), None)
+
+
+def _build_world(cfg: SimulationConfig, nlu_training: pd.DataFrame | None) -> tuple[World, pd.DataFrame]:
     corpus = load_corpus(cfg.corpus)
     corpus["split"] = split_corpus(corpus, cfg.seed_per_intent, cfg.test_share, cfg.seed)
     seed_rows, test = corpus[corpus.split == "seed"], corpus[corpus.split == "test"]
@@ -122,13 +131,18 @@ def _build_world_cached(*values: Any) -> tuple[World, pd.DataFrame]:
     if traffic["intent"].nunique() < 2:
         raise ValueError("fewer than two intents have traffic utterances; lower "
                          "seed_per_intent or test_share")
-    nlu = WeakNLU().fit(seed_rows["text"], seed_rows["intent"])
+    texts, intents = list(seed_rows["text"]), list(seed_rows["intent"])
+    if nlu_training is not None:
+        texts += list(nlu_training["text"])
+        intents += list(nlu_training["intent"])
+    nlu = WeakNLU().fit(texts, intents)
     unique_texts, inverse = np.unique(traffic["text"].to_numpy(dtype=str), return_inverse=True)
     predicted, confidence = (a[inverse] for a in nlu.predict(unique_texts))
     outcome = np.where(confidence < cfg.reject_threshold, REJECTED,
                        np.where(predicted == traffic["intent"].to_numpy(dtype=str), RIGHT, WRONG))
     world = _make_world(cfg, traffic, predicted, confidence, outcome)
-    world.stats = _nlu_stats(nlu, traffic, test, predicted, outcome)
+    world.stats = {**_nlu_stats(nlu, traffic, test, predicted, outcome),
+                   "extra_training_rows": 0 if nlu_training is None else int(len(nlu_training))}
     return world, corpus
 
 

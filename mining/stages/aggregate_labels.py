@@ -35,7 +35,8 @@ def run(spark, cfg) -> dict:
                     "slots array<struct<name:string,value:string>>, confidence double, "
                     "support_users long, support_events long, evidence string, cluster_id string, "
                     "decision string, defect_rate double, text_users long, candidate_intent string, "
-                    "candidate_evidence string, raw_score double, posterior_mean double")
+                    "candidate_evidence string, raw_score double, posterior_mean double, "
+                    "vote_intent string, vote_share double, vote_events long")
 
     def aggregate(t: pd.DataFrame, e: pd.DataFrame) -> pd.DataFrame:
         if t.empty:

@@ -6,10 +6,11 @@ import json
 import logging
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 
 from mining.core import quality
-from mining.io import export, schemas, storage
+from mining.io import changelog, export, schemas, storage
 from mining.privacy import dp
 from mining.privacy import pii as privacy
 from mining.stages import STAGES
@@ -38,15 +39,47 @@ def _dp_select(spark, cfg, labeled, fingerprint: str):
     return out, dp.manifest_record(dc, cal, texts_considered=tally["considered"], texts_selected=tally["selected"])
 
 
-def _changelog(spark, cfg, labels, table, version: str, staging: Path) -> dict:
-    """The changelog against the previous version (:func:`mining.io.changelog.previous_version`):
-    writes ``staging/changelog.jsonl`` and returns the manifest's ``changelog`` entry. A retired
-    text carries the reason this run's ``labels/`` gives it (abstain reason or export drop)."""
+def _retain(spark, cfg, labels, table: pa.Table, folder: Path, version: str) -> tuple[pa.Table, pd.DataFrame]:
+    """``export.label_retention = "until_contradicted"``: the previous version's labels
+    (``folder``) that tonight's run neither relabels nor contradicts are added to ``table``
+    (:func:`mining.io.retention.carry_forward`). Returns (the training set, sorted by
+    locale, intent, utterance; the contradicted labels: locale, utterance, reason,
+    vote_intent)."""
     from pyspark.sql import functions as F
 
-    from mining.io import changelog
+    from mining.core.text import normalize
+    from mining.io import retention
 
-    previous, folder = changelog.previous_version(cfg.out, cfg.quality.baseline, version)
+    old = export.read_training_set(folder).to_pandas()
+    if old.empty:
+        return table, pd.DataFrame(columns=["locale", "utterance", "reason", "vote_intent"])
+    keys = old[["locale"]].assign(text_norm=old["utterance"].map(normalize)).drop_duplicates()
+    votes = labels.join(F.broadcast(spark.createDataFrame(keys, "locale string, text_norm string")),
+                        ["locale", "text_norm"]).select(*retention.VOTE_COLUMNS).toPandas()
+
+    def gates(locale: str) -> tuple[float, int, float]:
+        ac = cfg.aggregation.for_locale(locale)
+        return ac.min_top_share, ac.min_events, ac.min_defect_rate
+
+    retained, contradicted = retention.carry_forward(old, table.select(["locale", "utterance"]).to_pandas(),
+                                                     votes, gates, version)
+    if len(retained):
+        extra = pa.Table.from_pandas(retained[table.column_names], schema=table.schema, preserve_index=False)
+        table = pa.concat_tables([table, extra]).sort_by(
+            [("locale", "ascending"), ("intent", "ascending"), ("utterance", "ascending")])
+    log.info("label retention: %d labels of %s retained, %d contradicted", len(retained), folder.name,
+             len(contradicted))
+    return table, contradicted
+
+
+def _changelog(spark, cfg, labels, table, previous: str | None, folder: Path | None, staging: Path,
+               contradicted: pd.DataFrame | None = None) -> dict:
+    """The changelog against the previous version (``previous``, its ``folder``:
+    :func:`mining.io.changelog.previous_version`): writes ``staging/changelog.jsonl`` and
+    returns the manifest's ``changelog`` entry. A retired text carries the reason this run's
+    ``labels/`` gives it (abstain reason or export drop), or ``contradicted``."""
+    from pyspark.sql import functions as F
+
     old = export.read_training_set(folder, columns=changelog.READ_COLUMNS) if folder else None
     new = table.select(list(changelog.READ_COLUMNS))
     diff = changelog.diff_training_sets(old, new)
@@ -56,6 +89,9 @@ def _changelog(spark, cfg, labels, table, version: str, staging: Path) -> dict:
         decided = labels.join(F.broadcast(keys), ["locale", "utterance"]) \
             .select("locale", "utterance", "decision", "text_users").toPandas()
         reasons = changelog.retire_reasons(decided, cfg.privacy.min_users, dp=cfg.privacy.dp.enabled)
+        if contradicted is not None and len(contradicted):
+            reasons = pd.concat([contradicted[["locale", "utterance", "reason"]], reasons]) \
+                .drop_duplicates(["locale", "utterance"])
         diff = changelog.diff_training_sets(old, new, reasons)
     changelog.write_changelog(staging / "changelog.jsonl", diff)
     entry = changelog.manifest_entry(previous, diff)
@@ -119,9 +155,15 @@ def run(spark, cfg) -> dict:
     settings.get("embedding", {}).pop("cache_dir", None)
     if not cfg.privacy.dp.enabled:  # then no dp setting changes a byte: versions stay as before dp
         settings.get("privacy", {}).pop("dp", None)
-    fingerprint = json.dumps({"config": settings, "partitions": partitions,
-                              "locales": list(cfg.locales), "code": code_version()}, sort_keys=True)
-    version = export.dataset_version(max(partitions) if partitions else "00000000", fingerprint)
+    end_date = max(partitions) if partitions else "00000000"
+    previous, previous_dir = changelog.previous_version(cfg.out, cfg.quality.baseline, end_date)
+    retain = cfg.export.label_retention == "until_contradicted"
+    # with retention the bytes depend on the version carried from: it is part of the name
+    fingerprint = json.dumps({"config": settings, "partitions": partitions, "locales": list(cfg.locales),
+                              "code": code_version(), **({"previous": previous} if retain and previous else {})},
+                             sort_keys=True)
+    version = export.dataset_version(end_date, fingerprint)
+    out = Path(cfg.out)
     min_users, dp_on = cfg.privacy.min_users, cfg.privacy.dp.enabled
     labeled, dp_record = labels.where("decision = 'labeled'"), dp.manifest_record(cfg.privacy.dp)
     if dp_on:
@@ -137,8 +179,10 @@ def run(spark, cfg) -> dict:
     tally = kept.agg(*[F.sum(c).alias(c) for c in final.columns
                        if c.startswith(("pii_", "dropped_"))]).first().asDict()
     cols = [f.name for f in schemas.spark_schema("training_set")]
-    out = Path(cfg.out)
     table = kept.select(*cols).orderBy("locale", "intent", "utterance").toArrow()
+    fresh_rows, contradicted = table.num_rows, None
+    if retain and previous_dir is not None:
+        table, contradicted = _retain(spark, cfg, labels, table, previous_dir, version)
     # the data-quality gate runs before anything is written (mining/core/quality.py)
     checks = quality.check_export(table, upstream["rejects"], quality.baseline_manifest(out, cfg.quality.baseline),
                                   cfg.quality, cfg.validation.max_reject_share)
@@ -146,7 +190,8 @@ def run(spark, cfg) -> dict:
     export.write_training_set(table, staging / "training_set")
     massive = export.write_massive_jsonl(table, staging / "massive", cfg.export.dev_share, cfg.export.split_seed)
     rewrite_entry = _rewrites(spark, cfg, kept, version, staging)   # before the checksums
-    changes = _changelog(spark, cfg, labels, table, version, staging)   # checksummed with the data
+    changes = _changelog(spark, cfg, labels, table, previous, previous_dir, staging,   # checksummed
+                         contradicted)                                                # with the data
     grouped = table.group_by(["locale", "intent"]).aggregate([([], "count_all")]).to_pylist()
     by_locale_intent = dict(sorted((f"{r['locale']}/{r['intent']}", r["count_all"]) for r in grouped))
     manifest = {
@@ -160,6 +205,9 @@ def run(spark, cfg) -> dict:
         "massive_jsonl": massive, "models": {"rephrase": cfg.rephrase.fitted.version,
                                              "calibration": cfg.aggregation.fitted_calibration.version},
         "rewrites": rewrite_entry,
+        "retention": {"policy": cfg.export.label_retention, "previous": previous, "fresh": fresh_rows,
+                      "retained": table.num_rows - fresh_rows,
+                      "contradicted": 0 if contradicted is None else int(len(contradicted))},
         "stages": upstream, "quality": checks, "changelog": changes, "checksums": export.checksums(staging),
         "dp": {**dp_record, **({"labels_released": sum(by_locale_intent.values()),
                                 "labels_not_selected": drops.get("dp_not_selected", 0)} if dp_on else {})},

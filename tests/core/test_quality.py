@@ -18,7 +18,8 @@ def _table(n: int, **override) -> pa.Table:
     cols = {"utterance": [f"wake me at {i}" for i in range(n)], "locale": ["en-US"] * n,
             "intent": ["alarm_set"] * n, "slots": [[] for _ in range(n)], "annot_utt": [f"wake me at {i}" for i in range(n)],
             "confidence": [0.9] * n, "support_users": [2] * n, "support_events": [3] * n,
-            "evidence": ["rephrase"] * n, "cluster_id": ["c"] * n, "dataset_version": ["v1"] * n}
+            "evidence": ["rephrase"] * n, "cluster_id": ["c"] * n, "dataset_version": ["v1"] * n,
+            "evidence_version": ["v1"] * n}
     cols.update(override)
     return pa.Table.from_pydict(cols, schema=schemas.arrow_schema("training_set"))
 

@@ -102,19 +102,23 @@ def test_arrow_tables_read_back_diff_like_pandas_and_the_file_round_trips(tmp_pa
 
 def test_previous_version_latest_then_rerun_then_baseline(tmp_path):
     out = tmp_path / "out"
-    assert changelog.previous_version(out, "", "v2") == (None, None)
-    v1 = _publish(out, "v1", OLD)
-    os.symlink("versions/v1", out / "latest")
-    assert changelog.previous_version(out, "", "v2") == ("v1", v1.resolve())
-    # a rerun of the published version compares against the previous it recorded
-    _publish(out, "v2", NEW, {"changelog": {"previous": "v1"}})
+    assert changelog.previous_version(out, "", "2026-11-02") == (None, None)
+    v1 = _publish(out, "v20261101-aaaa", OLD, {"input_partitions": ["2026-10-31", "2026-11-01"]})
+    os.symlink("versions/v20261101-aaaa", out / "latest")
+    assert changelog.previous_version(out, "", "2026-11-02") == ("v20261101-aaaa", v1.resolve())
+    # latest ends on the same night: a rerun (any config) follows what latest followed
+    _publish(out, "v20261102-bbbb", NEW, {"changelog": {"previous": "v20261101-aaaa"}})
     os.replace(out / "latest", tmp_path / "gone")
-    os.symlink("versions/v2", out / "latest")
-    assert changelog.previous_version(out, "", "v2") == ("v1", v1.resolve())
+    os.symlink("versions/v20261102-bbbb", out / "latest")
+    assert changelog.previous_version(out, "", "2026-11-02") == ("v20261101-aaaa", v1.resolve())
+    # a later latest is no predecessor of an earlier night (a backfill into the same OUT)
+    assert changelog.previous_version(out, "", "2026-11-01") == (None, None)
     # a fresh OUT: a previous night's manifest (through its links) as quality.baseline
     night = tmp_path / "night1"
-    _publish(night, "v0", OLD)
-    os.symlink("versions/v0", night / "latest")
+    _publish(night, "v20261101-cccc", OLD)
+    os.symlink("versions/v20261101-cccc", night / "latest")
     os.symlink("latest/manifest.json", night / "manifest.json")
-    assert changelog.previous_version(tmp_path / "fresh", str(night / "manifest.json"), "v2") == \
-        ("v0", (night / "versions" / "v0").resolve())
+    assert changelog.previous_version(tmp_path / "fresh", str(night / "manifest.json"), "2026-11-02") == \
+        ("v20261101-cccc", (night / "versions" / "v20261101-cccc").resolve())
+    # ... but not a baseline of the same or a later night
+    assert changelog.previous_version(tmp_path / "fresh", str(night / "manifest.json"), "2026-11-01") == (None, None)

@@ -35,7 +35,7 @@ def test_interaction_turn_v1_is_exactly_the_design_table():
 def test_training_set_has_the_contract_fields():
     names = [f.name for f in schemas.arrow_schema("training_set")]
     assert names == ["utterance", "locale", "intent", "slots", "annot_utt", "confidence", "support_users",
-                     "support_events", "evidence", "cluster_id", "dataset_version"]
+                     "support_events", "evidence", "cluster_id", "dataset_version", "evidence_version"]
 
 
 def test_unknown_schema_version_raises():

@@ -356,3 +356,27 @@ def test_simulation_config_accepts_iso_start_date_and_serializes():
     config = SimulationConfig(start_date="2026-12-24")
     assert config.start_date == dt.date(2026, 12, 24)
     assert json.loads(json.dumps(config.to_dict()))["start_date"] == "2026-12-24"
+
+
+def test_nights_of_a_series_have_the_same_users_acting_anew(tmp_path):
+    """``night`` n ≥ 1 (mining loop): the same user ids every night, other sessions and turns."""
+    night = {n: pd.read_parquet(_run(tmp_path / f"n{n}", night=n, days=1)[1]) for n in (1, 2)}
+    users = {n: set(df["user_id"]) for n, df in night.items()}
+    shared = len(users[1] & users[2]) / len(users[1] | users[2])
+    assert shared > 0.7                        # the same accounts come back (n_turns ends mid-user)
+    assert not set(night[1]["turn_id"]) & set(night[2]["turn_id"])
+    assert not set(night[1]["session_id"]) & set(night[2]["session_id"])
+    # a one-off simulation (night 0) draws the ids from the behaviour stream: other users
+    assert not users[1] & set(pd.read_parquet(_run(tmp_path / "n0", days=1)[1])["user_id"])
+
+
+def test_an_nlu_trained_on_extra_rows_serves_them_and_reports_them(tmp_path):
+    """``nlu_training``: the production NLU learns the extra rows (the NLU of a loop night)."""
+    base, _, gold = _run(tmp_path / "base")
+    splits = pd.read_parquet(gold / "splits.parquet")
+    traffic = splits[splits["split"] == "traffic"][["text", "intent"]]
+    summary = simulate(SimulationConfig(n_turns=N_TURNS), tmp_path / "x" / "logs", tmp_path / "x" / "gold",
+                       nlu_training=traffic)
+    assert summary["nlu"]["extra_training_rows"] == len(traffic) and base["nlu"]["extra_training_rows"] == 0
+    assert summary["nlu"]["traffic_accuracy"] > 0.95 > base["nlu"]["traffic_accuracy"]
+    assert summary["friction_turns"] < base["friction_turns"] / 2

@@ -1,0 +1,97 @@
+"""Label retention across dataset versions: which labels of the previous version stay.
+
+A self-learning loop removes its own evidence: once a mined label retrains the NLU, users
+stop failing on its words, and a pipeline that exports only what tonight's window supports
+(``source_usually_succeeds``, the lookback window) drops the label that caused the fix; the
+next NLU forgets it and the failures come back. Ponnusamy et al. (AAAI 2020, "Feedback-based
+self-learning in large-scale conversational AI agents") and its follow-up (Ponnusamy et al.,
+"Self-aware feedback-based self-learning in large-scale conversational AI", arXiv 2205.00029,
+2022: successive feedback is contingent on the rewrite itself) name this feedback loop. The
+remedy here is the one continual learning calls *rehearsal* of earlier labels, with
+retirement driven by evidence:
+
+``export.label_retention``:
+
+* ``"until_contradicted"`` (default; "sticky labels"): a label of the previous version stays
+  in the training set while tonight's logs do not contradict it, even when its text no
+  longer fails. Tonight's labels win where they exist (an ``intent_changed`` label replaces
+  the old one). A label with no fresh label tonight is retired, reason ``contradicted``,
+  only on contrary evidence (:func:`contradicts`): its text fails again (defect rate ≥
+  ``aggregation.min_defect_rate``) and users rephrase it into *another* intent with a
+  majority of tonight's own vote (posterior share ≥ ``aggregation.min_top_share``) from at
+  least ``aggregation.min_events`` (per locale) accepted events. A wrong label leaves this
+  way: the NLU trained on it misreads the text, users fail and rephrase it into what they
+  meant. A retained row keeps its confidence, support and ``evidence_version`` (the version
+  whose run last had evidence for it); its ``dataset_version`` is the new one.
+* ``"window"``: no retention; a version holds exactly what its lookback window supports.
+
+Keys are (``locale``, normalized utterance, :func:`mining.core.text.normalize`), the key
+``labels/`` uses. Retained rows passed the privacy gates when they were first exported; they
+are not re-counted (the releasing of an already released row costs no privacy budget).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from mining.config import RETENTION_POLICIES as POLICIES  # noqa: F401  (the one list of policies)
+from mining.core.text import normalize
+#: Columns of the new run's ``labels/`` that :func:`carry_forward` reads.
+VOTE_COLUMNS = ("locale", "text_norm", "vote_intent", "vote_share", "vote_events", "defect_rate")
+
+
+def contradicts(label_intent: str, vote_intent, vote_share: float, vote_events: int, defect_rate: float,
+                min_top_share: float, min_events: int, min_defect_rate: float) -> bool:
+    """True when tonight's evidence for a text contradicts its retained label ``label_intent``.
+
+    ``vote_*``: the text's own vote in tonight's ``labels/`` (top intent or None, its
+    posterior mean share in 0..1, accepted rephrase events ≥ 0); ``defect_rate``: friction
+    turns / turns of the text tonight, 0..1. The thresholds are the aggregation gates of a
+    label (``aggregation.min_top_share``, ``min_events``, ``min_defect_rate``): contrary
+    evidence must be as strong as the evidence that would make a label, except for the
+    calibrated-confidence gate."""
+    if vote_intent is None or pd.isna(vote_intent) or vote_intent == label_intent:
+        return False
+    return (float(defect_rate) >= min_defect_rate and float(vote_share) >= min_top_share
+            and int(vote_events) >= min_events)
+
+
+def carry_forward(previous: pd.DataFrame, fresh: pd.DataFrame, votes: pd.DataFrame,
+                  gates: Callable[[str], tuple[float, int, float]],
+                  dataset_version: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The previous version's labels that stay (policy ``until_contradicted``).
+
+    ``previous``: rows of the previous version's training set (the ``training_set`` contract
+    columns; ``evidence_version`` may be null or absent: then its ``dataset_version``).
+    ``fresh``: the new run's exported rows (at least ``locale``, ``utterance``). ``votes``:
+    the new run's ``labels/`` rows with :data:`VOTE_COLUMNS`. ``gates(locale)`` →
+    ``(min_top_share, min_events, min_defect_rate)`` of that locale.
+
+    Returns ``(retained, contradicted)``: ``retained`` has ``previous``'s columns, the rows
+    whose key has no fresh row and no contrary evidence, with ``dataset_version`` set to
+    ``dataset_version``; ``contradicted``: (``locale``, ``utterance``, ``reason`` =
+    ``"contradicted"``, ``vote_intent``), the retired ones. Both sorted by (locale,
+    utterance). Pure; the same inputs give the same frames."""
+    prev = previous.copy()
+    if "evidence_version" not in prev.columns:
+        prev["evidence_version"] = None
+    prev["evidence_version"] = prev["evidence_version"].where(prev["evidence_version"].notna(),
+                                                              prev["dataset_version"])
+    prev["text_norm"] = prev["utterance"].map(normalize)
+    fresh_keys = set(zip(fresh["locale"], fresh["utterance"].map(normalize)))
+    prev = prev[[k not in fresh_keys for k in zip(prev["locale"], prev["text_norm"])]]
+    v = votes[list(VOTE_COLUMNS)].drop_duplicates(["locale", "text_norm"])
+    m = prev.merge(v, on=["locale", "text_norm"], how="left")
+    against = [contradicts(r.intent, r.vote_intent, r.vote_share, r.vote_events, r.defect_rate,
+                           *gates(r.locale)) if not pd.isna(r.vote_share) else False
+               for r in m.itertuples(index=False)]
+    against = pd.Series(against, index=m.index, dtype=bool)
+    retained = m.loc[~against, list(previous.columns) + (["evidence_version"] if "evidence_version"
+                                                          not in previous.columns else [])].copy()
+    retained["dataset_version"] = dataset_version
+    contradicted = m.loc[against, ["locale", "utterance", "vote_intent"]].assign(reason="contradicted")
+    order = ["locale", "utterance"]
+    return (retained.sort_values(order, kind="mergesort").reset_index(drop=True),
+            contradicted[["locale", "utterance", "reason", "vote_intent"]]
+            .sort_values(order, kind="mergesort").reset_index(drop=True))

@@ -1,0 +1,61 @@
+"""Label retention across versions (mining.io.retention): sticky labels, retired only on
+contrary evidence. Pure pandas, no Spark."""
+import pandas as pd
+import pytest
+
+from mining.io import retention
+
+GATES = (0.5, 1, 0.3)      # min_top_share, min_events, min_defect_rate
+
+
+def _previous(rows):
+    return pd.DataFrame([{"utterance": u, "locale": "en-US", "intent": i, "slots": [], "annot_utt": u,
+                          "confidence": 0.9, "support_users": 3, "support_events": 4, "evidence": "rephrase",
+                          "cluster_id": None, "dataset_version": "v20261101-aaaa", "evidence_version": ev}
+                         for u, i, ev in rows])
+
+
+def _votes(rows):
+    return pd.DataFrame([{"locale": "en-US", "text_norm": t, "vote_intent": i, "vote_share": p,
+                          "vote_events": n, "defect_rate": d} for t, i, p, n, d in rows],
+                        columns=list(retention.VOTE_COLUMNS))
+
+
+def test_quiet_labels_stay_fresh_ones_win_and_contrary_evidence_retires():
+    previous = _previous([("Wake me at 7", "alarm_set", None),        # quiet tonight: stays
+                          ("play jazz", "play_music", "v20261030-zzzz"),  # relabeled tonight: fresh wins
+                          ("lights off", "iot_hue_lightoff", None),     # contradicted
+                          ("whats on", "calendar_query", None),         # stray vote, text rarely fails
+                          ("olly time", "datetime_query", None)])       # vote agrees
+    fresh = pd.DataFrame({"locale": ["en-US"], "utterance": ["Play Jazz"]})
+    votes = _votes([("lights off", "iot_hue_lightup", 0.8, 3, 0.7),
+                    ("whats on", "play_radio", 0.7, 1, 0.05),
+                    ("olly time", "datetime_query", 0.9, 2, 0.6)])
+    kept, gone = retention.carry_forward(previous, fresh, votes, lambda loc: GATES, "v20261102-bbbb")
+    assert list(kept["utterance"]) == ["Wake me at 7", "olly time", "whats on"]
+    assert set(kept["dataset_version"]) == {"v20261102-bbbb"}
+    # evidence_version: the version that last had evidence (the old dataset_version when unset)
+    assert set(kept["evidence_version"]) == {"v20261101-aaaa"}
+    assert list(kept.columns) == list(previous.columns)
+    assert gone.to_dict("records") == [{"locale": "en-US", "utterance": "lights off", "reason": "contradicted",
+                                        "vote_intent": "iot_hue_lightup"}]
+
+
+@pytest.mark.parametrize("vote,expected", [
+    (("other", 0.8, 3, 0.7), True),
+    (("same", 0.8, 3, 0.7), False),          # users still mean the label's intent
+    (("other", 0.4, 3, 0.7), False),         # no majority for another intent
+    (("other", 0.8, 0, 0.7), False),         # fewer events than a label needs
+    (("other", 0.8, 3, 0.1), False),         # the text usually succeeds now
+    ((None, float("nan"), 0, 0.9), False),   # failing, but nobody rephrased it
+])
+def test_contradiction_needs_evidence_as_strong_as_a_label(vote, expected):
+    intent, share, events, defect = vote
+    assert retention.contradicts("same", intent, share, events, defect, *GATES) is expected
+
+
+def test_old_versions_without_evidence_version_and_empty_inputs():
+    previous = _previous([("a", "x", None)]).drop(columns=["evidence_version"])
+    kept, gone = retention.carry_forward(previous, pd.DataFrame({"locale": [], "utterance": []}), _votes([]),
+                                         lambda loc: GATES, "v2")
+    assert kept["evidence_version"].tolist() == ["v20261101-aaaa"] and gone.empty
