@@ -23,7 +23,7 @@ the NLU got wrong in nights ``1..n`` with its gold intent (all locales pooled, w
 test utterances). ``defect_rate``: share of night ``n``'s turns the serving NLU got wrong or
 rejected (gold); ``friction_rate``: share with a friction signal the user could show.
 ``label_precision``: the published training set's labels that are a gold intent of their
-text. ``oscillating``: labels, so far, retired and then re-added or whose intent flipped back
+text (the corpus's, or of a logged turn that said it, as ``mining evaluate`` scores it). ``oscillating``: labels, so far, retired and then re-added or whose intent flipped back
 (A → B → A), over every label ever published.
 
 The targets of the loop (issue 23) are printed by :func:`targets`.
@@ -41,7 +41,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mining.core.text import normalize
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +48,7 @@ RECORD_FIELDS = ("night", "date", "nlu_accuracy", "oracle_accuracy", "serving_ac
                  "friction_rate", "labels", "added", "changed", "retired", "retained", "contradicted",
                  "label_precision", "oscillating", "dataset_version", "turns", "seconds")
 LOOKBACK_DAYS = 3   # the nightly DAG's default lookback_days (dags/mining_nightly.py)
+ROW_CHANGE_OFF = 1e9   # quality.max_row_change of the loop's runs (see run_loop)
 
 
 def _sources(corpus: str, locales: tuple[str, ...]) -> dict[str, str]:
@@ -125,6 +125,7 @@ def run_loop(out: str | Path, *, corpus: str = "hwu64", locales: tuple[str, ...]
     Raises ``FileExistsError`` when ``out/loop.json`` exists, ``ValueError`` on bad arguments."""
     from mining import env
     from mining.config import RETENTION_POLICIES, load_config
+    from mining.eval.evaluation import gold_intents_for_run, label_correct
     from mining.io import export
     from mining.spark.session import get_spark
     from mining.stages import runner
@@ -145,6 +146,7 @@ def run_loop(out: str | Path, *, corpus: str = "hwu64", locales: tuple[str, ...]
     failed = pd.DataFrame(columns=["locale", "text", "intent"])
     history: dict[tuple[str, str], list[str | None]] = {}
     records, serving, baseline = [], None, ""
+    gold_intents: dict[str, set] = {}
     for night in range(1, nights + 1):
         started = time.perf_counter()
         day = start_date + dt.timedelta(days=night - 1)
@@ -156,7 +158,10 @@ def run_loop(out: str | Path, *, corpus: str = "hwu64", locales: tuple[str, ...]
         run_dir = out / "runs" / day.isoformat()
         cfg = load_config(str(out / "logs"), str(run_dir), start_date=max(start_date, day - dt.timedelta(
             days=lookback_days - 1)), end_date=day, overrides={
-            "quality": {"baseline": baseline}, "export": {"label_retention": policy},
+            # the training set grows from nothing over the first nights: the gate's row-change
+            # check (a steady-state guard) would stop them; every other check stays on
+            "quality": {"baseline": baseline, "max_row_change": ROW_CHANGE_OFF},
+            "export": {"label_retention": policy},
             "embedding": {"cache_dir": str(out / "embedding_cache")}})
         with env.scoped(**{env.DEMO_ENV: "1"}):         # simulated users: the public demo key
             runner.run_all(spark, cfg, progress=False)
@@ -175,9 +180,11 @@ def run_loop(out: str | Path, *, corpus: str = "hwu64", locales: tuple[str, ...]
         oracle, _ = retrained_accuracy(splits, failed)
         if serving is None:
             serving, _ = retrained_accuracy(splits, failed.iloc[:0])
-        splits["text_norm"] = splits["text"].map(normalize)
-        gold_intents = splits.groupby("text_norm")["intent"].agg(set).to_dict()
-        correct = [i in gold_intents.get(normalize(t), ()) for t, i in zip(train["utterance"], train["intent"])]
+        # gold intents of a text: the corpus's, and those of every logged turn that said it
+        # (a logged text may carry a correction cue in front), over every night so far
+        for text, intents in gold_intents_for_run(gold, run_dir).items():
+            gold_intents.setdefault(text, set()).update(intents)
+        correct = label_correct(train, gold_intents)
         labels_now = dict(zip(zip(train["locale"], train["utterance"]), train["intent"]))
         for key in set(history) | set(labels_now):
             history.setdefault(key, [None] * (night - 1)).append(labels_now.get(key))
@@ -189,7 +196,7 @@ def run_loop(out: str | Path, *, corpus: str = "hwu64", locales: tuple[str, ...]
             "friction_rate": round(float(turns_gold["friction"].mean()), 4),
             "labels": int(len(train)), **{k: int(changes.get(k, 0)) for k in ("added", "changed", "retired")},
             "retained": int(retention.get("retained", 0)), "contradicted": int(retention.get("contradicted", 0)),
-            "label_precision": round(float(np.mean(correct)), 4) if correct else None,
+            "label_precision": round(float(np.mean(correct)), 4) if len(correct) else None,
             "oscillating": oscillations(history), "dataset_version": manifest["dataset_version"],
             "turns": int(len(turns_gold)), "seconds": round(time.perf_counter() - started, 1)})
         log.info("loop night %d: %s", night, records[-1])
