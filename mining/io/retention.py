@@ -83,12 +83,10 @@ def carry_forward(previous: pd.DataFrame, fresh: pd.DataFrame, votes: pd.DataFra
     prev = prev[[k not in fresh_keys for k in zip(prev["locale"], prev["text_norm"])]]
     v = votes[list(VOTE_COLUMNS)].drop_duplicates(["locale", "text_norm"])
     m = prev.merge(v, on=["locale", "text_norm"], how="left")
-    against = [contradicts(r.intent, r.vote_intent, r.vote_share, r.vote_events, r.defect_rate,
-                           *gates(r.locale)) if not pd.isna(r.vote_share) else False
+    against = [contradicts(r.intent, r.vote_intent, r.vote_share, r.vote_events, r.defect_rate, *gates(r.locale))
                for r in m.itertuples(index=False)]
     against = pd.Series(against, index=m.index, dtype=bool)
-    retained = m.loc[~against, list(previous.columns) + (["evidence_version"] if "evidence_version"
-                                                          not in previous.columns else [])].copy()
+    retained = m.loc[~against, list(dict.fromkeys([*previous.columns, "evidence_version"]))].copy()
     retained["dataset_version"] = dataset_version
     contradicted = m.loc[against, ["locale", "utterance", "vote_intent"]].assign(reason="contradicted")
     order = ["locale", "utterance"]

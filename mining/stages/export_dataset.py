@@ -39,9 +39,9 @@ def _dp_select(spark, cfg, labeled, fingerprint: str):
     return out, dp.manifest_record(dc, cal, texts_considered=tally["considered"], texts_selected=tally["selected"])
 
 
-def _retain(spark, cfg, labels, table: pa.Table, folder: Path, version: str) -> tuple[pa.Table, pd.DataFrame]:
+def _retain(spark, cfg, labels, table: pa.Table, old: pd.DataFrame, version: str) -> tuple[pa.Table, pd.DataFrame]:
     """``export.label_retention = "until_contradicted"``: the previous version's labels
-    (``folder``) that tonight's run neither relabels nor contradicts are added to ``table``
+    (``old``: its training set) that tonight's run neither relabels nor contradicts are added to ``table``
     (:func:`mining.io.retention.carry_forward`). Returns (the training set, sorted by
     locale, intent, utterance; the contradicted labels: locale, utterance, reason,
     vote_intent)."""
@@ -50,7 +50,6 @@ def _retain(spark, cfg, labels, table: pa.Table, folder: Path, version: str) -> 
     from mining.core.text import normalize
     from mining.io import retention
 
-    old = export.read_training_set(folder).to_pandas()
     if old.empty:
         return table, pd.DataFrame(columns=["locale", "utterance", "reason", "vote_intent"])
     keys = old[["locale"]].assign(text_norm=old["utterance"].map(normalize)).drop_duplicates()
@@ -67,20 +66,18 @@ def _retain(spark, cfg, labels, table: pa.Table, folder: Path, version: str) -> 
         extra = pa.Table.from_pandas(retained[table.column_names], schema=table.schema, preserve_index=False)
         table = pa.concat_tables([table, extra]).sort_by(
             [("locale", "ascending"), ("intent", "ascending"), ("utterance", "ascending")])
-    log.info("label retention: %d labels of %s retained, %d contradicted", len(retained), folder.name,
-             len(contradicted))
+    log.info("label retention: %d labels retained, %d contradicted", len(retained), len(contradicted))
     return table, contradicted
 
 
-def _changelog(spark, cfg, labels, table, previous: str | None, folder: Path | None, staging: Path,
+def _changelog(spark, cfg, labels, table, previous: str | None, old: pd.DataFrame | None, staging: Path,
                contradicted: pd.DataFrame | None = None) -> dict:
-    """The changelog against the previous version (``previous``, its ``folder``:
+    """The changelog against the previous version (``previous``, ``old`` its training set:
     :func:`mining.io.changelog.previous_version`): writes ``staging/changelog.jsonl`` and
     returns the manifest's ``changelog`` entry. A retired text carries the reason this run's
     ``labels/`` gives it (abstain reason or export drop), or ``contradicted``."""
     from pyspark.sql import functions as F
 
-    old = export.read_training_set(folder, columns=changelog.READ_COLUMNS) if folder else None
     new = table.select(list(changelog.READ_COLUMNS))
     diff = changelog.diff_training_sets(old, new)
     retired = diff.loc[diff["change"] == "retired", ["locale", "utterance"]]
@@ -181,8 +178,9 @@ def run(spark, cfg) -> dict:
     cols = [f.name for f in schemas.spark_schema("training_set")]
     table = kept.select(*cols).orderBy("locale", "intent", "utterance").toArrow()
     fresh_rows, contradicted = table.num_rows, None
-    if retain and previous_dir is not None:
-        table, contradicted = _retain(spark, cfg, labels, table, previous_dir, version)
+    old = export.read_training_set(previous_dir).to_pandas() if previous_dir is not None else None
+    if retain and old is not None:
+        table, contradicted = _retain(spark, cfg, labels, table, old, version)
     # the data-quality gate runs before anything is written (mining/core/quality.py)
     checks = quality.check_export(table, upstream["rejects"], quality.baseline_manifest(out, cfg.quality.baseline),
                                   cfg.quality, cfg.validation.max_reject_share)
@@ -190,7 +188,7 @@ def run(spark, cfg) -> dict:
     export.write_training_set(table, staging / "training_set")
     massive = export.write_massive_jsonl(table, staging / "massive", cfg.export.dev_share, cfg.export.split_seed)
     rewrite_entry = _rewrites(spark, cfg, kept, version, staging)   # before the checksums
-    changes = _changelog(spark, cfg, labels, table, previous, previous_dir, staging,   # checksummed
+    changes = _changelog(spark, cfg, labels, table, previous, old, staging,   # checksummed
                          contradicted)                                                # with the data
     grouped = table.group_by(["locale", "intent"]).aggregate([([], "count_all")]).to_pylist()
     by_locale_intent = dict(sorted((f"{r['locale']}/{r['intent']}", r["count_all"]) for r in grouped))
