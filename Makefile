@@ -60,5 +60,22 @@ BENCH_SIZES ?= 10000 100000 1000000 10000000
 bench: install
 	$(BIN)/python bench/scale.py --sizes $(BENCH_SIZES)
 
+# The local production-shaped stack (stack/stack.py; docs/operations.md, "The local stack"):
+# PostgreSQL, Airflow 3 (LocalExecutor) and a Spark standalone master with two workers, all on
+# 127.0.0.1 on free ports, logs in $(STACK_DIR)/logs; `source $(STACK_DIR)/env.sh` points the
+# airflow CLI at it. The caller's MINING_* variables (logs, outputs, key) reach every service.
+STACK_DIR ?= stack/run
+.PHONY: stack-up stack-down test-e2e
+stack-up: install
+	$(BIN)/python stack/stack.py --dir $(STACK_DIR) up
+
+stack-down:
+	$(BIN)/python stack/stack.py --dir $(STACK_DIR) down
+
+# the end-to-end tests on a stack of their own (tests/e2e, marker e2e): two nights through the
+# scheduler and the cluster, the ad hoc DAG, worker/scheduler/PostgreSQL faults, late logs
+test-e2e: install
+	$(BIN)/python -m pytest -m e2e tests/e2e
+
 clean:
 	rm -rf $(DEMO) .pytest_cache

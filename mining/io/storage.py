@@ -13,6 +13,10 @@ existing folder (a rerun, or a republished version that ``OUT/latest`` points at
 the two atomically with ``renameat2(RENAME_EXCHANGE)`` where the file system has it (Linux
 ext4, xfs, btrfs, tmpfs, overlayfs), so the name never goes missing, not even for an
 instant; elsewhere the old folder is renamed aside first (missing for an instant).
+
+Leftovers of killed runs under ``.staging/`` are swept (:func:`sweep_staging`) whenever a new
+staging folder is made beside them, once nothing under them has changed for
+:data:`STALE_STAGING_S` seconds, so a live writer's folder is never touched.
 """
 from __future__ import annotations
 
@@ -20,15 +24,71 @@ import ctypes
 import ctypes.util
 import errno
 import json
+import logging
 import os
 import shutil
 import uuid
+import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: Age (s) after which an entry of ``.staging/`` counts as the leftover of a killed run: 24 h
+#: since anything under it last changed. A live writer adds files far more often, and a stage
+#: task of the DAGs is killed after 6 h (``execution_timeout``).
+STALE_STAGING_S = 24 * 3600
 
 
 def staging_path(out: str | Path, name: str) -> Path:
-    """A fresh staging folder ``OUT/.staging/<name>-<random>`` (not yet created)."""
+    """A fresh staging folder ``OUT/.staging/<name>-<random>`` (not yet created). Leftovers
+    of killed runs beside it are swept first (:func:`sweep_staging`)."""
+    sweep_staging(out)
     return Path(out) / ".staging" / f"{name}-{uuid.uuid4().hex[:12]}"
+
+
+def _last_change(path: Path) -> float:
+    """Newest modification time (s since the epoch) of ``path`` and everything under it;
+    links are not followed."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for folder, dirs, files in os.walk(path):
+            for name in dirs + files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+                except FileNotFoundError:
+                    pass
+    return newest
+
+
+def sweep_staging(out: str | Path, *, older_than_s: float = STALE_STAGING_S, now: float | None = None) -> list[str]:
+    """Remove the entries of ``OUT/.staging/`` in which nothing changed for ``older_than_s``
+    seconds (default :data:`STALE_STAGING_S`): staging folders of runs killed before their
+    commit, and old outputs a killed commit had set aside. Younger entries may belong to a
+    running writer and are left alone. Returns the names removed (logged at INFO); never
+    raises for an entry that vanishes or cannot be removed meanwhile."""
+    staging = Path(out) / ".staging"
+    now = time.time() if now is None else now
+    removed: list[str] = []
+    try:
+        entries = sorted(staging.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        try:
+            if now - _last_change(entry) < older_than_s:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError:
+            continue
+        removed.append(entry.name)
+    if removed:
+        log.info("swept %d leftover staging entr%s of killed runs under %s (unchanged for %.0f h): %s",
+                 len(removed), "y" if len(removed) == 1 else "ies", staging, older_than_s / 3600,
+                 ", ".join(removed))
+    return removed
 
 
 def fsync_dir(path: str | Path) -> None:

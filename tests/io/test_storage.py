@@ -1,0 +1,78 @@
+"""Sweeping leftovers of killed runs under ``OUT/.staging/`` (mining.io.storage.sweep_staging).
+
+The end-to-end check on the running stack (a stage of the nightly DAG sweeps what killed
+runs left) is ``tests/e2e/test_stack.py::test_leftover_staging_folders_of_killed_runs_are_swept``.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from mining.io import storage
+
+DAY = 24 * 3600
+
+
+def _age(path, seconds):
+    """Set the modification time of ``path`` and everything under it ``seconds`` into the past."""
+    stamp = time.time() - seconds
+    for folder, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.utime(os.path.join(folder, name), (stamp, stamp), follow_symlinks=False)
+    os.utime(path, (stamp, stamp), follow_symlinks=False)
+
+
+def _leftover(out, name, age_s, files=("part-00000.parquet",)):
+    folder = out / ".staging" / name
+    for f in files:
+        (folder / f).parent.mkdir(parents=True, exist_ok=True)
+        (folder / f).write_bytes(b"half written")
+    _age(folder, age_s)
+    return folder
+
+
+def test_sweep_removes_only_entries_unchanged_for_a_day(tmp_path):
+    old = _leftover(tmp_path, "turns-0123456789ab", 2 * DAY, ("_temporary/0/part-00000.parquet",))
+    aside = _leftover(tmp_path, "old-clusters-89abcdef", DAY + 60)
+    live = _leftover(tmp_path, "version-v1-fedcba987654", 2 * DAY, ("training_set/part-00000.parquet",))
+    (live / "manifest.json").write_text("{}")      # a live writer just added a file: young again
+    fresh = _leftover(tmp_path, "embeddings-aaaaaaaaaaaa", 60)
+    stray = tmp_path / ".staging" / ".manifest.json.tmp"
+    stray.write_text("x")
+    _age(stray, 3 * DAY)
+
+    removed = storage.sweep_staging(tmp_path)
+
+    assert removed == [".manifest.json.tmp", "old-clusters-89abcdef", "turns-0123456789ab"]
+    assert not old.exists() and not aside.exists() and not stray.exists()
+    assert live.is_dir() and fresh.is_dir()
+
+
+def test_sweep_threshold_and_clock_are_parameters(tmp_path):
+    folder = _leftover(tmp_path, "labels-000000000000", 120)
+    assert storage.sweep_staging(tmp_path, older_than_s=600) == []
+    assert storage.sweep_staging(tmp_path, older_than_s=600, now=time.time() + 600) == ["labels-000000000000"]
+    assert not folder.exists()
+
+
+def test_sweep_without_staging_folder_is_a_no_op(tmp_path):
+    assert storage.sweep_staging(tmp_path / "missing") == []
+    assert storage.sweep_staging(tmp_path) == []
+
+
+def test_a_new_staging_path_sweeps_leftovers_beside_it(tmp_path, caplog):
+    old = _leftover(tmp_path, "rephrase_pairs-0123456789ab", 2 * DAY)
+    with caplog.at_level("INFO", logger=storage.log.name):
+        path = storage.staging_path(tmp_path, "rephrase_pairs")
+    assert not old.exists() and not path.exists() and path.parent == tmp_path / ".staging"
+    assert "swept 1 leftover staging entry" in caplog.text and old.name in caplog.text
+
+
+def test_a_commit_still_works_after_a_sweep(tmp_path):
+    _leftover(tmp_path, "labels-0123456789ab", 2 * DAY)
+    staging = storage.staging_path(tmp_path, "labels")
+    staging.mkdir(parents=True)
+    (staging / "part-00000.parquet").write_bytes(b"data")
+    storage.commit(staging, tmp_path / "labels")
+    assert (tmp_path / "labels" / "part-00000.parquet").read_bytes() == b"data"
+    assert list((tmp_path / ".staging").iterdir()) == []
