@@ -60,6 +60,13 @@ BENCH_SIZES ?= 10000 100000 1000000 10000000
 bench: install
 	$(BIN)/python bench/scale.py --sizes $(BENCH_SIZES)
 
+# the headline ratios in one short run (≤ 10 min on 2 cores): encode backend vs torch fp32,
+# detect_rephrases vs its scan floor, embedding vs raw encode, clustering vs community_detection
+# → bench/quick.json (bench/quick.py)
+.PHONY: bench-quick
+bench-quick: install
+	$(BIN)/python bench/quick.py
+
 # The local production-shaped stack (stack/stack.py; docs/operations.md, "The local stack"):
 # PostgreSQL, Airflow 3 (LocalExecutor) and a Spark standalone master with two workers, all on
 # 127.0.0.1 on free ports, logs in $(STACK_DIR)/logs; `source $(STACK_DIR)/env.sh` points the

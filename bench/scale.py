@@ -110,10 +110,13 @@ def floor_scan(logs: str) -> dict:
 
 
 def floor_encode(run: str, work: str) -> dict:
-    """ensure_embeddings with an empty cache vs raw model.encode, same distinct texts."""
+    """ensure_embeddings with an empty cache vs raw ``encode`` of the same encoder (the
+    configured ``embedding.backend`` on CPU; raw on all cores), same distinct texts. A runtime
+    other than torch is exported before either clock starts (as on every night but the first)."""
     from mining.spark import embedding
     from mining.config import load_config
-    from mining.core.encoders import load_encoder
+    from mining.core.encoders import CALIBRATION_TEXTS, export_model, load_encoder
+    from mining.core.text import text_hash
     from mining.spark.session import get_spark
 
     spark = get_spark("bench-floor-encode")
@@ -122,17 +125,23 @@ def floor_encode(run: str, work: str) -> dict:
     cache = Path(work) / "encode-floor-cache"
     shutil.rmtree(cache, ignore_errors=True)
     cfg = load_config(run, str(Path(work) / "encode-floor-out"), overrides={"embedding": {"cache_dir": str(cache)}})
+    spec = embedding.encoder_spec("en-US", cfg.embedding, "cpu")
+    export_dir = embedding._export_dir(spec, cache / spec.model_id)
+    if export_dir:   # calibrated as ensure_embeddings would: the first texts by text_hash
+        export_model(spec.model_path, spec.runtime, export_dir, sorted(texts, key=text_hash)[:CALIBRATION_TEXTS])
     t0 = time.perf_counter()
     _, stats = embedding.ensure_embeddings(spark, turns, cfg.embedding, "benchfloor", out=cfg.out)
     pipeline_s = time.perf_counter() - t0
     spark.stop()
-    enc = load_encoder("sentence-transformers", "", "cpu")
+    enc = load_encoder(spec.backend, spec.model_path, "cpu", spec.runtime, export_dir)
+    enc.set_num_threads(os.cpu_count())
     enc.encode(texts[:256], cfg.embedding.batch_size)    # warm-up: first-call allocations
     t0 = time.perf_counter()
     enc.encode(texts, cfg.embedding.batch_size)
     raw_s = time.perf_counter() - t0
     shutil.rmtree(cache, ignore_errors=True)
-    return {"texts": len(texts), "encoded": stats["encoded"], "pipeline_s": pipeline_s, "raw_s": raw_s}
+    return {"texts": len(texts), "encoded": stats["encoded"], "pipeline_s": pipeline_s, "raw_s": raw_s,
+            "model_id": spec.model_id}
 
 
 def floor_community(run: str) -> dict:
@@ -254,7 +263,8 @@ def render(res: dict) -> str:
     if enc:
         ratio = enc["raw_s"] / enc["pipeline_s"]
         lines += ["", "## Embedding against raw `model.encode`", "",
-                  f"{enc['texts']:,} distinct texts of the {enc['turns']:,}-turn run, all-MiniLM-L6-v2 on CPU: "
+                  f"{enc['texts']:,} distinct texts of the {enc['turns']:,}-turn run, "
+                  f"{enc.get('model_id', 'all-MiniLM-L6-v2')} on CPU: "
                   f"raw `model.encode` {enc['texts'] / enc['raw_s']:,.0f} texts/s ({enc['raw_s']:.1f} s); "
                   f"`ensure_embeddings` with an empty cache {enc['encoded'] / enc['pipeline_s']:,.0f} texts/s "
                   f"({enc['pipeline_s']:.1f} s): **{ratio:.2f}x** raw throughput (target ≥ 0.9x)."]
@@ -340,13 +350,18 @@ def main(argv=None) -> None:
     write_results(res, args.results)
 
 
+#: Sections of RESULTS.md that other scripts write between a pair of these markers, kept.
+KEPT_SECTIONS = ("<!-- before-after -->", "<!-- encode-backends -->")
+
+
 def write_results(res: dict, path: Path) -> None:
-    """Write :func:`render` to ``path``, keeping a ``bench/before_after.py`` section it holds."""
+    """Write :func:`render` to ``path``, keeping the sections of :data:`KEPT_SECTIONS` it holds
+    (``bench/before_after.py``, ``bench/encode_backends.py``)."""
     text = render(res)
-    mark = "<!-- before-after -->"
     old = path.read_text() if path.exists() else ""
-    if old.count(mark) == 2:
-        text = text.rstrip("\n") + "\n\n" + mark + old.split(mark)[1] + mark + "\n"
+    for mark in KEPT_SECTIONS:
+        if old.count(mark) == 2:
+            text = text.rstrip("\n") + "\n\n" + mark + old.split(mark)[1] + mark + "\n"
     path.write_text(text)
     print(text)
 

@@ -85,15 +85,18 @@ def grown_texts() -> pd.DataFrame:
     return texts
 
 
-def corpus_vectors(n: int) -> tuple[pd.DataFrame, np.ndarray]:
+def corpus_vectors(n: int, encoder=None) -> tuple[pd.DataFrame, np.ndarray]:
     """(texts, float32 (n, 384)): the first ``n`` grown texts and their all-MiniLM-L6-v2
-    vectors, encoded once in chunks of 50k and cached under ``bench/.work``."""
+    vectors (torch fp32, or ``encoder``'s: a :class:`mining.core.encoders.Encoder`, whose
+    ``model_id`` then names the files), encoded once in chunks of 50k and cached under
+    ``bench/.work``."""
     from mining.core.encoders import load_encoder
 
     texts = grown_texts()
-    chunks, enc, t0, done = [], None, time.perf_counter(), 0
+    suffix = f"-{encoder.model_id}" if encoder is not None else ""
+    chunks, enc, t0, done = [], encoder, time.perf_counter(), 0
     for c in range(0, n, CHUNK):
-        path = WORK / f"emb-s{SEED}-{c // CHUNK:03d}.npy"
+        path = WORK / f"emb-s{SEED}-{c // CHUNK:03d}{suffix}.npy"
         if not path.exists():
             enc = enc or load_encoder("sentence-transformers", "", "cpu")
             vecs = enc.encode(texts["text_norm"].iloc[c:c + CHUNK].tolist(), 128)

