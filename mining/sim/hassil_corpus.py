@@ -68,15 +68,23 @@ def _order_key(text_norm: str) -> str:
     return hashlib.sha256(("hassil-corpus\x00" + text_norm).encode("utf-8")).hexdigest()
 
 
+def all_locales() -> dict[str, str]:
+    """The development :data:`LOCALES` and the held-out ones of
+    :data:`mining.sim.hassil_locales.HELD_OUT_LOCALES` (locale → language code)."""
+    from mining.sim.hassil_locales import HELD_OUT_LOCALES
+
+    return {**LOCALES, **HELD_OUT_LOCALES}
+
+
 def load_hassil_corpus(locale: str) -> pd.DataFrame:
-    """The generated corpus of ``locale`` (a key of :data:`LOCALES`) with
+    """The generated corpus of ``locale`` (a key of :func:`all_locales`) with
     :data:`mining.sim.corpora.COLUMNS`: ``utt_id`` (``"hassil:<locale>:<n>"``), ``text`` (as
     hassil expanded it, unnormalized), ``intent`` (Home Assistant intent name),
     ``annot_utt`` (= text), ``slots`` (empty lists), ``locale``. Row order: intent, then
     the keyed-hash order above; a fresh RangeIndex. Each call returns a new copy.
-    Raises ``ValueError`` for a locale outside :data:`LOCALES`."""
-    if locale not in LOCALES:
-        raise ValueError(f"no hassil corpus for locale {locale!r}; known: {', '.join(LOCALES)}")
+    Raises ``ValueError`` for a locale outside :func:`all_locales`."""
+    if locale not in all_locales():
+        raise ValueError(f"no hassil corpus for locale {locale!r}; known: {', '.join(all_locales())}")
     return _generate(locale).copy()
 
 
@@ -112,14 +120,16 @@ def _generate(locale: str) -> pd.DataFrame:
     import home_assistant_intents as hai
     from hassil.intents import Intents, RangeSlotList, TextSlotList
 
-    language = LOCALES[locale]
+    from mining.sim.hassil_locales import HELD_OUT_HOME_VALUES
+
+    language = all_locales()[locale]
     intents = Intents.from_dict(hai.get_intents(language))
     lists = dict(intents.slot_lists)
     for name, slot_list in intents.slot_lists.items():
         if isinstance(slot_list, RangeSlotList):
             values = sorted({slot_list.start, (slot_list.start + slot_list.stop) // 2, slot_list.stop - 1})
             lists[name] = TextSlotList.from_strings([str(v) for v in values], name=name)
-    for name, values in HOME_VALUES[language].items():
+    for name, values in {**HOME_VALUES, **HELD_OUT_HOME_VALUES}[language].items():
         lists[name] = TextSlotList.from_strings(list(values), name=name)
     rows = []
     for intent_name, by_norm in expand_intents(intents, sorted(intents.intents), lists, language,

@@ -35,6 +35,14 @@ measured on real logs):
   (a simplification: the weak NLU is not re-run on the prefixed text). Gold
   ``correction_cue`` marks such turns.
 
+A second behaviour model, ``behaviour_model="hard"`` (:data:`HARD_MODEL`), adds what makes
+mining harder, so that nothing is tuned to one simulator (issue 19): users who never retry,
+rephrases that pick an utterance the NLU misreads and then fail *silently and unnoticed*
+(the pair's target carries a wrong label; gold marks it ``silent_failure`` and not
+``noticed``, so the evaluation counts it as a pair whose label is not clean), goal switches
+as quick as rephrases, and given-up goals asked for again in the user's next session (a new
+goal in gold). ``"default"`` leaves every output byte as before (tests/sim).
+
 Users have heavy-tailed activity (a lognormal session rate per user), utterances and intents
 have Zipf popularity, so the same words recur across users. Every user draws from its own
 random stream ``default_rng([seed, 1, user_index])``: the output does not depend on
@@ -64,8 +72,8 @@ from typing import Any
 
 import pandas as pd
 
-from mining.sim.simulation_config import (BEHAVIOURS, CORRECTION_CUES, CORRECTION_CUES_BY_LANGUAGE,
-                                          ERROR, NEW_GOAL, REJECTED, REPEAT, REPHRASE, RIGHT,
+from mining.sim.simulation_config import (BEHAVIOUR_MODELS, BEHAVIOURS, CORRECTION_CUES,
+                                          CORRECTION_CUES_BY_LANGUAGE, ERROR, HARD_MODEL, NEW_GOAL, REJECTED, REPEAT, REPHRASE, RIGHT,
                                           SPLITS, STATUSES, SUCCESS, SWITCH, UNHANDLED, WRONG,
                                           SimulationConfig)
 from mining.sim.simulation_output import (SPLITS_SCHEMA, check_output_dirs, commit_staging,
@@ -77,7 +85,7 @@ from mining.sim.simulation_users import Chunk, simulate_user
 from mining.sim.simulation_world import World, build_world, split_corpus
 
 __all__ = [
-    "BEHAVIOURS", "CORRECTION_CUES", "CORRECTION_CUES_BY_LANGUAGE", "ERROR", "GOLD_TURNS_SCHEMA",
+    "BEHAVIOUR_MODELS", "BEHAVIOURS", "CORRECTION_CUES", "HARD_MODEL", "CORRECTION_CUES_BY_LANGUAGE", "ERROR", "GOLD_TURNS_SCHEMA",
     "NEW_GOAL", "REJECTED", "REPEAT", "REPHRASE", "RIGHT", "SPLITS", "SPLITS_SCHEMA", "STATUSES",
     "SUCCESS", "SWITCH", "UNHANDLED", "WRONG", "SimulationConfig", "corpus_cues", "simulate",
     "split_corpus",
@@ -106,10 +114,16 @@ def _run_chunks(world: World, cfg: SimulationConfig, logs_dir: Path,
 
 
 def _summary(counts: Counter, per_dt: Counter, chunks: int, world: World,
-             corpus: pd.DataFrame) -> dict[str, Any]:
-    """The counts of a run as a JSON-ready dict (no timings: it goes into the gold)."""
+             corpus: pd.DataFrame, behaviour_model: str = "default") -> dict[str, Any]:
+    """The counts of a run as a JSON-ready dict (no timings: it goes into the gold). The
+    ``hard`` behaviour model adds ``hard_model``: its events (users who never retry, goals
+    asked again in a later session, misread rephrase targets picked, silent retries)."""
     plain = {k: v for k, v in counts.items() if ":" not in k}
+    hard = ({"hard_model": {k: counts.get(f"hard:{k}", 0) for k in
+                            ("quitter_users", "retried_later_goals", "wrong_rephrase_targets",
+                             "silent_retry_turns")}} if behaviour_model == "hard" else {})
     return {
+        **hard,
         **{k: plain.get(k, 0) for k in ("turns", "users", "sessions", "goals",
                                          "unresolved_goals", "friction_turns",
                                          "silent_failures", "noticed_silent_failures",
@@ -150,7 +164,7 @@ def simulate(config: SimulationConfig, logs_dir: str | Path, gold_dir: str | Pat
     sim_started = time.perf_counter()
     counts, per_dt, chunks = _run_chunks(world, config, logs_tmp, gold_tmp)
     sim_seconds = time.perf_counter() - sim_started
-    summary = _summary(counts, per_dt, chunks, world, corpus)
+    summary = _summary(counts, per_dt, chunks, world, corpus, config.behaviour_model)
     write_gold_files(config, corpus, summary, gold_tmp)
     commit_staging(logs_tmp, logs_dir)
     commit_staging(gold_tmp, gold_dir)

@@ -36,7 +36,29 @@ CORRECTION_CUES_BY_LANGUAGE: dict[str, tuple[str, ...]] = {
 }
 
 # Random-stream tags: default_rng([seed, tag, ...]) keeps the streams independent.
-SPLIT_STREAM, USER_STREAM, POPULARITY_STREAM = 0, 1, 2
+SPLIT_STREAM, USER_STREAM, POPULARITY_STREAM, HARD_STREAM = 0, 1, 2, 3
+
+#: Behaviour models of the simulated users (``SimulationConfig.behaviour_model``):
+#: ``default`` as described in :mod:`mining.sim.simulation`; ``hard`` adds the habits that
+#: make mining harder (:data:`HARD_MODEL`), so that nothing is tuned to one simulator.
+BEHAVIOUR_MODELS = ("default", "hard")
+#: The ``hard`` model's habits. Hand-set assumptions, not measured on real logs (issue 19):
+#: - ``p_quitter``: share of users who never retry: after friction they give up;
+#: - ``p_wrong_target``: share of rephrases picked among the goal's traffic utterances the
+#:   NLU misreads (when it misreads any other than the one just said);
+#: - ``p_silent_retry``: share of misread rephrase / repeat turns that fail *silently* and
+#:   unnoticed (``SUCCESS``, no barge-in, the user takes the wrong action as done): the
+#:   target of a rephrase pair carries a wrong label and no friction signal fires;
+#: - ``p_retry_later``: share of given-up goals the user asks for again as the first goal
+#:   of their next session (a new utterance drawn by popularity; another session, so not a
+#:   rephrase pair in gold);
+#: - ``switch_gap``: (median s, sigma) of the gap before a goal switch, the rephrase's.
+HARD_MODEL = {"p_quitter": 0.2, "p_wrong_target": 0.3, "p_silent_retry": 0.7, "p_retry_later": 0.5,
+              "switch_gap": (4.0, 0.5)}
+#: Seed utterances per intent when ``SimulationConfig.seed_per_intent`` is None: 8, and 3
+#: for the HINT3 corpora (median 10 utterances per powerplay11 intent: with 8 most of its
+#: intents would have no traffic).
+DEFAULT_SEED_PER_INTENT, HINT3_SEED_PER_INTENT = 8, 3
 
 
 @dataclass(frozen=True)
@@ -55,14 +77,18 @@ class SimulationConfig:
     ``start_date`` also accepts an ISO string (``"2026-11-01"``). ``night`` (≥ 0): 0 is a
     one-off simulation; ``night`` ≥ 1 is night n of a series with the same users
     (:mod:`mining.eval.loop`): each user keeps its id and session rate across nights and
-    draws the rest from a stream of that night (``mining.sim.simulation_users``)."""
+    draws the rest from a stream of that night (``mining.sim.simulation_users``).
+    ``seed_per_intent`` None (the default) means :data:`DEFAULT_SEED_PER_INTENT`, or
+    :data:`HINT3_SEED_PER_INTENT` for a ``hint3-*`` corpus; it is resolved on construction.
+    ``behaviour_model``: one of :data:`BEHAVIOUR_MODELS` (``"hard"``: :data:`HARD_MODEL`);
+    with ``"default"`` the logs and gold are those of the simulator before it existed."""
 
     corpus: str = "hwu64"
     n_turns: int = 20_000
     days: int = 3
     start_date: dt.date = dt.date(2026, 11, 1)
     seed: int = 7
-    seed_per_intent: int = 8
+    seed_per_intent: int | None = None
     test_share: float = 0.2
     reject_threshold: float = 0.2
     p_silent: float = 0.25
@@ -81,6 +107,7 @@ class SimulationConfig:
     users_per_chunk: int = 2000
     out_format: str = "parquet"
     night: int = 0
+    behaviour_model: str = "default"
 
     def __post_init__(self) -> None:
         if isinstance(self.start_date, str):
@@ -89,6 +116,11 @@ class SimulationConfig:
             raise ValueError(f"corpus must be one of {corpus_names()}, got {self.corpus!r}")
         if self.out_format not in ("parquet", "jsonl"):
             raise ValueError(f"out_format must be 'parquet' or 'jsonl', got {self.out_format!r}")
+        if self.behaviour_model not in BEHAVIOUR_MODELS:
+            raise ValueError(f"behaviour_model must be one of {BEHAVIOUR_MODELS}, got {self.behaviour_model!r}")
+        if self.seed_per_intent is None:
+            object.__setattr__(self, "seed_per_intent", HINT3_SEED_PER_INTENT if self.corpus.startswith("hint3-")
+                               else DEFAULT_SEED_PER_INTENT)
         for name in ("n_turns", "days", "seed_per_intent", "max_attempts", "users_per_chunk"):
             _check(name, getattr(self, name), isinstance(getattr(self, name), int)
                    and getattr(self, name) >= 1, "an int >= 1")

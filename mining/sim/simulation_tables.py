@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from mining.io.schemas import arrow_schema
 from mining.sim.simulation_config import (BEHAVIOURS, CORRECTION_CUES, CORRECTION_CUES_BY_LANGUAGE,
-                                          REPEAT, REPHRASE, STATUSES, SUCCESS, SimulationConfig)
+                                          HARD_MODEL, REPEAT, REPHRASE, STATUSES, SUCCESS, SWITCH,
+                                          SimulationConfig)
 from mining.sim.simulation_users import Chunk
 from mining.sim.simulation_world import World
 
@@ -49,14 +50,24 @@ GOLD_TURNS_SCHEMA = pa.schema([
 ])
 
 
+def _gap_params(behaviour_model: str = "default") -> tuple[np.ndarray, np.ndarray]:
+    """(median s, sigma) of the gap per behaviour code: ``_GAP_MEDIAN_S`` / ``_GAP_SIGMA``,
+    with a goal switch as quick as a rephrase under the ``hard`` model (``HARD_MODEL``)."""
+    median, sigma = _GAP_MEDIAN_S.copy(), _GAP_SIGMA.copy()
+    if behaviour_model == "hard":
+        median[SWITCH], sigma[SWITCH] = HARD_MODEL["switch_gap"]
+    return median, sigma
+
+
 def _turn_offsets_us(behaviour: np.ndarray, session: np.ndarray,
-                     gap_z: np.ndarray) -> np.ndarray:
+                     gap_z: np.ndarray, behaviour_model: str = "default") -> np.ndarray:
     """Microseconds from its session's first turn to each turn, int64 (n,). Turns of a
     session are contiguous. Gaps are lognormal by behaviour (``_GAP_MEDIAN_S``,
-    ``_GAP_SIGMA``, ``gap_z`` ~ N(0, 1)), rounded to µs before summing, so a turn's offset
-    does not depend on the other sessions of the chunk."""
-    median = _GAP_MEDIAN_S[behaviour]
-    gap_s = np.clip(median * np.exp(_GAP_SIGMA[behaviour] * gap_z), _MIN_GAP_S, 20 * median)
+    ``_GAP_SIGMA``, ``gap_z`` ~ N(0, 1); :func:`_gap_params` of ``behaviour_model``), rounded
+    to µs before summing, so a turn's offset does not depend on the other sessions of the chunk."""
+    medians, sigmas = _gap_params(behaviour_model)
+    median = medians[behaviour]
+    gap_s = np.clip(median * np.exp(sigmas[behaviour] * gap_z), _MIN_GAP_S, 20 * median)
     gap_us = np.rint(gap_s * 1e6).astype(np.int64)
     first = np.ones(len(session), dtype=bool)
     first[1:] = session[1:] != session[:-1]
@@ -107,7 +118,7 @@ def _chunk_ts_us(chunk: Chunk, cfg: SimulationConfig) -> np.ndarray:
     """Timestamp of every turn of ``chunk`` in µs since the epoch, int64 (n,)."""
     session = np.asarray(chunk.session, dtype=np.int64)
     offsets = _turn_offsets_us(np.asarray(chunk.behaviour, dtype=np.int64), session,
-                               np.concatenate(chunk.gap_z))
+                               np.concatenate(chunk.gap_z), cfg.behaviour_model)
     is_last = np.ones(len(session), dtype=bool)
     is_last[:-1] = session[1:] != session[:-1]
     starts = _session_starts_us(np.asarray(chunk.session_user, dtype=np.int64),
@@ -136,14 +147,17 @@ def chunk_tables(world: World, chunk: Chunk,
 
 
 def corpus_cues(corpus: str) -> tuple[str, ...]:
-    """The correction cues simulated users of ``corpus`` say: English for HWU64 and SLURP,
-    the locale's language for ``hassil-<locale>`` (:data:`CORRECTION_CUES_BY_LANGUAGE`)."""
+    """The correction cues simulated users of ``corpus`` say: English for HWU64, SLURP and
+    HINT3, the locale's language for ``hassil-<locale>`` (:data:`CORRECTION_CUES_BY_LANGUAGE`,
+    held-out languages :data:`mining.sim.hassil_locales.HELD_OUT_CUES`)."""
     from mining.sim.corpora import HASSIL_PREFIX
     from mining.core.text import cue_language
 
+    from mining.sim.hassil_locales import HELD_OUT_CUES
+
     if not corpus.startswith(HASSIL_PREFIX):
         return CORRECTION_CUES
-    return CORRECTION_CUES_BY_LANGUAGE[cue_language(corpus[len(HASSIL_PREFIX):])]
+    return {**CORRECTION_CUES_BY_LANGUAGE, **HELD_OUT_CUES}[cue_language(corpus[len(HASSIL_PREFIX):])]
 
 
 def _chunk_cues(chunk: Chunk, cfg: SimulationConfig, n_cues: int = len(CORRECTION_CUES)
@@ -219,4 +233,5 @@ def chunk_counts(chunk: Chunk, gold: pa.Table) -> Counter:
                    for k, n in enumerate(np.bincount(status, minlength=3)) if n})
     counts.update({f"behaviour:{BEHAVIOURS[k]}": int(n)
                    for k, n in enumerate(np.bincount(chunk.behaviour, minlength=4)) if n})
+    counts.update({f"hard:{k}": int(n) for k, n in chunk.hard_counts.items() if n})
     return counts

@@ -6,17 +6,23 @@ sessions (a lognormal session rate per user), the goals tried in each session, t
 to each turn given the NLU outcome of its utterance (:func:`_respond`) and the reaction to
 friction or a noticed silent failure (:func:`_react`). The order of the draws is part of the
 output contract (same config → same bytes); see :mod:`mining.sim.simulation`.
+
+The ``hard`` behaviour model (:data:`mining.sim.simulation_config.HARD_MODEL`) takes its
+extra draws from a second stream per user, ``default_rng([seed, 3, user_index, night])``
+(:class:`_HardHabits`); with the ``default`` model that stream is never created and the
+draws of the user's stream are exactly those of the simulator before the model existed.
 """
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mining.sim.simulation_config import (ERROR, NEW_GOAL, REJECTED, REPEAT, REPHRASE, RIGHT,
-                                          SUCCESS, SWITCH, UNHANDLED, USER_STREAM, WRONG,
-                                          SimulationConfig)
+from mining.sim.simulation_config import (ERROR, HARD_MODEL, HARD_STREAM, NEW_GOAL, REJECTED, REPEAT,
+                                          REPHRASE, RIGHT, SUCCESS, SWITCH, UNHANDLED, USER_STREAM,
+                                          WRONG, SimulationConfig)
 from mining.sim.simulation_world import World
 
 # --- Behaviour model. Hand-set assumptions, not measured on real logs. ---
@@ -65,9 +71,23 @@ class Chunk:
     session_id_words: list[np.ndarray] = field(default_factory=list)  # 2 uint64 per session
     turn_id_words: list[np.ndarray] = field(default_factory=list)  # 2 uint64 per turn
     cue_u: list[np.ndarray] = field(default_factory=list)  # U[0,1) (n_turns, 2): cue?, which
+    hard_counts: Counter = field(default_factory=Counter)  # the hard model's events (else empty)
 
     def __len__(self) -> int:
         return len(self.row)
+
+
+class _HardHabits:
+    """One user's habits under the ``hard`` behaviour model (:data:`HARD_MODEL`): whether
+    they are a quitter, their own uniform stream, and the intent of a given-up goal they
+    will ask for again at the start of their next session (``pending``)."""
+
+    __slots__ = ("u", "quitter", "pending")
+
+    def __init__(self, cfg: SimulationConfig, user_index: int) -> None:
+        self.u = _Uniforms(np.random.default_rng([cfg.seed, HARD_STREAM, user_index, cfg.night]))
+        self.quitter = self.u() < HARD_MODEL["p_quitter"]
+        self.pending: int | None = None
 
 
 def simulate_user(world: World, cfg: SimulationConfig, user_index: int, chunk: Chunk) -> int:
@@ -85,9 +105,12 @@ def simulate_user(world: World, cfg: SimulationConfig, user_index: int, chunk: C
         rng = np.random.default_rng([cfg.seed, USER_STREAM, user_index, cfg.night])
     n_sessions = min(1 + int(rng.poisson(rate * cfg.days)), _MAX_SESSIONS_PER_DAY * cfg.days)
     draw, first, user = _Uniforms(rng), len(chunk), len(chunk.user_turns)
+    hard = _HardHabits(cfg, user_index) if cfg.behaviour_model == "hard" else None
+    if hard is not None and hard.quitter:
+        chunk.hard_counts["quitter_users"] += 1
     for _ in range(n_sessions):
         chunk.session_user.append(user)
-        _simulate_session(world, cfg, draw, chunk, len(chunk.session_user) - 1)
+        _simulate_session(world, cfg, draw, chunk, len(chunk.session_user) - 1, hard)
     n_turns = len(chunk) - first
     chunk.user_turns.append(n_turns)
     chunk.gap_z.append(rng.standard_normal(n_turns))
@@ -102,16 +125,26 @@ def simulate_user(world: World, cfg: SimulationConfig, user_index: int, chunk: C
 
 
 def _simulate_session(world: World, cfg: SimulationConfig, draw: _Uniforms, chunk: Chunk,
-                      session: int) -> None:
+                      session: int, hard: _HardHabits | None = None) -> None:
     """One session: goals one after another, each tried until success, give-up, switch or
     ``max_attempts``. A silent failure the user notices (``p_notice_silent``; one draw per
     silent failure, none when it is 0) is reacted to as friction. Appends one entry per
-    turn to ``chunk``."""
-    intent = world.pick_intent(draw())
+    turn to ``chunk``. ``hard``: the user's habits under the hard model (None: default)."""
+    if hard is not None and hard.pending is not None:   # a goal given up in an earlier session
+        intent, hard.pending = hard.pending, None
+        chunk.hard_counts["retried_later_goals"] += 1
+    else:
+        intent = world.pick_intent(draw())
     row = world.pick_utterance(intent, draw())
     behaviour, attempt, goal = NEW_GOAL, 1, 0
     while True:
-        status, barge = _respond(world.outcome[row], cfg, draw)
+        silent_retry = (hard is not None and behaviour in (REPHRASE, REPEAT) and world.outcome[row] == WRONG
+                        and hard.u() < HARD_MODEL["p_silent_retry"])
+        if silent_retry:   # misread, and the user takes the wrong action as done
+            status, barge = SUCCESS, False
+            chunk.hard_counts["silent_retry_turns"] += 1
+        else:
+            status, barge = _respond(world.outcome[row], cfg, draw)
         chunk.session.append(session)
         chunk.goal.append(goal)
         chunk.row.append(row)
@@ -119,7 +152,7 @@ def _simulate_session(world: World, cfg: SimulationConfig, draw: _Uniforms, chun
         chunk.attempt.append(attempt)
         chunk.status.append(status)
         chunk.barge.append(barge)
-        noticed = (status == SUCCESS and not barge and world.outcome[row] == WRONG
+        noticed = (not silent_retry and status == SUCCESS and not barge and world.outcome[row] == WRONG
                    and cfg.p_notice_silent > 0.0 and draw() < cfg.p_notice_silent)
         chunk.noticed.append(noticed)
         if status == SUCCESS and not barge and not noticed:
@@ -130,7 +163,11 @@ def _simulate_session(world: World, cfg: SimulationConfig, draw: _Uniforms, chun
             row = world.pick_utterance(intent, draw())
             continue
         behaviour = _react(draw(), attempt, cfg)
+        if hard is not None and hard.quitter:
+            behaviour = None
         if behaviour is None:
+            if hard is not None and hard.u() < HARD_MODEL["p_retry_later"]:
+                hard.pending = intent
             return
         if behaviour == SWITCH:
             attempt, goal = 1, goal + 1
@@ -139,7 +176,13 @@ def _simulate_session(world: World, cfg: SimulationConfig, draw: _Uniforms, chun
             continue
         attempt += 1
         if behaviour == REPHRASE and world.can_rephrase[intent]:
-            row = world.other_utterance(intent, row, draw)
+            wrong = ([r for r in world.wrong_rows[intent] if world.texts[r] != world.texts[row]]
+                     if hard is not None else [])
+            if wrong and hard.u() < HARD_MODEL["p_wrong_target"]:
+                row = wrong[min(int(hard.u() * len(wrong)), len(wrong) - 1)]
+                chunk.hard_counts["wrong_rephrase_targets"] += 1
+            else:
+                row = world.other_utterance(intent, row, draw)
         else:
             behaviour = REPEAT
 

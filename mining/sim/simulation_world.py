@@ -63,7 +63,8 @@ class World:
 
     ``intents``: intent numbers with traffic, most popular first, ``intent_cdf`` their Zipf
     CDF; ``utt_rows[i]``: traffic row numbers of intent ``i``, most popular first,
-    ``utt_cdf[i]`` their Zipf CDF; ``outcome[row]``: REJECTED, WRONG or RIGHT."""
+    ``utt_cdf[i]`` their Zipf CDF; ``outcome[row]``: REJECTED, WRONG or RIGHT;
+    ``wrong_rows[i]``: the rows of ``utt_rows[i]`` whose outcome is WRONG, same order."""
 
     traffic: pa.Table
     texts: list[str]
@@ -73,6 +74,7 @@ class World:
     utt_rows: dict[int, list[int]]
     utt_cdf: dict[int, list[float]]
     can_rephrase: dict[int, bool]
+    wrong_rows: dict[int, list[int]] = field(default_factory=dict)  # per intent: rows the NLU misreads
     stats: dict[str, Any] = field(default_factory=dict)
 
     def pick_intent(self, u: float) -> int:
@@ -159,7 +161,8 @@ def _make_world(cfg: SimulationConfig, traffic: pd.DataFrame, predicted: np.ndar
         intent_cdf=_zipf_cdf(len(intents), cfg.intent_zipf_s),
         utt_rows=utt_rows,
         utt_cdf={i: _zipf_cdf(len(rows), cfg.utterance_zipf_s) for i, rows in utt_rows.items()},
-        can_rephrase={i: len({texts[r] for r in rows}) > 1 for i, rows in utt_rows.items()})
+        can_rephrase={i: len({texts[r] for r in rows}) > 1 for i, rows in utt_rows.items()},
+        wrong_rows={i: [r for r in rows if outcome[r] == WRONG] for i, rows in utt_rows.items()})
 
 
 def _traffic_table(traffic: pd.DataFrame, predicted: np.ndarray, confidence: np.ndarray,

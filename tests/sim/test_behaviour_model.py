@@ -1,0 +1,102 @@
+"""The simulator's behaviour models: the default model's output is byte-for-byte that of the
+simulator before the hard model existed; the hard model is deterministic and its gold labels
+silently failed rephrase targets as label noise, quick switches and later retries as new goals."""
+import filecmp
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mining.eval.evaluation import candidate_cases
+from mining.sim.simulation import HARD_MODEL, SimulationConfig, simulate
+
+# sha256 over (relative path, bytes) of every logs/ and gold/ file except simulation.json
+# (which now records behaviour_model), computed with the simulator at commit 73fb96b,
+# before the behaviour models were added (pyarrow/numpy of the pinned venv).
+PINNED = {("hwu64", 7, 3000): "8e2288d3fff3b216613d374c3f012f4113d2b2edd1583149b79a71552ad10b4a",  # pragma: allowlist secret
+          ("slurp", 101, 2000): "22667badfb0ef9b0908aea7cb9af48890cacd2802465c076476ba161e0ba3256"}  # pragma: allowlist secret
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != "simulation.json":
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("corpus,seed,n", sorted(PINNED))
+def test_default_behaviour_model_output_is_unchanged(tmp_path, corpus, seed, n):
+    simulate(SimulationConfig(corpus=corpus, seed=seed, n_turns=n, users_per_chunk=500),
+             tmp_path / "logs", tmp_path / "gold")
+    assert _digest(tmp_path) == PINNED[(corpus, seed, n)]
+    doc = json.loads((tmp_path / "gold" / "simulation.json").read_text())
+    assert doc["config"]["behaviour_model"] == "default" and "hard_model" not in doc["counts"]
+
+
+@pytest.fixture(scope="module")
+def hard(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hard")
+    summary = simulate(SimulationConfig(n_turns=4000, seed=13, behaviour_model="hard"), root / "logs", root / "gold")
+    logs, gold = pd.read_parquet(root / "logs"), pd.read_parquet(root / "gold" / "turns")
+    return root, summary, logs.merge(gold, on="turn_id").sort_values(["session_id", "ts"]).reset_index(drop=True)
+
+
+def test_hard_behaviour_model_is_deterministic(hard, tmp_path):
+    root, _, _ = hard
+    simulate(SimulationConfig(n_turns=4000, seed=13, behaviour_model="hard"), tmp_path / "logs", tmp_path / "gold")
+    for sub in ("logs", "gold"):
+        names = [str(p.relative_to(root / sub)) for p in (root / sub).rglob("*") if p.is_file()]
+        _, mismatch, errors = filecmp.cmpfiles(root / sub, tmp_path / sub, names, shallow=False)
+        assert not mismatch and not errors
+
+
+def test_hard_behaviour_model_counts_its_events(hard):
+    _, summary, _ = hard
+    counts = summary["hard_model"]
+    assert all(counts[k] > 0 for k in ("quitter_users", "retried_later_goals", "wrong_rephrase_targets",
+                                       "silent_retry_turns"))
+    assert 0.1 < counts["quitter_users"] / summary["users"] < 0.3      # p_quitter 0.2
+    with pytest.raises(ValueError, match="behaviour_model"):
+        SimulationConfig(behaviour_model="nice")
+
+
+def test_hard_silent_retries_are_unnoticed_wrong_successes_and_gold_calls_them_label_noise(hard):
+    _, summary, t = hard
+    retry = t["behaviour"].isin(["rephrase", "repeat"])
+    silent = retry & t["silent_failure"] & ~t["noticed"]   # forced ones, plus the default model's unnoticed
+    assert silent.sum() >= summary["hard_model"]["silent_retry_turns"] > 0
+    assert (~t.loc[silent, "nlu_correct"]).all() and (~t.loc[silent, "friction"]).all()
+    assert (t.loc[silent, "response_status"] == "SUCCESS").all() and (~t.loc[silent, "barge_in"]).all()
+    # the pair (previous turn of the goal → silently failed rephrase) is a rephrase whose label is wrong
+    prev = t.groupby("session_id")["turn_id"].shift(1)
+    sel = silent & (t["behaviour"] == "rephrase") & prev.notna()
+    pairs = pd.DataFrame({"source_turn_id": prev[sel], "target_turn_id": t.loc[sel, "turn_id"]})
+    cases = candidate_cases(pairs, t)
+    assert (cases["case"] == "silent_failure").all() and not cases["label_clean"].any()
+
+
+def test_hard_goal_switches_are_as_quick_as_rephrases(hard):
+    _, _, t = hard
+    gap = t.groupby("session_id")["ts"].diff().dt.total_seconds()
+    switch, rephrase = gap[t["behaviour"] == "switch"].median(), gap[t["behaviour"] == "rephrase"].median()
+    assert HARD_MODEL["switch_gap"][0] == 4.0 and abs(switch - rephrase) < 1.5
+
+
+def test_hard_given_up_goals_come_back_in_a_later_session_as_new_goals(hard):
+    _, summary, t = hard
+    first = t.groupby("session_id").head(1)
+    assert (first["behaviour"] == "new_goal").all() and (first["attempt"] == 1).all()
+    # the user's next session opens with the intent they gave up on, more often than by chance
+    last = t.groupby("session_id").tail(1)
+    gave_up = last[last["friction"]][["user_id", "ts", "gold_intent"]]
+    nxt = first[["user_id", "ts", "gold_intent"]].sort_values("ts")
+    m = pd.merge_asof(gave_up.sort_values("ts"), nxt, on="ts", by="user_id", direction="forward",
+                      suffixes=("", "_next")).dropna()
+    same = (m["gold_intent"] == m["gold_intent_next"]).mean()
+    assert summary["hard_model"]["retried_later_goals"] > 0 and same > 0.3
+    assert np.isfinite(same)
