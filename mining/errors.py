@@ -52,13 +52,19 @@ class PrivacyError(RuntimeError):
     """A privacy precondition failed: missing key, demo key outside demo mode (exit 4)."""
 
 
+class AuditError(RuntimeError):
+    """An audit cannot give what was asked (``mining audit sample``, ``mining fit-calibration
+    --audit``): a run without candidate labels or with fewer than asked, a reviewed CSV
+    without the needed columns or with too few reviewed rows (exit 3)."""
+
+
 #: (exit code, kind named on stderr, exception types), first match wins. ``ValueError``
 #: covers configuration validation (``mining.config``); ``FileNotFoundError`` a missing
 #: upstream stage (``mining.io.storage.require_stage``).
 KNOWN_FAILURES: tuple[tuple[int, str, tuple[type[BaseException], ...]], ...] = (
     (EXIT_CONFIG, "configuration", (ValueError, argparse.ArgumentTypeError)),
     (EXIT_INPUT, "input", (NoInputPartitions, RejectShareExceeded, FileNotFoundError, DatasetNotFound,
-                           QualityGateFailed)),
+                           QualityGateFailed, AuditError)),
     (EXIT_PRIVACY, "privacy", (PrivacyError,)),
 )
 

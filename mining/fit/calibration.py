@@ -11,6 +11,9 @@ the packaged ``mining/models/calibration.toml``) with the exact command in ``[fi
 version ends with the first 8 hex digits of the sha256 of the maps, so manifests tell
 two fits apart.
 
+A new domain refits from its own reviewed labels instead (``mining audit sample``, then
+``mining fit-calibration --audit``: :mod:`mining.fit.audit`).
+
 The packaged map is fitted on HWU64 only, so SLURP stays a corpus the calibration never
 saw; ``bench/labels.py`` measures the calibration error on both, on other seeds.
 """
@@ -36,7 +39,8 @@ STAGES_AFTER_DETECT = ("embed_utterances", "cluster_variants", "aggregate_labels
 
 def candidate_labels(spark, corpus: str, n_turns: int, seed: int, work: Path) -> pd.DataFrame:
     """Simulate + run the pipeline to ``aggregate_labels`` uncalibrated; return the candidate
-    labels (``labels/`` rows with a ``candidate_intent``) with ``correct`` (bool) and
+    labels that reached the confidence gate (``labels/`` rows with a ``candidate_intent`` and
+    decision ``labeled`` or ``low_confidence``) with ``correct`` (bool) and
     ``corpus``. The runs live under ``work`` and are reused when already there."""
     from mining import env
     from mining.config import load_config
@@ -51,11 +55,19 @@ def candidate_labels(spark, corpus: str, n_turns: int, seed: int, work: Path) ->
     with env.scoped(**{env.DEMO_ENV: "1"}):         # simulated users: the public demo key
         runner.run_all(spark, cfg, STAGES_AFTER_DETECT)
     labels = _read(base / "run" / "labels")
-    labels = labels[labels["candidate_intent"].notna()].copy()
+    labels = labels[labels["candidate_intent"].notna()
+                    & labels["decision"].isin(("labeled", "low_confidence"))].copy()   # reached the gate
     gold = gold_intents_for_run(base / "gold", base / "run")
     labels["correct"] = label_correct(labels, gold, "text_norm", "candidate_intent")
     labels["corpus"] = corpus
     return labels
+
+
+def with_content_version(cal: Calibration) -> Calibration:
+    """``cal`` with ``-<8 hex>`` appended to its version: the first 8 hex digits of the sha256
+    of its maps (rounded as the TOML stores them), so manifests tell two fits apart."""
+    maps = json.dumps({k: v for k, v in cal.to_dict().items() if k not in ("version", "fit")}, sort_keys=True)
+    return dataclasses.replace(cal, version=f"{cal.version}-{hashlib.sha256(maps.encode()).hexdigest()[:8]}")
 
 
 def fit(corpora: list[str], n_turns: int, seed: int, work: Path, *, min_users: int,
@@ -71,11 +83,9 @@ def fit(corpora: list[str], n_turns: int, seed: int, work: Path, *, min_users: i
     info = {"command": "mining " + shlex.join(argv), "corpora": list(corpora), "seed": seed,
             "turns_per_corpus": n_turns, "min_users": min_users, "labels": int(len(data)),
             "precision": round(float(data["correct"].mean()), 4), "python": sys.version.split()[0]}
-    cal = fit_calibration(data["raw_score"].to_numpy(), data["correct"].to_numpy(),
-                          data["candidate_evidence"].to_numpy(),
-                          version=f"calibration-isotonic-{'+'.join(corpora)}-s{seed}", fit_info=info)
-    maps = json.dumps({k: v for k, v in cal.to_dict().items() if k not in ("version", "fit")}, sort_keys=True)
-    cal = dataclasses.replace(cal, version=f"{cal.version}-{hashlib.sha256(maps.encode()).hexdigest()[:8]}")
+    cal = with_content_version(fit_calibration(
+        data["raw_score"].to_numpy(), data["correct"].to_numpy(), data["candidate_evidence"].to_numpy(),
+        version=f"calibration-isotonic-{'+'.join(corpora)}-s{seed}", fit_info=info))
     conf = cal.apply(data["raw_score"].to_numpy(), data["candidate_evidence"].to_numpy())
     cal.fit["ece_fit"] = round(ece(conf, data["correct"].to_numpy(float)), 4)
     cal.fit["ece_uncalibrated"] = round(ece(data["raw_score"].to_numpy(), data["correct"].to_numpy(float)), 4)
