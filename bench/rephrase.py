@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from measure import run_measured  # noqa: E402  (bench/measure.py)
 from mining.eval.evaluation import candidate_cases, pair_metrics  # noqa: E402
-from mining.fit.rephrase import FIT_SEED, simulate_and_detect  # noqa: E402
+from mining.fit.rephrase import FIT_SEED, simulate_and_detect, with_background  # noqa: E402
 from mining.core.rephrase_model import best_candidates, load_model, model_features, pr_curve  # noqa: E402
 
 EVAL_SEEDS = {"hwu64": 7, "slurp": 5}
@@ -58,7 +58,7 @@ def quality(turns: int, work: Path) -> dict:
     for corpus, seed in EVAL_SEEDS.items():
         run = simulate_and_detect(spark, corpus, turns, seed, work)
         m = pair_metrics(run.pairs, run.turns, run.gold, thresholds=CURVE + [cfg.rephrase.threshold])
-        feats = model_features(run.pairs)
+        feats = model_features(with_background(run.pairs, run.background))
         # naive rule: the nearest eligible candidate, whatever it says
         naive = replay(run.pairs, run.gold, m["gold_sources"], -run.pairs["turn_distance"].to_numpy(), -np.inf)
         hand = replay(run.pairs, run.gold, m["gold_sources"], handset.score(feats), handset.threshold)

@@ -5,7 +5,10 @@ A candidate pair (a friction turn, a later turn of the same session) is scored
     score = sigmoid(intercept + Σ_f weight_f · x_f)        (0..1)
 
 over the raw features of :data:`FEATURES` (no hidden scaling: every weight reads as "log-odds
-per unit of that feature"). The weights are fitted by ``mining fit-rephrase``: a
+per unit of that feature"). The three embedding features are scale-free: cosines expressed
+relative to the locale's own background of random-pair cosines in the same run,
+(cos − μ)/(1 − μ) (:mod:`mining.core.background`, :func:`scale_free`), so one weight and one threshold
+mean the same under MiniLM and the multilingual encoder, in every language. The weights are fitted by ``mining fit-rephrase``: a
 scikit-learn ``LogisticRegression`` (L2, on standardized features, converted back to raw
 units) on simulator gold from the development corpora, where a candidate is positive when
 its two turns pursue the same gold goal with different words and the target's successful
@@ -37,7 +40,7 @@ PACKAGED_MODEL = Path(__file__).resolve().parents[1] / "models" / "rephrase_lr.t
 FEATURES: tuple[str, ...] = (
     "char_sim",                # character n-gram cosine of the normalized texts, 0..1
     "token_sim",               # token edit similarity (script-aware tokens), 0..1
-    "embedding_cos",           # cosine of sentence embeddings, -1..1
+    "embedding_rel",           # embedding cosine relative to the locale's background, ≤ 1
     "length_ratio",            # shorter / longer normalized text length (characters), 0..1
     "log_gap_s",               # ln(1 + seconds between the turns' starts)
     "turn_distance",           # 1 = next turn
@@ -45,17 +48,36 @@ FEATURES: tuple[str, ...] = (
     "target_succeeded",        # target turn: SUCCESS, an intent, no friction signal, 0/1
     "source_nlu_confidence",   # 0..1, null → 0
     "target_nlu_confidence",   # 0..1, null → 0
-    "intent_fit",              # cosine of source embedding and target intent's centroid, -1..1
-    "intent_fit_margin",       # intent_fit − best other intent's cosine, -2..2
+    "intent_fit_rel",          # cosine of source embedding and target intent's centroid, relative
+    "intent_fit_margin_rel",   # (that cosine − best other intent's cosine) / (1 − background mean)
     "intent_fit_log_rank",     # ln(1 + intents closer to the source than the target's)
     *(f"signal_{s}" for s in SIGNALS),  # friction signal fired on the source turn, 0/1
 )
 
 
+#: Relative cosines are clipped to ±REL_CLIP (a missing vector scored 0 under an encoder whose
+#: random pairs sit at 0.85 would give -5.7; bounded so it cannot dominate a score).
+REL_CLIP = 20.0
+
+
+def scale_free(cos, mean, *, offset: bool = True) -> np.ndarray:
+    """float64 relative cosines ``(cos − mean) / (1 − mean)`` (``offset=False``:
+    ``cos / (1 − mean)``, for a difference of two cosines, whose offset cancels), clipped to
+    ±:data:`REL_CLIP`. Aligned arrays; ``mean`` is the locale's background mean cosine
+    (:class:`mining.core.background.Background`, < 1; ``ValueError`` otherwise). Source:
+    the random-pair baseline of Ethayarajh, EMNLP 2019 (module docstring of
+    :mod:`mining.core.background`)."""
+    cos, mean = np.asarray(cos, dtype=np.float64), np.asarray(mean, dtype=np.float64)
+    if (mean >= 1).any():
+        raise ValueError("scale_free: background mean cosine must be < 1")
+    return np.clip(((cos - mean) if offset else cos) / (1.0 - mean), -REL_CLIP, REL_CLIP)
+
+
 def model_features(pdf: pd.DataFrame) -> pd.DataFrame:
     """float64 DataFrame (n, len(FEATURES)) from candidate columns.
 
-    Needs ``char_sim``, ``token_sim``, ``embedding_cos``, ``source_text_norm``,
+    Needs ``background_mean`` (the locale's background mean cosine,
+    :mod:`mining.core.background`), ``char_sim``, ``token_sim``, ``embedding_cos``, ``source_text_norm``,
     ``target_text_norm``, ``gap_s`` (seconds ≥ 0), ``turn_distance``,
     ``interpretation_changed``, ``target_succeeded``, ``source_nlu_confidence``,
     ``target_nlu_confidence``, ``intent_fit``, ``intent_fit_margin``,
@@ -63,10 +85,15 @@ def model_features(pdf: pd.DataFrame) -> pd.DataFrame:
     ls = pdf["source_text_norm"].str.len().to_numpy(dtype=np.float64)
     lt = pdf["target_text_norm"].str.len().to_numpy(dtype=np.float64)
     longer = np.maximum(np.maximum(ls, lt), 1.0)
+    missing = [c for c in ("background_mean",) if c not in pdf.columns]
+    if missing:
+        raise ValueError(f"model_features: missing columns {missing} (the locale's background, "
+                         "mining.core.background; rephrase_pairs/_stats.json has it per run)")
+    mu = pdf["background_mean"].to_numpy(np.float64)
     out = {
         "char_sim": pdf["char_sim"].astype(np.float64),
         "token_sim": pdf["token_sim"].astype(np.float64),
-        "embedding_cos": pdf["embedding_cos"].astype(np.float64),
+        "embedding_rel": pd.Series(scale_free(pdf["embedding_cos"], mu), index=pdf.index),
         "length_ratio": pd.Series(np.minimum(ls, lt) / longer, index=pdf.index),
         "log_gap_s": np.log1p(pdf["gap_s"].astype(np.float64).clip(lower=0.0)),
         "turn_distance": pdf["turn_distance"].astype(np.float64),
@@ -74,7 +101,10 @@ def model_features(pdf: pd.DataFrame) -> pd.DataFrame:
         "target_succeeded": pdf["target_succeeded"].astype(np.float64),
         "source_nlu_confidence": pdf["source_nlu_confidence"].astype(np.float64).fillna(0.0),
         "target_nlu_confidence": pdf["target_nlu_confidence"].astype(np.float64).fillna(0.0),
-        **{f: pdf[f].astype(np.float64) for f in ("intent_fit", "intent_fit_margin", "intent_fit_log_rank")},
+        "intent_fit_rel": pd.Series(scale_free(pdf["intent_fit"], mu), index=pdf.index),
+        "intent_fit_margin_rel": pd.Series(scale_free(pdf["intent_fit_margin"], mu, offset=False),
+                                         index=pdf.index),
+        "intent_fit_log_rank": pdf["intent_fit_log_rank"].astype(np.float64),
     }
     fired = [set(s) if s is not None else set() for s in pdf["friction_signals"]]
     for s in SIGNALS:

@@ -121,7 +121,24 @@ def _confidence_section(hist: dict[str, np.ndarray]) -> str:
     return _section("confidence", "Confidence of exported rows", table + fig)
 
 
-def _clusters_section(sizes: Counter, stats: dict) -> str:
+def _scale_table(derived: dict) -> str:
+    """Per locale, what the run derived from its own background (mining/core/background.py):
+    texts sampled, where the background came from, its mean/std cosine, and the edge and
+    variant cosines used."""
+    if not derived:
+        return ""
+    rows = [f'<tr data-locale="{_e(loc)}"><th>{_e(loc)}</th><td>{_e(d.get("source", ""))}</td>'
+            f'{_td(int(d.get("n_texts", 0)), f"scale.{loc}.n_texts")}'
+            + "".join(_td(round(float(d.get(k, 0.0)), 3), f"scale.{loc}.{k}")
+                      for k in ("mean", "std", "cluster_min_sim", "variant_min_sim")) + "</tr>"
+            for loc, d in sorted(derived.items())]
+    return ("<p class='note'>Similarity scale per locale, derived from this run's own texts "
+            "(random same-locale pairs); thresholds in cosine units.</p>"
+            + _table(["locale", "background", "texts", "mean cosine", "std", "edge cosine", "variant cosine"],
+                     rows, "scale-table"))
+
+
+def _clusters_section(sizes: Counter, stats: dict, derived: dict | None = None) -> str:
     figures = {"texts": sum(s * n for s, n in sizes.items()), "clusters": sum(sizes.values()),
                "multi_member_clusters": sum(n for s, n in sizes.items() if s > 1),
                "largest_cluster": max(sizes) if sizes else 0}
@@ -135,6 +152,7 @@ def _clusters_section(sizes: Counter, stats: dict) -> str:
     if stats.get("coarse_parts"):
         parts = json.dumps(stats["coarse_parts"], sort_keys=True)
         body += f"<p class='note'>Locales split by coarse k-means (parts): {_e(parts)}</p>"
+    body += _scale_table(derived or {})
     return _section("clusters", "Variant clusters", body)
 
 
@@ -195,7 +213,8 @@ def build_report(out: str | Path, *, version_dir: str | Path | None = None, card
         "meta": _meta_section(manifest, list(per_locale.index)),
         "funnel": _funnel_section(counts), "locales": _locales_section(per_locale),
         "confidence": _confidence_section(confidence_histogram(vdir, batch_rows)),
-        "clusters": _clusters_section(cluster_sizes(out, batch_rows), stage_stats(out, manifest, "clusters")),
+        "clusters": _clusters_section(cluster_sizes(out, batch_rows), stage_stats(out, manifest, "clusters"),
+                                      stage_stats(out, manifest, "rephrase_pairs").get("background")),
         "variants": _variants_section(top_variants(vdir, manifest, top_intents, top_k, batch_rows), top_k),
         "drops": _drops_section(manifest, stage_stats(out, manifest, "rejects"),
                                 stage_stats(out, manifest, "rephrase_pairs")),

@@ -8,7 +8,9 @@ same-timestamp turns give the same candidates on every run. Features per candida
 similarity, embedding cosine, length ratio, time gap, turn distance, interpretation change,
 whether the target succeeded, both NLU confidences, the friction signals that fired, and
 how well the source words fit the target's interpretation (:func:`intent_fit_features`:
-cosine to the centroid of that intent's successful requests in the same logs).
+cosine to the centroid of that intent's successful requests in the same logs). The model
+reads the embedding features relative to the locale's background of random-pair cosines in the same run (:func:`locale_backgrounds`, :mod:`mining.core.background`),
+so one fitted scorer and one threshold serve every locale and both encoders.
 
 Score: the fitted logistic model of :mod:`mining.core.rephrase_model`. A source's accepted pair
 is its best-scoring candidate whose target succeeded, whose text differs (a verbatim repeat
@@ -155,15 +157,24 @@ def spark_features() -> dict:
     """{feature: Spark Column} of :data:`mining.core.rephrase_model.FEATURES`, the same values
     as :func:`mining.core.rephrase_model.model_features` computes in pandas (double; lengths in
     code points on both sides), from candidate columns that carry
-    :data:`TEXT_PAIR_FEATURES`. Computed in the JVM so the wide candidate rows never make a
-    round trip through Python (``bench/RESULTS.md``, hot spots)."""
+    :data:`TEXT_PAIR_FEATURES` and the locale's ``background_mean``. Computed in the JVM so
+    the wide candidate rows never make a round trip through Python (``bench/RESULTS.md``,
+    hot spots)."""
     from pyspark.sql import functions as F
 
-    from mining.core.rephrase_model import FEATURES
+    from mining.core.rephrase_model import FEATURES, REL_CLIP
+
+    def clip(c):
+        return F.least(F.greatest(c, F.lit(-REL_CLIP)), F.lit(REL_CLIP))
 
     ls, lt = F.length("source_text_norm").cast("double"), F.length("target_text_norm").cast("double")
+    mu = F.col("background_mean").cast("double")
+    room = F.lit(1.0) - mu
     out = {f: F.col(f).cast("double") for f in (*TEXT_PAIR_FEATURES, "turn_distance")}
     out.update({
+        "embedding_rel": clip((F.col("embedding_cos").cast("double") - mu) / room),
+        "intent_fit_rel": clip((F.col("intent_fit").cast("double") - mu) / room),
+        "intent_fit_margin_rel": clip(F.col("intent_fit_margin").cast("double") / room),
         "length_ratio": F.least(ls, lt) / F.greatest(ls, lt, F.lit(1.0)),
         "log_gap_s": F.log1p(F.greatest(F.col("gap_s").cast("double"), F.lit(0.0))),
         "interpretation_changed": F.col("interpretation_changed").cast("double"),
@@ -188,14 +199,50 @@ def spark_score(model, features: dict):
     return F.lit(1.0) / (F.lit(1.0) + F.exp(-z))
 
 
-def score_pairs(pairs, embeddings, rephrase, centroids):
+def locale_backgrounds(embeddings, ec, *, seed: int = 0) -> dict:
+    """{locale: :class:`mining.core.background.Background`} of the run's own texts.
+
+    Per locale, the first :data:`mining.core.background.MAX_TEXTS` texts in ``text_hash``
+    order (pseudo-random, the same on every run) reach the driver (at most 2,000 × 384
+    floats per locale), then :func:`mining.core.background.locale_backgrounds` with each
+    locale's encoder (:func:`mining.spark.embedding.encoder_spec`) for the small-locale
+    fallback. ``embeddings``: DataFrame[locale, text_hash, embedding], one row per text;
+    ``ec``: the ``[embedding]`` section."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from mining.core import background
+    from mining.spark.embedding import encoder_spec
+
+    w = Window.partitionBy("locale").orderBy("text_hash")
+    rows = (embeddings.select("locale", "text_hash", "embedding").dropDuplicates(["locale", "text_hash"])
+            .withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= background.MAX_TEXTS)
+            .drop("_r").toPandas())
+    samples = {loc: np.stack(g.sort_values("text_hash")["embedding"].to_numpy()).astype(np.float32)
+               for loc, g in rows.groupby("locale")}
+    groups = {loc: encoder_spec(loc, ec).model_id for loc in samples}
+    return background.locale_backgrounds(samples, groups, seed=seed)
+
+
+def _by_locale(values: dict, default: float):
+    """Spark Column: ``values[locale]`` (double), ``default`` for a locale not in it."""
+    from pyspark.sql import functions as F
+
+    col = F.lit(float(default))
+    for locale, value in sorted(values.items()):
+        col = F.when(F.col("locale") == locale, F.lit(float(value))).otherwise(col)
+    return col
+
+
+def score_pairs(pairs, embeddings, rephrase, centroids, backgrounds=None):
     """Add features, ``score``, ``is_repeat``, ``decision`` and ``accepted`` to candidates.
 
     ``embeddings``: DataFrame[locale, text_norm, embedding] covering the candidates' texts
     (vectors are looked up per locale: locales may use different encoders); ``rephrase``:
     the ``[rephrase]`` section (:class:`mining.config.RephraseConfig`: the fitted model,
     ``threshold``, ``threshold_by_locale``, ``char_ngram``); ``centroids``:
-    :func:`intent_centroids`. Decisions: ``verbatim_repeat``, ``target_failed``,
+    :func:`intent_centroids`; ``backgrounds``: :func:`locale_backgrounds` (a locale without
+    one: mean 0, i.e. raw cosines). Decisions: ``verbatim_repeat``, ``target_failed``,
     ``below_threshold``, ``not_best_candidate``, ``accepted``.
 
     The text features (:data:`TEXT_PAIR_FEATURES`) are computed once per distinct
@@ -224,11 +271,11 @@ def score_pairs(pairs, embeddings, rephrase, centroids):
              .join(feats, ["locale", "source_text_norm", "target_text_norm", "_ik"], "left").drop("_ik")
              .withColumn("interpretation_changed", changed)
              .withColumn("is_repeat", F.col("source_text_norm") == F.col("target_text_norm")))
+    bgs = backgrounds or {}
+    pairs = pairs.withColumn("background_mean", _by_locale({k: b.mean for k, b in bgs.items()}, 0.0))
     feats = spark_features()
     pairs = pairs.withColumn("length_ratio", feats["length_ratio"]).withColumn("score", spark_score(rc.fitted, feats))
-    threshold = F.lit(float(rc.threshold))
-    for locale, value in sorted(rc.threshold_by_locale.items()):
-        threshold = F.when(F.col("locale") == locale, F.lit(float(value))).otherwise(threshold)
+    threshold = _by_locale(rc.threshold_by_locale, rc.threshold)
     eligible = ~F.col("is_repeat") & F.col("target_succeeded") & (F.col("score") >= threshold)
     # ties on score → the nearer turn, then the turn id: the same pair on every run
     w = Window.partitionBy("source_turn_id").orderBy(F.desc("_eligible"), F.desc("score"), "turn_distance",

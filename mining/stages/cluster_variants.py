@@ -7,18 +7,22 @@ import logging
 import numpy as np
 import pandas as pd
 
-from mining.core import clustering, index
+from mining.core import background, clustering, index
 from mining.io import schemas, storage
 from mining.stages.common import counts_by
 
 log = logging.getLogger(__name__)
 
 
-def _cluster_fn(cc, device: str):
+def _cluster_fn(cc, device: str, derived: dict | None = None):
     """applyInPandas function: one (locale, coarse part)'s embeddings → its ``clusters`` rows
-    (:func:`mining.core.clustering.cluster_frame` with the locale's thresholds)."""
+    (:func:`mining.core.clustering.cluster_frame` with the locale's edge threshold:
+    :meth:`mining.config.ClusterConfig.for_locale` of its ``derived`` entry)."""
+    derived = derived or {}
+
     def cluster(pdf: pd.DataFrame) -> pd.DataFrame:
-        lc = cc.for_locale(pdf["locale"].iloc[0])
+        locale = pdf["locale"].iloc[0]
+        lc = cc.for_locale(locale, derived.get(locale))
         return clustering.cluster_frame(pdf, k=lc.k, min_sim=lc.min_sim, max_cluster_size=cc.max_cluster_size,
                                         exact_max_n=cc.exact_max_n, nprobe=cc.ivf_nprobe, device=device,
                                         seed=cc.seed)
@@ -65,8 +69,12 @@ def run(spark, cfg) -> dict:
     clusters with medoids. A locale larger than ``cluster.max_task_texts`` is
     split by coarse k-means, one task per part.
 
+    The edge cosine of each locale is the one ``detect_rephrases`` derived from the
+    locale's background (:func:`mining.core.background.read_derived`), unless
+    ``cluster.min_sim_by_locale`` overrides it.
+
     :return: stats: texts, clusters, multi-member clusters, the largest cluster's size, coarse
-        parts per split locale, a histogram of cluster sizes.
+        parts per split locale, the edge cosine used per locale, a histogram of cluster sizes.
     :raises FileNotFoundError: ``embeddings/`` of ``embed_utterances`` is missing (exit 3)."""
     from pyspark.sql import functions as F
 
@@ -74,14 +82,18 @@ def run(spark, cfg) -> dict:
     emb = spark.read.parquet(storage.require_stage(cfg.out, "embeddings", "embed_utterances"))
     sizes = {r["locale"]: r["count"] for r in emb.groupBy("locale").count().collect()}
     parted, parts = _coarse_parts(emb.select("locale", "text_norm", "text_hash", "embedding"), sizes, cc)
+    derived = background.read_derived(cfg.out)
+    min_sim = {loc: cc.for_locale(loc, derived.get(loc)).min_sim for loc in sorted(sizes)}
+    log.info("cluster edge cosine per locale: %s", min_sim)
     clusters = parted.groupBy("locale", "part").applyInPandas(
-        _cluster_fn(cc, "cpu" if cfg.embedding.device == "cpu" else "auto"), schemas.spark_schema("clusters"))
+        _cluster_fn(cc, "cpu" if cfg.embedding.device == "cpu" else "auto", derived),
+        schemas.spark_schema("clusters"))
     return storage.write_parquet_stage(
         clusters, cfg.out, "clusters",
         lambda c: {"texts": c.count(), "clusters": c.where("is_medoid").count(),
                    "multi_member_clusters": c.where("is_medoid AND cluster_size > 1").count(),
                    "largest_cluster": c.agg(F.max("cluster_size")).first()[0],
-                   "coarse_parts": parts,
+                   "coarse_parts": parts, "min_sim_by_locale": min_sim,
                    "cluster_size_histogram": counts_by(
                        c.where("is_medoid").withColumn(
                            "size", F.when(F.col("cluster_size") >= 100, "100+")

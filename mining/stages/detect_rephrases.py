@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from mining.core import background
 from mining.io import storage
 from mining.privacy import pii as privacy
 from mining.spark import embedding, ingest, rephrase, sessions, validate
@@ -16,7 +17,9 @@ def run(spark, cfg) -> dict:
 
     :param cfg: :class:`mining.config.RunConfig` (logs, dates, locales, out and its sections).
     :return: stats ``{"validation": row counts per reason, "turns": …, "pairs": …}``, also
-        written as ``_stats.json`` beside each output folder.
+        written as ``_stats.json`` beside each output folder. ``pairs["background"]`` holds,
+        per locale, the background of the night's own texts and the cosines derived from it
+        (:func:`mining.core.background.derive_thresholds`), read by the later stages.
     :raises PrivacyError: no pseudonymization key (exit 4). ``NoInputPartitions``,
         ``RejectShareExceeded``: no input, or rejects over ``validation.max_reject_share``
         (exit 3; ``rejects/`` is written first, so the rejected rows can be inspected)."""
@@ -46,7 +49,14 @@ def run(spark, cfg) -> dict:
     emb, emb_stats = embedding.ensure_embeddings(spark, turns, cfg.embedding, uuid.uuid4().hex[:12], out=cfg.out)
     emb = emb.cache()
     centroids = rephrase.intent_centroids(turns, emb)
-    pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg.rephrase, centroids))
+    # the night's own similarity scale per locale: z features here, cosines for later stages
+    backgrounds = rephrase.locale_backgrounds(emb, cfg.embedding, seed=cfg.cluster.seed)
+    derived = {loc: background.derive_thresholds(bg, cluster_rel=cfg.cluster.min_sim_rel,
+                                                 variant_rel=cfg.aggregation.variant_min_sim_rel,
+                                                 cluster_default=cfg.cluster.min_sim,
+                                                 variant_default=cfg.aggregation.variant_min_sim)
+               for loc, bg in backgrounds.items()}
+    pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg.rephrase, centroids, backgrounds))
     stats = storage.write_parquet_stage(
         pairs, cfg.out, "rephrase_pairs",
         lambda p: {"candidates": p.count(), "accepted_pairs": p.where("accepted").count(),
@@ -56,6 +66,7 @@ def run(spark, cfg) -> dict:
                                                  .select(F.explode("friction_signals").alias("s")), "s"),
                    "model": cfg.rephrase.fitted.version, "threshold": cfg.rephrase.threshold,
                    "threshold_by_locale": dict(sorted(cfg.rephrase.threshold_by_locale.items())),
+                   "background": derived,
                    "embedding": emb_stats})
     candidates.unpersist()
     emb.unpersist()

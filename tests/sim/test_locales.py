@@ -82,9 +82,12 @@ def test_per_locale_thresholds_validate_and_resolve():
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match=r"min_events_by_locale.ru-RU"):
             load_config("-", "-", overrides={"aggregation": {"min_events_by_locale": {"ru-RU": bad}}})
-    # the packaged tables: every generated locale has fitted cosine thresholds on e5's scale
+    # no packaged per-locale table: a locale's cosines come from its background in the run
     d = load_config("-", "-")
-    assert all(d.cluster.for_locale(loc).min_sim > d.cluster.min_sim for loc in DEFAULT_LOCALES if loc != "en-US")
+    assert all(d.cluster.for_locale(loc).min_sim == d.cluster.min_sim for loc in DEFAULT_LOCALES)
+    e5_scale = {"cluster_min_sim": 0.97, "variant_min_sim": 0.977}     # derived on e5's compressed scale
+    assert d.cluster.for_locale("de-DE", e5_scale).min_sim == 0.97
+    assert d.aggregation.for_locale("de-DE", e5_scale).variant_min_sim == 0.977
     with pytest.raises(ValueError, match=r"threshold_by_locale.de-DE"):
         load_config("-", "-", overrides={"rephrase": {"threshold_by_locale": {"de-DE": 1.5}}})
 

