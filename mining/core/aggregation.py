@@ -31,8 +31,16 @@ Abstentions, each a named ``decision``, checked in this order:
   else (Ponnusamy et al., AAAI 2020, weigh reformulations by the source's defect rate);
 * ``insufficient_events`` (thin): fewer than ``min_events`` accepted events;
 * ``conflicting_evidence``: K ≥ 2 and p < ``min_top_share``;
+* ``contradicted_by_logs`` (``aggregation.logs_check``): the night's friction-free turns
+  confidently say the text means another intent (:mod:`mining.core.confident_learning`), or
+  a variant's cluster members' accepted intents disagree with its label
+  (``variant_cluster_disagrees``);
 * ``low_confidence``: calibrated confidence < ``min_confidence`` (the candidate intent is
   kept in ``candidate_intent`` for inspection).
+
+Abstaining rather than lowering the confidence keeps the confidence calibrated: the isotonic
+map was fitted on labels without this evidence, so a demoted score would read as no
+probability at all until the map is refit on checked labels.
 
 Cross-user variants (MARUPA, Falke et al., COLING 2020, pool paraphrases the same way):
 the events of all texts of a variant cluster are pooled with the same vote. A failing text
@@ -54,7 +62,7 @@ from scipy import stats
 LABEL_COLUMNS = ["locale", "text_norm", "utterance", "intent", "slots", "confidence",
                  "support_users", "support_events", "evidence", "cluster_id", "decision",
                  "defect_rate", "text_users", "candidate_intent", "candidate_evidence", "raw_score", "posterior_mean",
-                 "vote_intent", "vote_share", "vote_events"]
+                 "vote_intent", "vote_share", "vote_events", "logs_check", "logs_intent"]
 VOTE_COLUMNS = ["top_intent", "p", "lb", "k", "n_events", "n_users"]
 
 
@@ -100,7 +108,10 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     """Labels for one locale.
 
     texts: one row per normalized text: locale, text_norm, utterance (most frequent raw
-    form), n_turns, n_friction, text_users, cluster_id, cluster_size, sim_to_medoid.
+    form), n_turns, n_friction, text_users, cluster_id, cluster_size, sim_to_medoid; with
+    ``cfg.logs_check`` also accepted_intent / rejected_intent (str or None: the most frequent
+    NLU intent of its friction-free / friction turns) and embedding (floats or None; needed
+    for the friction-free texts fitted on and the failing ones), else ``ValueError``.
     events: accepted pairs: text_norm (source), target_intent, target_slots, score,
     user_pseudonym. ``cfg``: :class:`mining.config.AggregationConfig`; ``calibration``:
     a :class:`mining.core.calibration.Calibration` (None → ``cfg.fitted_calibration``).
@@ -111,9 +122,11 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     gate (``labeled`` and ``low_confidence``). ``vote_intent``/``vote_share``/``vote_events``:
     the text's own vote whatever the decision (top intent, its posterior mean share, accepted
     events; null/NaN/0 without events): the evidence that can contradict a retained label
-    (:mod:`mining.io.retention`)."""
+    (:mod:`mining.io.retention`). ``logs_check``/``logs_intent``: each candidate's status
+    and the intent the logs point to (:mod:`mining.core.confident_learning`)."""
     calibration = calibration if calibration is not None else cfg.fitted_calibration
     q = cfg.credible_quantile
+    all_texts = texts
     texts = texts[texts["n_friction"] > 0].copy()
     texts["defect_rate"] = texts["n_friction"] / texts["n_turns"]
     events = events.merge(texts[["text_norm", "cluster_id"]], on="text_norm", how="left")
@@ -137,8 +150,11 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     t["raw_score"] = np.where(own_ok, t["lb"], np.where(variant, t["c_lb"], np.nan)).astype(float)
     t["posterior_mean"] = np.where(own_ok, t["p"], np.where(variant, t["c_p"], np.nan)).astype(float)
     conf = calibration.apply(t["raw_score"].to_numpy(), ev)
+    against = _logs_check(all_texts, t, candidate, variant, cfg)
+    candidate &= ~against
     confident = candidate & (np.nan_to_num(conf, nan=-1.0) >= cfg.min_confidence)
-    t["decision"] = np.where(candidate, np.where(confident, "labeled", "low_confidence"), own_dec)
+    t["decision"] = np.where(against, t["decision_logs"],
+                             np.where(candidate, np.where(confident, "labeled", "low_confidence"), own_dec))
     t["evidence"] = np.where(confident, ev, None)
     t["intent"] = np.where(confident, t["candidate_intent"], None)
     t["confidence"] = np.where(confident, conf, np.nan)
@@ -149,6 +165,37 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     t["vote_share"] = t["p"].astype(float)
     t["vote_events"] = t["n_events"].astype(np.int64)
     return t[LABEL_COLUMNS].sort_values("text_norm", kind="stable").reset_index(drop=True)
+
+
+def _logs_check(all_texts: pd.DataFrame, t: pd.DataFrame, candidate: np.ndarray, variant: np.ndarray,
+                cfg) -> np.ndarray:
+    """Sets ``t``'s ``logs_check``/``logs_intent`` (None for non-candidates; ``off`` when
+    ``cfg.logs_check`` is false) and ``decision_logs``; returns the mask of candidates that
+    abstain on the logs' evidence: ``contradicted_by_logs``, or ``variant_cluster_disagrees``
+    for a variant whose cluster's friction-free turns mostly accepted another intent."""
+    t["logs_check"], t["logs_intent"], t["decision_logs"] = None, None, None
+    if not cfg.logs_check:
+        t.loc[candidate, "logs_check"] = "off"
+        return np.zeros(len(t), dtype=bool)
+    from mining.core import confident_learning
+
+    checked, _ = confident_learning.check_labels(
+        all_texts, t.loc[candidate], max_texts=cfg.logs_check_max_texts, min_texts=cfg.logs_check_min_texts,
+        folds=cfg.logs_check_folds, seed=cfg.logs_check_seed)
+    t.loc[candidate, "logs_check"] = checked["logs_check"]
+    t.loc[candidate, "logs_intent"] = checked["logs_intent"]
+    contradicted = (t["logs_check"] == "contradicted").to_numpy()
+    ok = all_texts[all_texts["accepted_intent"].notna() & all_texts["cluster_id"].notna()]
+    weight = (ok["n_turns"] - ok["n_friction"]).rename("w")
+    accepted = (pd.concat([ok[["cluster_id", "accepted_intent"]], weight], axis=1)
+                .groupby(["cluster_id", "accepted_intent"])["w"].sum().reset_index()
+                .sort_values(["cluster_id", "w", "accepted_intent"], ascending=[True, False, True])
+                .drop_duplicates("cluster_id").set_index("cluster_id")["accepted_intent"])
+    c_acc = t["cluster_id"].map(accepted)
+    disagrees = variant & c_acc.notna().to_numpy() & (c_acc != t["candidate_intent"]).to_numpy()
+    t["decision_logs"] = np.where(contradicted, "contradicted_by_logs",
+                                  np.where(disagrees, "variant_cluster_disagrees", None))
+    return candidate & (contradicted | disagrees)
 
 
 def _best_slots(events: pd.DataFrame, t: pd.DataFrame, own_ok: np.ndarray) -> list:

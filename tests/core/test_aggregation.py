@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,8 @@ DOUBLE = Calibration(version="test-double", maps={"pooled": (np.array([0.0, 0.5,
 
 @pytest.fixture
 def agg_cfg():
-    return load_config("logs", "out").aggregation
+    # the vote's arithmetic alone; the logs check has its own tests (test_logs_check_*)
+    return replace(load_config("logs", "out").aggregation, logs_check=False)
 
 
 def _events(rows):
@@ -102,7 +104,8 @@ def test_aggregate_labels_abstains_with_named_reasons(agg_cfg):
 def test_per_locale_min_events_abstains_on_a_single_event():
     # min_confidence 0: one vote's bound (0.05^(1/2)) would abstain as low_confidence first
     cfg = load_config("logs", "out", overrides={"aggregation": {"min_events_by_locale": {"ru-RU": 2},
-                                                                "min_confidence": 0.0}}).aggregation
+                                                                "min_confidence": 0.0,
+                                                                "logs_check": False}}).aggregation
     texts = _texts([("ru-RU", "включи свет", "включи свет", 3, 3, 3, "c1", 1, 1.0)])
     ev = _events([("включи свет", "HassTurnOn", 1.0, "u1", [])])
     assert aggregate_locale(texts, ev, cfg.for_locale("en-US"), DOUBLE).iloc[0]["decision"] == "labeled"
@@ -177,3 +180,76 @@ def test_packaged_calibration_is_fitted_and_monotone():
     assert cal.version.startswith("calibration-isotonic") and "command" in cal.fit
     for x, y in cal.maps.values():
         assert np.all(np.diff(x) >= 0) and np.all(np.diff(y) >= 0)
+
+
+def _logs_texts(n_per=30, dim=8, seed=0):
+    """Friction-free texts of three intents, each around its own basis vector, with the
+    columns the logs check reads."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, intent in enumerate(("alarm_set", "music_play", "weather_query")):
+        for j in range(n_per):
+            v = np.eye(dim)[i] + 0.15 * rng.standard_normal(dim)
+            rows.append(("en-US", f"{intent} {j}", f"{intent} {j}", 3, 0, 3, f"k{i}-{j}", 1, 1.0, intent, None,
+                         list(v / np.linalg.norm(v))))
+    return rows
+
+
+def _near(i, dim=8):
+    v = np.full(dim, 0.02)
+    v[i] = 1.0
+    return list(v / np.linalg.norm(v))
+
+
+def _texts_logs(rows):
+    return pd.DataFrame(rows, columns=["locale", "text_norm", "utterance", "n_turns", "n_friction", "text_users",
+                                       "cluster_id", "cluster_size", "sim_to_medoid", "accepted_intent",
+                                       "rejected_intent", "embedding"])
+
+
+@pytest.fixture
+def logs_cfg():
+    return replace(load_config("logs", "out").aggregation, logs_check_min_texts=20)
+
+
+def test_logs_check_abstains_on_a_contradicted_label_and_confirms_an_agreeing_one(logs_cfg):
+    texts = _texts_logs(_logs_texts() + [
+        # sounds like an alarm request, but five users' rephrases say weather: planted contradiction
+        ("en-US", "wake me", "wake me", 5, 5, 5, "c1", 1, 1.0, None, "music_play", _near(0)),
+        ("en-US", "rain today", "rain today", 5, 5, 5, "c2", 1, 1.0, None, "music_play", _near(2)),
+    ])
+    ev = _events([(t, "weather_query", 1.0, f"u{i}", []) for t in ("wake me", "rain today") for i in range(5)])
+    out = aggregate_locale(texts, ev, logs_cfg, DOUBLE).set_index("text_norm")
+    bad, good = out.loc["wake me"], out.loc["rain today"]
+    assert (bad["decision"], bad["intent"], bad["candidate_intent"]) == ("contradicted_by_logs", None, "weather_query")
+    assert (bad["logs_check"], bad["logs_intent"]) == ("contradicted", "alarm_set")
+    assert (good["decision"], good["intent"], good["logs_check"]) == ("labeled", "weather_query", "confirmed")
+    off = aggregate_locale(texts, ev, replace(logs_cfg, logs_check=False), DOUBLE).set_index("text_norm")
+    assert off.loc["wake me", "decision"] == "labeled" and off.loc["wake me", "logs_check"] == "off"
+
+
+def test_logs_check_variant_needs_its_clusters_accepted_intent_to_agree(logs_cfg):
+    member = ("en-US", "wake me at seven", "wake me at seven", 3, 3, 3, "c1", 3, 0.95, None, None, _near(0))
+    variant = ("en-US", "wake me up at seven", "wake me up at seven", 2, 2, 2, "c1", 3, 0.9, None, None, _near(0))
+    ev = _events([("wake me at seven", "alarm_set", 0.9, u, []) for u in ("u1", "u2", "u3")])
+    for accepted, decision in (("alarm_set", "labeled"), ("music_play", "variant_cluster_disagrees")):
+        ok = ("en-US", "set an alarm for 7", "set an alarm for 7", 9, 0, 9, "c1", 3, 0.85, accepted, None, _near(0))
+        out = aggregate_locale(_texts_logs(_logs_texts() + [member, variant, ok]), ev, logs_cfg,
+                               DOUBLE).set_index("text_norm")
+        assert out.loc["wake me up at seven", "decision"] == decision
+        assert out.loc["wake me up at seven", "candidate_evidence"] == "variant"
+
+
+def test_logs_check_skips_a_locale_with_too_few_texts_by_name(logs_cfg):
+    texts = _texts_logs(_logs_texts(n_per=3) + [
+        ("en-US", "wake me", "wake me", 5, 5, 5, "c1", 1, 1.0, None, "music_play", _near(0))])
+    ev = _events([("wake me", "weather_query", 1.0, f"u{i}", []) for i in range(5)])
+    row = aggregate_locale(texts, ev, logs_cfg, DOUBLE).iloc[0]
+    assert (row["decision"], row["logs_check"]) == ("labeled", "skipped_too_few_texts")
+
+
+def test_logs_check_needs_its_columns(logs_cfg):
+    texts = _texts([("en-US", "t", "t", 5, 5, 5, "c1", 1, 1.0)])
+    ev = _events([("t", "x", 1.0, f"u{i}", []) for i in range(5)])
+    with pytest.raises(ValueError, match="logs check needs columns"):
+        aggregate_locale(texts, ev, logs_cfg, DOUBLE)

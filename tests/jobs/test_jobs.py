@@ -110,6 +110,14 @@ def test_aggregate_labels_decides_every_failing_text(run):
     assert len(labeled) > 0 and labeled["intent"].notna().all()
     assert labels.loc[labels["decision"] != "labeled", "intent"].isna().all()
     assert ((labeled["confidence"] > 0) & (labeled["confidence"] <= 1)).all()
+    # the logs check (confident learning): every candidate carries a named status, counted per locale
+    candidates = labels[labels["logs_check"].notna()]
+    assert len(candidates) > 0 and candidates["candidate_intent"].notna().all()
+    assert set(candidates["logs_check"]) <= {"confirmed", "contradicted", "uninformative", "unknown_intent",
+                                             "no_embedding", "skipped_too_few_texts", "skipped_too_few_classes"}
+    assert (labels.loc[labels["decision"] == "contradicted_by_logs", "logs_check"] == "contradicted").all()
+    check = run["stats"]["aggregate_labels"]["logs_check"]
+    assert sum(sum(loc["candidates"].values()) for loc in check.values()) == len(candidates)
 
 
 def test_export_dataset_publishes_contract_rows_with_manifest(run):
