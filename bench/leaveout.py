@@ -122,8 +122,8 @@ def _pipeline(logs: Path, gold: Path, tag: str, min_users: list[str], sets: list
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--locales", default=",".join(LOCALES), help="held-out locales, comma-separated")
-    ap.add_argument("--locale-turns", type=int, default=4000, help="turns per locale (default 4000)")
-    ap.add_argument("--hint3-turns", type=int, default=20_000, help="turns per HINT3 corpus (default 20000)")
+    ap.add_argument("--locale-turns", type=int, default=1500, help="turns per locale (default 1500)")
+    ap.add_argument("--hint3-turns", type=int, default=4000, help="turns per HINT3 corpus (default 4000)")
     ap.add_argument("--seed", type=int, default=13, help="simulation seed (never 7 or 101: development)")
     ap.add_argument("--parts", default="locales,hint3", help="locales, hint3 or both")
     ap.add_argument("--models", default="default,hard", help="behaviour models, comma-separated")

@@ -31,6 +31,10 @@ from mining.errors import (EXIT_CODES, EXIT_CONFIG, EXIT_ERROR, EXIT_INPUT, EXIT
                            EXIT_OK, EXIT_PRIVACY)
 
 log = logging.getLogger("mining")
+#: ``mining simulate --corpus`` / ``--behaviour-model`` choices: mining.sim.corpora.KNOWN_CORPORA +
+#: HINT3_CORPORA and mining.sim.simulation_config.BEHAVIOUR_MODELS (tests/sim/test_hint3.py).
+SIMULATE_CORPORA = ("hwu64", "slurp", "hint3-curekart", "hint3-powerplay11", "hint3-sofmattress")
+SIMULATE_BEHAVIOUR_MODELS = ("default", "hard")
 
 
 def _or_config(value, section: str, key: str):
@@ -57,9 +61,11 @@ def _simulate(args) -> dict:
 
         locales = DEFAULT_LOCALES if args.locales == "all" else tuple(x.strip() for x in args.locales.split(","))
         return simulate_locales(locales, args.turns, args.logs, args.gold, days=args.days,
-                                start_date=args.start_date, seed=args.seed, out_format=args.format)
+                                start_date=args.start_date, seed=args.seed, out_format=args.format,
+                                behaviour_model=args.behaviour_model)
     cfg = SimulationConfig(corpus=args.corpus, n_turns=args.turns, days=args.days,
-                           start_date=args.start_date, seed=args.seed, out_format=args.format)
+                           start_date=args.start_date, seed=args.seed, out_format=args.format,
+                           behaviour_model=args.behaviour_model)
     return simulate(cfg, args.logs, args.gold)
 
 
@@ -102,10 +108,10 @@ def _fit_rephrase(args, argv: list[str]) -> dict:
     from pathlib import Path
 
     from mining.fit import rephrase as rephrase_fit
-    model = rephrase_fit.fit(args.corpus or ["hwu64", "slurp"], args.turns,
+    model = rephrase_fit.fit(args.corpus or list(rephrase_fit.DEFAULT_CORPORA), args.turns,
                              rephrase_fit.FIT_SEED if args.seed is None else args.seed, Path(args.work),
                              c=args.c, target_precision=args.target_precision,
-                             out=Path(args.out) if args.out else None, argv=argv)
+                             out=Path(args.out) if args.out else None, argv=argv, reuse=args.reuse_runs)
     return model.to_dict()
 
 
@@ -113,10 +119,30 @@ def _fit_calibration(args, argv: list[str]) -> dict:
     from pathlib import Path
 
     from mining.fit import calibration as calibration_fit
-    cal = calibration_fit.fit(args.corpus or ["hwu64"], args.turns,
+    if args.audit:
+        given = [f for f, v in (("--work", args.work), ("--corpus", args.corpus), ("--turns", args.turns),
+                                ("--seed", args.seed), ("--min-users", args.min_users)) if v is not None]
+        if given:
+            raise argparse.ArgumentTypeError(f"--audit refits from the reviewed CSV alone: drop {', '.join(given)}")
+        from mining.fit.audit import fit_from_audit
+        cal, out = fit_from_audit(args.audit, args.out, min_per_kind=args.min_per_kind, argv=argv)
+        return {"version": cal.version, "out": str(out), **cal.fit}
+    if not args.work:
+        raise argparse.ArgumentTypeError("needs --work (refit on simulator gold) or --audit (a reviewed CSV)")
+    cal = calibration_fit.fit(args.corpus or ["hwu64"], args.turns or 80_000,
                               calibration_fit.FIT_SEED if args.seed is None else args.seed, Path(args.work),
                               min_users=_or_config(args.min_users, "privacy", "min_users"), out=Path(args.out) if args.out else None, argv=argv)
     return {"version": cal.version, **cal.fit}
+
+
+def _audit_sample(args) -> dict:
+    from mining.config import resolve_sections
+    from mining.fit.audit import sample_run
+
+    return sample_run(args.run, args.n, args.out, seed=args.seed, strata=args.strata,
+                      min_users=_or_config(args.min_users, "privacy", "min_users"),
+                      locales=tuple(args.locale), force=args.force,
+                      dp=bool(resolve_sections()[0]["privacy"]["dp"]["enabled"]))
 
 
 def _merge(args) -> dict:
@@ -191,7 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS)
 
     sim = add_command(sub, "simulate", verbose)
-    sim.add_argument("--corpus", default="hwu64", choices=["hwu64", "slurp"])
+    # literal lists: the CLI must not import the simulator (tests/test_layout.py); tests/sim checks them
+    sim.add_argument("--corpus", default="hwu64", choices=SIMULATE_CORPORA,
+                     help="hwu64, slurp, or a HINT3 chatbot corpus (real queries, fine-grained intents)")
+    sim.add_argument("--behaviour-model", default="default", choices=SIMULATE_BEHAVIOUR_MODELS,
+                     help="simulated users: default, or hard (silently failing rephrase targets, quick goal "
+                          "switches, given-up goals asked again in a later session, users who never retry)")
     sim.add_argument("--locales", metavar="LIST",
                      help="mixed multilingual logs instead: comma-separated locales (en-US from HWU64, "
                           "de-DE fr-FR es-ES ru-RU zh-CN th-TH ar-SA el-GR generated with hassil), or all; "
@@ -285,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = add_command(sub, "fit-rephrase", verbose, "Simulate logs from the development corpora, run "
                "detect_rephrases, fit the logistic scorer on the gold cases and write the model TOML.")
-    fit.add_argument("--corpus", action="append", choices=["hwu64", "slurp"],
-                     help="development corpus (repeatable; default: hwu64 and slurp)")
+    fit.add_argument("--corpus", action="append",
+                     help="development corpus (repeatable; default and valid: DEFAULT_CORPORA and "
+                          "DEV_CORPORA of mining/fit/rephrase.py)")
     fit.add_argument("--turns", type=int, default=40_000, help="simulated turns per corpus")
     fit.add_argument("--seed", type=int, help="simulation seed (default: FIT_SEED of mining/fit/rephrase.py; "
                      "the benchmark uses others)")
@@ -295,20 +327,48 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--target-precision", type=float, default=0.97,
                      help="the threshold is the lowest with at least this pair precision on the fit data")
     fit.add_argument("--out", help="model TOML to write (default: the packaged mining/models/rephrase_lr.toml)")
+    fit.add_argument("--reuse-runs", action="store_true",
+                     help="keep detect_rephrases outputs already under --work (refit without rerunning)")
 
     cal = add_command(sub, "fit-calibration", verbose, "Simulate logs from the development corpora, run the "
                "pipeline to aggregate_labels uncalibrated, fit isotonic maps raw score -> P(label right) "
                "and write the calibration TOML.")
     cal.add_argument("--corpus", action="append", choices=["hwu64", "slurp"],
                      help="development corpus (repeatable; default: hwu64, so slurp stays unseen)")
-    cal.add_argument("--turns", type=int, default=80_000, help="simulated turns per corpus")
+    cal.add_argument("--audit", metavar="CSV", action="append",
+                     help="refit from this reviewed `mining audit sample` CSV instead of simulating (a new "
+                          "domain's own calibration; repeatable: several nights' audits together)")
+    cal.add_argument("--min-per-kind", type=count_arg, default=200, metavar="N",
+                     help="with --audit: an evidence kind needs N reviewed rows for a map of its own, "
+                          "else it uses the pooled map (default 200)")
+    cal.add_argument("--turns", type=int, help="simulated turns per corpus (default 80000)")
     cal.add_argument("--seed", type=int, help="simulation seed (default: FIT_SEED of mining/fit/calibration.py; "
                      "the benchmark uses others)")
     cal.add_argument("--min-users", type=int,
                      help="fit on labels of texts said by at least this many users, the exported "
                           "population (default: privacy.min_users of the configuration)")
-    cal.add_argument("--work", required=True, help="folder for the simulated logs and runs (reused)")
-    cal.add_argument("--out", help="calibration TOML to write (default: the packaged mining/models/calibration.toml)")
+    cal.add_argument("--work", help="folder for the simulated logs and runs (reused); required without --audit")
+    cal.add_argument("--out", help="calibration TOML to write (default: the packaged mining/models/calibration.toml; "
+                     "with --audit: <CSV stem>.calibration.toml beside the CSV)")
+
+    aud = add_command(sub, "audit", verbose, "Audit a run's labels by hand: sample them for review; "
+                      "`mining fit-calibration --audit` refits the calibration from the review.")
+    aud_sub = aud.add_subparsers(dest="action", required=True, metavar="ACTION")
+    smp = add_command(aud_sub, "audit sample", verbose,
+                      "Write N candidate labels of a run (OUT/labels/), stratified by confidence (equal-count "
+                      "raw-score strata), as a CSV for human review: locale, scrubbed text, candidate intent, "
+                      "evidence, raw_score, confidence, support, the run's versions and an empty `correct` "
+                      "column for the reviewer (see mining/fit/audit.py).")
+    smp.add_argument("--run", required=True, metavar="OUT_DIR", help="output root of the run (its labels/ is read)")
+    smp.add_argument("--n", required=True, type=count_arg, metavar="N", help="labels to sample")
+    smp.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    smp.add_argument("--strata", type=count_arg, default=10, metavar="K", help="equal-count strata (default 10)")
+    smp.add_argument("--locale", action="append", default=[], metavar="LOCALE", help="only this locale (repeatable)")
+    smp.add_argument("--min-users", type=int, metavar="K",
+                     help="only texts said by at least K users, those the export may publish "
+                          "(default: privacy.min_users of the configuration)")
+    smp.add_argument("--out", required=True, metavar="CSV", help="audit CSV to write (UTF-8)")
+    smp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     return parser
 
 
@@ -317,7 +377,8 @@ def _dispatch(args, argv: list[str]) -> int:
                 "loop": (_loop, args),
                 "diff": (_diff, args),
                 "config": (_config_show, args), "merge": (_merge, args),
-                "fit-rephrase": (_fit_rephrase, args, argv), "fit-calibration": (_fit_calibration, args, argv)}
+                "fit-rephrase": (_fit_rephrase, args, argv), "fit-calibration": (_fit_calibration, args, argv),
+                "audit": (_audit_sample, args)}
     if args.command in handlers:
         return guarded(*handlers[args.command])
     from mining.stages import STAGE_NAMES

@@ -23,9 +23,10 @@ COMMAND_GROUPS = (
         ("config show", "the effective configuration as TOML, with where each value came from"))),
     ("use the labels", (
         ("merge", "merge a run's mined labels into an existing training set"),)),
-    ("refit the packaged models", (
+    ("refit the models (packaged, or a domain's own)", (
         ("fit-rephrase", "refit the rephrase scorer on simulator gold"),
-        ("fit-calibration", "refit the label-confidence calibration on simulator gold"))),
+        ("audit sample", "N labels of a run, stratified by confidence, as a CSV for human review"),
+        ("fit-calibration", "refit the label-confidence calibration on simulator gold or a reviewed audit"))),
     ("test data", (
         ("simulate", "interaction logs + gold from a labeled corpus (HWU64, SLURP)"),
         ("corrupt-logs", "copy clean logs and add malformed rows and files (28 kinds) for ingest tests"))),
@@ -132,7 +133,28 @@ bad value.""",
   mining fit-rephrase --work /tmp/fit --corpus hwu64 --target-precision 0.95 --out /tmp/rephrase_lr.toml""",
     "fit-calibration": """examples:
   mining fit-calibration --work /tmp/fit        # refit mining/models/calibration.toml
-  mining fit-calibration --work /tmp/fit --turns 40000 --out /tmp/calibration.toml""",
+  mining fit-calibration --work /tmp/fit --turns 40000 --out /tmp/calibration.toml
+  mining fit-calibration --audit reviewed.csv --out /data/mining/calibration-shop.toml
+
+With --audit: refit from a CSV of `mining audit sample` whose `correct` column a reviewer
+filled (1/0, yes/no, true/false), or several (--audit repeated: several nights' audits);
+then set aggregation.calibration = "PATH" in the run's config. Rows not reviewed or unreadable are counted by reason ([fit].audit_rows), an
+evidence kind with fewer than --min-per-kind reviewed rows uses the pooled map
+([fit].pooled_for). Exit 3 with fewer than 20 usable rows or a CSV without raw_score,
+evidence and correct columns.""",
+    "audit": """examples:
+  mining audit sample --run /data/mining/runs/2026-11-03 --n 200 --out audit.csv""",
+    "audit sample": """examples:
+  mining audit sample --run /data/mining/runs/2026-11-03 --n 200 --out audit.csv
+  mining audit sample --run /tmp/run --n 100 --seed 3 --locale it-IT --out audit-it.csv
+  # review: fill `correct` with 1 (the intent is right for the text) or 0, then
+  mining fit-calibration --audit audit.csv --out /data/mining/calibration-it.toml
+
+Samples labels/ rows with a candidate intent (decision labeled or low_confidence) said by
+at least --min-users users, in equal-count raw-score strata; same inputs and seed, same
+bytes. Texts are scrubbed as the export scrubs them; no pseudonym is written. Exit 3 when
+the run has no labels/ or no candidate label, and when it has fewer than N (all are then
+written); exit 2 when --out exists (--force overwrites); exit 4 under privacy.dp.""",
     "corrupt-logs": """examples:
   mining corrupt-logs --list                    # the kinds of corruption
   mining corrupt-logs --logs /tmp/logs --out /tmp/bad --kinds all --seed 0

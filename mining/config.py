@@ -161,19 +161,27 @@ class ClusterConfig:
     ivf_nprobe: int
     max_task_texts: int
     seed: int
-    min_sim_by_locale: dict[str, float] = field(default_factory=dict)  # locale → min_sim
+    min_sim_rel: float = 0.8  # edge threshold as a cosine relative to the locale's background (mining.core.background)
+    min_sim_by_locale: dict[str, float] = field(default_factory=dict)  # locale → min_sim (override)
 
     def __post_init__(self):
         _check(self.k >= 1, "cluster.k", self.k, ">= 1")
+        _check(-1 <= self.min_sim_rel <= 1, "cluster.min_sim_rel", self.min_sim_rel, "in [-1, 1]")
         _check(-1 <= self.min_sim <= 1, "cluster.min_sim", self.min_sim, "in [-1, 1]")
         _check_by_locale(self.min_sim_by_locale, "cluster.min_sim_by_locale", -1, 1)
         _check(self.max_cluster_size >= 2, "cluster.max_cluster_size", self.max_cluster_size, ">= 2")
         _check(self.ivf_nprobe >= 1, "cluster.ivf_nprobe", self.ivf_nprobe, ">= 1")
         _check(self.max_task_texts >= 1000, "cluster.max_task_texts", self.max_task_texts, ">= 1000")
 
-    def for_locale(self, locale: str) -> "ClusterConfig":
-        """This config with ``min_sim`` of ``locale`` (``min_sim_by_locale``, else ``min_sim``)."""
-        return replace(self, min_sim=float(self.min_sim_by_locale.get(locale, self.min_sim)))
+    def for_locale(self, locale: str, derived: Mapping | None = None) -> "ClusterConfig":
+        """This config with ``min_sim`` of ``locale``: its ``min_sim_by_locale`` entry (an
+        override), else ``derived["cluster_min_sim"]`` (the run's own, from the locale's
+        background: :func:`mining.core.background.derive_thresholds`), else ``min_sim``."""
+        if locale in self.min_sim_by_locale:
+            return replace(self, min_sim=float(self.min_sim_by_locale[locale]))
+        if derived and derived.get("cluster_min_sim") is not None:
+            return replace(self, min_sim=float(derived["cluster_min_sim"]))
+        return self
 
 
 @dataclass(frozen=True)
@@ -187,6 +195,12 @@ class AggregationConfig:
     variant_min_events: int
     credible_quantile: float
     calibration: str
+    logs_check: bool = True            # confident-learning check of labels (mining/core/confident_learning.py)
+    logs_check_max_texts: int = 4000   # friction-free texts fitted on per locale (seeded sample)
+    logs_check_min_texts: int = 100    # fewer → the locale is not checked (named in labels/ and stats)
+    logs_check_folds: int = 5          # out-of-fold folds for cleanlab's per-class thresholds
+    logs_check_seed: int = 13          # sample and fold seed
+    variant_min_sim_rel: float = 0.85  # variant gate as a cosine relative to the locale's background
     variant_min_sim_by_locale: dict[str, float] = field(default_factory=dict)  # locale → variant_min_sim
     min_events_by_locale: dict[str, int] = field(default_factory=dict)  # locale → min_events
     fitted_calibration: Any = field(init=False, repr=False, compare=False)  # mining.core.calibration.Calibration
@@ -200,18 +214,31 @@ class AggregationConfig:
         _check(0 < self.credible_quantile < 1, "aggregation.credible_quantile", self.credible_quantile,
                "in (0, 1)")
         _check_by_locale(self.variant_min_sim_by_locale, "aggregation.variant_min_sim_by_locale", -1, 1)
+        _check(isinstance(self.logs_check, bool), "aggregation.logs_check", self.logs_check, "true or false")
+        for k, low in (("logs_check_max_texts", 2), ("logs_check_min_texts", 2), ("logs_check_folds", 2)):
+            v = getattr(self, k)
+            _check(isinstance(v, int) and not isinstance(v, bool) and v >= low, f"aggregation.{k}", v,
+                   f"an integer >= {low}")
         for locale, n in self.min_events_by_locale.items():
             _check(isinstance(n, int) and not isinstance(n, bool) and n >= 1,
                    f"aggregation.min_events_by_locale.{locale}", n, "an integer >= 1")
         object.__setattr__(self, "fitted_calibration", load_calibration(self.calibration or None))
 
-    def for_locale(self, locale: str) -> "AggregationConfig":
-        """This config with ``variant_min_sim`` and ``min_events`` of ``locale`` (its entries
-        of ``variant_min_sim_by_locale`` and ``min_events_by_locale``, else the global ones)."""
-        if locale not in self.variant_min_sim_by_locale and locale not in self.min_events_by_locale:
+    def for_locale(self, locale: str, derived: Mapping | None = None) -> "AggregationConfig":
+        """This config with ``variant_min_sim`` and ``min_events`` of ``locale``: its entries
+        of ``variant_min_sim_by_locale`` / ``min_events_by_locale`` (overrides), else for
+        ``variant_min_sim`` ``derived["variant_min_sim"]`` (the run's own, from the locale's
+        background: :func:`mining.core.background.derive_thresholds`; ``derived`` is the
+        locale's entry of :func:`mining.core.background.read_derived`), else the global ones.
+        ``min_events`` is one global value (not derived per run)."""
+        sim = self.variant_min_sim
+        if derived and derived.get("variant_min_sim") is not None:
+            sim = float(derived["variant_min_sim"])
+        sim = float(self.variant_min_sim_by_locale.get(locale, sim))
+        events = int(self.min_events_by_locale.get(locale, self.min_events))
+        if sim == self.variant_min_sim and events == self.min_events:
             return self
-        return replace(self, variant_min_sim=float(self.variant_min_sim_by_locale.get(locale, self.variant_min_sim)),
-                       min_events=int(self.min_events_by_locale.get(locale, self.min_events)))
+        return replace(self, variant_min_sim=sim, min_events=events)
 
 
 #: ``export.label_retention`` values (mining/io/retention.py).
