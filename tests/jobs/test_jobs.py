@@ -88,6 +88,8 @@ def test_cluster_variants_splits_a_large_locale_by_coarse_kmeans(run, spark, tmp
     emb = _read(run["out"] / "embeddings")
     assert len(emb) > 1000      # max_task_texts below cannot go under 1000
     shutil.copytree(run["out"] / "embeddings", tmp_path / "embeddings")
+    # the locale's background (derived edge cosine) is in detect_rephrases' stats: same threshold as the run
+    shutil.copytree(run["out"] / "rephrase_pairs", tmp_path / "rephrase_pairs")
     cfg = load_config(str(run["cfg"].logs), str(tmp_path), overrides={"cluster": {"max_task_texts": 1000}})
     stats = stage_fn("cluster_variants")(spark, cfg)
     cells = 2 * -(-len(emb) // 1000)
