@@ -78,13 +78,22 @@ def table(rows: dict[str, dict], first: str) -> str:
                       *(_row(n, r) for n, r in rows.items())])
 
 
+def _code_version() -> str:
+    """The commit the benchmark runs (``git describe --always --dirty``): outputs of another
+    commit are never reused, so every figure belongs to one version of the code."""
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
 def _simulate(logs: Path, gold: Path, what: list[str], turns: int, seed: int, model: str) -> float:
-    if (logs / "_SUCCESS").exists() and (gold / "_SUCCESS").exists():
+    stamp = gold / ".leaveout-code"
+    if (logs / "_SUCCESS").exists() and stamp.exists() and stamp.read_text() == _code_version():
         return 0.0
     shutil.rmtree(logs, ignore_errors=True)
     shutil.rmtree(gold, ignore_errors=True)
     seconds, _ = _run([*MINING, "simulate", *what, "--turns", str(turns), "--days", "3", "--seed", str(seed),
                        "--behaviour-model", model, "--logs", str(logs), "--gold", str(gold)])
+    stamp.write_text(_code_version())
     return seconds
 
 
@@ -92,7 +101,7 @@ def _pipeline(logs: Path, gold: Path, tag: str, min_users: list[str], sets: list
     """``mining run`` once (with the first of ``min_users``), then for each further value only
     ``mining export-dataset --min-users K`` on the same upstream outputs (only export_dataset
     reads ``privacy.min_users``), the previous versions removed first so that label retention
-    has nothing to keep; ``mining evaluate`` after each. A run already complete (marker
+    has nothing to keep; ``mining evaluate`` after each. A run of the same commit already complete (marker
     ``.leaveout-run``) is reused: every min_users is then exported anew. Returns
     ({min_users: report}, timing lines)."""
     out = WORK / "runs" / tag
@@ -100,10 +109,12 @@ def _pipeline(logs: Path, gold: Path, tag: str, min_users: list[str], sets: list
     for i, k in enumerate(min_users):
         extra = [] if k == "default" else ["--min-users", k]
         marker = out / ".leaveout-run"   # holds the min_users of the latest export
-        if i == 0 and not marker.exists():
+        code = out / ".leaveout-code"    # and the commit of the run: another commit's run is redone
+        if i == 0 and not (marker.exists() and code.exists() and code.read_text() == _code_version()):
             shutil.rmtree(out, ignore_errors=True)
             run_s, _ = _run([*MINING, "run", "--logs", str(logs), "--out", str(out), *extra, *sets])
             marker.write_text(k)
+            code.write_text(_code_version())
             timings.append(f"mining run {run_s:.0f} s")
         elif marker.read_text() != k:   # a further min_users, or a reused run exported with another
             for name in ("latest", "manifest.json", "massive", "report.html", "rewrites", "training_set"):
