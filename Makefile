@@ -82,7 +82,7 @@ stack-down:
 # the end-to-end tests on a stack of their own (tests/e2e, marker e2e): two nights through the
 # scheduler and the cluster, the ad hoc DAG, worker/scheduler/PostgreSQL faults, late logs
 test-e2e: install
-	$(BIN)/python -m pytest -m e2e tests/e2e
+	$(BIN)/python -m pytest -m e2e -x tests/e2e
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

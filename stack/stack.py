@@ -12,8 +12,14 @@ Services, started in this order and stopped in the reverse one:
 - ``api-server``, ``scheduler`` (LocalExecutor), ``dag-processor``, ``triggerer``.
 
 Each long-running service runs under a small supervisor (``stack.py _supervise NAME``) that
-restarts it when it exits without being asked to, like compose's ``restart: unless-stopped``;
-``stack.py kill NAME`` sends a signal to the service process only (a crash),
+restarts it when it exits without being asked to, like compose's ``restart: unless-stopped``.
+As a container's restart would, it first kills whatever the exited process left running (the
+supervisor is a child subreaper, so those orphans are its children): Airflow's serve-logs and
+health-check servers and LocalExecutor workers forked from a killed scheduler would otherwise
+keep its ports and copies of its database connections (seen in CI: the restarted scheduler
+never scheduled a task again, most likely because an open transaction on such a connection
+kept row locks its ``SKIP LOCKED`` queries skip). ``stack.py kill NAME`` sends a signal to the
+service process only (a crash),
 ``stack.py restart NAME`` stops it cleanly and waits until it is healthy again.
 
 Everything lives in one folder (``--dir``, default ``$MINING_STACK_DIR`` or ``stack/run``):
@@ -410,11 +416,41 @@ def api_token(stack: Stack) -> str:
 # --- the supervisor ------------------------------------------------------------------------
 
 
+def become_subreaper() -> bool:
+    """Make this process the Linux child subreaper of its descendants (``prctl(2)``
+    ``PR_SET_CHILD_SUBREAPER``): processes orphaned below it are re-parented to it instead of
+    to init, so :func:`kill_leftovers` finds them. False where the call is unavailable."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0   # 36: PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def kill_leftovers() -> int:
+    """SIGKILL every remaining descendant of this process (what an exited service left
+    running) and wait up to 10 s for them; returns how many there were."""
+    import psutil
+
+    left = psutil.Process().children(recursive=True)
+    for proc in left:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(left, timeout=10)
+    return len(left)
+
+
 def supervise(stack: Stack, service: str) -> int:
     """Run one service and restart it whenever it exits without being asked to (delay 2 s,
-    doubling to 30 s while it keeps dying within a minute). SIGTERM stops it: the service
-    gets its stop signal, then SIGKILL after 45 s. Writes ``run/<service>.json``."""
+    doubling to 30 s while it keeps dying within a minute). Before a restart, and after a stop,
+    every process the exited one left running is killed (:func:`kill_leftovers`), as a
+    container's restart would. SIGTERM stops it: the service gets its stop signal, then SIGKILL
+    after 45 s. Writes ``run/<service>.json``, ``leftovers_killed`` included."""
     argv, user = stack.command(service)
+    become_subreaper()
     stopping, child = False, None
     record = {"service": service, "supervisor_pid": os.getpid(), "pid": None, "starts": 0, "exits": []}
 
@@ -444,9 +480,12 @@ def supervise(stack: Stack, service: str) -> int:
                 if time.monotonic() > stop_deadline:
                     say(f"{service} did not stop within 45 s: SIGKILL")
                     child.kill()
-        record["exits"].append({"rc": rc, "at": time.time(), "requested": stopping})
+        leftovers = kill_leftovers()
+        record["exits"].append({"rc": rc, "at": time.time(), "requested": stopping, "leftovers_killed": leftovers})
         record["exits"] = record["exits"][-20:]
         save()
+        if leftovers:
+            say(f"{service}: killed {leftovers} processes the exited one left running")
         if stopping:
             say(f"{service} stopped (exit {rc})")
             break
