@@ -351,12 +351,12 @@ def main(argv=None) -> None:
 
 
 #: Sections of RESULTS.md that other scripts write between a pair of these markers, kept.
-KEPT_SECTIONS = ("<!-- before-after -->", "<!-- encode-backends -->")
+KEPT_SECTIONS = ("<!-- before-after -->", "<!-- encode-backends -->", "<!-- embed-sizes -->")
 
 
 def write_results(res: dict, path: Path) -> None:
     """Write :func:`render` to ``path``, keeping the sections of :data:`KEPT_SECTIONS` it holds
-    (``bench/before_after.py``, ``bench/encode_backends.py``)."""
+    (``bench/before_after.py``, ``bench/encode_backends.py``, ``bench/embed_sizes.py``)."""
     text = render(res)
     old = path.read_text() if path.exists() else ""
     for mark in KEPT_SECTIONS:

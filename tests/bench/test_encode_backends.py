@@ -36,3 +36,21 @@ def test_section_is_replaced_in_place_and_survives_the_scale_report(tmp_path, mo
     body = results.read_text()
     assert "new body" in body and "old body" not in body
     assert "B/A" in body and body.count("## Encoder backends on CPU") == 1
+
+
+def test_embed_sizes_section_is_replaced_in_place_and_kept_by_the_scale_report(tmp_path, monkeypatch):
+    import embed_sizes  # bench/embed_sizes.py
+
+    rows = [{"texts": 20000, "pipeline_s": 13.3, "raw_s": 8.8, "ratio": 8.8 / 13.3, "gap_s": 4.5,
+             "rss_gib": 2.96, "model_id": "m"}]
+    assert "| 20,000 | 13.3 | 8.8 | 0.66x | 4.5 | 2.96 |" in embed_sizes.table(rows)
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Scale\n\nold body\n")
+    monkeypatch.setattr(scale, "machine", lambda: {"date": "d", "commit": "c", "cpu": "cpu", "cores": 2})
+    for _ in range(2):
+        embed_sizes.write_section(rows, results, "python bench/embed_sizes.py")
+    assert results.read_text().count("## Embedding against raw `encode`, by size") == 1
+    monkeypatch.setattr(scale, "render", lambda res: "# Scale\n\nnew body\n")
+    scale.write_results({}, results)
+    body = results.read_text()
+    assert "new body" in body and body.count("| 20,000 | 13.3 |") == 1
