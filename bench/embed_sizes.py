@@ -55,18 +55,14 @@ def table(rows: list[dict]) -> str:
 def write_section(rows: list[dict], path: Path, command: str) -> None:
     """Put :func:`table` into ``path`` between two :data:`MARK` lines (replacing an earlier one;
     ``bench/scale.py`` keeps the section when it rewrites the file)."""
-    from scale import machine   # bench/scale.py
+    from scale import machine, put_section   # bench/scale.py
 
     m = machine()
     text = "\n".join([MARK, "## Embedding against raw `encode`, by size", "",
                       f"`{command}` ({m['date']}, commit `{m['commit']}`; {m['cpu']}, {m['cores']} cores; "
                       f"encoder `{rows[0]['model_id'] if rows else '?'}`). Both timings of a row come from "
                       "one process; compare the ratios.", "", table(rows), "", MARK])
-    body = path.read_text() if path.exists() else ""
-    if body.count(MARK) == 2:
-        head, _, rest = body.partition(MARK)
-        body = head.rstrip("\n") + "\n\n" + rest.partition(MARK)[2].lstrip("\n")
-    path.write_text(body.rstrip("\n") + "\n\n" + text + "\n")
+    put_section(path, MARK, text)
 
 
 def main(argv=None) -> None:

@@ -138,7 +138,7 @@ def write_section(res: dict, path: Path, command: str) -> None:
     one; ``bench/scale.py`` keeps the section when it rewrites the file)."""
     import platform
 
-    from scale import machine   # bench/scale.py
+    from scale import machine, put_section   # bench/scale.py
 
     m = machine()
     text = "\n".join([MARK, "## Encoder backends on CPU", "",
@@ -146,11 +146,7 @@ def write_section(res: dict, path: Path, command: str) -> None:
                       f"Python {platform.python_version()}). The machine is shared: compare the ratios, "
                       "which come from one run. The default backend and the demo with each: "
                       "[docs/methods.md](../docs/methods.md#variant-clusters).", "", table(res), "", MARK])
-    body = path.read_text() if path.exists() else ""
-    if body.count(MARK) == 2:
-        head, _, rest = body.partition(MARK)
-        body = head.rstrip("\n") + "\n\n" + rest.partition(MARK)[2].lstrip("\n")
-    path.write_text(body.rstrip("\n") + "\n\n" + text + "\n")
+    put_section(path, MARK, text)
 
 
 def main(argv=None) -> None:

@@ -354,6 +354,16 @@ def main(argv=None) -> None:
 KEPT_SECTIONS = ("<!-- before-after -->", "<!-- encode-backends -->", "<!-- embed-sizes -->")
 
 
+def put_section(path: Path, mark: str, text: str) -> None:
+    """Append ``text`` (which starts and ends with a ``mark`` line) to ``path``, removing an
+    earlier section between two ``mark`` lines first; :func:`write_results` keeps such sections."""
+    body = path.read_text() if path.exists() else ""
+    if body.count(mark) == 2:
+        head, _, rest = body.partition(mark)
+        body = head.rstrip("\n") + "\n\n" + rest.partition(mark)[2].lstrip("\n")
+    path.write_text(body.rstrip("\n") + "\n\n" + text + "\n")
+
+
 def write_results(res: dict, path: Path) -> None:
     """Write :func:`render` to ``path``, keeping the sections of :data:`KEPT_SECTIONS` it holds
     (``bench/before_after.py``, ``bench/encode_backends.py``, ``bench/embed_sizes.py``)."""
