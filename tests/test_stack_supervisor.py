@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
 STACK_DIR = Path(__file__).resolve().parents[1] / "stack"
