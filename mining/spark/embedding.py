@@ -75,10 +75,12 @@ def _encode_partitions(spec: EncoderSpec, device: str, batch_size: int, export_d
 
         from mining.core.encoders import load_encoder
 
-        encoder = load_encoder(spec.backend, spec.model_path, device, spec.runtime, export_dir)
-        # one thread per Spark task: the executor runs one task per core
-        encoder.set_num_threads(env.torch_threads())
+        encoder = None
         for batch in batches:
+            if encoder is None:   # loaded for the first batch: an empty partition loads nothing
+                encoder = load_encoder(spec.backend, spec.model_path, device, spec.runtime, export_dir)
+                # one thread per Spark task: the executor runs one task per core
+                encoder.set_num_threads(env.torch_threads())
             vecs = np.ascontiguousarray(encoder.encode(batch.column("text_norm").to_pylist(), batch_size),
                                         dtype=np.float32)
             offsets = pa.array(np.arange(0, vecs.size + 1, encoder.dim, dtype=np.int32))
@@ -93,6 +95,13 @@ def _read_cache(spark, model_dir: Path):
     if not batches:
         return None
     return spark.read.parquet(*[str(p) for p in sorted(batches)])
+
+
+def _parquet_rows(folder: Path) -> int:
+    """Rows of the Parquet files Spark wrote into ``folder``, from their footers (no scan)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(Path(folder).glob("part-*.parquet")))
 
 
 def _cache_root(embedding, out: str) -> Path:
@@ -118,44 +127,50 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     from mining.core.encoders import resolve_device
 
     ec = embedding
-    wanted = texts.select("locale", "text_norm").where(F.col("text_norm") != "").distinct()
-    locales = sorted(r["locale"] for r in wanted.select("locale").distinct().collect())
+    # one pass over the texts' lineage (it may be a whole stage): hashed, kept, counted by locale
+    hashed = (texts.select("locale", "text_norm").where(F.col("text_norm") != "").distinct()
+              .withColumn("text_hash", F.sha2("text_norm", 256)).persist())
+    per_locale = {r["locale"]: r["count"] for r in hashed.groupBy("locale").count().collect()}
     device = resolve_device(ec.device)
-    specs = {loc: encoder_spec(loc, ec, device) for loc in locales}
+    specs = {loc: encoder_spec(loc, ec, device) for loc in sorted(per_locale)}
     parts, stats = [], {"distinct_texts": 0, "cache_hits": 0, "encoded": 0, "by_model": {}}
     for spec in sorted(set(specs.values()), key=lambda s: s.model_id):
         mine = [loc for loc, s in specs.items() if s == spec]
-        rows = wanted.where(F.col("locale").isin(mine)).withColumn("text_hash", F.sha2("text_norm", 256))
-        # computed once (the texts' lineage may be a whole stage), counted, then encoded
-        distinct = rows.select("text_hash", "text_norm").dropDuplicates(["text_hash"]).persist()
+        rows = hashed.where(F.col("locale").isin(mine))
+        distinct = rows.select("text_hash", "text_norm").dropDuplicates(["text_hash"])
         model_dir = _cache_root(ec, out) / spec.model_id
         cache = _read_cache(spark, model_dir)
-        n_wanted = distinct.count()
-        if cache is None:
-            missing, n_missing = distinct, n_wanted
-        else:
-            missing = distinct.join(cache.select("text_hash"), "text_hash", "left_anti")
-            n_missing = missing.count()
-        if n_missing:
+        if cache is None:   # nothing to look up: no count before the encode (its batch is counted)
+            missing, n_missing, n_hits = distinct, None, 0
+            upper = sum(per_locale[loc] for loc in mine)   # ≥ distinct texts (a text in two locales)
+        else:               # the hits and the misses counted in one job
+            seen = cache.select("text_hash").distinct().withColumn("_hit", F.lit(True))
+            flagged = distinct.join(seen, "text_hash", "left")
+            counts = flagged.agg(F.count("*").alias("n"), F.count("_hit").alias("hits")).first()
+            missing = flagged.where(F.col("_hit").isNull()).drop("_hit")
+            n_hits = counts["hits"]
+            upper = n_missing = counts["n"] - n_hits
+        if upper:
             export_dir = _export_dir(spec, model_dir)
             if export_dir:
                 _export(spec, export_dir, missing)
-            n_parts = max(1, min(spark.sparkContext.defaultParallelism, n_missing // 256 + 1))
+            n_parts = max(1, min(spark.sparkContext.defaultParallelism, upper // 256 + 1))
             new = (missing.repartition(n_parts, "text_hash").sortWithinPartitions("text_hash")
                    .mapInArrow(_encode_partitions(spec, device, ec.batch_size, export_dir), CACHE_SCHEMA))
             staging = storage.staging_path(model_dir, f"batch-{run_id}")
             new.write.parquet(str(staging))
+            n_missing = _parquet_rows(staging)
             storage.commit(staging, model_dir / f"batch-{run_id}")
-            log.info("%s: embedded %d new texts (%d cached) on %s", spec.model_id, n_missing,
-                     n_wanted - n_missing, device)
+            log.info("%s: embedded %d new texts (%d cached) on %s", spec.model_id, n_missing, n_hits, device)
             cache = _read_cache(spark, model_dir)
-        distinct.unpersist()
+        n_missing = n_missing or 0
+        n_wanted = n_hits + n_missing
         parts.append(rows.join(cache.dropDuplicates(["text_hash"]).select("text_hash", "embedding"), "text_hash")
                      .select("locale", "text_norm", "text_hash", "embedding"))
         stats["by_model"][spec.model_id] = {"locales": mine, "distinct_texts": n_wanted,
-                                            "cache_hits": n_wanted - n_missing, "encoded": n_missing}
+                                            "cache_hits": n_hits, "encoded": n_missing}
         stats["distinct_texts"] += n_wanted
-        stats["cache_hits"] += n_wanted - n_missing
+        stats["cache_hits"] += n_hits
         stats["encoded"] += n_missing
     if not parts:
         return spark.createDataFrame([], "locale string, text_norm string, text_hash string, "

@@ -48,9 +48,16 @@ def get_spark(app_name: str = "utterance-mining", master: str | None = None, *,
                    .config("spark.driver.memory", env.driver_memory()))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    session_conf(spark)
     return spark
 
 
 def session_conf(spark) -> None:
-    """Settings every job needs whatever the master: UTC timestamps."""
+    """Settings every job needs whatever the master: UTC timestamps, and adaptive execution
+    free to coalesce the partitions of a cached DataFrame
+    (``spark.sql.optimizer.canChangeCachedPlanOutputPartitioning``, false in this
+    pyspark 4.2 build). Without it every stage downstream of a ``cache()`` runs one task per
+    shuffle partition (64) whatever the size: measured on 20,000 texts (local[2]), the jobs of
+    ``ensure_embeddings`` took 2.5 s and 2.8 s with it off, 1.4 s and 0.9 s with it on."""
     spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.conf.set("spark.sql.optimizer.canChangeCachedPlanOutputPartitioning", "true")

@@ -42,8 +42,8 @@ def test_embed_sizes_section_is_replaced_in_place_and_kept_by_the_scale_report(t
     import embed_sizes  # bench/embed_sizes.py
 
     rows = [{"texts": 20000, "pipeline_s": 13.3, "raw_s": 8.8, "ratio": 8.8 / 13.3, "gap_s": 4.5,
-             "rss_gib": 2.96, "model_id": "m"}]
-    assert "| 20,000 | 13.3 | 8.8 | 0.66x | 4.5 | 2.96 |" in embed_sizes.table(rows)
+             "warm_s": 9.6, "warm_ratio": 8.8 / 9.6, "rss_gib": 2.96, "model_id": "m"}]
+    assert "| 20,000 | 13.3 | 8.8 | 0.66x | 4.5 | 9.6 | 0.92x | 2.96 |" in embed_sizes.table(rows)
     results = tmp_path / "RESULTS.md"
     results.write_text("# Scale\n\nold body\n")
     monkeypatch.setattr(scale, "machine", lambda: {"date": "d", "commit": "c", "cpu": "cpu", "cores": 2})
