@@ -63,17 +63,49 @@ METRICS = (("pair_precision", "pair precision"), ("label_precision", "label prec
            ("label_precision_conf90", "precision @conf≥0.9"), ("ece", "ECE"),
            ("coverage", "coverage"), ("lift_recovered", "lift recovered"))
 DEV_SEEDS = (7, 101)
+#: Default sizes: turns per held-out locale (about 30 labels each) and per HINT3 corpus.
+LOCALE_TURNS, HINT3_TURNS = 1500, 4000
+
+
+#: The label precision target of issue 19, per locale and per corpus.
+TARGET = 0.93
+
+
+def precision_ci(precision: float, labels: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval (Wilson 1927; ``scipy.stats.binomtest(...).proportion_ci``) of a
+    label precision measured on ``labels`` labels: (low, high) in [0, 1], (nan, nan) for no
+    labels. With the ~30 labels of a held-out locale it spans about ±10 points, so a per-locale
+    precision or a best–worst gap is only evidence where the interval says so."""
+    from scipy.stats import binomtest
+
+    if labels <= 0:
+        return float("nan"), float("nan")
+    ci = binomtest(round(precision * labels), labels).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def _row(name: str, r: dict) -> str:
     cells = [f"{r['turns']:,}", f"{r['accepted_pairs']:,}", f"{r['labels']:,}", f"{r['labels_conf90']:,}"]
     cells += [f"{r[k]:.1%}" if k == "lift_recovered" else f"{r[k]:.3f}" for k, _ in METRICS]
+    low, high = precision_ci(r["label_precision"], r["labels"])
+    cells.insert(6, f"{low:.2f}–{high:.2f}")
     return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def ci_summary(rows: dict[str, dict]) -> str:
+    """How many rows' 95% interval of label precision lies wholly below / above :data:`TARGET`."""
+    cis = {n: precision_ci(r["label_precision"], r["labels"]) for n, r in rows.items() if r["labels"]}
+    below = sorted(n for n, (_, hi) in cis.items() if hi < TARGET)
+    above = sorted(n for n, (lo, _) in cis.items() if lo >= TARGET)
+    return (f"95% Wilson intervals of label precision: wholly below {TARGET} in {len(below)} of {len(cis)}"
+            f"{' (' + ', '.join(below) + ')' if below else ''}, wholly at or above it in {len(above)}; "
+            f"the rest cannot tell at these label counts.")
 
 
 def table(rows: dict[str, dict], first: str) -> str:
     """A Markdown table: one row per locale or corpus of evaluate results ``rows``."""
     head = [first, "turns", "accepted pairs", "labels", "labels @≥0.9", *(h for _, h in METRICS)]
+    head.insert(7, "label precision 95% CI")
     return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                       *(_row(n, r) for n, r in rows.items())])
 
@@ -97,14 +129,23 @@ def _simulate(logs: Path, gold: Path, what: list[str], turns: int, seed: int, mo
     return seconds
 
 
-def _pipeline(logs: Path, gold: Path, tag: str, min_users: list[str], sets: list[str]) -> tuple[dict, list[str]]:
+def runs_dir(locale_turns: int, hint3_turns: int) -> Path:
+    """Where the runs and evaluate reports of one size live: ``runs/`` at the default sizes,
+    ``runs-<locale turns>-<hint3 turns>/`` otherwise, so a run at another size never
+    overwrites (or is rendered as) the default one."""
+    default = (LOCALE_TURNS, HINT3_TURNS) == (locale_turns, hint3_turns)
+    return WORK / ("runs" if default else f"runs-{locale_turns}-{hint3_turns}")
+
+
+def _pipeline(logs: Path, gold: Path, tag: str, min_users: list[str], sets: list[str],
+              runs: Path) -> tuple[dict, list[str]]:
     """``mining run`` once (with the first of ``min_users``), then for each further value only
     ``mining export-dataset --min-users K`` on the same upstream outputs (only export_dataset
     reads ``privacy.min_users``), the previous versions removed first so that label retention
     has nothing to keep; ``mining evaluate`` after each. A run of the same commit already complete (marker
     ``.leaveout-run``) is reused: every min_users is then exported anew. Returns
     ({min_users: report}, timing lines)."""
-    out = WORK / "runs" / tag
+    out = runs / tag
     reports, timings = {}, []
     for i, k in enumerate(min_users):
         extra = [] if k == "default" else ["--min-users", k]
@@ -123,7 +164,7 @@ def _pipeline(logs: Path, gold: Path, tag: str, min_users: list[str], sets: list
             exp_s, _ = _run([*MINING, "export-dataset", "--logs", str(logs), "--out", str(out), *extra, *sets])
             marker.write_text(k)
             timings.append(f"export-dataset --min-users {k} {exp_s:.0f} s")
-        report = WORK / "runs" / f"{tag}-mu{k}.json"
+        report = runs / f"{tag}-mu{k}.json"
         eval_s, _ = _run([*MINING, "evaluate", "--gold", str(gold), "--out", str(out), "--json", str(report)])
         timings.append(f"evaluate {eval_s:.0f} s")
         reports[k] = json.loads(report.read_text())
@@ -133,15 +174,16 @@ def _pipeline(logs: Path, gold: Path, tag: str, min_users: list[str], sets: list
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--locales", default=",".join(LOCALES), help="held-out locales, comma-separated")
-    ap.add_argument("--locale-turns", type=int, default=1500, help="turns per locale (default 1500)")
-    ap.add_argument("--hint3-turns", type=int, default=4000, help="turns per HINT3 corpus (default 4000)")
+    ap.add_argument("--locale-turns", type=int, default=LOCALE_TURNS, help="turns per locale (default 1500)")
+    ap.add_argument("--hint3-turns", type=int, default=HINT3_TURNS, help="turns per HINT3 corpus (default 4000)")
     ap.add_argument("--seed", type=int, default=13, help="simulation seed (never 7 or 101: development)")
     ap.add_argument("--parts", default="locales,hint3", help="locales, hint3 or both")
     ap.add_argument("--models", default="default,hard", help="behaviour models, comma-separated")
     ap.add_argument("--min-users", default="default,1", help="'default' (the configuration's) and/or integers")
     ap.add_argument("--corpora", default=",".join(HINT3_CORPORA), help="HINT3 corpora of --parts hint3")
     ap.add_argument("--render-only", action="store_true",
-                    help="no runs: the tables from the reports earlier runs left in bench/.work/leaveout/runs")
+                    help="no runs: the tables from the reports earlier runs of these sizes left in "
+                         "bench/.work/leaveout (runs_dir)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to mining run --set")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "LEAVEOUT.md")
     args = ap.parse_args(argv)
@@ -161,9 +203,10 @@ def main(argv=None) -> dict:
         jobs.append(("locales", ["--locales", ",".join(locales)], args.locale_turns * len(locales)))
     if "hint3" in parts:
         jobs += [(c, ["--corpus", c], args.hint3_turns) for c in args.corpora.split(",")]
+    runs = runs_dir(args.locale_turns, args.hint3_turns)
     if args.render_only:
         for (name, _, _), model, k in ((j, m, k) for j in jobs for m in models for k in min_users):
-            report = WORK / "runs" / f"{name}-{model}-mu{k}.json"
+            report = runs / f"{name}-{model}-mu{k}.json"
             if report.exists():
                 results[(name, model, k)] = json.loads(report.read_text())
         jobs = []
@@ -174,7 +217,7 @@ def main(argv=None) -> dict:
             sim_s = _simulate(logs, gold, what, turns, args.seed, model)
             t0 = time.perf_counter()
             try:
-                reports, steps = _pipeline(logs, gold, f"{name}-{model}", min_users, sets)
+                reports, steps = _pipeline(logs, gold, f"{name}-{model}", min_users, sets, runs)
             except subprocess.CalledProcessError as e:   # report it, go on with the next log
                 timings.append(f"{name} / {model}: FAILED after {time.perf_counter() - t0:.0f} s: "
                                f"{(e.stderr or '').strip()[-400:]}")
@@ -217,10 +260,11 @@ def render(args, argv, locales: list[str], results: dict, timings: list[str], se
                     lp = [r["label_precision"] for r in per.values()]
                     lines += [f"Label precision worst {min(lp):.3f}, best {max(lp):.3f}, gap "
                               f"{100 * (max(lp) - min(lp)):.1f} points; locales with a negative lift: "
-                              f"{sum(r['lift_recovered'] < 0 for r in per.values())} of {len(per)}.", ""]
+                              f"{sum(r['lift_recovered'] < 0 for r in per.values())} of {len(per)}.", "",
+                              ci_summary(per), ""]
             hint = {c: results[(c, model, k)] for c in HINT3_CORPORA if (c, model, k) in results}
             if hint:
-                lines += ["HINT3 (fine-grained domains):", "", table(hint, "corpus"), ""]
+                lines += ["HINT3 (fine-grained domains):", "", table(hint, "corpus"), "", ci_summary(hint), ""]
     lines += ["## Commands", "", "```",
               f"mining simulate --locales {','.join(locales)} --turns N --days 3 "
               f"--seed {args.seed} --behaviour-model MODEL --logs L --gold G   # N = turns per locale x locales",

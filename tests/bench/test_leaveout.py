@@ -1,0 +1,40 @@
+"""bench/leaveout.py's tables: the Wilson interval of each row's label precision, the summary
+of which rows it places below or above the target, and where runs of another size live
+(pure rendering; the benchmark itself runs with `python bench/leaveout.py`)."""
+import importlib.util
+import math
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("bench_leaveout", ROOT / "bench" / "leaveout.py")
+leaveout = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(leaveout)
+
+
+def _row(labels: int, precision: float) -> dict:
+    return {"turns": 1500, "accepted_pairs": 100, "labels": labels, "labels_conf90": labels // 2,
+            "pair_precision": 0.95, "label_precision": precision, "label_precision_conf90": 0.95,
+            "ece": 0.05, "coverage": 0.3, "lift_recovered": 0.5}
+
+
+def test_wilson_interval_matches_the_textbook_value_and_narrows_with_labels():
+    low, high = leaveout.precision_ci(0.9, 30)       # 27 of 30: Wilson 95% (0.744, 0.965)
+    assert math.isclose(low, 0.7438, abs_tol=1e-3) and math.isclose(high, 0.9654, abs_tol=1e-3)
+    low300, high300 = leaveout.precision_ci(0.9, 300)
+    assert low < low300 < 0.9 < high300 < high
+    assert all(math.isnan(x) for x in leaveout.precision_ci(0.0, 0))
+
+
+def test_table_has_the_interval_column_and_the_summary_names_rows_below_the_target():
+    rows = {"aa-AA": _row(30, 0.7), "bb-BB": _row(400, 0.99), "cc-CC": _row(30, 0.9), "dd-DD": _row(0, 0.0)}
+    text = leaveout.table(rows, "locale")
+    head, _, first = text.splitlines()[:3]
+    assert head.count("|") == first.count("|") and "label precision 95% CI" in head
+    assert "| 0.700 | 0.52–0.83 |" in first
+    summary = leaveout.ci_summary(rows)
+    assert "wholly below 0.93 in 1 of 3 (aa-AA)" in summary and "at or above it in 1;" in summary
+
+
+def test_runs_of_another_size_never_share_the_default_folder():
+    assert leaveout.runs_dir(leaveout.LOCALE_TURNS, leaveout.HINT3_TURNS) == leaveout.WORK / "runs"
+    assert leaveout.runs_dir(4000, leaveout.HINT3_TURNS).name == f"runs-4000-{leaveout.HINT3_TURNS}"
