@@ -97,13 +97,6 @@ def _read_cache(spark, model_dir: Path):
     return spark.read.parquet(*[str(p) for p in sorted(batches)])
 
 
-def _parquet_rows(folder: Path) -> int:
-    """Rows of the Parquet files Spark wrote into ``folder``, from their footers (no scan)."""
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(Path(folder).glob("part-*.parquet")))
-
-
 def _cache_root(embedding, out: str) -> Path:
     """The cache root (:meth:`mining.config.EmbeddingConfig.cache_root`)."""
     return Path(embedding.cache_root(out))
@@ -121,6 +114,7 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     in total and ``by_model``. New embeddings go to ``cache_dir/<model_id>/batch-<run_id>``.
     Raises ``KeyError`` for an unknown multilingual backend (config validation catches it
     first)."""
+    import pyarrow.dataset as pads
     from pyspark.sql import functions as F
 
     from mining.io import storage
@@ -141,7 +135,7 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
         model_dir = _cache_root(ec, out) / spec.model_id
         cache = _read_cache(spark, model_dir)
         if cache is None:   # nothing to look up: no count before the encode (its batch is counted)
-            missing, n_missing, n_hits = distinct, None, 0
+            missing, n_hits = distinct, 0
             upper = sum(per_locale[loc] for loc in mine)   # ≥ distinct texts (a text in two locales)
         else:               # the hits and the misses counted in one job
             seen = cache.select("text_hash").distinct().withColumn("_hit", F.lit(True))
@@ -149,7 +143,8 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
             counts = flagged.agg(F.count("*").alias("n"), F.count("_hit").alias("hits")).first()
             missing = flagged.where(F.col("_hit").isNull()).drop("_hit")
             n_hits = counts["hits"]
-            upper = n_missing = counts["n"] - n_hits
+            upper = counts["n"] - n_hits
+        n_missing = 0
         if upper:
             export_dir = _export_dir(spec, model_dir)
             if export_dir:
@@ -159,11 +154,11 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
                    .mapInArrow(_encode_partitions(spec, device, ec.batch_size, export_dir), CACHE_SCHEMA))
             staging = storage.staging_path(model_dir, f"batch-{run_id}")
             new.write.parquet(str(staging))
-            n_missing = _parquet_rows(staging)
+            # the batch's rows, from the Parquet footers (pyarrow skips ``_SUCCESS``): no scan
+            n_missing = pads.dataset(str(staging), format="parquet").count_rows()
             storage.commit(staging, model_dir / f"batch-{run_id}")
             log.info("%s: embedded %d new texts (%d cached) on %s", spec.model_id, n_missing, n_hits, device)
             cache = _read_cache(spark, model_dir)
-        n_missing = n_missing or 0
         n_wanted = n_hits + n_missing
         parts.append(rows.join(cache.dropDuplicates(["text_hash"]).select("text_hash", "embedding"), "text_hash")
                      .select("locale", "text_norm", "text_hash", "embedding"))

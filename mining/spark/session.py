@@ -38,7 +38,6 @@ def get_spark(app_name: str = "utterance-mining", master: str | None = None, *,
         console_progress = sys.stderr.isatty()
     builder = (SparkSession.builder.appName(app_name).master(master)
                .config("spark.ui.showConsoleProgress", str(bool(console_progress)).lower())
-               .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.shuffle.partitions", env.shuffle_partitions())
                .config("spark.sql.adaptive.enabled", "true")
                .config("spark.sql.adaptive.coalescePartitions.enabled", "true")
