@@ -2,9 +2,17 @@
 
 Evidence. For a normalized source text *u* (per locale), each accepted rephrase event *e*
 (a failed turn saying *u*, rephrased by the same user into a successful turn) carries the
-target's intent cₑ, its pair score sₑ ∈ [0, 1] and its user. A user's repeats are not
-independent evidence, so each user contributes at most one vote per intent: the user's best
-pair score, ``w(user, c) = max sₑ``. Per intent ``W_c = Σ_users w(user, c)``,
+target's intent cₑ, its pair score sₑ ∈ [0, 1] and its user. The target's interpretation can
+itself be wrong while the turn looks successful (a silent failure: nothing in the session
+says so). The night's other turns of the same target words say how often they fail: the
+event's weight is ``sₑ · (1 − dₑ)``, dₑ = the target text's defect rate (friction turns /
+turns of that text in the locale, its own turn included). This is the reformulation
+target's success rate that Ponnusamy et al. (AAAI 2020, §3) weigh rewrites by, derived per
+run from unlabelled logs: no constant. (Development logs, HWU64 seed 7 under the ``hard``
+behaviour model: accepted pairs whose target intent was wrong had a mean target defect rate
+of 0.56, those whose target was right 0.07.) A user's repeats are not independent evidence,
+so each user contributes at most one vote per intent: the user's best weight,
+``w(user, c) = max sₑ(1 − dₑ)``. Per intent ``W_c = Σ_users w(user, c)``,
 ``W = Σ_c W_c``, K = number of distinct observed intents.
 
 Posterior (Dirichlet-multinomial). A symmetric Dirichlet(α) prior over the K observed
@@ -112,8 +120,9 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     ``cfg.logs_check`` also accepted_intent / rejected_intent (str or None: the most frequent
     NLU intent of its friction-free / friction turns) and embedding (floats or None; needed
     for the friction-free texts fitted on and the failing ones), else ``ValueError``.
-    events: accepted pairs: text_norm (source), target_intent, target_slots, score,
-    user_pseudonym. ``cfg``: :class:`mining.config.AggregationConfig`; ``calibration``:
+    events: accepted pairs: text_norm (source), target_text_norm, target_intent, target_slots,
+    score, user_pseudonym; each event votes with ``score`` × (1 − the target text's defect
+    rate in ``texts``; 0 for a target text not in ``texts``). ``cfg``: :class:`mining.config.AggregationConfig`; ``calibration``:
     a :class:`mining.core.calibration.Calibration` (None → ``cfg.fitted_calibration``).
 
     Returns one row per text that failed at least once, with :data:`LABEL_COLUMNS`;
@@ -127,6 +136,8 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     calibration = calibration if calibration is not None else cfg.fitted_calibration
     q = cfg.credible_quantile
     all_texts = texts
+    target_defect = (all_texts["n_friction"] / all_texts["n_turns"]).set_axis(all_texts["text_norm"])
+    events = events.assign(score=events["score"] * (1.0 - events["target_text_norm"].map(target_defect).fillna(0.0)))
     texts = texts[texts["n_friction"] > 0].copy()
     texts["defect_rate"] = texts["n_friction"] / texts["n_turns"]
     events = events.merge(texts[["text_norm", "cluster_id"]], on="text_norm", how="left")
@@ -199,7 +210,7 @@ def _logs_check(all_texts: pd.DataFrame, t: pd.DataFrame, candidate: np.ndarray,
 
 
 def _best_slots(events: pd.DataFrame, t: pd.DataFrame, own_ok: np.ndarray) -> list:
-    """Slots of the highest-scoring event whose target intent is the label (rephrase
+    """Slots of the highest-weighted event whose target intent is the label (rephrase
     evidence only; variants and abstentions get [])."""
     if events.empty:
         return [[] for _ in range(len(t))]

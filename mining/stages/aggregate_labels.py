@@ -56,7 +56,7 @@ def run(spark, cfg) -> dict:
     else:
         texts = texts.withColumn("embedding", F.lit(None).cast("array<float>"))
     events = pairs.where("accepted").select(
-        "locale", F.col("source_text_norm").alias("text_norm"), "target_intent", "target_slots",
+        "locale", F.col("source_text_norm").alias("text_norm"), "target_text_norm", "target_intent", "target_slots",
         "score", "user_pseudonym")
     label_schema = ("locale string, text_norm string, utterance string, intent string, "
                     "slots array<struct<name:string,value:string>>, confidence double, "

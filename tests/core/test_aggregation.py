@@ -20,8 +20,11 @@ def agg_cfg():
     return replace(load_config("logs", "out").aggregation, logs_check=False)
 
 
-def _events(rows):
-    return pd.DataFrame(rows, columns=["text_norm", "target_intent", "score", "user_pseudonym", "target_slots"])
+def _events(rows, target_text=None):
+    """Accepted pairs; each target's words are ``target_text`` (default: a text said nowhere
+    else in the night, so its defect rate is unknown and the event keeps its score)."""
+    ev = pd.DataFrame(rows, columns=["text_norm", "target_intent", "score", "user_pseudonym", "target_slots"])
+    return ev.assign(target_text_norm=target_text or "the rephrase " + ev["target_intent"])
 
 
 def _vote(rows, **kw):
@@ -99,6 +102,22 @@ def test_aggregate_labels_abstains_with_named_reasons(agg_cfg):
     once = out.loc["once"]
     assert once["decision"] == "low_confidence" and once["intent"] is None and np.isnan(once["confidence"])
     assert once["candidate_intent"] == "weather_query" and once["candidate_evidence"] == "rephrase"
+
+
+def test_an_event_counts_less_when_its_target_words_usually_fail(agg_cfg):
+    # the target "set an alarm" fails in 3 of its 4 turns: the night says its interpretation
+    # is usually wrong (a silent failure), so the event votes with 0.8 · (1 − 3/4) = 0.2
+    texts = _texts([("en-US", "wake me", "wake me", 2, 2, 2, "c1", 1, 1.0),
+                    ("en-US", "set an alarm", "set an alarm", 4, 3, 4, "c2", 1, 1.0)])
+    bad = aggregate_locale(texts, _events([("wake me", "alarm_set", 0.8, "u1", [])], "set an alarm"),
+                           replace(agg_cfg, min_confidence=0.0), IDENTITY).set_index("text_norm")
+    assert bad.loc["wake me", "raw_score"] == pytest.approx(0.05 ** (1 / 1.2))   # Beta(1 + 0.2, 1)
+    assert "set an alarm" not in bad.index or bad.loc["set an alarm", "vote_events"] == 0
+    # the same event into words that never failed keeps its score
+    texts.loc[1, "n_friction"] = 0
+    good = aggregate_locale(texts, _events([("wake me", "alarm_set", 0.8, "u1", [])], "set an alarm"),
+                            replace(agg_cfg, min_confidence=0.0), IDENTITY).set_index("text_norm")
+    assert good.loc["wake me", "raw_score"] == pytest.approx(0.05 ** (1 / 1.8))
 
 
 def test_per_locale_min_events_abstains_on_a_single_event():
