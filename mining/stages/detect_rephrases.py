@@ -30,7 +30,9 @@ def run(spark, cfg) -> dict:
     partitions = logs.partitions
     accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions,
                                                   file_stats=logs.file_stats, key=key)
-    storage.write_parquet_stage(rejects, cfg.out, "rejects", {"partitions": partitions, **counts}, num_files=1)
+    # no rejects counted: write the empty folder without scanning the rows again
+    storage.write_parquet_stage(rejects if counts["rejected"] else rejects.limit(0), cfg.out, "rejects",
+                                {"partitions": partitions, **counts}, num_files=1)
     validate.check_reject_share(counts, partitions, cfg.validation.max_reject_share)
     if cfg.locales:
         accepted = accepted.where(F.col("locale").isin(list(cfg.locales)))
