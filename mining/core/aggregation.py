@@ -25,8 +25,9 @@ distribution, the top intent's share θ is Beta(a, b) with
     lb = F⁻¹_Beta(a, b)(q)                             (lower credible bound, q = credible_quantile)
 
 (Gelman et al., *Bayesian Data Analysis*, 3rd ed., §3.4 and §23.2; ``scipy.stats.beta``.)
-The bound rewards both agreement and amount of evidence: one user with score 1 gives
-lb = F⁻¹(q; 2, 1) = √q ≈ 0.22 at q = 0.05, five agreeing users ≈ 0.61.
+The bound rewards both agreement and amount of evidence: one user with weight 1 (score 1,
+a target whose words never failed) gives lb = F⁻¹(q; 2, 1) = √q ≈ 0.22 at q = 0.05, five
+agreeing users ≈ 0.61.
 
 Raw score and calibration. ``raw_score`` = lb; the exported ``confidence`` is
 ``raw_score`` passed through the fitted isotonic map of :mod:`mining.core.calibration` for the
@@ -59,7 +60,8 @@ labels carry no slots (no successful turn of their own words to project from).
 
 A label model from a weak-supervision library (e.g. Snorkel's) was considered: its sources
 are labeling functions voting on the same item, while here the votes are users'
-interpretations weighted by pair scores, which the Dirichlet vote models directly.
+interpretations weighted by pair score × target success rate, which the Dirichlet vote
+models directly.
 """
 from __future__ import annotations
 
@@ -122,7 +124,8 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     for the friction-free texts fitted on and the failing ones), else ``ValueError``.
     events: accepted pairs: text_norm (source), target_text_norm, target_intent, target_slots,
     score, user_pseudonym; each event votes with ``score`` × (1 − the target text's defect
-    rate in ``texts``; 0 for a target text not in ``texts``). ``cfg``: :class:`mining.config.AggregationConfig`; ``calibration``:
+    rate in ``texts``; a target text not in ``texts`` counts as never failing: full score).
+    ``cfg``: :class:`mining.config.AggregationConfig`; ``calibration``:
     a :class:`mining.core.calibration.Calibration` (None → ``cfg.fitted_calibration``).
 
     Returns one row per text that failed at least once, with :data:`LABEL_COLUMNS`;
@@ -211,10 +214,14 @@ def _logs_check(all_texts: pd.DataFrame, t: pd.DataFrame, candidate: np.ndarray,
 
 def _best_slots(events: pd.DataFrame, t: pd.DataFrame, own_ok: np.ndarray) -> list:
     """Slots of the highest-weighted event whose target intent is the label (rephrase
-    evidence only; variants and abstentions get [])."""
+    evidence only; variants and abstentions get []). Ties on weight break by the target
+    text, then the slots as text, so the choice never depends on the rows' order."""
     if events.empty:
         return [[] for _ in range(len(t))]
-    best = (events.sort_values(["text_norm", "score"], ascending=[True, False], kind="stable")
+    order = events.assign(_slots=events["target_slots"].map(
+        lambda v: repr([dict(s) for s in v]) if v is not None else ""))
+    best = (order.sort_values(["text_norm", "score", "target_text_norm", "_slots"],
+                              ascending=[True, False, True, True], kind="stable")
             .drop_duplicates(["text_norm", "target_intent"]).set_index(["text_norm", "target_intent"]))
     slots = []
     for text_norm, intent, ok in zip(t["text_norm"], t["intent"], own_ok):

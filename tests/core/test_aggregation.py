@@ -120,6 +120,15 @@ def test_an_event_counts_less_when_its_target_words_usually_fail(agg_cfg):
     assert good.loc["wake me", "raw_score"] == pytest.approx(0.05 ** (1 / 1.8))
 
 
+def test_slots_of_equally_weighted_events_do_not_depend_on_row_order(agg_cfg):
+    texts = _texts([("en-US", "wake me", "wake me", 2, 2, 2, "c1", 1, 1.0)])
+    rows = [("wake me", "alarm_set", 0.9, "u1", [{"name": "time", "value": "7"}]),
+            ("wake me", "alarm_set", 0.9, "u2", [{"name": "time", "value": "6"}])]
+    slots = [aggregate_locale(texts, _events(r, "set an alarm"), agg_cfg, DOUBLE).iloc[0]["slots"]
+             for r in (rows, rows[::-1])]
+    assert slots[0] == slots[1] == [{"name": "time", "value": "6"}]
+
+
 def test_per_locale_min_events_abstains_on_a_single_event():
     # min_confidence 0: one vote's bound (0.05^(1/2)) would abstain as low_confidence first
     cfg = load_config("logs", "out", overrides={"aggregation": {"min_events_by_locale": {"ru-RU": 2},
