@@ -138,11 +138,10 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     and the intent the logs point to (:mod:`mining.core.confident_learning`)."""
     calibration = calibration if calibration is not None else cfg.fitted_calibration
     q = cfg.credible_quantile
-    all_texts = texts
-    target_defect = (all_texts["n_friction"] / all_texts["n_turns"]).set_axis(all_texts["text_norm"])
-    events = events.assign(score=events["score"] * (1.0 - events["target_text_norm"].map(target_defect).fillna(0.0)))
-    texts = texts[texts["n_friction"] > 0].copy()
-    texts["defect_rate"] = texts["n_friction"] / texts["n_turns"]
+    all_texts = texts.assign(defect_rate=texts["n_friction"] / texts["n_turns"])
+    defect = all_texts.set_index("text_norm")["defect_rate"]     # of sources and targets alike
+    events = events.assign(score=events["score"] * (1.0 - events["target_text_norm"].map(defect).fillna(0.0)))
+    texts = all_texts[all_texts["n_friction"] > 0].copy()
     events = events.merge(texts[["text_norm", "cluster_id"]], on="text_norm", how="left")
     own = vote(events, "text_norm", cfg.prior, q).set_index("text_norm")
     pooled = vote(events.dropna(subset=["cluster_id"]), "cluster_id", cfg.prior, q).set_index("cluster_id")
