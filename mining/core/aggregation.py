@@ -122,8 +122,8 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     ``cfg.logs_check`` also accepted_intent / rejected_intent (str or None: the most frequent
     NLU intent of its friction-free / friction turns) and embedding (floats or None; needed
     for the friction-free texts fitted on and the failing ones), else ``ValueError``.
-    events: accepted pairs: text_norm (source), target_text_norm, target_intent, target_slots,
-    score, user_pseudonym; each event votes with ``score`` × (1 − the target text's defect
+    events: accepted pairs: text_norm (source), target_turn_id, target_text_norm, target_intent,
+    target_slots, score, user_pseudonym; each event votes with ``score`` × (1 − the target text's defect
     rate in ``texts``; a target text not in ``texts`` counts as never failing: full score).
     ``cfg``: :class:`mining.config.AggregationConfig`; ``calibration``:
     a :class:`mining.core.calibration.Calibration` (None → ``cfg.fitted_calibration``).
@@ -214,13 +214,10 @@ def _logs_check(all_texts: pd.DataFrame, t: pd.DataFrame, candidate: np.ndarray,
 def _best_slots(events: pd.DataFrame, t: pd.DataFrame, own_ok: np.ndarray) -> list:
     """Slots of the highest-weighted event whose target intent is the label (rephrase
     evidence only; variants and abstentions get []). Ties on weight break by the target
-    text, then the slots as text, so the choice never depends on the rows' order."""
+    turn id, so the choice never depends on the rows' order."""
     if events.empty:
         return [[] for _ in range(len(t))]
-    order = events.assign(_slots=events["target_slots"].map(
-        lambda v: repr([dict(s) for s in v]) if v is not None else ""))
-    best = (order.sort_values(["text_norm", "score", "target_text_norm", "_slots"],
-                              ascending=[True, False, True, True], kind="stable")
+    best = (events.sort_values(["text_norm", "score", "target_turn_id"], ascending=[True, False, True])
             .drop_duplicates(["text_norm", "target_intent"]).set_index(["text_norm", "target_intent"]))
     slots = []
     for text_norm, intent, ok in zip(t["text_norm"], t["intent"], own_ok):

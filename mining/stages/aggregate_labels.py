@@ -56,8 +56,8 @@ def run(spark, cfg) -> dict:
     else:
         texts = texts.withColumn("embedding", F.lit(None).cast("array<float>"))
     events = pairs.where("accepted").select(
-        "locale", F.col("source_text_norm").alias("text_norm"), "target_text_norm", "target_intent", "target_slots",
-        "score", "user_pseudonym")
+        "locale", F.col("source_text_norm").alias("text_norm"), "target_turn_id", "target_text_norm",
+        "target_intent", "target_slots", "score", "user_pseudonym")
     label_schema = ("locale string, text_norm string, utterance string, intent string, "
                     "slots array<struct<name:string,value:string>>, confidence double, "
                     "support_users long, support_events long, evidence string, cluster_id string, "

@@ -24,7 +24,8 @@ def _events(rows, target_text=None):
     """Accepted pairs; each target's words are ``target_text`` (default: a text said nowhere
     else in the night, so its defect rate is unknown and the event keeps its score)."""
     ev = pd.DataFrame(rows, columns=["text_norm", "target_intent", "score", "user_pseudonym", "target_slots"])
-    return ev.assign(target_text_norm=target_text or "the rephrase " + ev["target_intent"])
+    return ev.assign(target_text_norm=target_text or "the rephrase " + ev["target_intent"],
+                     target_turn_id=[f"t{i}" for i in range(len(ev))])
 
 
 def _vote(rows, **kw):
@@ -124,8 +125,8 @@ def test_slots_of_equally_weighted_events_do_not_depend_on_row_order(agg_cfg):
     texts = _texts([("en-US", "wake me", "wake me", 2, 2, 2, "c1", 1, 1.0)])
     rows = [("wake me", "alarm_set", 0.9, "u1", [{"name": "time", "value": "7"}]),
             ("wake me", "alarm_set", 0.9, "u2", [{"name": "time", "value": "6"}])]
-    slots = [aggregate_locale(texts, _events(r, "set an alarm"), agg_cfg, DOUBLE).iloc[0]["slots"]
-             for r in (rows, rows[::-1])]
+    ev = _events(rows, "set an alarm").assign(target_turn_id=["t2", "t1"])   # u2's turn id sorts first
+    slots = [aggregate_locale(texts, e, agg_cfg, DOUBLE).iloc[0]["slots"] for e in (ev, ev.iloc[::-1])]
     assert slots[0] == slots[1] == [{"name": "time", "value": "6"}]
 
 
