@@ -57,7 +57,7 @@ def candidate_pairs(turns, rephrase):
 def lexical_features(source: pd.Series, target: pd.Series, n: int = 3) -> pd.DataFrame:
     """``char_sim`` and ``token_sim`` (float64 in [0, 1]) of aligned normalized texts."""
     return pd.DataFrame({
-        "char_sim": [text.char_sim(a, b, n) for a, b in zip(source, target)],
+        "char_sim": text.char_sims(source.tolist(), target.tolist(), n),
         "token_sim": [text.token_sim(a, b) for a, b in zip(source, target)],
     }, index=source.index, dtype=np.float64)
 
@@ -122,6 +122,12 @@ def intent_fit_features(locales, source_emb, target_intents, centroids) -> pd.Da
 
 
 PAIR_KEYS = ("locale", "source_text_norm", "target_text_norm", "target_nlu_intent")
+#: Up to this many distinct text pairs, :func:`score_pairs` broadcasts their features to
+#: the candidates instead of shuffling both sides: the candidates then stay partitioned by
+#: session from :func:`candidate_pairs`, and the ranking window over a source turn's
+#: candidates needs no shuffle either. A row is 4 short strings and 6 doubles, so about
+#: 150 MB at the cap, well inside the driver's 4g (:mod:`mining.spark.session`).
+MAX_BROADCAST_TEXT_PAIRS = 1_000_000
 TEXT_PAIR_FEATURES = ("embedding_cos", "char_sim", "token_sim", "intent_fit", "intent_fit_margin",
                       "intent_fit_log_rank")
 
@@ -265,7 +271,9 @@ def score_pairs(pairs, embeddings, rephrase, centroids, backgrounds=None):
     feat_schema = T.StructType([text_pairs.schema[k] for k in PAIR_KEYS]
                                + [T.StructField(c, T.DoubleType()) for c in TEXT_PAIR_FEATURES])
     feats = (text_pairs.mapInPandas(text_pair_features_udf(rc.char_ngram, centroids), feat_schema)
-             .withColumn("_ik", intent_key).drop("target_nlu_intent"))
+             .withColumn("_ik", intent_key).drop("target_nlu_intent")).localCheckpoint(eager=True)
+    if feats.count() <= MAX_BROADCAST_TEXT_PAIRS:
+        feats = F.broadcast(feats)
     changed = ~F.coalesce(F.col("source_nlu_intent") == F.col("target_nlu_intent"), F.lit(False))
     pairs = (pairs.withColumn("_ik", intent_key)
              .join(feats, ["locale", "source_text_norm", "target_text_norm", "_ik"], "left").drop("_ik")
@@ -278,7 +286,7 @@ def score_pairs(pairs, embeddings, rephrase, centroids, backgrounds=None):
     threshold = _by_locale(rc.threshold_by_locale, rc.threshold)
     eligible = ~F.col("is_repeat") & F.col("target_succeeded") & (F.col("score") >= threshold)
     # ties on score → the nearer turn, then the turn id: the same pair on every run
-    w = Window.partitionBy("source_turn_id").orderBy(F.desc("_eligible"), F.desc("score"), "turn_distance",
+    w = Window.partitionBy(*SESSION_KEYS, "source_turn_id").orderBy(F.desc("_eligible"), F.desc("score"), "turn_distance",
                                                      "target_turn_id")
     pairs = pairs.withColumn("_eligible", eligible).withColumn("_rank", F.row_number().over(w))
     decision = (F.when(F.col("is_repeat"), "verbatim_repeat")

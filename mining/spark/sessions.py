@@ -72,16 +72,19 @@ def prepare_turns(accepted, friction, rephrase, key: bytes):
              .withColumn("utterance", scrub_text(F.col("utterance"), F.col("locale")))
              .withColumn("nlu_slots", scrub_slots(F.col("nlu_slots"), F.col("locale")))
              .withColumn("text_norm", normalize_udf()(F.col("utterance"))))
+    # every Python UDF runs before the session window: a UDF between two windows would
+    # hide the window's partitioning from the planner and shuffle and sort all turns a
+    # second time (bench/RESULTS.md, hot spots)
+    cue = (cue_udf(friction.cues)(F.col("locale"), F.col("text_norm")) if friction.correction_cues
+           else F.lit(None).cast("string"))
     gap = F.col("next_ts").cast("double") - F.col("ts").cast("double")
-    turns = (turns.withColumn("turn_index", F.row_number().over(w) - 1)
+    turns = (turns.withColumn("_cue", cue)
+             .withColumn("turn_index", F.row_number().over(w) - 1)
              .withColumn("next_text_norm", F.lead("text_norm", 1).over(w))
              .withColumn("next_ts", F.lead("ts", 1).over(w))
-             .withColumn("next_gap_s", gap))
-    if friction.correction_cues:
-        turns = (turns.withColumn("_cue", cue_udf(friction.cues)(F.col("locale"), F.col("text_norm")))
-                 .withColumn("next_cue", F.lead("_cue", 1).over(w)).drop("_cue"))
-    else:
-        turns = turns.withColumn("next_cue", F.lit(None).cast("string"))
+             .withColumn("next_cue", F.lead("_cue", 1).over(w))
+             .withColumn("next_gap_s", gap)
+             .drop("_cue"))
     signals = signals_expr(friction, rephrase.max_gap_s)
     turns = (turns.withColumn("friction_signals", signals)
              .withColumn("is_friction", F.size("friction_signals") > 0)

@@ -73,3 +73,16 @@ def test_token_sim_without_spaces_is_graded():
 ])
 def test_cue_language(locale, lang):
     assert cue_language(locale) == lang
+
+
+def test_char_sims_equals_char_sim_pair_by_pair():
+    from mining.core.text import char_sims
+
+    texts = ["wake me up at seven", "wake me up", "", "a", "電気をつけて", "照明をオンにして", "turn on 電気",
+             "pardon wake me up", "ab"]
+    a = [x for x in texts for _ in texts]
+    b = [y for _ in texts for y in texts]
+    for n in (2, 3, 4):
+        assert char_sims(a, b, n) == [char_sim(x, y, n) for x, y in zip(a, b)]
+    with pytest.raises(ValueError, match="differ in length"):
+        char_sims(["a"], [], 3)

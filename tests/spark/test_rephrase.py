@@ -196,6 +196,25 @@ def test_shuffled_and_same_timestamp_input_gives_identical_pairs(spark):
     assert a.loc[(a["source_turn_id"] == "t2") & (a["target_turn_id"] == "t3"), "turn_distance"].item() == 1
 
 
+def test_broadcast_and_shuffled_feature_joins_give_the_same_pairs(spark, toy_cfg, monkeypatch):
+    """score_pairs broadcasts the text-pair features up to MAX_BROADCAST_TEXT_PAIRS and
+    shuffles both sides past it: the plans differ, the pairs must not."""
+    from mining.spark import rephrase
+
+    rows = [turn("a1", 0, "wake me at seven", status="ERROR"), turn("a2", 10, "alarm at seven please"),
+            turn("a3", 20, "set an alarm for seven"), turn("a4", 25, "wake me at seven", status="ERROR"),
+            turn("b1", 0, "wake me at seven", status="ERROR", session="s2"),
+            turn("b2", 6, "set an alarm for seven", session="s2")]
+    emb = {"wake me at seven": [1, 0], "alarm at seven please": [0.8, 0.6], "set an alarm for seven": [0.99, 0.14]}
+    key = ["source_turn_id", "target_turn_id"]
+    broadcast = scored(spark, rows, toy_cfg, embeddings=emb).sort_values(key).reset_index(drop=True)
+    monkeypatch.setattr(rephrase, "MAX_BROADCAST_TEXT_PAIRS", 0)
+    shuffled = scored(spark, rows, toy_cfg, embeddings=emb).sort_values(key).reset_index(drop=True)
+    assert list(broadcast["decision"]) == ["accepted", "target_failed", "verbatim_repeat", "target_failed",
+                                           "accepted"]
+    pd.testing.assert_frame_equal(broadcast, shuffled)
+
+
 @pytest.mark.parametrize("locale, fail, rephrase, other", [
     ("ja-JP", "電気をつけて", "照明をオンにして", "今日の天気は"),
     ("th-TH", "เปิดไฟในห้องนอน", "เปิดไฟห้องนอนหน่อย", "อากาศวันนี้เป็นอย่างไร"),
