@@ -1,4 +1,4 @@
-"""The simulator's behaviour models: the default model's output is byte-for-byte that of the
+"""The simulator's behaviour models: the default model's output is value-for-value that of the
 simulator before the hard model existed; the hard model is deterministic and its gold labels
 silently failed rephrase targets as label noise, quick switches and later retries as new goals."""
 import filecmp
@@ -13,11 +13,16 @@ import pytest
 from mining.eval.evaluation import candidate_cases
 from mining.sim.simulation import HARD_MODEL, SimulationConfig, simulate
 
-# sha256 over (relative path, bytes) of every logs/ and gold/ file except simulation.json
-# (which now records behaviour_model), computed with the simulator at commit 73fb96b,
-# before the behaviour models were added (pyarrow/numpy of the pinned venv).
-PINNED = {("hwu64", 7, 3000): "8e2288d3fff3b216613d374c3f012f4113d2b2edd1583149b79a71552ad10b4a",  # pragma: allowlist secret
-          ("slurp", 101, 2000): "22667badfb0ef9b0908aea7cb9af48890cacd2802465c076476ba161e0ba3256"}  # pragma: allowlist secret
+# sha256 over (relative path, content) of every logs/ and gold/ file except simulation.json
+# (which now records behaviour_model): a Parquet file's content is its rows as CSV with
+# floats to 9 decimals, so a library update that moves a float's last bits (a BLAS in a new
+# numpy wheel) or the file encoding does not break the pin, while any changed value does.
+# Computed with the simulator at commit 73fb96b, before the behaviour models were added, in
+# the venv of 2026-12-05 (`git worktree add /tmp/wt 73fb96b`, then this test's _digest on
+# its output with PYTHONPATH=/tmp/wt); the byte digests pinned before stopped matching after
+# a dependency update, while 73fb96b and this code still wrote identical bytes.
+PINNED = {("hwu64", 7, 3000): "ed37276485aef52f91a74693a8527f86bb369948a6f563fff2d96f7a35748d08",  # pragma: allowlist secret
+          ("slurp", 101, 2000): "5156b30278000b0807ac116e0eee3abd89453cde8b0d1c51f23f38125d6001c9"}  # pragma: allowlist secret
 
 
 def _digest(root: Path) -> str:
@@ -25,7 +30,10 @@ def _digest(root: Path) -> str:
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.name != "simulation.json":
             h.update(str(p.relative_to(root)).encode())
-            h.update(p.read_bytes())
+            if p.suffix == ".parquet":
+                h.update(pd.read_parquet(p).to_csv(index=False, float_format="%.9f").encode())
+            else:
+                h.update(p.read_bytes())
     return h.hexdigest()
 
 
