@@ -20,12 +20,20 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(abspath $(DEMO)/airflow) \
 install: $(VENV)/.installed
 
 # torch first, pinned: here pip finds the CPU wheel in /opt/wheels (pip.conf); elsewhere
-# it comes from the normal index. Then the project with the CPU FAISS and dev extras.
-$(VENV)/.installed: pyproject.toml
+# it comes from the normal index. Then the project with the CPU FAISS and dev extras, every
+# other dependency at the version of constraints.txt: a new release of an unpinned
+# dependency once changed the demo's figures and a pinned test's bytes between two installs.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[cpu,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[cpu,dev]'
 	touch $@
+
+# Rewrite constraints.txt from this venv (after a deliberate upgrade; torch stays out).
+.PHONY: constraints
+constraints: install
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -iv '^torch=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 demo: install
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
