@@ -443,16 +443,27 @@ def kill_leftovers() -> int:
     return len(left)
 
 
+#: Liveness probes, as the Airflow Helm chart gives the scheduler: {service: (seconds after a
+#: start before the first probe, seconds unhealthy before SIGKILL)}, probed every 10 s with
+#: :meth:`Stack.health`. Seen in CI: after PostgreSQL restarted, the scheduler logged the
+#: database error and "Shutting down LocalExecutor", then hung instead of exiting, so the
+#: restart-on-exit policy never fired and the night stalled for 20 min.
+LIVENESS = {"scheduler": (120.0, 90.0)}
+
+
 def supervise(stack: Stack, service: str) -> int:
     """Run one service and restart it whenever it exits without being asked to (delay 2 s,
-    doubling to 30 s while it keeps dying within a minute). Before a restart, and after a stop,
+    doubling to 30 s while it keeps dying within a minute), or is killed by its liveness
+    probe (:data:`LIVENESS`). Before a restart, and after a stop,
     every process the exited one left running is killed (:func:`kill_leftovers`), as a
     container's restart would. SIGTERM stops it: the service gets its stop signal, then SIGKILL
-    after 45 s. Writes ``run/<service>.json``, ``leftovers_killed`` included."""
+    after 45 s. Writes ``run/<service>.json``, ``leftovers_killed`` and ``liveness_kills`` included."""
     argv, user = stack.command(service)
     become_subreaper()
     stopping, child = False, None
-    record = {"service": service, "supervisor_pid": os.getpid(), "pid": None, "starts": 0, "exits": []}
+    record = {"service": service, "supervisor_pid": os.getpid(), "pid": None, "starts": 0, "exits": [],
+              "liveness_kills": 0}
+    grace_s, window_s = LIVENESS.get(service, (None, None))
 
     def save():
         write_private(stack.run / f"{service}.json", json.dumps(record, indent=2))
@@ -472,7 +483,8 @@ def supervise(stack: Stack, service: str) -> int:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, user=user, cwd=str(stack.dir))
         record.update(pid=child.pid, starts=record["starts"] + 1, started_at=time.time())
         save()
-        stop_deadline = None
+        stop_deadline, unhealthy_since = None, None
+        next_probe = started + grace_s if grace_s is not None else None
         while (rc := child.poll()) is None:
             time.sleep(0.5)
             if stopping:
@@ -480,6 +492,15 @@ def supervise(stack: Stack, service: str) -> int:
                 if time.monotonic() > stop_deadline:
                     say(f"{service} did not stop within 45 s: SIGKILL")
                     child.kill()
+            elif next_probe is not None and time.monotonic() >= next_probe:
+                next_probe = time.monotonic() + 10
+                ok, detail = stack.health(service)
+                unhealthy_since = None if ok else (unhealthy_since or time.monotonic())
+                if unhealthy_since is not None and time.monotonic() - unhealthy_since >= window_s:
+                    say(f"{service} unhealthy for {window_s:.0f} s ({detail}): SIGKILL (liveness probe)")
+                    record["liveness_kills"] += 1
+                    child.kill()
+                    next_probe = None
         leftovers = kill_leftovers()
         record["exits"].append({"rc": rc, "at": time.time(), "requested": stopping, "leftovers_killed": leftovers})
         record["exits"] = record["exits"][-20:]
