@@ -57,6 +57,8 @@ def _simulate(args) -> dict:
     from mining.sim.simulation import SimulationConfig, simulate
 
     if args.locales:
+        if args.traffic_utterances:
+            raise argparse.ArgumentTypeError("--traffic-utterances grows one corpus: drop --locales")
         from mining.sim.locales import DEFAULT_LOCALES, simulate_locales
 
         locales = DEFAULT_LOCALES if args.locales == "all" else tuple(x.strip() for x in args.locales.split(","))
@@ -65,7 +67,9 @@ def _simulate(args) -> dict:
                                 behaviour_model=args.behaviour_model)
     cfg = SimulationConfig(corpus=args.corpus, n_turns=args.turns, days=args.days,
                            start_date=args.start_date, seed=args.seed, out_format=args.format,
-                           behaviour_model=args.behaviour_model)
+                           behaviour_model=args.behaviour_model,
+                           traffic_utterances=args.traffic_utterances,
+                           utterance_zipf_s=args.utterance_zipf_s)
     return simulate(cfg, args.logs, args.gold)
 
 
@@ -228,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "de-DE fr-FR es-ES ru-RU zh-CN th-TH ar-SA el-GR generated with hassil), or all; "
                           "--turns is split evenly, locale i uses seed SEED*100+i")
     sim.add_argument("--turns", type=int, default=20_000, help="approximate number of turns")
+    sim.add_argument("--traffic-utterances", type=count_arg, metavar="N",
+                     help="grow the traffic utterances to N distinct texts (mining/sim/growth.py) so the "
+                          "logs carry as many distinct texts as real traffic; for scale benchmarks")
+    sim.add_argument("--utterance-zipf-s", type=float, default=1.1, metavar="S",
+                     help="Zipf exponent of utterance popularity within an intent (default 1.1; lower: "
+                          "more distinct texts per turn)")
     sim.add_argument("--days", type=int, default=3, help="number of dt partitions")
     sim.add_argument("--start-date", type=iso_date, default=dt.date(2026, 11, 1))
     sim.add_argument("--seed", type=int, default=7)

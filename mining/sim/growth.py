@@ -43,7 +43,7 @@ import pandas as pd
 
 from mining.sim.corpora import _SLOT_RE, load_corpus
 
-COLUMNS = ["text", "intent", "origin_utt_id", "transform"]
+COLUMNS = ["text", "intent", "origin_utt_id", "transform", "annot_utt"]
 
 # Random-stream tags: default_rng([seed, tag]) keeps the streams independent.
 _ORDER_STREAM, _GROWTH_STREAM = 0, 1
@@ -91,6 +91,7 @@ _NO_WISH_SECOND = frozenset({"me", "us", "myself"})
 _WAKE_LIKE = frozenset({"hey", "hi", "hello", "ok", "okay", "so", "olly", "alexa",
                         "assistant", "please"})
 _TAIL_RE = re.compile(r"^(.*?)\s*([?.!]+)$")
+_WORD_RE = re.compile(r"\S+")
 _SHORT_WORD = 4  # repeat_word repeats a word of at most this many characters when there is one
 
 
@@ -103,6 +104,7 @@ class _Row:
     text: str                          # whitespace-normalized corpus text
     literals: tuple[str, ...]          # annotation text around the slots (len = slots + 1)
     values: list[str]                  # slot values in text order
+    names: list[str]                   # slot names, same order
     pools: list[tuple[str, ...]]       # per slot: sorted distinct values, same intent + name
     current: list[int]                 # per slot: index of its own value in its pool
     swappable: list[int]               # slots whose pool has another value
@@ -152,7 +154,8 @@ def _prepare(corpus: pd.DataFrame) -> list[_Row]:
     for utt_id, intent, text, literals, slots in kept:
         row_pools = [pools[(intent, name)] for name, _ in slots]
         current = [pool.index(value) for pool, (_, value) in zip(row_pools, slots)]
-        rows.append(_Row(utt_id, intent, text, literals, [v for _, v in slots], row_pools,
+        rows.append(_Row(utt_id, intent, text, literals, [v for _, v in slots],
+                         [name for name, _ in slots], row_pools,
                          current, [j for j, pool in enumerate(row_pools) if len(pool) > 1]))
     return rows
 
@@ -197,6 +200,7 @@ def _grow_batch(rows: list[_Row], rng: np.random.Generator, max_slots: int):
         row = rows[base[i]]
         ui = u[i]
         ops = []
+        values = row.values
         if row.swappable and ui[0] < P_SLOT_SWAP:
             sui = su[i]
             chosen = [j for j in row.swappable if sui[j, 0] < P_SWAP_EACH_SLOT]
@@ -214,7 +218,7 @@ def _grow_batch(rows: list[_Row], rng: np.random.Generator, max_slots: int):
             core = row.text
         match = _TAIL_RE.match(core)
         core, tail = (match.group(1), match.group(2)) if match else (core, "")
-        words = core.split()
+        words, tags = _tagged_words(core, row.literals, values)
         if not words:
             continue
         prefix = suffix = ""
@@ -225,7 +229,8 @@ def _grow_batch(rows: list[_Row], rng: np.random.Generator, max_slots: int):
             if op == 0:
                 positions = [k for k, w in enumerate(words) if w.lower() in FUNCTION_WORDS]
                 if positions:
-                    del words[_pick(positions, ui[7])]
+                    k = _pick(positions, ui[7])
+                    del words[k], tags[k]
                     noise = "drop_word"
                 else:
                     op = 2
@@ -233,10 +238,12 @@ def _grow_batch(rows: list[_Row], rng: np.random.Generator, max_slots: int):
                 positions = [k for k, w in enumerate(words) if len(w) <= _SHORT_WORD]
                 k = _pick(positions or range(len(words)), ui[7])
                 words.insert(k, words[k])
+                tags.insert(k, tags[k])
                 noise = "repeat_word"
             elif op == 2:
                 k = min(int(ui[7] * len(words)), len(words) - 1)
                 words.insert(k, _pick(FILLERS, t - int(t)))
+                tags.insert(k, tags[k] if k and tags[k - 1] == tags[k] else None)
                 noise = "filler"
         want_prefix, want_suffix = ui[1] < P_PREFIX, ui[2] < P_SUFFIX
         forced = not (ops or noise or want_prefix or want_suffix)
@@ -265,7 +272,48 @@ def _grow_batch(rows: list[_Row], rng: np.random.Generator, max_slots: int):
             text = prefix + " " + text
         if suffix:
             text = text + " " + suffix
-        yield base[i], text + tail, "+".join(ops)
+        annot = _annotate(words, tags, row.names)
+        if prefix:
+            annot = prefix + " " + annot
+        if suffix:
+            annot = annot + " " + suffix
+        yield base[i], text + tail, "+".join(ops), annot + tail
+
+
+def _tagged_words(core: str, literals: tuple[str, ...], values: list[str]):
+    """The words of ``core`` and per word the index of the slot value it overlaps, or None.
+
+    ``core`` is the rendering of ``literals`` and slot ``values`` interleaved, whitespace
+    normalized and perhaps cut before trailing punctuation; the slot of each word is read
+    off that rendering. Where the two do not line up word for word (a corpus text that is
+    not its annotation's rendering), no word gets a slot."""
+    spans, pos = [], len(literals[0])
+    for value, literal in zip(values, literals[1:]):
+        spans.append((pos, pos + len(value)))
+        pos += len(value) + len(literal)
+    rendered = literals[0] + "".join(v + lit for v, lit in zip(values, literals[1:]))
+    words = core.split()
+    tagged = [(m.group(), next((j for j, (a, b) in enumerate(spans) if m.start() < b and a < m.end()), None))
+              for m in _WORD_RE.finditer(rendered)] if spans else []
+    if len(tagged) >= len(words) and all(r.startswith(w) for (r, _), w in zip(tagged, words)):
+        return words, [tag for _, tag in tagged[:len(words)]]
+    return words, [None] * len(words)
+
+
+def _annotate(words: list[str], tags: list, names: list[str]) -> str:
+    """Words as a MASSIVE-style annotation: each run of words of one slot as
+    ``[name : words]``. A word straddling a literal and a value (``tomorrow's``) counts as
+    the value's, so the annotated value may carry such a suffix."""
+    out, k = [], 0
+    while k < len(words):
+        tag = tags[k]
+        end = k + 1
+        while end < len(words) and tag is not None and tags[end] == tag:
+            end += 1
+        run = " ".join(words[k:end])
+        out.append(run if tag is None else f"[{names[tag]} : {run}]")
+        k = end
+    return " ".join(out)
 
 
 def grow_utterances(corpus: str | pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -280,7 +328,10 @@ def grow_utterances(corpus: str | pd.DataFrame, n: int, seed: int) -> pd.DataFra
     Returns a frame of exactly ``n`` rows (``RangeIndex``) with string (object) columns
     ``text`` (all distinct), ``intent`` (the origin's), ``origin_utt_id`` and ``transform``
     (``"original"`` or the applied ops joined by ``+`` in the order
-    slot_swap, prefix, suffix, noise, e.g. ``"slot_swap+prefix"``). The distinct corpus
+    slot_swap, prefix, suffix, noise, e.g. ``"slot_swap+prefix"``), and ``annot_utt``: the
+    text as a MASSIVE-style annotation (``hey wake me up at [time : half past seven]``;
+    plain text where the origin has no slots), whose plain text
+    (:func:`mining.sim.corpora.parse_annot_utt`) is ``text``. The distinct corpus
     utterances come first in a seeded order (all of them when ``n`` is at least their
     number), then grown ones.
 
@@ -303,18 +354,21 @@ def grow_utterances(corpus: str | pd.DataFrame, n: int, seed: int) -> pd.DataFra
     texts = [rows[r].text for r in order]
     origins = [int(r) for r in order]
     transforms = ["original"] * len(texts)
+    annots = [_annotate(*_tagged_words(rows[r].text, rows[r].literals, rows[r].values),
+                        rows[r].names) for r in order]
     seen = set(texts)
     rng = np.random.default_rng([seed, _GROWTH_STREAM])
     max_slots = max([len(row.values) for row in rows] + [1])
     while len(texts) < n:
         before = len(texts)
-        for r, text, transform in _grow_batch(rows, rng, max_slots):
+        for r, text, transform, annot in _grow_batch(rows, rng, max_slots):
             if text in seen:
                 continue
             seen.add(text)
             texts.append(text)
             origins.append(int(r))
             transforms.append(transform)
+            annots.append(annot)
             if len(texts) == n:
                 break
         if len(texts) < n and len(texts) - before < _MIN_YIELD * _BATCH:
@@ -330,4 +384,5 @@ def grow_utterances(corpus: str | pd.DataFrame, n: int, seed: int) -> pd.DataFra
         "intent": intents[origin_index],
         "origin_utt_id": origin_ids[origin_index],
         "transform": np.array(transforms, dtype=object),
+        "annot_utt": np.array(annots, dtype=object),
     }, columns=COLUMNS)

@@ -81,7 +81,14 @@ class SimulationConfig:
     ``seed_per_intent`` None (the default) means :data:`DEFAULT_SEED_PER_INTENT`, or
     :data:`HINT3_SEED_PER_INTENT` for a ``hint3-*`` corpus; it is resolved on construction.
     ``behaviour_model``: one of :data:`BEHAVIOUR_MODELS` (``"hard"``: :data:`HARD_MODEL`);
-    with ``"default"`` the logs and gold are those of the simulator before it existed."""
+    with ``"default"`` the logs and gold are those of the simulator before it existed.
+    ``traffic_utterances`` (None: the corpus as it is): grow the traffic split to this many
+    distinct utterances with :func:`mining.sim.growth.grow_utterances` (slot swaps,
+    carrier phrases, ASR-like noise; gold intent and annotation kept), for scale
+    benchmarks whose logs must carry as many distinct texts as real traffic does (issue
+    21). Seed and test splits stay the corpus's own. Must be at least the traffic split's
+    number of distinct texts (``ValueError`` from :func:`mining.sim.simulation.simulate`
+    otherwise)."""
 
     corpus: str = "hwu64"
     n_turns: int = 20_000
@@ -108,6 +115,7 @@ class SimulationConfig:
     out_format: str = "parquet"
     night: int = 0
     behaviour_model: str = "default"
+    traffic_utterances: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.start_date, str):
@@ -124,6 +132,10 @@ class SimulationConfig:
         for name in ("n_turns", "days", "seed_per_intent", "max_attempts", "users_per_chunk"):
             _check(name, getattr(self, name), isinstance(getattr(self, name), int)
                    and getattr(self, name) >= 1, "an int >= 1")
+        if self.traffic_utterances is not None:
+            _check("traffic_utterances", self.traffic_utterances,
+                   isinstance(self.traffic_utterances, int) and not isinstance(self.traffic_utterances, bool)
+                   and self.traffic_utterances >= 1, "None or an int >= 1")
         for name in ("seed", "night"):
             _check(name, getattr(self, name), isinstance(getattr(self, name), int)
                    and getattr(self, name) >= 0, "an int >= 0")

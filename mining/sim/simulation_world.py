@@ -20,7 +20,8 @@ import pandas as pd
 import pyarrow as pa
 
 from mining.io.schemas import arrow_schema
-from mining.sim.corpora import load_corpus
+from mining.sim.corpora import load_corpus, parse_annot_utt
+from mining.sim.growth import grow_utterances
 from mining.sim.simulation_config import (POPULARITY_STREAM, REJECTED, RIGHT, SPLIT_STREAM, WRONG,
                                           SimulationConfig)
 from mining.sim.weak_nlu import WeakNLU
@@ -117,7 +118,7 @@ def build_world(cfg: SimulationConfig, nlu_training: pd.DataFrame | None = None)
 
 
 _WORLD_FIELDS = ("corpus", "seed", "seed_per_intent", "test_share", "reject_threshold",
-                 "utterance_zipf_s", "intent_zipf_s")
+                 "utterance_zipf_s", "intent_zipf_s", "traffic_utterances")
 
 
 @lru_cache(maxsize=4)
@@ -130,6 +131,9 @@ def _build_world(cfg: SimulationConfig, nlu_training: pd.DataFrame | None) -> tu
     corpus["split"] = split_corpus(corpus, cfg.seed_per_intent, cfg.test_share, cfg.seed)
     seed_rows, test = corpus[corpus.split == "seed"], corpus[corpus.split == "test"]
     traffic = corpus[corpus.split == "traffic"].reset_index(drop=True)
+    if cfg.traffic_utterances is not None:
+        traffic = grow_traffic(traffic, cfg.traffic_utterances, cfg.seed)
+        corpus = pd.concat([corpus[corpus.split != "traffic"], traffic], ignore_index=True)
     if traffic["intent"].nunique() < 2:
         raise ValueError("fewer than two intents have traffic utterances; lower "
                          "seed_per_intent or test_share")
@@ -146,6 +150,31 @@ def _build_world(cfg: SimulationConfig, nlu_training: pd.DataFrame | None) -> tu
     world.stats = {**_nlu_stats(nlu, traffic, test, predicted, outcome),
                    "extra_training_rows": 0 if nlu_training is None else int(len(nlu_training))}
     return world, corpus
+
+
+def grow_traffic(traffic: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """The traffic split grown to ``n`` distinct utterances (corpus frame layout of
+    :mod:`mining.sim.corpora` plus ``split``). The split's distinct texts come first with
+    their own ``utt_id``; a grown row's ``utt_id`` is ``"<origin utt_id>+g<row>"``, its
+    intent and locale the origin's, its annotation the grown one
+    (:func:`mining.sim.growth.grow_utterances` with ``seed``). Raises ``ValueError`` when
+    ``n`` is below the split's number of distinct texts (growing must not drop any) or the
+    transforms cannot reach ``n``."""
+    distinct = traffic["text"].map(lambda t: " ".join(str(t).split())).nunique()
+    if n < distinct:
+        raise ValueError(f"traffic_utterances={n:,} is below the traffic split's {distinct:,} "
+                         "distinct texts")
+    grown = grow_utterances(traffic, n, seed)
+    origin = traffic.drop_duplicates("utt_id").set_index("utt_id")
+    original = grown["transform"].to_numpy() == "original"
+    utt_id = np.where(original, grown["origin_utt_id"],
+                      grown["origin_utt_id"] + "+g" + pd.Series(np.arange(n)).astype(str))
+    slots = [parse_annot_utt(a)[1] for a in grown["annot_utt"]]
+    return pd.DataFrame({
+        "utt_id": utt_id, "text": grown["text"], "intent": grown["intent"],
+        "annot_utt": grown["annot_utt"], "slots": slots,
+        "locale": origin["locale"].reindex(grown["origin_utt_id"]).to_numpy(),
+        "split": "traffic"})
 
 
 def _make_world(cfg: SimulationConfig, traffic: pd.DataFrame, predicted: np.ndarray,

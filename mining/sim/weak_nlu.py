@@ -31,6 +31,9 @@ MAX_ITER = 2000
 BLAS_THREADS = 1
 
 
+PREDICT_CHUNK = 65_536  # texts scored per predict_proba call (bounds memory)
+
+
 def _pipeline() -> Pipeline:
     features = FeatureUnion([
         ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True,
@@ -81,10 +84,17 @@ class WeakNLU:
         texts = list(texts)
         if not texts:
             return np.array([], dtype=classes.dtype), np.array([], dtype=np.float64)
+        top = np.empty(len(texts), dtype=np.int64)
+        confidence = np.empty(len(texts), dtype=np.float64)
+        # In chunks: a grown traffic split (SimulationConfig.traffic_utterances) has millions of
+        # texts, and their dense probabilities would not fit; rows are scored independently.
         with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-            proba = self._pipeline.predict_proba(texts)
-        top = proba.argmax(axis=1)
-        return classes[top], proba[np.arange(len(texts)), top].astype(np.float64)
+            for start in range(0, len(texts), PREDICT_CHUNK):
+                proba = self._pipeline.predict_proba(texts[start:start + PREDICT_CHUNK])
+                best = proba.argmax(axis=1)
+                top[start:start + len(best)] = best
+                confidence[start:start + len(best)] = proba[np.arange(len(best)), best]
+        return classes[top], confidence
 
 
 def train_and_score(train_texts: Sequence[str], train_intents: Sequence[str],
