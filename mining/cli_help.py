@@ -170,7 +170,8 @@ no rows.""",
     "simulate": """examples:
   mining simulate --corpus hwu64 --turns 20000 --days 3 --logs /tmp/logs --gold /tmp/gold
   mining simulate --corpus slurp --format jsonl --seed 3 --logs /tmp/slurp-logs --gold /tmp/slurp-gold
-  mining simulate --locales all --turns 90000 --logs /tmp/ml-logs --gold /tmp/ml-gold""",
+  mining simulate --locales all --turns 90000 --logs /tmp/ml-logs --gold /tmp/ml-gold
+  mining simulate --turns 10000000 --traffic-utterances 2000000 --utterance-zipf-s 0.9 --logs /tmp/big --gold /tmp/big-gold""",
 }
 
 

@@ -444,11 +444,13 @@ def kill_leftovers() -> int:
 
 
 #: Liveness probes, as the Airflow Helm chart gives the scheduler: {service: (seconds after a
-#: start before the first probe, seconds unhealthy before SIGKILL)}, probed every 10 s with
+#: start before the first probe, seconds unhealthy before SIGKILL)}, probed every
+#: :data:`PROBE_EVERY_S` with
 #: :meth:`Stack.health`. Seen in CI: after PostgreSQL restarted, the scheduler logged the
 #: database error and "Shutting down LocalExecutor", then hung instead of exiting, so the
 #: restart-on-exit policy never fired and the night stalled for 20 min.
 LIVENESS = {"scheduler": (120.0, 90.0)}
+PROBE_EVERY_S = 10.0
 
 
 def supervise(stack: Stack, service: str) -> int:
@@ -493,7 +495,7 @@ def supervise(stack: Stack, service: str) -> int:
                     say(f"{service} did not stop within 45 s: SIGKILL")
                     child.kill()
             elif next_probe is not None and time.monotonic() >= next_probe:
-                next_probe = time.monotonic() + 10
+                next_probe = time.monotonic() + PROBE_EVERY_S
                 ok, detail = stack.health(service)
                 unhealthy_since = None if ok else (unhealthy_since or time.monotonic())
                 if unhealthy_since is not None and time.monotonic() - unhealthy_since >= window_s:

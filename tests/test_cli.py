@@ -139,3 +139,11 @@ def test_config_show_with_an_unknown_env_key_exits_2(monkeypatch, capsys):
     monkeypatch.setenv("MINING__CLUSTER__KAY", "3")
     assert cli.main(["config", "show"]) == 2
     assert "cluster.kay" in capsys.readouterr().err
+
+
+def test_simulate_refuses_to_grow_mixed_locales(tmp_path, capsys):
+    code = cli.main(["simulate", "--locales", "all", "--traffic-utterances", "50000",
+                     "--logs", str(tmp_path / "logs"), "--gold", str(tmp_path / "gold")])
+    assert code == cli.EXIT_CONFIG
+    assert "--traffic-utterances grows one corpus" in capsys.readouterr().err
+    assert not (tmp_path / "logs").exists()

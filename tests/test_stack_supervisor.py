@@ -1,5 +1,6 @@
 """The local stack's supervisor kills what a crashed service left running before it restarts
-it (stack/stack.py: ``become_subreaper``, ``kill_leftovers``). The whole supervisor loop on
+it (stack/stack.py: ``become_subreaper``, ``kill_leftovers``), and kills a service its
+liveness probe finds unhealthy for too long (``LIVENESS``), then restarts it. The whole supervisor loop on
 the real stack is covered by tests/e2e/test_stack.py (the scheduler SIGKILL test)."""
 from __future__ import annotations
 
@@ -43,3 +44,55 @@ def test_kill_leftovers_with_no_children_kills_nothing():
                           "import stack; print(stack.kill_leftovers())"], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert out.strip() == "0"
+
+
+# The supervisor loop with a fake stack: the "service" is `sleep 300`, its health probe says
+# what HEALTHY says. Probes start at once and run every 0.2 s; 1 s unhealthy means SIGKILL.
+SUPERVISED = f"""
+import sys
+sys.path.insert(0, {str(STACK_DIR)!r})
+from pathlib import Path
+import stack
+
+HEALTHY = sys.argv[2] == "healthy"
+
+class FakeStack:
+    dir = run = Path(sys.argv[1])
+    def command(self, service):
+        return ["sleep", "300"], None
+    def health(self, service):
+        return HEALTHY, "fake probe"
+
+stack.LIVENESS = {{"svc": (0.0, 1.0)}}
+stack.PROBE_EVERY_S = 0.2
+stack.supervise(FakeStack(), "svc")
+"""
+
+
+def _supervise_for(tmp_path: Path, health: str, seconds: float) -> dict:
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", SUPERVISED, str(tmp_path), health],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    return json.loads((tmp_path / "svc.json").read_text())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor is for the Linux stack")
+def test_a_hung_unhealthy_service_is_killed_by_its_liveness_probe_and_restarted(tmp_path):
+    record = _supervise_for(tmp_path, "unhealthy", 8.0)   # kill at ~1 s, restart 4 s later
+    assert record["liveness_kills"] >= 1
+    assert record["starts"] >= 2                          # restarted after each kill
+    killed = [e for e in record["exits"] if not e["requested"]]
+    assert killed and all(e["rc"] == -9 for e in killed)  # SIGKILL, not a clean exit
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor is for the Linux stack")
+def test_a_healthy_service_is_left_alone_by_its_liveness_probe(tmp_path):
+    record = _supervise_for(tmp_path, "healthy", 3.0)
+    assert record["liveness_kills"] == 0 and record["starts"] == 1
+    assert [e["requested"] for e in record["exits"]] == [True]

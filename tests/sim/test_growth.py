@@ -2,6 +2,7 @@
 meaning-keeping transforms, errors."""
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -156,3 +157,32 @@ def test_impossible_n_raises_with_reached_count():
 def test_invalid_arguments(n, seed):
     with pytest.raises(ValueError):
         grow_utterances("hwu64", n, seed)
+
+
+def test_each_annotation_renders_its_text_with_the_origins_slot_names(grown, hwu):
+    from mining.sim.corpora import parse_annot_utt
+
+    names_of = {u: {s["name"] for s in parse_annot_utt(a)[1]}
+                for u, a in zip(hwu["utt_id"], hwu["annot_utt"])}
+    slotted = 0
+    for text, annot, origin in zip(grown["text"], grown["annot_utt"], grown["origin_utt_id"]):
+        plain, slots = parse_annot_utt(annot)
+        assert plain == text
+        assert {s["name"] for s in slots} <= names_of[origin]
+        slotted += bool(slots)
+    # about as many grown texts carry a slot as corpus utterances do (58% of HWU64)
+    assert slotted > 0.5 * len(grown)
+
+
+def test_originals_keep_their_corpus_slots_and_swaps_change_a_value(grown, hwu):
+    from mining.sim.corpora import parse_annot_utt
+
+    corpus = dict(zip(hwu["utt_id"], hwu["annot_utt"]))
+    originals = grown[grown["transform"] == "original"]
+    same = [parse_annot_utt(a)[1] == parse_annot_utt(corpus[u])[1]
+            for a, u in zip(originals["annot_utt"], originals["origin_utt_id"])]
+    assert np.mean(same) > 0.99   # the rest: corpus texts that are not their annotation's rendering
+    swapped = grown[grown["transform"] == "slot_swap"]
+    changed = [parse_annot_utt(a)[1] != parse_annot_utt(corpus[u])[1]
+               for a, u in zip(swapped["annot_utt"], swapped["origin_utt_id"])]
+    assert all(changed)

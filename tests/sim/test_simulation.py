@@ -346,7 +346,9 @@ def test_split_corpus_is_per_intent_deterministic_and_complete():
                                  dict(p_rephrase=0.7), dict(p_silent=1.5), dict(days=0),
                                  dict(p_notice_silent=-0.1), dict(p_notice_silent=1.01),
                                  dict(p_correction_cue=2.0), dict(p_correction_cue=-1e-9),
-                                 dict(test_share=1.0), dict(p_next_goal=1.0)])
+                                 dict(test_share=1.0), dict(p_next_goal=1.0),
+                                 dict(traffic_utterances=0), dict(traffic_utterances=True),
+                                 dict(traffic_utterances=1e6)])
 def test_simulation_config_rejects_invalid_values(bad):
     with pytest.raises(ValueError):
         SimulationConfig(**bad)
@@ -380,3 +382,30 @@ def test_an_nlu_trained_on_extra_rows_serves_them_and_reports_them(tmp_path):
     assert summary["nlu"]["extra_training_rows"] == len(traffic) and base["nlu"]["extra_training_rows"] == 0
     assert summary["nlu"]["traffic_accuracy"] > 0.95 > base["nlu"]["traffic_accuracy"]
     assert summary["friction_turns"] < base["friction_turns"] / 2
+
+
+def test_grown_traffic_carries_many_more_distinct_texts_with_consistent_gold(run, tmp_path):
+    summary = simulate(SimulationConfig(n_turns=N_TURNS, traffic_utterances=40_000, utterance_zipf_s=0.9),
+                       tmp_path / "logs", tmp_path / "gold")
+    splits = pd.read_parquet(tmp_path / "gold" / "splits.parquet")
+    assert summary["splits"]["traffic"] == (splits["split"] == "traffic").sum() == 40_000
+    plain = pd.read_parquet(run[2] / "splits.parquet")
+    for split in ("seed", "test"):  # only traffic grows
+        assert set(splits.loc[splits["split"] == split, "utt_id"]) == set(plain.loc[plain["split"] == split, "utt_id"])
+    traffic = splits[splits["split"] == "traffic"]
+    assert traffic["utt_id"].is_unique and traffic["text"].is_unique
+    assert set(plain.loc[plain["split"] == "traffic", "text"]) <= set(traffic["text"])
+    turns = _joined(tmp_path / "logs", tmp_path / "gold")
+    assert len(turns) == summary["turns"] and _logged_as(turns).all()
+    assert turns["utt_id"].str.contains("+g", regex=False).mean() > 0.5
+    # 2,105 distinct texts in 3,000 turns against 1,398 from the corpus as it is
+    assert turns["utterance"].nunique() > 1.3 * pd.read_parquet(run[1])["utterance"].nunique()
+    origin = traffic.assign(origin=traffic["utt_id"].str.split("+g", regex=False).str[0])
+    intents = dict(zip(plain["utt_id"], plain["intent"]))
+    assert (origin["intent"] == origin["origin"].map(intents)).all()   # a grown text keeps its origin's intent
+    assert (turns["gold_intent"] == turns["utt_id"].map(dict(zip(traffic["utt_id"], traffic["intent"])))).all()
+
+
+def test_grown_traffic_below_the_corpus_traffic_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="below the traffic split"):
+        simulate(SimulationConfig(n_turns=100, traffic_utterances=100), tmp_path / "logs", tmp_path / "gold")
