@@ -162,3 +162,11 @@ def test_no_secret_is_written_in_the_compose_file(compose, dotenv):
     with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
         interpolate(compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"], dotenv)
     assert not os.path.exists(REPO / ".env") or ".env" in (REPO / ".gitignore").read_text().split()
+
+
+def test_the_image_installs_the_versions_the_tests_ran_with():
+    """The image resolves its dependencies under constraints.txt, as `make install` does."""
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text()
+    assert re.search(r"^COPY .*\bconstraints\.txt \./$", dockerfile, re.M)
+    assert "pip install -c constraints.txt \".[${MINING_EXTRA}]\"" in dockerfile
+    assert (REPO / "constraints.txt").exists()
