@@ -110,7 +110,8 @@ class _Row:
     swappable: list[int]               # slots whose pool has another value
 
 
-def _normalize(text: str) -> str:
+def normalize_whitespace(text: str) -> str:
+    """``text`` with single spaces between words, stripped: how growth compares texts."""
     return " ".join(text.split())
 
 
@@ -120,7 +121,7 @@ def _template(annot: str) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
     literals = tuple(pieces[0::3])
     if any("[" in lit or "]" in lit for lit in literals):
         return (annot,), []
-    return literals, [(name, _normalize(value)) for name, value in zip(pieces[1::3],
+    return literals, [(name, normalize_whitespace(value)) for name, value in zip(pieces[1::3],
                                                                        pieces[2::3])]
 
 
@@ -129,7 +130,7 @@ def _prepare(corpus: pd.DataFrame) -> list[_Row]:
     missing = {"text", "intent"} - set(corpus.columns)
     if missing:
         raise ValueError(f"corpus frame lacks column(s) {sorted(missing)}")
-    texts = [_normalize(str(t)) for t in corpus["text"]]
+    texts = [normalize_whitespace(str(t)) for t in corpus["text"]]
     utt_ids = ([str(u) for u in corpus["utt_id"]] if "utt_id" in corpus.columns
                else [str(i) for i in corpus.index])
     annots = (list(corpus["annot_utt"]) if "annot_utt" in corpus.columns
@@ -211,14 +212,12 @@ def _grow_batch(rows: list[_Row], rng: np.random.Generator, max_slots: int):
                 pool = row.pools[j]
                 k = min(int(sui[j, 1] * (len(pool) - 1)), len(pool) - 2)
                 values[j] = pool[k + (k >= row.current[j])]
-            literals = row.literals
-            core = literals[0] + "".join(v + lit for v, lit in zip(values, literals[1:]))
             ops.append("slot_swap")
-        else:
-            core = row.text
+        rendered = _render(row.literals, values)
+        core = rendered if ops else row.text
         match = _TAIL_RE.match(core)
         core, tail = (match.group(1), match.group(2)) if match else (core, "")
-        words, tags = _tagged_words(core, row.literals, values)
+        words, tags = _tagged_words(core, row.literals, values, rendered)
         if not words:
             continue
         prefix = suffix = ""
@@ -280,18 +279,22 @@ def _grow_batch(rows: list[_Row], rng: np.random.Generator, max_slots: int):
         yield base[i], text + tail, "+".join(ops), annot + tail
 
 
-def _tagged_words(core: str, literals: tuple[str, ...], values: list[str]):
+def _render(literals: tuple[str, ...], values: list[str]) -> str:
+    """The text of a template: ``literals`` with slot ``values`` between them."""
+    return literals[0] + "".join(v + lit for v, lit in zip(values, literals[1:]))
+
+
+def _tagged_words(core: str, literals: tuple[str, ...], values: list[str], rendered: str):
     """The words of ``core`` and per word the index of the slot value it overlaps, or None.
 
-    ``core`` is the rendering of ``literals`` and slot ``values`` interleaved, whitespace
-    normalized and perhaps cut before trailing punctuation; the slot of each word is read
-    off that rendering. Where the two do not line up word for word (a corpus text that is
-    not its annotation's rendering), no word gets a slot."""
+    ``rendered`` is :func:`_render` of ``literals`` and ``values``; ``core`` is that text
+    whitespace normalized and perhaps cut before trailing punctuation, and the slot of each
+    word is read off ``rendered``. Where the two do not line up word for word (a corpus
+    text that is not its annotation's rendering), no word gets a slot."""
     spans, pos = [], len(literals[0])
     for value, literal in zip(values, literals[1:]):
         spans.append((pos, pos + len(value)))
         pos += len(value) + len(literal)
-    rendered = literals[0] + "".join(v + lit for v, lit in zip(values, literals[1:]))
     words = core.split()
     tagged = [(m.group(), next((j for j, (a, b) in enumerate(spans) if m.start() < b and a < m.end()), None))
               for m in _WORD_RE.finditer(rendered)] if spans else []
@@ -354,8 +357,9 @@ def grow_utterances(corpus: str | pd.DataFrame, n: int, seed: int) -> pd.DataFra
     texts = [rows[r].text for r in order]
     origins = [int(r) for r in order]
     transforms = ["original"] * len(texts)
-    annots = [_annotate(*_tagged_words(rows[r].text, rows[r].literals, rows[r].values),
-                        rows[r].names) for r in order]
+    annots = [_annotate(*_tagged_words(rows[r].text, rows[r].literals, rows[r].values,
+                                       _render(rows[r].literals, rows[r].values)), rows[r].names)
+              for r in order]
     seen = set(texts)
     rng = np.random.default_rng([seed, _GROWTH_STREAM])
     max_slots = max([len(row.values) for row in rows] + [1])

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from mining.io.schemas import arrow_schema
 from mining.sim.corpora import load_corpus, parse_annot_utt
-from mining.sim.growth import grow_utterances
+from mining.sim.growth import grow_utterances, normalize_whitespace
 from mining.sim.simulation_config import (POPULARITY_STREAM, REJECTED, RIGHT, SPLIT_STREAM, WRONG,
                                           SimulationConfig)
 from mining.sim.weak_nlu import WeakNLU
@@ -160,7 +160,7 @@ def grow_traffic(traffic: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     (:func:`mining.sim.growth.grow_utterances` with ``seed``). Raises ``ValueError`` when
     ``n`` is below the split's number of distinct texts (growing must not drop any) or the
     transforms cannot reach ``n``."""
-    distinct = traffic["text"].map(lambda t: " ".join(str(t).split())).nunique()
+    distinct = traffic["text"].map(lambda t: normalize_whitespace(str(t))).nunique()
     if n < distinct:
         raise ValueError(f"traffic_utterances={n:,} is below the traffic split's {distinct:,} "
                          "distinct texts")
