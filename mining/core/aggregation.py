@@ -114,8 +114,9 @@ def _gates(p, k, n_events, defect_rate, cfg, min_events) -> np.ndarray:
     return decision
 
 
-def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration=None) -> pd.DataFrame:
-    """Labels for one locale.
+def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration=None,
+                     classifier=None) -> pd.DataFrame:
+    """Labels for one locale, or for one slice of it (see ``classifier``).
 
     texts: one row per normalized text: locale, text_norm, utterance (most frequent raw
     form), n_turns, n_friction, text_users, cluster_id, cluster_size, sim_to_medoid; with
@@ -124,9 +125,16 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     for the friction-free texts fitted on and the failing ones), else ``ValueError``.
     events: accepted pairs: text_norm (source), target_turn_id, target_text_norm, target_intent,
     target_slots, score, user_pseudonym; each event votes with ``score`` × (1 − the target text's defect
-    rate in ``texts``; a target text not in ``texts`` counts as never failing: full score).
+    rate: the column ``target_defect_rate`` when present (NaN → 0), else looked up in ``texts``;
+    a target text not in ``texts`` counts as never failing: full score).
     ``cfg``: :class:`mining.config.AggregationConfig`; ``calibration``:
     a :class:`mining.core.calibration.Calibration` (None → ``cfg.fitted_calibration``).
+
+    ``classifier``: the locale's :class:`mining.core.confident_learning.LogsClassifier`, fitted
+    beforehand on the whole locale (:func:`~mining.core.confident_learning.fit_locale`); then
+    ``texts``/``events`` may be one slice of the locale that holds whole variant clusters (every
+    text of a cluster, with its events) and the targets' defect rates, and the labels are those
+    of the whole locale's call. None → the check is fitted on ``texts``.
 
     Returns one row per text that failed at least once, with :data:`LABEL_COLUMNS`;
     ``intent``/``confidence``/``evidence`` are null when ``decision`` is an abstention, and
@@ -140,7 +148,9 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     q = cfg.credible_quantile
     all_texts = texts.assign(defect_rate=texts["n_friction"] / texts["n_turns"])
     defect = all_texts.set_index("text_norm")["defect_rate"]     # of sources and targets alike
-    events = events.assign(score=events["score"] * (1.0 - events["target_text_norm"].map(defect).fillna(0.0)))
+    target_defect = (events["target_defect_rate"] if "target_defect_rate" in events.columns
+                     else events["target_text_norm"].map(defect))
+    events = events.assign(score=events["score"] * (1.0 - target_defect.fillna(0.0)))
     texts = all_texts[all_texts["n_friction"] > 0].copy()
     events = events.merge(texts[["text_norm", "cluster_id"]], on="text_norm", how="left")
     own = vote(events, "text_norm", cfg.prior, q).set_index("text_norm")
@@ -163,7 +173,7 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     t["raw_score"] = np.where(own_ok, t["lb"], np.where(variant, t["c_lb"], np.nan)).astype(float)
     t["posterior_mean"] = np.where(own_ok, t["p"], np.where(variant, t["c_p"], np.nan)).astype(float)
     conf = calibration.apply(t["raw_score"].to_numpy(), ev)
-    against = _logs_check(all_texts, t, candidate, variant, cfg)
+    against = _logs_check(all_texts, t, candidate, variant, cfg, classifier)
     candidate &= ~against
     confident = candidate & (np.nan_to_num(conf, nan=-1.0) >= cfg.min_confidence)
     t["decision"] = np.where(against, t["decision_logs"],
@@ -181,7 +191,7 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
 
 
 def _logs_check(all_texts: pd.DataFrame, t: pd.DataFrame, candidate: np.ndarray, variant: np.ndarray,
-                cfg) -> np.ndarray:
+                cfg, classifier=None) -> np.ndarray:
     """Sets ``t``'s ``logs_check``/``logs_intent`` (None for non-candidates; ``off`` when
     ``cfg.logs_check`` is false) and ``decision_logs``; returns the mask of candidates that
     abstain on the logs' evidence: ``contradicted_by_logs``, or ``variant_cluster_disagrees``
@@ -194,7 +204,7 @@ def _logs_check(all_texts: pd.DataFrame, t: pd.DataFrame, candidate: np.ndarray,
 
     checked, _ = confident_learning.check_labels(
         all_texts, t.loc[candidate], max_texts=cfg.logs_check_max_texts, min_texts=cfg.logs_check_min_texts,
-        folds=cfg.logs_check_folds, seed=cfg.logs_check_seed)
+        folds=cfg.logs_check_folds, seed=cfg.logs_check_seed, clf=classifier)
     t.loc[candidate, "logs_check"] = checked["logs_check"]
     t.loc[candidate, "logs_intent"] = checked["logs_intent"]
     contradicted = (t["logs_check"] == "contradicted").to_numpy()

@@ -162,31 +162,44 @@ def check(clf: LogsClassifier, x: np.ndarray, intents: np.ndarray, rejected: np.
     return status.astype(object), logs_intent, prob
 
 
-def check_labels(texts: pd.DataFrame, cands: pd.DataFrame, *, max_texts: int, min_texts: int, folds: int,
-                 seed: int) -> tuple[pd.DataFrame, LogsClassifier]:
-    """Fit a locale's check on its friction-free texts and check its candidates.
+def fit_locale(texts: pd.DataFrame, *, max_texts: int, min_texts: int, folds: int, seed: int) -> LogsClassifier:
+    """Fit a locale's check on its friction-free texts.
 
-    :param texts: every text of one locale: ``text_norm`` (str, unique), ``n_friction``
+    :param texts: texts of one locale: ``text_norm`` (str, unique), ``n_friction``
         (int ≥ 0), ``accepted_intent`` (str or None: the NLU intent of its friction-free
         turns), ``embedding`` (sequence of floats or None). Training texts: never failed
         (``n_friction == 0``), with an accepted intent and an embedding; sorted by
-        ``text_norm`` and, beyond ``max_texts``, a seeded sample (:func:`subsample`).
+        ``text_norm`` and, beyond ``max_texts``, a seeded sample (:func:`subsample`). An empty
+        frame gives a skipped classifier (``skipped_too_few_texts``, or
+        ``skipped_too_few_classes`` when ``min_texts`` is 0).
+    :raises ValueError: a column is missing, embeddings of different lengths."""
+    missing = [c for c in ("text_norm", "n_friction", "accepted_intent", "embedding") if c not in texts.columns]
+    if missing:
+        raise ValueError(f"the logs check needs columns {missing}")
+    train = texts[(texts["n_friction"] == 0) & texts["accepted_intent"].notna()
+                  & texts["embedding"].notna()].sort_values("text_norm", kind="stable")
+    train = train.iloc[subsample(len(train), max_texts, seed)]
+    return fit(_matrix(train["embedding"]), train["accepted_intent"].to_numpy(), folds=folds,
+               min_texts=min_texts, seed=seed)
+
+
+def check_labels(texts: pd.DataFrame | None, cands: pd.DataFrame, *, max_texts: int, min_texts: int, folds: int,
+                 seed: int, clf: LogsClassifier | None = None) -> tuple[pd.DataFrame, LogsClassifier]:
+    """Check a locale's candidates, fitting its check on its friction-free texts first
+    (:func:`fit_locale` over ``texts``) unless ``clf`` is given: a classifier already fitted
+    on the whole locale, when ``cands`` are one slice of it (``texts`` is then not read).
+
     :param cands: the rows to check: ``candidate_intent`` (str), ``rejected_intent`` (str or
         None), ``embedding`` (or None → status ``no_embedding``)
     :return: (frame indexed like ``cands`` with ``logs_check`` (:data:`STATUSES`,
         :data:`SKIPPED` or ``no_embedding``) and ``logs_intent`` (the confident class or
         None), the :class:`LogsClassifier`)
     :raises ValueError: a column is missing, embeddings of different lengths."""
-    for frame, cols in ((texts, ("text_norm", "n_friction", "accepted_intent", "embedding")),
-                        (cands, ("candidate_intent", "rejected_intent", "embedding"))):
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise ValueError(f"the logs check needs columns {missing}")
-    train = texts[(texts["n_friction"] == 0) & texts["accepted_intent"].notna()
-                  & texts["embedding"].notna()].sort_values("text_norm", kind="stable")
-    train = train.iloc[subsample(len(train), max_texts, seed)]
-    clf = fit(_matrix(train["embedding"]), train["accepted_intent"].to_numpy(), folds=folds,
-              min_texts=min_texts, seed=seed)
+    missing = [c for c in ("candidate_intent", "rejected_intent", "embedding") if c not in cands.columns]
+    if missing:
+        raise ValueError(f"the logs check needs columns {missing}")
+    if clf is None:
+        clf = fit_locale(texts, max_texts=max_texts, min_texts=min_texts, folds=folds, seed=seed)
     out = pd.DataFrame({"logs_check": "no_embedding", "logs_intent": None}, index=cands.index, dtype=object)
     has = cands["embedding"].notna().to_numpy()
     if has.any():

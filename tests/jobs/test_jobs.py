@@ -122,6 +122,26 @@ def test_aggregate_labels_decides_every_failing_text(run):
     assert sum(sum(loc["candidates"].values()) for loc in check.values()) == len(candidates)
 
 
+def test_aggregate_labels_split_into_groups_gives_the_whole_locales_labels(run, spark, tmp_path, monkeypatch):
+    """A locale split into several pandas groups (whole variant clusters each, the logs check
+    fitted once per locale) gives the labels of one group per locale, row for row."""
+    import shutil
+
+    from mining.stages import aggregate_labels
+
+    for name in ("turns", "rephrase_pairs", "clusters", "embeddings"):
+        shutil.copytree(run["out"] / name, tmp_path / name)
+    labels = _read(run["out"] / "labels")
+    monkeypatch.setattr(aggregate_labels, "GROUP_TEXTS", 150)
+    stats = stage_fn("aggregate_labels")(spark, load_config(str(run["cfg"].logs), str(tmp_path)))
+    split = _read(tmp_path / "labels")
+    assert stats["groups"]["en-US"] >= 3 and run["stats"]["aggregate_labels"]["groups"] == {"en-US": 1}
+    key = ["locale", "text_norm"]
+    pd.testing.assert_frame_equal(split.sort_values(key).reset_index(drop=True),
+                                  labels.sort_values(key).reset_index(drop=True), check_like=True)
+    assert stats["logs_check"] == run["stats"]["aggregate_labels"]["logs_check"]
+
+
 def test_export_dataset_publishes_contract_rows_with_manifest(run):
     out = run["out"]
     train = _read(out / "training_set")
