@@ -29,18 +29,31 @@ from __future__ import annotations
 import numpy as np
 
 
+#: Rows per block of :func:`medoids`' float64 arithmetic (a block holds whole clusters).
+_BLOCK_ROWS = 16_384
+
+
 def medoids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """int64 (C,) row index of each cluster's medoid; ties → the lowest index.
 
     ``emb``: float32 (n, d) L2-normalized rows; ``labels``: int (n,) in 0..C-1, every
-    label used. Time O(n·d), memory O(C·d)."""
+    label used. Time O(n·d), memory O(C·d) (float64 sums; rows in blocks of ``_BLOCK_ROWS``)."""
     if len(labels) == 0:
         return np.zeros(0, dtype=np.int64)
     n_clusters = int(labels.max()) + 1
     order = np.argsort(labels, kind="stable")
     starts = np.searchsorted(labels[order], np.arange(n_clusters))
-    sums = np.add.reduceat(emb[order].astype(np.float64), starts, axis=0)
-    score = np.einsum("ij,ij->i", emb.astype(np.float64), sums[labels])
+    # float64 sums and scores, a block of rows at a time: no (n, d) float64 copy of ``emb``
+    sums = np.empty((n_clusters, emb.shape[1]), dtype=np.float64)
+    block = max(1, _BLOCK_ROWS)
+    c0 = 0
+    while c0 < n_clusters:                          # whole clusters, about ``block`` rows
+        c1 = max(c0 + 1, int(np.searchsorted(starts, starts[c0] + block, side="right")) - 1)
+        r0, r1 = starts[c0], (starts[c1] if c1 < n_clusters else len(labels))
+        sums[c0:c1] = np.add.reduceat(emb[order[r0:r1]].astype(np.float64), starts[c0:c1] - r0, axis=0)
+        c0 = c1
+    score = np.concatenate([np.einsum("ij,ij->i", emb[i:i + block].astype(np.float64), sums[labels[i:i + block]])
+                            for i in range(0, len(labels), block)])
     # per cluster: highest score, then lowest index
     best = np.lexsort((np.arange(len(labels)), -score, labels))
     first = np.searchsorted(labels[best], np.arange(n_clusters))

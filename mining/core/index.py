@@ -133,19 +133,25 @@ def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | N
     n = len(emb)
     sims, ids, index = _search(emb, k, **index_kwargs)
     kk = sims.shape[1]
-    rows = np.repeat(np.arange(n), kk)
     cut = np.flatnonzero(sims[:, -1] >= min_sim) if kk and kk < n - 1 else np.zeros(0, np.int64)
-    src, dst, val = [rows], [ids.ravel()], [sims.ravel()]
+    # only the hits above the threshold, as row-index dtype (int32 below 2^31 rows): in dense
+    # regions the hits are most of the memory (bench/cold_night.py: 29M in a 177k-text part)
+    above = sims >= min_sim
+    above[cut] = False                 # cut rows: the range search below lists their neighbours
+    r, c = np.nonzero(above)
+    del above
+    itype = _row_dtype(n)
+    src, dst, val = [r.astype(itype)], [ids[r, c].astype(itype)], [sims[r, c]]
+    del r, c, sims, ids
     n_cut = len(cut)
     if n_cut:
-        src[0], dst[0], val[0] = (a.reshape(n, kk)[np.isin(np.arange(n), cut, invert=True)].ravel()
-                                  for a in (rows, ids, sims))
         q = np.ascontiguousarray(emb[cut], dtype=np.float32)
         if hasattr(index, "range_search") and not type(index).__name__.startswith("Gpu"):
             for b in range(0, len(cut), batch):
                 lims, dist, found = index.range_search(q[b:b + batch], float(min_sim))
                 counts = np.diff(lims.astype(np.int64))
-                part = (np.repeat(cut[b:b + batch], counts), found.astype(np.int64), dist.astype(np.float32))
+                part = (np.repeat(cut[b:b + batch].astype(itype), counts), found.astype(itype),
+                        dist.astype(np.float32))
                 if max_degree and counts.max(initial=0) > max_degree + 1:
                     # + 1: the row itself may be among them; only the long rows are sorted
                     long_rows = np.repeat(counts > max_degree + 1, counts)
@@ -170,20 +176,48 @@ def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | N
                 dst.append(i.ravel())
                 val.append(d.ravel())
         log.info("neighbour graph: %d rows had more than %d neighbours above %.2f", n_cut, kk, min_sim)
-    return symmetric_graph(n, np.concatenate(src), np.concatenate(dst), np.concatenate(val), min_sim)
+    del index                          # its copy of the vectors is not needed for the graph
+    src, dst, val = (np.concatenate(a) for a in (src, dst, val))
+    return symmetric_graph(n, src, dst, val, min_sim)
+
+
+def _row_dtype(n: int):
+    """The smallest integer dtype that holds row indices 0..n-1 (and -1): int32 or int64."""
+    return np.int32 if n < 2**31 else np.int64
 
 
 def symmetric_graph(n: int, src: np.ndarray, dst: np.ndarray, val: np.ndarray, min_sim: float):
     """Directed search hits (row ``src`` found ``dst`` at cosine ``val``; ``dst`` -1 = none)
-    → symmetric scipy CSR (n, n) of the pairs with cosine ≥ ``min_sim``, no self loops, one
-    entry per ordered pair (a pair found from both ends is listed once)."""
+    → symmetric scipy CSR (n, n) of the pairs with cosine ≥ ``min_sim``, no self loops, each
+    row sorted by column. A pair found from both ends keeps each direction's own cosine (the
+    two searches may differ in the last bits); a pair found from one end gets that cosine in
+    both directions. Indices int32 below 2^31 rows. Memory about 3x the symmetric entries'
+    (12 bytes each), built with scipy's sparse operations, not by sorting pair keys.
+
+    :raises ValueError: a directed pair is listed twice (a search lists a neighbour once)."""
     from scipy.sparse import csr_matrix
 
+    itype = _row_dtype(n)
     ok = (dst >= 0) & (val >= min_sim) & (dst != src)
-    src, dst, val = src[ok], dst[ok], val[ok]
-    a, b, v = np.concatenate([src, dst]), np.concatenate([dst, src]), np.concatenate([val, val])
-    _, first = np.unique(a * n + b, return_index=True)
-    return csr_matrix((v[first], (a[first], b[first])), shape=(n, n))
+    direct = csr_matrix((val[ok].astype(np.float32, copy=False),
+                         (src[ok].astype(itype, copy=False), dst[ok].astype(itype, copy=False))), shape=(n, n))
+    if direct.nnz != int(ok.sum()):
+        raise ValueError("a directed pair is listed twice")
+    del ok
+    reverse = direct.T.tocsr()         # (j, i) for every hit i → j
+    # the reverse entries that no hit found directly: the positions of the others are marked
+    position = csr_matrix((np.arange(1, reverse.nnz + 1, dtype=np.float64), reverse.indices, reverse.indptr),
+                          shape=(n, n))
+    found = position.multiply(direct.astype(bool)).tocsr().data.astype(np.int64) - 1
+    del position
+    only = np.ones(reverse.nnz, dtype=bool)
+    only[found] = False
+    rows = np.repeat(np.arange(n, dtype=itype), np.diff(reverse.indptr))[only]
+    reverse = csr_matrix((reverse.data[only], (rows, reverse.indices[only])), shape=(n, n))
+    del rows, only
+    graph = (direct + reverse).tocsr()
+    graph.sort_indices()
+    return graph
 
 
 def recall_at_k(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:

@@ -240,3 +240,35 @@ def test_cluster_frame_groups_near_vectors_and_ignores_row_order():
     assert (out["sim_to_medoid"] > 0.99).all()
     shuffled = cluster_frame(pdf.iloc[[3, 1, 0, 2]], **kw)
     pd.testing.assert_frame_equal(out, shuffled)
+
+
+def test_symmetric_graph_keeps_each_directions_cosine_and_drops_non_edges():
+    from mining.core.index import symmetric_graph
+
+    # 0→1 and 1→0 found with different last bits; 2→0 one-sided; 3→3 self; 1→-1 none; 2→3 below
+    src = np.array([0, 1, 2, 3, 1, 2])
+    dst = np.array([1, 0, 0, 3, -1, 3])
+    val = np.array([0.9, 0.9000001, 0.8, 1.0, 0.95, 0.5], dtype=np.float32)
+    g = symmetric_graph(4, src, dst, val, min_sim=0.75)
+    assert g.indices.dtype == np.int32 and g.has_sorted_indices
+    dense = g.toarray()
+    assert dense[0, 1] == np.float32(0.9) and dense[1, 0] == np.float32(0.9000001)
+    assert dense[2, 0] == dense[0, 2] == np.float32(0.8)
+    assert g.nnz == 4 and dense[3, 3] == 0 and dense[2, 3] == 0
+    with pytest.raises(ValueError, match="listed twice"):
+        symmetric_graph(3, np.array([0, 0]), np.array([1, 1]), np.array([0.9, 0.9], dtype=np.float32), 0.75)
+
+
+def test_medoids_in_blocks_equal_medoids_in_one_block(monkeypatch):
+    from mining.core import clustering
+
+    rng = np.random.default_rng(4)
+    emb = rng.normal(size=(500, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    labels = rng.integers(0, 40, size=500)
+    labels = np.unique(labels, return_inverse=True)[1]
+    whole = medoids(emb, labels)
+    monkeypatch.setattr(clustering, "_BLOCK_ROWS", 7)       # smaller than most clusters
+    assert np.array_equal(medoids(emb, labels), whole)
+    monkeypatch.setattr(clustering, "_BLOCK_ROWS", 1)
+    assert np.array_equal(medoids(emb, labels), whole)
