@@ -173,9 +173,7 @@ def fit_locale(texts: pd.DataFrame, *, max_texts: int, min_texts: int, folds: in
         frame gives a skipped classifier (``skipped_too_few_texts``, or
         ``skipped_too_few_classes`` when ``min_texts`` is 0).
     :raises ValueError: a column is missing, embeddings of different lengths."""
-    missing = [c for c in ("text_norm", "n_friction", "accepted_intent", "embedding") if c not in texts.columns]
-    if missing:
-        raise ValueError(f"the logs check needs columns {missing}")
+    _require(texts, ("text_norm", "n_friction", "accepted_intent", "embedding"))
     train = texts[(texts["n_friction"] == 0) & texts["accepted_intent"].notna()
                   & texts["embedding"].notna()].sort_values("text_norm", kind="stable")
     train = train.iloc[subsample(len(train), max_texts, seed)]
@@ -195,9 +193,7 @@ def check_labels(texts: pd.DataFrame | None, cands: pd.DataFrame, *, max_texts: 
         :data:`SKIPPED` or ``no_embedding``) and ``logs_intent`` (the confident class or
         None), the :class:`LogsClassifier`)
     :raises ValueError: a column is missing, embeddings of different lengths."""
-    missing = [c for c in ("candidate_intent", "rejected_intent", "embedding") if c not in cands.columns]
-    if missing:
-        raise ValueError(f"the logs check needs columns {missing}")
+    _require(cands, ("candidate_intent", "rejected_intent", "embedding"))
     if clf is None:
         clf = fit_locale(texts, max_texts=max_texts, min_texts=min_texts, folds=folds, seed=seed)
     out = pd.DataFrame({"logs_check": "no_embedding", "logs_intent": None}, index=cands.index, dtype=object)
@@ -209,6 +205,13 @@ def check_labels(texts: pd.DataFrame | None, cands: pd.DataFrame, *, max_texts: 
         out.loc[has, "logs_check"] = status
         out.loc[has, "logs_intent"] = intent
     return out, clf
+
+
+def _require(frame: pd.DataFrame, cols: tuple) -> None:
+    """``ValueError`` naming the columns of ``cols`` that ``frame`` lacks."""
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the logs check needs columns {missing}")
 
 
 def _matrix(col: pd.Series) -> np.ndarray:
