@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import unicodedata
 from bisect import bisect_right
 from collections import Counter
@@ -71,6 +72,10 @@ NO_SPACE_RANGES: tuple[tuple[int, int], ...] = (
 )
 _RANGE_STARTS = tuple(lo for lo, _ in NO_SPACE_RANGES)
 _FIRST_NO_SPACE = chr(NO_SPACE_RANGES[0][0])
+#: Any character of :data:`NO_SPACE_RANGES` (the regex engine scans a text in C, where
+#: :func:`is_no_space_char` per character costs a bisect: 30% of :func:`char_sims` on 10k pairs)
+_NO_SPACE_RE = re.compile("[" + "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
+                                        for lo, hi in NO_SPACE_RANGES) + "]")
 
 
 def is_no_space_char(ch: str) -> bool:
@@ -153,7 +158,7 @@ def char_ngrams(text: str, n: int = 3) -> Counter:
     padded = f" {text} "
     if len(padded) < n:
         return Counter([padded])
-    return Counter(padded[i:i + n] for i in range(len(padded) - n + 1))
+    return Counter([padded[i:i + n] for i in range(len(padded) - n + 1)])
 
 
 def char_sim(a: str, b: str, n: int = 3) -> float:
@@ -185,7 +190,7 @@ def char_sims(a: Sequence[str], b: Sequence[str], n: int = 3) -> list[float]:
 
     def has_no_space(t: str) -> bool:
         if t not in no_space:
-            no_space[t] = any(is_no_space_char(ch) for ch in t)
+            no_space[t] = _NO_SPACE_RE.search(t) is not None
         return no_space[t]
 
     out = []
@@ -195,7 +200,9 @@ def char_sims(a: Sequence[str], b: Sequence[str], n: int = 3) -> list[float]:
             continue
         k = 2 if n > 2 and (has_no_space(x) or has_no_space(y)) else n
         (ca, sa), (cb, sb) = profile(x, k), profile(y, k)
-        dot = sum(v * cb.get(g, 0) for g, v in ca.items())
+        if len(cb) < len(ca):
+            ca, cb = cb, ca
+        dot = sum(v * cb[g] for g, v in ca.items() if g in cb)
         norm = math.sqrt(sa * sb)
         out.append(dot / norm if norm else 0.0)
     return out

@@ -16,28 +16,34 @@ SESSION_KEYS = ["user_pseudonym", "session_pseudonym"]
 ORDER_KEYS = ["ts", "turn_id"]
 
 
-def normalize_udf():
-    """Vectorized pandas UDF around :func:`mining.core.text.normalize`."""
+def turn_text_udf(cues: dict[str, tuple[str, ...]] | None):
+    """Vectorized pandas UDF (utterance, locale) → struct<utterance, text_norm, cue>, once
+    per distinct (utterance, locale) of a batch (:func:`mining.core.unique.map_unique`):
+
+    - ``utterance``: PII replaced by placeholders (:func:`mining.privacy.pii.scrub_pii`;
+      null stays null);
+    - ``text_norm``: :func:`mining.core.text.normalize` of the scrubbed utterance;
+    - ``cue``: the correction cue ``text_norm`` starts with (:func:`mining.core.text.leading_cue`
+      with the locale language's ``cues``), null without one or when ``cues`` is None.
+
+    One Python round trip for the three: chained UDFs each send the rows through Arrow
+    to Python and back."""
     from pyspark.sql.functions import pandas_udf
 
-    @pandas_udf("string")
-    def _normalize(s: pd.Series) -> pd.Series:
-        return map_unique(text.normalize, s)
+    from mining.privacy.pii import scrub_pii
 
-    return _normalize
+    def one(utterance, locale):
+        scrubbed = None if utterance is None else scrub_pii(utterance, locale)[0]
+        norm = text.normalize(scrubbed)
+        cue = None if cues is None else text.leading_cue(norm, cues.get(text.cue_language(locale), ()))
+        return scrubbed, norm, cue
 
+    @pandas_udf("utterance string, text_norm string, cue string")
+    def _turn_text(utterance: pd.Series, locale: pd.Series) -> pd.DataFrame:
+        rows = map_unique(one, utterance, locale)
+        return pd.DataFrame(rows.tolist(), columns=["utterance", "text_norm", "cue"], index=utterance.index)
 
-def cue_udf(cues: dict[str, tuple[str, ...]]):
-    """Vectorized pandas UDF (locale, text_norm) → the correction cue the text starts with
-    (:func:`mining.core.text.leading_cue` with the locale language's cues) or null."""
-    from pyspark.sql.functions import pandas_udf
-
-    @pandas_udf("string")
-    def _cue(locale: pd.Series, text_norm: pd.Series) -> pd.Series:
-        return map_unique(lambda loc, t: text.leading_cue(t, cues.get(text.cue_language(loc), ())),
-                          locale, text_norm)
-
-    return _cue
+    return _turn_text
 
 
 def session_window():
@@ -64,21 +70,23 @@ def prepare_turns(accepted, friction, rephrase, key: bytes):
     from mining.privacy.pii import scrub_udfs, spark_pseudonymize
 
     w = session_window()
-    scrub_text, scrub_slots = scrub_udfs()
+    _, scrub_slots = scrub_udfs()
+    text_of = turn_text_udf(friction.cues if friction.correction_cues else None)
+    # every Python UDF runs before the session window: a UDF between two windows would
+    # hide the window's partitioning from the planner and shuffle and sort all turns a
+    # second time (bench/RESULTS.md, hot spots)
     turns = (accepted
              .withColumn("user_pseudonym", spark_pseudonymize(F.col("user_id"), key))
              .withColumn("session_pseudonym", spark_pseudonymize(F.col("session_id"), key))
              .drop("user_id", "session_id")
-             .withColumn("utterance", scrub_text(F.col("utterance"), F.col("locale")))
+             .withColumn("_text", text_of(F.col("utterance"), F.col("locale")))
              .withColumn("nlu_slots", scrub_slots(F.col("nlu_slots"), F.col("locale")))
-             .withColumn("text_norm", normalize_udf()(F.col("utterance"))))
-    # every Python UDF runs before the session window: a UDF between two windows would
-    # hide the window's partitioning from the planner and shuffle and sort all turns a
-    # second time (bench/RESULTS.md, hot spots)
-    cue = (cue_udf(friction.cues)(F.col("locale"), F.col("text_norm")) if friction.correction_cues
-           else F.lit(None).cast("string"))
+             .withColumn("utterance", F.col("_text.utterance"))
+             .withColumn("text_norm", F.col("_text.text_norm"))
+             .withColumn("_cue", F.col("_text.cue"))
+             .drop("_text"))
     gap = F.col("next_ts").cast("double") - F.col("ts").cast("double")
-    turns = (turns.withColumn("_cue", cue)
+    turns = (turns
              .withColumn("turn_index", F.row_number().over(w) - 1)
              .withColumn("next_text_norm", F.lead("text_norm", 1).over(w))
              .withColumn("next_ts", F.lead("ts", 1).over(w))

@@ -190,7 +190,10 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     # clean logs this removes a shuffle and sort of every row (bench/RESULTS.md, hot spots).
     repeated = (df.groupBy("turn_id").count().where((F.col("count") > 1) & F.col("turn_id").isNotNull())
                 .select("turn_id", F.lit(True).alias("_repeated")))
-    df = df.join(repeated, "turn_id", "left")
+    # broadcast: the repeated ids are few (a pathological log with every row twice still
+    # sends only the ids, ~50 bytes each), and a shuffle join would shuffle every whole row
+    # by turn_id twice (once per branch below): 2 of the 3 minutes of validation at 10M turns
+    df = df.join(F.broadcast(repeated), "turn_id", "left")
     w = Window.partitionBy("turn_id").orderBy("ts", "_source_file", "utterance", "session_id", row_json)
     once = df.where(F.col("_repeated").isNull()).withColumn("_dup_rank", F.lit(1))
     more = df.where(F.col("_repeated")).withColumn("_dup_rank", F.row_number().over(w))

@@ -231,18 +231,61 @@ def test_lexical_features_separate_rephrase_from_switch_in_every_script(spark, l
     assert 0 < p.loc["b", "length_ratio"] <= 1
 
 
-def test_intent_fit_features_rank_the_target_intent():
-    from mining.spark.rephrase import intent_fit_features
+def test_text_pair_features_rank_the_target_intent():
+    import pyarrow as pa
+
+    from mining.spark.rephrase import PAIR_KEYS, TEXT_PAIR_FEATURES, text_pair_features
 
     centroids = {"en-US": (["alarm_set", "weather_query"], np.array([[1, 0], [0, 1]], dtype=np.float32))}
-    f = intent_fit_features(["en-US", "en-US", "en-US", "de-DE"],
-                            [np.array([0.8, 0.6]), np.array([0.8, 0.6]), None, np.array([1.0, 0.0])],
-                            ["alarm_set", "weather_query", "alarm_set", "alarm_set"], centroids)
+    vec = pa.list_(pa.float32())
+    batch = pa.RecordBatch.from_pydict({
+        "locale": ["en-US", "en-US", "en-US", "de-DE", "en-US"],
+        "source_text_norm": ["wake me", "wake me", "", "weck mich", "wake me"],
+        "target_text_norm": ["wake me up", "weather", "wake me up", "wecker", "wake me"],
+        "target_nlu_intent": ["alarm_set", "weather_query", "alarm_set", "alarm_set", None],
+        "_se": pa.array([[0.8, 0.6], [0.8, 0.6], None, [1.0, 0.0], [0.8, 0.6]], vec),
+        "_te": pa.array([[0.6, 0.8], None, [1.0, 0.0], [0.6, 0.8], [0.8, 0.6]], vec)})
+    out = text_pair_features(batch, 3, centroids)
+    assert out.schema.names == [*PAIR_KEYS, *TEXT_PAIR_FEATURES]
+    f = out.to_pandas()
     assert f.loc[0, "intent_fit"] == pytest.approx(0.8) and f.loc[0, "intent_fit_margin"] == pytest.approx(0.2)
     assert f.loc[0, "intent_fit_log_rank"] == 0.0
+    assert f.loc[0, "embedding_cos"] == pytest.approx(0.96)
     assert f.loc[1, "intent_fit_margin"] == pytest.approx(-0.2) and f.loc[1, "intent_fit_log_rank"] == pytest.approx(np.log(2))
+    assert f.loc[1, "embedding_cos"] == 0.0                                           # no target embedding
     assert f.loc[2, "intent_fit"] == 0.0 and f.loc[2, "intent_fit_margin"] == -1.0   # no source embedding
-    assert f.loc[3, "intent_fit"] == 0.0                                              # locale without centroids
+    assert f.loc[2, "char_sim"] == 0.0 and f.loc[2, "intent_fit_log_rank"] == pytest.approx(np.log(3))
+    assert f.loc[3, "intent_fit"] == 0.0 and f.loc[3, "intent_fit_log_rank"] == 0.0  # locale without centroids
+    assert f.loc[3, "embedding_cos"] == pytest.approx(0.6)
+    assert f.loc[4, "intent_fit_margin"] == -1.0 and f.loc[4, "char_sim"] == pytest.approx(1.0)  # no intent
+
+
+def test_text_pair_features_do_not_depend_on_the_batch():
+    """A row's features are the same alone and among other rows (Spark's batches are not
+    the same from run to run)."""
+    import pyarrow as pa
+
+    from mining.spark.rephrase import text_pair_features
+
+    rng = np.random.default_rng(3)
+    names = [f"intent_{i}" for i in range(40)]
+    cents = rng.standard_normal((40, 384)).astype(np.float32)
+    cents /= np.linalg.norm(cents, axis=1, keepdims=True)
+    vecs = rng.standard_normal((300, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    batch = pa.RecordBatch.from_pydict({
+        "locale": ["en-US"] * 150, "source_text_norm": [f"text {i}" for i in range(150)],
+        "target_text_norm": [f"other text {i}" for i in range(150)],
+        "target_nlu_intent": [names[i % 40] for i in range(150)],
+        "_se": pa.array(list(vecs[:150]), pa.list_(pa.float32())),
+        "_te": pa.array(list(vecs[150:]), pa.list_(pa.float32()))})
+    whole = text_pair_features(batch, 3, {"en-US": (names, cents)}).to_pandas()
+    parts = pd.concat([text_pair_features(batch.slice(i, n), 3, {"en-US": (names, cents)}).to_pandas()
+                       for i, n in ((0, 1), (1, 7), (8, 142))], ignore_index=True)
+    pd.testing.assert_frame_equal(whole, parts, check_exact=True)
+
+
+def test_failure_signals_are_the_signals_but_the_confidence_ones():
     assert set(FAILURE_SIGNALS) == set(SIGNALS) - {"low_nlu_confidence", "low_asr_confidence"}
 
 
