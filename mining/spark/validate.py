@@ -192,7 +192,7 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
                 .select("turn_id", F.lit(True).alias("_repeated")))
     # broadcast: the repeated ids are few (a pathological log with every row twice still
     # sends only the ids, ~50 bytes each), and a shuffle join would shuffle every whole row
-    # by turn_id twice (once per branch below): 2 of the 3 minutes of validation at 10M turns
+    # by turn_id twice (once per branch below); validation at 10M turns 181 -> 98 s (bench/RESULTS.md)
     df = df.join(F.broadcast(repeated), "turn_id", "left")
     w = Window.partitionBy("turn_id").orderBy("ts", "_source_file", "utterance", "session_id", row_json)
     once = df.where(F.col("_repeated").isNull()).withColumn("_dup_rank", F.lit(1))
