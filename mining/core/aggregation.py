@@ -5,14 +5,14 @@ Evidence. For a normalized source text *u* (per locale), each accepted rephrase 
 target's intent cₑ, its pair score sₑ ∈ [0, 1] and its user. The target's interpretation can
 itself be wrong while the turn looks successful (a silent failure: nothing in the session
 says so). The night's other turns of the same target words say how often they fail: the
-event's weight is ``sₑ · (1 − dₑ)``, dₑ = the target text's defect rate (friction turns /
-turns of that text in the locale, its own turn included). This is the reformulation
-target's success rate that Ponnusamy et al. (AAAI 2020, §3) weigh rewrites by, derived per
-run from unlabelled logs: no constant. (Development logs, HWU64 seed 7 under the ``hard``
-behaviour model: accepted pairs whose target intent was wrong had a mean target defect rate
-of 0.56, those whose target was right 0.07.) A user's repeats are not independent evidence,
-so each user contributes at most one vote per intent: the user's best weight,
-``w(user, c) = max sₑ(1 − dₑ)``. Per intent ``W_c = Σ_users w(user, c)``,
+event's weight is ``sₑ · (1 − φₑ)``, φₑ = the posterior probability that the target's
+interpretation is wrong, from a two-rate mixture over the locale's target texts fitted per
+run by EM on their other turns' friction (:mod:`mining.core.target_failure`; where a locale
+has too few targets to fit it, φₑ = the target text's defect rate, friction turns / turns).
+This is the reformulation target's success rate that Ponnusamy et al. (AAAI 2020, §3) weigh
+rewrites by, derived per run from unlabelled logs: no constant. A user's repeats are not
+independent evidence, so each user contributes at most one vote per intent: the user's best
+weight, ``w(user, c) = max sₑ(1 − φₑ)``. Per intent ``W_c = Σ_users w(user, c)``,
 ``W = Σ_c W_c``, K = number of distinct observed intents.
 
 Posterior (Dirichlet-multinomial). A symmetric Dirichlet(α) prior over the K observed
@@ -115,7 +115,7 @@ def _gates(p, k, n_events, defect_rate, cfg, min_events) -> np.ndarray:
 
 
 def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration=None,
-                     classifier=None) -> pd.DataFrame:
+                     classifier=None, target_failure=None) -> pd.DataFrame:
     """Labels for one locale, or for one slice of it (see ``classifier``).
 
     texts: one row per normalized text: locale, text_norm, utterance (most frequent raw
@@ -124,16 +124,21 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     NLU intent of its friction-free / friction turns) and embedding (floats or None; needed
     for the friction-free texts fitted on and the failing ones), else ``ValueError``.
     events: accepted pairs: text_norm (source), target_turn_id, target_text_norm, target_intent,
-    target_slots, score, user_pseudonym; each event votes with ``score`` × (1 − the target text's defect
-    rate: the column ``target_defect_rate`` when present (NaN → 0), else looked up in ``texts``;
-    a target text not in ``texts`` counts as never failing: full score).
+    target_slots, score, user_pseudonym; each event votes with ``score`` × (1 − φ), φ the
+    probability that its target's interpretation is wrong (:mod:`mining.core.target_failure`)
+    from the target text's turns: the columns ``target_n_turns``/``target_n_friction`` when
+    present, else looked up in ``texts``; a target text found nowhere counts as never failing
+    (full score).
+    ``target_failure``: the locale's :class:`mining.core.target_failure.TargetFailureModel`,
+    fitted beforehand on the whole locale's targets (as ``classifier``, for a slice); None →
+    fitted here on the events' distinct targets.
     ``cfg``: :class:`mining.config.AggregationConfig`; ``calibration``:
     a :class:`mining.core.calibration.Calibration` (None → ``cfg.fitted_calibration``).
 
     ``classifier``: the locale's :class:`mining.core.confident_learning.LogsClassifier`, fitted
     beforehand on the whole locale (:func:`~mining.core.confident_learning.fit_locale`); then
     ``texts``/``events`` may be one slice of the locale that holds whole variant clusters (every
-    text of a cluster, with its events) and the targets' defect rates, and the labels are those
+    text of a cluster, with its events) and the targets' turn counts, and the labels are those
     of the whole locale's call. None → the check is fitted on ``texts``.
 
     Returns one row per text that failed at least once, with :data:`LABEL_COLUMNS`;
@@ -147,10 +152,7 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     calibration = calibration if calibration is not None else cfg.fitted_calibration
     q = cfg.credible_quantile
     all_texts = texts.assign(defect_rate=texts["n_friction"] / texts["n_turns"])
-    defect = all_texts.set_index("text_norm")["defect_rate"]     # of sources and targets alike
-    target_defect = (events["target_defect_rate"] if "target_defect_rate" in events.columns
-                     else events["target_text_norm"].map(defect))
-    events = events.assign(score=events["score"] * (1.0 - target_defect.fillna(0.0)))
+    events = events.assign(score=events["score"] * (1.0 - _target_failed(all_texts, events, target_failure)))
     texts = all_texts[all_texts["n_friction"] > 0].copy()
     events = events.merge(texts[["text_norm", "cluster_id"]], on="text_norm", how="left")
     own = vote(events, "text_norm", cfg.prior, q).set_index("text_norm")
@@ -188,6 +190,28 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     t["vote_share"] = t["p"].astype(float)
     t["vote_events"] = t["n_events"].astype(np.int64)
     return t[LABEL_COLUMNS].sort_values("text_norm", kind="stable").reset_index(drop=True)
+
+
+def _target_failed(texts: pd.DataFrame, events: pd.DataFrame, model=None) -> np.ndarray:
+    """φ per event (float64 (n,)): P(its target's interpretation is wrong); 0 for a target
+    text whose turns are unknown."""
+    from mining.core import target_failure
+
+    if "target_n_turns" in events.columns:
+        counts = events[["target_text_norm", "target_n_turns", "target_n_friction"]].set_axis(
+            ["text_norm", "n_turns", "n_friction"], axis=1)
+    else:
+        counts = events[["target_text_norm"]].rename(columns={"target_text_norm": "text_norm"}).merge(
+            texts[["text_norm", "n_turns", "n_friction"]], on="text_norm", how="left").set_axis(events.index)
+    known = counts["n_turns"].notna().to_numpy()
+    if model is None:
+        model = target_failure.fit_from_texts(counts[known].drop_duplicates("text_norm").astype(
+            {"n_turns": np.int64, "n_friction": np.int64}))
+    phi = np.zeros(len(events))
+    if known.any():
+        phi[known] = model.p_failed(counts.loc[known, "n_friction"].to_numpy(np.int64),
+                                    counts.loc[known, "n_turns"].to_numpy(np.int64))
+    return phi
 
 
 def _logs_check(all_texts: pd.DataFrame, t: pd.DataFrame, candidate: np.ndarray, variant: np.ndarray,

@@ -112,13 +112,33 @@ def _locales_section(df: pd.DataFrame) -> str:
     return _section("locales", "Per locale", _table(head, rows, "locale-table", foot))
 
 
-def _confidence_section(hist: dict[str, np.ndarray]) -> str:
+def _confidence_section(hist: dict[str, np.ndarray], failure: dict | None = None) -> str:
     rows = [f'<tr data-evidence="{_e(ev)}"><th>{_e(ev)}</th>{_td(int(h.sum()), "evidence." + ev)}</tr>'
             for ev, h in hist.items()]
     table = _table(["evidence", "exported rows"], rows, "evidence-table")
     fig = _figure("confidence", plot("confidence", draw_confidence, hist),
                   f"Exported rows per confidence bin of width {1 / CONFIDENCE_BINS:g}, stacked by evidence kind.")
-    return _section("confidence", "Confidence of exported rows", table + fig)
+    return _section("confidence", "Confidence of exported rows", table + fig + _target_failure_table(failure or {}))
+
+
+def _target_failure_table(failure: dict) -> str:
+    """Per locale, the misread-target mixture the run fitted on its own targets
+    (mining/core/target_failure.py): share of misread targets, the two failure rates, the
+    targets fitted on, and why a locale kept the plain defect rate."""
+    if not failure:
+        return ""
+    rows = [f'<tr data-locale="{_e(loc)}"><th>{_e(loc)}</th>'
+            + _td(int(m.get("informative", 0)), f"target_failure.{loc}.informative")
+            + "".join(_td(round(float(m.get(k, 0.0)), 3), f"target_failure.{loc}.{k}")
+                      for k in ("share", "rate_ok", "rate_failed"))
+            + f'<td>{_e("fitted" if m.get("fitted") else "defect rate")}{_e(": " + m["reason"] if m.get("reason") else "")}'
+              "</td></tr>"
+            for loc, m in sorted(failure.items())]
+    return ("<p class='note'>Misread rephrase targets per locale, fitted on this run's own targets (a two-rate "
+            "mixture over the friction of their other turns): each event votes with its score times the "
+            "probability that its target was read right.</p>"
+            + _table(["locale", "targets with other turns", "misread share", "failure rate (read right)",
+                      "failure rate (misread)", "used"], rows, "target-failure-table"))
 
 
 def _scale_table(derived: dict) -> str:
@@ -212,7 +232,8 @@ def build_report(out: str | Path, *, version_dir: str | Path | None = None, card
     built = {
         "meta": _meta_section(manifest, list(per_locale.index)),
         "funnel": _funnel_section(counts), "locales": _locales_section(per_locale),
-        "confidence": _confidence_section(confidence_histogram(vdir, batch_rows)),
+        "confidence": _confidence_section(confidence_histogram(vdir, batch_rows),
+                                          stage_stats(out, manifest, "labels").get("target_failure")),
         "clusters": _clusters_section(cluster_sizes(out, batch_rows), stage_stats(out, manifest, "clusters"),
                                       stage_stats(out, manifest, "rephrase_pairs").get("background")),
         "variants": _variants_section(top_variants(vdir, manifest, top_intents, top_k, batch_rows), top_k),

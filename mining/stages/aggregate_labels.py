@@ -6,7 +6,7 @@ import pickle
 
 import pandas as pd
 
-from mining.core import aggregation
+from mining.core import aggregation, target_failure
 from mining.core.background import read_derived
 from mining.io import storage
 from mining.stages.common import counts_by
@@ -55,9 +55,10 @@ def run(spark, cfg) -> dict:
     ac = cfg.aggregation
     derived = read_derived(cfg.out)      # per locale: variant_min_sim from the night's own background
     texts = base = texts.persist()       # read by the check's fit, the group sizes and the labels
-    # every event weighs by its target's defect rate, whichever group the target falls in
-    defect = texts.select("locale", F.col("text_norm").alias("target_text_norm"),
-                          (F.col("n_friction") / F.col("n_turns")).alias("target_defect_rate"))
+    # every event weighs by how often its target's words fail, whichever group the target falls in
+    target_counts = texts.select("locale", F.col("text_norm").alias("target_text_norm"),
+                                 F.col("n_turns").alias("target_n_turns"),
+                                 F.col("n_friction").alias("target_n_friction"))
     classifiers: dict[str, bytes] = {}
     if ac.logs_check:
         emb = spark.read.parquet(storage.require_stage(cfg.out, "embeddings", "embed_utterances"))
@@ -79,8 +80,9 @@ def run(spark, cfg) -> dict:
     events = (pairs.where("accepted").select(
         "locale", F.col("source_text_norm").alias("text_norm"), "target_turn_id", "target_text_norm",
         "target_intent", "target_slots", "score", "user_pseudonym")
-        .join(defect, ["locale", "target_text_norm"], "left")
+        .join(target_counts, ["locale", "target_text_norm"], "left")
         .join(texts.select("locale", "text_norm", F.col("group").alias("source_group")), ["locale", "text_norm"]))
+    failure = _fit_target_failure(events)
     label_schema = ("locale string, text_norm string, utterance string, intent string, "
                     "slots array<struct<name:string,value:string>>, confidence double, "
                     "support_users long, support_events long, evidence string, cluster_id string, "
@@ -94,7 +96,8 @@ def run(spark, cfg) -> dict:
             return pd.DataFrame(columns=aggregation.LABEL_COLUMNS)
         locale = t["locale"].iloc[0]
         clf = pickle.loads(classifiers[locale]) if locale in classifiers else None
-        return aggregation.aggregate_locale(t, e, ac.for_locale(locale, derived.get(locale)), classifier=clf)
+        return aggregation.aggregate_locale(t, e, ac.for_locale(locale, derived.get(locale)), classifier=clf,
+                                            target_failure=failure.get(locale, target_failure.TargetFailureModel()))
 
     labels = (texts.groupBy("locale", "group").cogroup(events.groupBy("locale", "source_group"))
               .applyInPandas(aggregate, label_schema))
@@ -104,9 +107,23 @@ def run(spark, cfg) -> dict:
             lambda l: {"texts_with_friction": l.count(), "by_decision": counts_by(l, "decision"),
                        "by_evidence": counts_by(l.where("decision = 'labeled'"), "evidence"),
                        "calibration": ac.fitted_calibration.version, "logs_check": _check_stats(l),
+                       "target_failure": {loc: m.to_dict() for loc, m in sorted(failure.items())},
                        "groups": groups})
     finally:
         base.unpersist()
+
+
+def _fit_target_failure(events) -> dict:
+    """{locale: :class:`mining.core.target_failure.TargetFailureModel`} fitted on the locale's
+    distinct target texts of accepted events, collected as (turns, friction turns) counts: a
+    few hundred rows per locale whatever the volume."""
+    from pyspark.sql import functions as F
+
+    rows = (events.where(F.col("target_n_turns").isNotNull())
+            .select("locale", "target_text_norm", "target_n_turns", "target_n_friction").distinct()
+            .groupBy("locale", F.col("target_n_turns").alias("n_turns"), F.col("target_n_friction").alias("n_friction"))
+            .count().orderBy("locale", "n_turns", "n_friction").toPandas())
+    return {loc: target_failure.fit_from_texts(g) for loc, g in rows.groupby("locale", sort=True)}
 
 
 def _fit_checks(texts, emb, ac) -> dict[str, bytes]:

@@ -121,6 +121,21 @@ def test_an_event_counts_less_when_its_target_words_usually_fail(agg_cfg):
     assert good.loc["wake me", "raw_score"] == pytest.approx(0.05 ** (1 / 1.8))
 
 
+def test_an_event_votes_with_one_minus_its_targets_posterior_failure_probability(agg_cfg):
+    # the locale's fitted mixture (mining.core.target_failure): the target's 3 other turns, 1 failed
+    from mining.core.target_failure import TargetFailureModel
+
+    model = TargetFailureModel(share=0.3, rate_ok=0.05, rate_failed=0.6, targets=50, informative=40, fitted=True)
+    phi = model.p_failed(np.array([1]), np.array([4]))[0]
+    texts = _texts([("en-US", "wake me", "wake me", 2, 2, 2, "c1", 1, 1.0)])
+    ev = _events([("wake me", "alarm_set", 0.8, "u1", [])], "set an alarm").assign(target_n_turns=4,
+                                                                                 target_n_friction=1)
+    out = aggregate_locale(texts, ev, replace(agg_cfg, min_confidence=0.0), IDENTITY,
+                           target_failure=model).set_index("text_norm")
+    w = 0.8 * (1 - phi)
+    assert 0.2 < phi < 0.8 and out.loc["wake me", "raw_score"] == pytest.approx(0.05 ** (1 / (1 + w)))
+
+
 def test_slots_of_equally_weighted_events_do_not_depend_on_row_order(agg_cfg):
     texts = _texts([("en-US", "wake me", "wake me", 2, 2, 2, "c1", 1, 1.0)])
     rows = [("wake me", "alarm_set", 0.9, "u1", [{"name": "time", "value": "7"}]),

@@ -120,6 +120,12 @@ def test_aggregate_labels_decides_every_failing_text(run):
     assert (labels.loc[labels["decision"] == "contradicted_by_logs", "logs_check"] == "contradicted").all()
     check = run["stats"]["aggregate_labels"]["logs_check"]
     assert sum(sum(loc["candidates"].values()) for loc in check.values()) == len(candidates)
+    # the misread-target mixture, fitted per locale on the run's own targets (or why not)
+    failure = run["stats"]["aggregate_labels"]["target_failure"]
+    assert failure and set(failure) <= set(labels["locale"])
+    for m in failure.values():
+        assert m["targets"] >= m["informative"] >= 0 and 0 <= m["share"] <= 1
+        assert m["fitted"] or m["reason"]
 
 
 def test_aggregate_labels_split_into_groups_gives_the_whole_locales_labels(run, spark, tmp_path, monkeypatch):

@@ -63,7 +63,13 @@ def make_tiny_run(root: Path) -> Path:
                 "stages": {"rejects": {"input": 5, "accepted": 4, "rejected": 1, "by_reason": {"bad_locale": 1}},
                            "turns": {"turns": 4, "friction_turns": 3},
                            "rephrase_pairs": {"candidates": 4, "accepted_pairs": 3, "by_decision": {"accepted": 3}},
-                           "labels": {"by_decision": {"labeled": 3, "insufficient_events": 1}}}}
+                           "labels": {"by_decision": {"labeled": 3, "insufficient_events": 1},
+                                      "target_failure": {
+                                          "en-US": {"share": 0.25, "rate_ok": 0.04, "rate_failed": 0.6,
+                                                    "targets": 40, "informative": 31, "fitted": True, "reason": ""},
+                                          "de-DE": {"share": 0.0, "rate_ok": 0.0, "rate_failed": 0.0, "targets": 1,
+                                                    "informative": 0, "fitted": False,
+                                                    "reason": "fewer than 10 target texts with other turns"}}}}}
     (version / "manifest.json").write_text(json.dumps(manifest))
     os.symlink("versions/v1", out / "latest")
     return out
@@ -85,6 +91,10 @@ def test_build_report_funnel_and_locales_tiny_run(tiny_run):
     assert _value(page, "clusters.texts") == "4" and _value(page, "clusters.clusters") == "3"
     assert _value(page, "drops.below_min_users") == "7" and _value(page, "rejects.bad_locale") == "1"
     assert _value(page, "evidence.rephrase") == "3" and _value(page, "evidence.variant") == "1"
+    # what the run derived per locale for its rephrase targets, and which locale kept the defect rate
+    assert _value(page, "target_failure.en-US.share") == "0.25"
+    assert _value(page, "target_failure.en-US.informative") == "31"
+    assert "defect rate: fewer than 10 target texts" in page
 
 
 def test_build_report_escapes_utterances(tiny_run):
