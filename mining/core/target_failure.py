@@ -31,8 +31,9 @@ vs 0.81 (24 locales, default behaviour model), 0.88 vs 0.75 (``hard`` model), 0.
 (true share of misread targets 0.29) but 0.14 under the default one (true 0.05): friction
 that is not a misreading (slips, noise) also lands in the high-rate component.
 
-Where a locale has fewer than :data:`MIN_TARGETS` targets with other turns, or the fit does not
-separate two rates, the mixture is not identified and the event's discount stays ``d``
+Where a locale has fewer than :data:`MIN_TARGETS` targets with at least :data:`MIN_OTHER_TURNS`
+other turns (fewer trials do not identify a two-binomial mixture), the fit does not separate
+two rates, or EM does not converge, the mixture is not identified and the event's discount stays ``d``
 (``fitted`` false, with the ``reason``).
 """
 from __future__ import annotations
@@ -45,6 +46,11 @@ import numpy as np
 # turns to learn them from, the locale keeps the plain defect rate (a sample-size floor, not a
 # value fitted on labelled data).
 MIN_TARGETS = 10
+# A mixture of K binomials with m trials each is identifiable only when m ≥ 2K − 1 (Teicher,
+# Ann. Math. Statist. 1963; Blischke, Ann. Math. Statist. 1964): with K = 2, texts with one or
+# two other turns cannot tell "a few misread" from "all a bit unreliable", and EM on them alone
+# lands on an arbitrary split. MIN_TARGETS of the texts must have at least this many other turns.
+MIN_OTHER_TURNS = 3
 MAX_ITER = 1000
 TOL = 1e-10
 RATE_BOUNDS = (1e-3, 1 - 1e-3)     # keeps Bin(k; m, r) > 0: one turn never proves a target right or wrong
@@ -104,8 +110,9 @@ def fit_target_failure(n_friction, n_turns, count=None) -> TargetFailureModel:
     the locale (``0 ≤ n_friction ≤ n_turns``, ``n_turns ≥ 1``); ``count``: how many distinct
     texts each row stands for (rows grouped by their counts; default 1 each). EM from a start
     that splits the texts at the pooled failure rate; deterministic. Returns an unfitted model
-    (with its ``reason``) when fewer than :data:`MIN_TARGETS` texts have other turns or the
-    two rates do not separate; ``share`` 0 when no other turn failed. Raises ``ValueError`` on
+    (with its ``reason``) when fewer than :data:`MIN_TARGETS` texts have other turns, or
+    fewer than that have :data:`MIN_OTHER_TURNS` of them, the two rates do not separate, or EM
+    does not converge in :data:`MAX_ITER` iterations; ``share`` 0 when no other turn failed. Raises ``ValueError`` on
     arrays of different lengths or counts out of range."""
     f, t = np.asarray(n_friction, np.int64), np.asarray(n_turns, np.int64)
     c = np.ones(len(f)) if count is None else np.asarray(count, float)
@@ -119,6 +126,10 @@ def fit_target_failure(n_friction, n_turns, count=None) -> TargetFailureModel:
     if informative < MIN_TARGETS:
         return TargetFailureModel(targets=targets, informative=informative,
                                   reason=f"fewer than {MIN_TARGETS} target texts with other turns")
+    if c[n >= MIN_OTHER_TURNS].sum() < MIN_TARGETS:
+        return TargetFailureModel(targets=targets, informative=informative,
+                                  reason=f"fewer than {MIN_TARGETS} target texts with "
+                                         f"{MIN_OTHER_TURNS}+ other turns (not identifiable)")
     k, n, c = k[seen], n[seen], c[seen]
     if k.sum() == 0:
         return TargetFailureModel(targets=targets, informative=informative, fitted=True,
@@ -136,6 +147,9 @@ def fit_target_failure(n_friction, n_turns, count=None) -> TargetFailureModel:
             break
         params = new
         w = _posterior(k, n, share, rate_ok, rate_failed)
+    else:
+        return TargetFailureModel(*(float(v) for v in new), targets, informative, MAX_ITER,
+                                  reason=f"EM did not converge in {MAX_ITER} iterations")
     share, rate_ok, rate_failed = (float(v) for v in new)
     if not rate_failed > rate_ok or not 0.0 < share < 1.0:
         return TargetFailureModel(share, rate_ok, rate_failed, targets, informative, it,

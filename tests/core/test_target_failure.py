@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mining.core.target_failure import MIN_TARGETS, TargetFailureModel, fit_from_texts, fit_target_failure
+from mining.core.target_failure import MIN_OTHER_TURNS, MIN_TARGETS, TargetFailureModel, fit_from_texts, fit_target_failure
 
 
 def _mixture(n_texts=600, share=0.3, rate_ok=0.05, rate_failed=0.6, seed=0):
@@ -74,3 +74,35 @@ def test_one_failure_rate_for_all_targets_is_not_a_mixture():
 def test_bad_counts_raise(friction, turns, count):
     with pytest.raises(ValueError):
         fit_target_failure(np.array(friction), np.array(turns), None if count is None else np.array(count))
+
+
+@pytest.mark.parametrize("max_other", [1, 2])
+def test_texts_with_fewer_than_three_other_turns_do_not_identify_the_mixture(max_other):
+    # Teicher 1963: a two-binomial mixture needs >= 3 trials; EM on 1-2 trials alone would
+    # return an arbitrary split (all-or-nothing discounts) and report it as fitted
+    rng = np.random.default_rng(1)
+    others = rng.integers(1, max_other + 1, 400)
+    friction = rng.binomial(others, np.where(rng.random(400) < 0.2, 0.6, 0.1))
+    m = fit_target_failure(friction, others + 1)
+    assert not m.fitted and "not identifiable" in m.reason and m.informative == 400
+    np.testing.assert_allclose(m.p_failed(friction, others + 1), friction / (others + 1))
+
+
+def test_min_targets_texts_with_three_other_turns_are_enough_to_identify_it():
+    friction, turns, _ = _mixture()
+    many = turns >= 1 + MIN_OTHER_TURNS
+
+    def keep(n_identifying):
+        return ~many | (np.cumsum(many) <= n_identifying)
+    enough = fit_target_failure(friction[keep(MIN_TARGETS)], turns[keep(MIN_TARGETS)])
+    assert enough.fitted and enough.informative > MIN_TARGETS
+    short = fit_target_failure(friction[keep(MIN_TARGETS - 1)], turns[keep(MIN_TARGETS - 1)])
+    assert not short.fitted and "not identifiable" in short.reason
+
+
+def test_em_that_does_not_converge_is_not_reported_as_fitted(monkeypatch):
+    import mining.core.target_failure as tf
+    monkeypatch.setattr(tf, "MAX_ITER", 2)
+    m = tf.fit_target_failure(*_mixture()[:2])
+    assert not m.fitted and "did not converge" in m.reason and m.iterations == 2
+    assert tf.fit_target_failure(*_mixture()[:2]).share == m.share          # same start, same steps
