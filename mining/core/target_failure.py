@@ -33,7 +33,8 @@ that is not a misreading (slips, noise) also lands in the high-rate component.
 
 Where a locale has fewer than :data:`MIN_TARGETS` targets with at least :data:`MIN_OTHER_TURNS`
 other turns (fewer trials do not identify a two-binomial mixture), the fit does not separate
-two rates, or EM does not converge, the mixture is not identified and the event's discount stays ``d``
+two rates, BIC prefers a single failure rate (Schwarz 1978), or EM does not converge, the
+mixture is not identified and the event's discount stays ``d``
 (``fitted`` false, with the ``reason``).
 """
 from __future__ import annotations
@@ -111,8 +112,8 @@ def fit_target_failure(n_friction, n_turns, count=None) -> TargetFailureModel:
     texts each row stands for (rows grouped by their counts; default 1 each). EM from a start
     that splits the texts at the pooled failure rate; deterministic. Returns an unfitted model
     (with its ``reason``) when fewer than :data:`MIN_TARGETS` texts have other turns, or
-    fewer than that have :data:`MIN_OTHER_TURNS` of them, the two rates do not separate, or EM
-    does not converge in :data:`MAX_ITER` iterations; ``share`` 0 when no other turn failed. Raises ``ValueError`` on
+    fewer than that have :data:`MIN_OTHER_TURNS` of them, the two rates do not separate, BIC
+    prefers one rate for all texts, or EM does not converge in :data:`MAX_ITER` iterations; ``share`` 0 when no other turn failed. Raises ``ValueError`` on
     arrays of different lengths or counts out of range."""
     f, t = np.asarray(n_friction, np.int64), np.asarray(n_turns, np.int64)
     c = np.ones(len(f)) if count is None else np.asarray(count, float)
@@ -154,7 +155,25 @@ def fit_target_failure(n_friction, n_turns, count=None) -> TargetFailureModel:
     if not rate_failed > rate_ok or not 0.0 < share < 1.0:
         return TargetFailureModel(share, rate_ok, rate_failed, targets, informative, it,
                                   reason="the fit did not separate two failure rates")
+    if _bic_gain(k, n, c, share, rate_ok, rate_failed, pooled) <= 0.0:
+        return TargetFailureModel(share, rate_ok, rate_failed, targets, informative, it,
+                                  reason="BIC prefers one failure rate for all targets")
     return TargetFailureModel(share, rate_ok, rate_failed, targets, informative, it, fitted=True)
+
+
+def _bic_gain(k, n, c, share, rate_ok, rate_failed, pooled) -> float:
+    """Half the BIC of one failure rate for all texts minus that of the two-rate mixture
+    (Schwarz, Ann. Statist. 1978; consistent for the number of mixture components, Keribin,
+    Sankhyā A 2000): the log-likelihood gained minus log(N) for the two extra parameters,
+    N = texts. ≤ 0: nothing in the data asks for two kinds of target; a spurious split (two
+    rates a hair apart, an arbitrary share) would discount every event by that share."""
+    from scipy.special import logsumexp
+    from scipy.stats import binom
+
+    mix = logsumexp([np.log(share) + binom.logpmf(k, n, rate_failed),
+                     np.log1p(-share) + binom.logpmf(k, n, rate_ok)], axis=0)
+    one = binom.logpmf(k, n, np.clip(pooled, *RATE_BOUNDS))
+    return float((c * (mix - one)).sum() - np.log(c.sum()))
 
 
 def fit_from_texts(targets) -> TargetFailureModel:

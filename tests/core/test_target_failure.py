@@ -106,3 +106,15 @@ def test_em_that_does_not_converge_is_not_reported_as_fitted(monkeypatch):
     m = tf.fit_target_failure(*_mixture()[:2])
     assert not m.fitted and "did not converge" in m.reason and m.iterations == 2
     assert tf.fit_target_failure(*_mixture()[:2]).share == m.share          # same start, same steps
+
+
+def test_targets_that_all_fail_at_one_noisy_rate_are_not_split_by_bic():
+    # a single binomial rate with sampling noise: EM can still return two rates a hair apart
+    # and an arbitrary share; BIC (Schwarz 1978) keeps the plain defect rate instead
+    rng = np.random.default_rng(1)
+    others = rng.integers(3, 9, 300)
+    friction = rng.binomial(others, 0.05)
+    m = fit_target_failure(friction, others + 1)
+    assert not m.fitted and m.reason == "BIC prefers one failure rate for all targets"
+    assert 0 < m.share < 1 and abs(m.rate_failed - m.rate_ok) < 0.5     # EM did return a split
+    assert fit_target_failure(*_mixture()[:2]).fitted          # a real mixture passes
