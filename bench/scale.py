@@ -365,8 +365,8 @@ def main(argv=None) -> None:
 
 
 #: Sections of RESULTS.md that other scripts write between a pair of these markers, kept.
-KEPT_SECTIONS = ("<!-- before-after -->", "<!-- encode-backends -->", "<!-- embed-sizes -->",
-                 "<!-- bench/cold_night.py -->")
+KEPT_SECTIONS = ("<!-- before-after -->", "<!-- encode-backends -->", "<!-- encode-backends-no-bf16 -->",
+                 "<!-- embed-sizes -->", "<!-- bench/cold_night.py -->")
 
 
 def put_section(path: Path, mark: str, text: str) -> None:

