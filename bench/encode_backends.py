@@ -137,26 +137,17 @@ MARK = "<!-- encode-backends -->"
 MARK_NO_BF16 = "<!-- encode-backends-no-bf16 -->"
 
 
-def cpu_capabilities() -> str:
-    """OpenVINO's ``OPTIMIZATION_CAPABILITIES`` of the CPU (e.g. ``FP32, INT8, BF16``): whether
-    bf16 runs natively decides what ``openvino-bf16`` is worth ("" without OpenVINO)."""
-    try:
-        import openvino as ov
-    except ImportError:
-        return ""
-    return ", ".join(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-
-
 def write_section(res: dict, path: Path, command: str) -> None:
     """Put :func:`table` into ``path`` between two :data:`MARK` lines (replacing an earlier
     one; ``bench/scale.py`` keeps the section when it rewrites the file). A CPU without bf16
-    (per :func:`cpu_capabilities`) gets a section of its own, between :data:`MARK_NO_BF16`
+    (per ``bench/scale.py``'s :func:`scale.cpu_capabilities`) gets a section of its own, between :data:`MARK_NO_BF16`
     lines: the runtimes' ratios differ by kind of CPU, and each kind's figures stay."""
     import platform
 
     from scale import machine, put_section   # bench/scale.py
 
-    m, caps = machine(), cpu_capabilities()
+    m = machine()
+    caps = m["cpu_capabilities"]
     no_bf16 = bool(caps) and "BF16" not in caps.split(", ")
     mark = MARK_NO_BF16 if no_bf16 else MARK
     title = "## Encoder backends on CPU" + (" without bf16" if no_bf16 else "")

@@ -314,9 +314,9 @@ class RuntimeEncoder(Encoder):
     the runtime's default, all cores). OpenVINO runs one stream, threads unpinned, with
     ``INFERENCE_PRECISION_HINT`` ``f32`` (OpenVINO would pick bf16 on a CPU with AVX512-BF16
     or AMX), or ``bf16`` for ``openvino-bf16`` (f32 where the CPU lacks bf16; :attr:`precision`
-    says which ran). The same texts
-    give the same vectors every call (on one machine); ``onnx-int8`` quantizes activations per
-    batch, so a vector may move slightly (cosine ≥ 0.95) with the texts batched beside it.
+    says which ran). The same texts give the same vectors every call (on one machine);
+    ``onnx-int8`` quantizes activations per batch, so a vector may move slightly (cosine ≥ 0.95)
+    with the texts batched beside it.
     Not thread-safe (one inference request)."""
 
     name = "sentence-transformers"

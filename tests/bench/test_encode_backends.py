@@ -26,10 +26,10 @@ def test_table_names_skipped_backends_and_no_cosine_for_another_model():
 def test_section_is_replaced_in_place_and_survives_the_scale_report(tmp_path, monkeypatch):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Scale\n\nold body\n\n<!-- before-after -->\nB/A\n<!-- before-after -->\n")
-    monkeypatch.setattr(scale, "machine", lambda: {"date": "d", "commit": "c", "cpu": "cpu", "cores": 2})
     for caps in ("FP32, INT8, BF16", "FP32, INT8, BF16", "FP32, INT8", "FP32, INT8"):
         # a CPU without bf16 gets its own section; each kind's table stays
-        monkeypatch.setattr(encode_backends, "cpu_capabilities", lambda: caps)
+        monkeypatch.setattr(scale, "machine", lambda: {"date": "d", "commit": "c", "cpu": "cpu", "cores": 2,
+                                                       "cpu_capabilities": caps})
         encode_backends.write_section(RES, results, "python bench/encode_backends.py")
     body = results.read_text()
     assert body.count(encode_backends.MARK) == 2 and body.count("## Encoder backends on CPU\n") == 1
