@@ -105,6 +105,19 @@ def _encode_partitions(spec: EncoderSpec, device: str, batch_size: int, export_d
     return run
 
 
+def _warn_precision(spec: EncoderSpec, precision: list[str]) -> None:
+    """Warn when the executors did not run ``spec`` as configured: ``openvino-bf16`` in f32 (a
+    CPU without AVX512-BF16 or AMX: about torch fp32's speed), or executors in more than one
+    precision (mixed hardware: this night's batch mixes vectors of both, close but not equal)."""
+    if len(precision) > 1:
+        log.warning("%s ran in more than one precision (%s): the executors' CPUs differ, so this "
+                    "batch of the cache mixes their vectors", spec.model_id, ", ".join(precision))
+    if spec.runtime == "openvino-bf16" and "f32" in precision:
+        log.warning("%s ran in f32, not bf16: the executors' CPU lacks bf16 instructions "
+                    "(AVX512-BF16 or AMX), so it encodes at about torch fp32's speed; "
+                    "bench/encode_backends.py measures the runtimes on this hardware", spec.model_id)
+
+
 def _read_cache(spark, model_dir: Path):
     batches = [p for p in model_dir.glob("batch-*") if (p / "_SUCCESS").exists()] if model_dir.is_dir() else []
     if not batches:
@@ -129,8 +142,8 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     in total and ``by_model``, where each model also names its ``runtime`` and the
     ``precision`` its executors ran in (sorted list of :attr:`mining.core.encoders.Encoder.precision`;
     empty when nothing was encoded; ``openvino-bf16`` on a CPU without bf16 gives ``["f32"]``
-    and a warning). New embeddings go to ``cache_dir/<model_id>/batch-<run_id>``.
-    Raises ``KeyError`` for an unknown multilingual backend (config validation catches it
+    and a warning, as do executors in more than one precision: :func:`_warn_precision`).
+    New embeddings go to ``cache_dir/<model_id>/batch-<run_id>``. Raises ``KeyError`` for an unknown multilingual backend (config validation catches it
     first)."""
     import pyarrow.dataset as pads
     from pyspark.sql import functions as F
@@ -178,10 +191,7 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
             storage.commit(staging, model_dir / f"batch-{run_id}")
             log.info("%s: embedded %d new texts (%d cached) on %s", spec.model_id, n_missing, n_hits, device)
             precision = sorted(granted.value)
-            if spec.runtime == "openvino-bf16" and "f32" in precision:
-                log.warning("%s ran in f32, not bf16: the executors' CPU lacks bf16 instructions "
-                            "(AVX512-BF16 or AMX), so it encodes at about torch fp32's speed; "
-                            "bench/encode_backends.py measures the runtimes on this hardware", spec.model_id)
+            _warn_precision(spec, precision)
             cache = _read_cache(spark, model_dir)
         n_wanted = n_hits + n_missing
         parts.append(rows.join(cache.dropDuplicates(["text_hash"]).select("text_hash", "embedding"), "text_hash")

