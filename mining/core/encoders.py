@@ -115,7 +115,7 @@ def resolve_device(device: str = "auto") -> str:
     ``"auto"`` asks ``torch.cuda.is_available()`` only where the CUDA driver library
     (``libcuda.so.1``, which torch itself needs for any GPU) loads: on a machine without it the
     answer is ``"cpu"`` without importing torch, which costs a Spark driver about 2 s and
-    0.3 GB for nothing when the encoders run on ONNX Runtime or OpenVINO."""
+    0.2 GB for nothing when the encoders run on ONNX Runtime or OpenVINO."""
     if device != "auto":
         return device
     try:
@@ -125,6 +125,17 @@ def resolve_device(device: str = "auto") -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cpu_capabilities() -> list[str]:
+    """OpenVINO's ``OPTIMIZATION_CAPABILITIES`` of this machine's CPU, e.g. ``["FP32", "INT8",
+    "BF16"]``: ``"BF16"`` there is what lets ``openvino-bf16`` compute in bf16 (AVX512-BF16 or
+    AMX); ``[]`` where OpenVINO is not installed."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return []
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def _l2_normalize(x: np.ndarray) -> np.ndarray:

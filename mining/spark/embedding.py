@@ -32,6 +32,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+
+from pyspark.accumulators import AccumulatorParam
+
 from mining import env
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,7 @@ def _export_dir(spec: EncoderSpec, model_dir: Path) -> str:
     return "" if spec.runtime == "torch" else str(model_dir / "model")
 
 
-class _SetParam:
+class _SetParam(AccumulatorParam):
     """Accumulator of a set of strings (union: idempotent, so a retried task adds nothing)."""
 
     def zero(self, value):
@@ -140,11 +143,11 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     Returns (DataFrame[locale, text_norm, text_hash, embedding array<float>], stats);
     stats count ``distinct_texts`` (distinct per encoder), ``cache_hits`` and ``encoded``,
     in total and ``by_model``, where each model also names its ``runtime`` and the
-    ``precision`` its executors ran in (sorted list of :attr:`mining.core.encoders.Encoder.precision`;
-    empty when nothing was encoded; ``openvino-bf16`` on a CPU without bf16 gives ``["f32"]``
+    ``precision`` its executors ran in (sorted list of
+    :attr:`mining.core.encoders.Encoder.precision`; empty when nothing was encoded; ``openvino-bf16`` on a CPU without bf16 gives ``["f32"]``
     and a warning, as do executors in more than one precision: :func:`_warn_precision`).
-    New embeddings go to ``cache_dir/<model_id>/batch-<run_id>``. Raises ``KeyError`` for an unknown multilingual backend (config validation catches it
-    first)."""
+    New embeddings go to ``cache_dir/<model_id>/batch-<run_id>``. Raises ``KeyError`` for an
+    unknown multilingual backend (config validation catches it first)."""
     import pyarrow.dataset as pads
     from pyspark.sql import functions as F
 
