@@ -85,12 +85,16 @@ def render(res: dict) -> str:
                      + " / ".join(f"{r['profile']['sql_s']:.1f}" for r in runs) + " |")
     best_b, best_a = min(r["wall_s"] for r in b), min(r["wall_s"] for r in a)
     lines += ["", f"Best of each: {best_b:.1f} s → {best_a:.1f} s (**{best_b / best_a:.2f}x**).", "",
-              "Where the time went (first run of each; SQL executions grouped by call site, "
-              "seconds):", "", "| call site | before | after |", "|---|---|---|"]
+              "Where the time went (first run of each; SQL executions grouped by call site: wall "
+              "seconds, and the shuffle bytes their tasks wrote, which do not depend on the machine's "
+              "noise; `bench/spark_profile.py`):", "",
+              "| call site | before s | after s | before shuffle MB | after shuffle MB |", "|---|---|---|---|---|"]
     sites_b = {s: t for s, _, t in b[0]["profile"]["by_site"]}
     sites_a = {s: t for s, _, t in a[0]["profile"]["by_site"]}
+    mb_b, mb_a = ({s: m["shuffle_write_mb"] for s, m in r[0]["profile"].get("tasks", {}).items()} for r in (b, a))
     for site in sorted(set(sites_b) | set(sites_a), key=lambda s: -max(sites_b.get(s, 0), sites_a.get(s, 0)))[:10]:
-        lines.append(f"| `{site}` | {sites_b.get(site, 0):.1f} | {sites_a.get(site, 0):.1f} |")
+        lines.append(f"| `{site}` | {sites_b.get(site, 0):.1f} | {sites_a.get(site, 0):.1f} "
+                     f"| {mb_b.get(site, 0):,.0f} | {mb_a.get(site, 0):,.0f} |")
     lines += ["", "Call sites are lines of the code of each commit, so a moved line shows as two rows.", MARK]
     return "\n".join(lines)
 

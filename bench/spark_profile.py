@@ -9,7 +9,11 @@ Spark's event log (``spark.eventLog.enabled``; the CLI's session reads that file
 The profile groups SQL executions (each DataFrame action of our code: a ``count``,
 ``collect``, a write) by call site and sums their wall time, largest first; the rest of the
 application's time is Spark start, planning and driver-side Python. Executions overlap
-nothing here: our stages run one action at a time.
+nothing here: our stages run one action at a time. Beside the wall time, each call site's
+tasks give their summed run time (``Executor Run Time``: task-seconds, so the parallelism
+is in it; a Python UDF's time is inside its task) and the shuffle bytes they wrote and
+read (``SparkListenerTaskEnd`` metrics, tasks → stages → jobs → SQL execution by the job's
+``spark.sql.execution.id``): the bytes do not depend on a noisy machine, the wall time does.
 """
 from __future__ import annotations
 
@@ -39,7 +43,8 @@ def _label(e: dict) -> str:
 
 
 def profile(event_log: Path) -> dict:
-    """{"app_s", "sql_s", "by_site": [(call site, executions, seconds)] largest first} of
+    """{"app_s", "sql_s", "by_site": [(call site, executions, seconds)] largest first,
+    "tasks": {call site: {"task_s", "shuffle_write_mb", "shuffle_read_mb"}}} of
     one event log: a file, or a Spark 4 ``eventlog_v2_*`` folder of rolled ``events_*``
     files (JSON lines; ``run`` turns Spark 4's default zstd compression off). Grouped by
     SQL execution (a DataFrame action: ``count``, ``collect``, a write), the unit our code
@@ -48,6 +53,8 @@ def profile(event_log: Path) -> dict:
     files = sorted(event_log.glob("events_*"), key=lambda f: int(f.name.split("_")[1])) \
         if event_log.is_dir() else [event_log]
     starts, by_site = {}, defaultdict(lambda: [0, 0.0])
+    site_of, stage_site = {}, {}        # SQL execution → its root's call site; stage → call site
+    tasks = defaultdict(lambda: {"task_s": 0.0, "shuffle_write_mb": 0.0, "shuffle_read_mb": 0.0})
     app = [None, None]
     for line in (ln for f in files for ln in f.read_text().splitlines()):
         e = json.loads(line)
@@ -56,23 +63,39 @@ def profile(event_log: Path) -> dict:
             app[0] = e["Timestamp"]
         elif kind == "SparkListenerApplicationEnd":
             app[1] = e["Timestamp"]
-        elif kind == "SparkListenerSQLExecutionStart" and e.get("rootExecutionId", e["executionId"]) == e["executionId"]:
-            starts[e["executionId"]] = (e["time"], _label(e))
+        elif kind == "SparkListenerSQLExecutionStart":
+            root = e.get("rootExecutionId", e["executionId"])
+            if root == e["executionId"]:
+                starts[root] = (e["time"], _label(e))
+            site_of[e["executionId"]] = site_of.get(root) or _label(e)
         elif kind == "SparkListenerSQLExecutionEnd" and e["executionId"] in starts:
             t0, site = starts.pop(e["executionId"])
             by_site[site][0] += 1
             by_site[site][1] += (e["time"] - t0) / 1000
+        elif kind == "SparkListenerJobStart":
+            sql_id = (e.get("Properties") or {}).get("spark.sql.execution.id")
+            site = site_of.get(int(sql_id)) if sql_id is not None else None
+            for stage in e["Stage IDs"]:
+                stage_site[stage] = site or "(no SQL execution)"
+        elif kind == "SparkListenerTaskEnd" and e.get("Task Metrics"):
+            m, t = e["Task Metrics"], tasks[stage_site.get(e["Stage ID"], "(no SQL execution)")]
+            t["task_s"] += m["Executor Run Time"] / 1000
+            t["shuffle_write_mb"] += m["Shuffle Write Metrics"]["Shuffle Bytes Written"] / 2**20
+            r = m["Shuffle Read Metrics"]
+            t["shuffle_read_mb"] += (r["Remote Bytes Read"] + r["Local Bytes Read"]) / 2**20
     rows = sorted(((s, n, t) for s, (n, t) in by_site.items()), key=lambda r: -r[2])
     app_s = (app[1] - app[0]) / 1000 if None not in app else None
-    return {"app_s": app_s, "sql_s": sum(r[2] for r in rows), "by_site": rows}
+    return {"app_s": app_s, "sql_s": sum(r[2] for r in rows), "by_site": rows, "tasks": dict(tasks)}
 
 
 def print_profile(p: dict, top: int = 15) -> None:
     print(f"application {p['app_s'] or float('nan'):.1f} s, SQL executions {p['sql_s']:.1f} s")
-    print("| call site | executions | seconds | share |")
-    print("|---|---|---|---|")
+    print("| call site | executions | seconds | share | task seconds | shuffle written MB |")
+    print("|---|---|---|---|---|---|")
     for site, n, t in p["by_site"][:top]:
-        print(f"| `{site}` | {n} | {t:.1f} | {t / max(p['sql_s'], 1e-9):.0%} |")
+        m = p["tasks"].get(site, {})
+        print(f"| `{site}` | {n} | {t:.1f} | {t / max(p['sql_s'], 1e-9):.0%} | {m.get('task_s', 0):.1f} "
+              f"| {m.get('shuffle_write_mb', 0):,.0f} |")
 
 
 def run(cmd: list[str], events: Path = EVENTS, env: dict | None = None, cwd: Path | None = None) -> list[Path]:

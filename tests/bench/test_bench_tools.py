@@ -23,13 +23,24 @@ def _write_plan(path: str) -> str:
             f"Arguments: file:{path}, false, Parquet\n")
 
 
+def _task(stage: int, run_ms: int, written: int, read: int) -> dict:
+    return {"Event": "SparkListenerTaskEnd", "Stage ID": stage, "Task Metrics": {
+        "Executor Run Time": run_ms, "Shuffle Write Metrics": {"Shuffle Bytes Written": written},
+        "Shuffle Read Metrics": {"Remote Bytes Read": 0, "Local Bytes Read": read}}}
+
+
 def test_profile_groups_root_executions_by_call_site(tmp_path):
+    mb = 2**20
     events = [
         {"Event": "SparkListenerApplicationStart", "Timestamp": 0},
         {"Event": SQL + "Start", "executionId": 0, "rootExecutionId": 0, "time": 1000,
          "description": f"collect at {ROOT}/mining/spark/ingest.py:575", "physicalPlanDescription": ""},
+        {"Event": "SparkListenerJobStart", "Stage IDs": [5, 6], "Properties": {"spark.sql.execution.id": "0"}},
+        _task(5, 1500, 3 * mb, 0), _task(6, 500, 0, 3 * mb),
         {"Event": SQL + "Start", "executionId": 1, "rootExecutionId": 0, "time": 1100,   # nested: not counted
          "description": "nested", "physicalPlanDescription": ""},
+        {"Event": "SparkListenerJobStart", "Stage IDs": [7], "Properties": {"spark.sql.execution.id": "1"}},
+        _task(7, 1000, mb, 0),                                   # a nested execution's task: its root's
         {"Event": SQL + "End", "executionId": 1, "time": 1500},
         {"Event": SQL + "End", "executionId": 0, "time": 3000},
         {"Event": SQL + "Start", "executionId": 2, "rootExecutionId": 2, "time": 4000,
@@ -50,6 +61,8 @@ def test_profile_groups_root_executions_by_call_site(tmp_path):
     assert p["app_s"] == 10.0
     assert p["by_site"] == [("write turns", 1, 5.0), ("collect at mining/spark/ingest.py:575", 2, 2.5)]
     assert p["sql_s"] == 7.5
+    assert p["tasks"] == {"collect at mining/spark/ingest.py:575":
+                          {"task_s": 3.0, "shuffle_write_mb": 4.0, "shuffle_read_mb": 3.0}}
 
 
 @pytest.mark.slow
