@@ -214,25 +214,6 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     return result, stats
 
 
-#: Up to this many embedding rows, :func:`broadcast_if_small` lets the joins that look
-#: vectors up (the intent centroids, the text-pair features of :mod:`mining.spark.rephrase`)
-#: broadcast the table instead of shuffling both sides by text: a row is a 384-float vector,
-#: about 1.6 kB in Spark's row format, so about 160 MB at the cap (the local driver has 4g,
-#: :mod:`mining.spark.session`; the 1M-turn night has 19,732 texts, the 10M-turn cold night
-#: 1.46M, ``bench/RESULTS.md``). Above it the joins shuffle as before.
-MAX_BROADCAST_ROWS = 100_000
-
-
-def broadcast_if_small(emb, max_rows: int = MAX_BROADCAST_ROWS):
-    """(``emb`` with Spark's broadcast hint when it has at most ``max_rows`` rows, else
-    ``emb`` unchanged; its row count). One count of ``emb``: cache it first, the count then
-    fills the cache. The hint changes the join strategy only, never a value."""
-    from pyspark.sql import functions as F
-
-    n = emb.count()
-    return (F.broadcast(emb) if n <= max_rows else emb), n
-
-
 def _export(spec: EncoderSpec, export_dir: str, missing) -> None:
     """Export ``spec``'s runtime model from the driver before any executor loads it, in a child
     process (:func:`mining.core.encoder_export.export_in_child`: torch stays out of the driver,

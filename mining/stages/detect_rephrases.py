@@ -49,8 +49,7 @@ def run(spark, cfg) -> dict:
     # every distinct text of the night is embedded here (the cache makes embed_utterances
     # a lookup): the intent centroids need the successful turns', the features the pairs'
     emb, emb_stats = embedding.ensure_embeddings(spark, turns, cfg.embedding, uuid.uuid4().hex[:12], out=cfg.out)
-    cached = emb.cache()
-    emb, _ = embedding.broadcast_if_small(cached)
+    emb = emb.cache()
     centroids = rephrase.intent_centroids(turns, emb)
     # the night's own similarity scale per locale: z features here, cosines for later stages
     backgrounds = rephrase.locale_backgrounds(emb, cfg.embedding, seed=cfg.cluster.seed)
@@ -72,5 +71,5 @@ def run(spark, cfg) -> dict:
                    "background": derived,
                    "embedding": emb_stats})
     candidates.unpersist()
-    cached.unpersist()
+    emb.unpersist()
     return {"validation": counts, "turns": turn_stats, "pairs": stats}

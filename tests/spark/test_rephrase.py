@@ -126,8 +126,8 @@ def toy_cfg(tmp_path_factory):
     return cfg(rephrase__model=str(path))
 
 
-def scored(spark, rows, c=None, embeddings=None, backgrounds=None, max_broadcast_rows=None):
-    from mining.spark import embedding, rephrase
+def scored(spark, rows, c=None, embeddings=None, backgrounds=None):
+    from mining.spark import rephrase
     from mining.spark.sessions import prepare_turns
 
     c = c or cfg()
@@ -136,8 +136,6 @@ def scored(spark, rows, c=None, embeddings=None, backgrounds=None, max_broadcast
     emb = embeddings or {t: [1.0, 0.0] for _, t in texts}
     emb_df = spark.createDataFrame([(loc, t, [float(x) for x in emb[t]]) for loc, t in texts],
                                    "locale string, text_norm string, embedding array<float>")
-    if max_broadcast_rows is not None:
-        emb_df, _ = embedding.broadcast_if_small(emb_df, max_broadcast_rows)
     centroids = rephrase.intent_centroids(turns, emb_df)
     pairs = rephrase.score_pairs(rephrase.candidate_pairs(turns, c.rephrase), emb_df, c.rephrase, centroids,
                                  backgrounds)
@@ -214,41 +212,6 @@ def test_broadcast_and_shuffled_feature_joins_give_the_same_pairs(spark, toy_cfg
     shuffled = scored(spark, rows, toy_cfg, embeddings=emb).sort_values(key).reset_index(drop=True)
     assert list(broadcast["decision"]) == ["accepted", "target_failed", "verbatim_repeat", "target_failed",
                                            "accepted"]
-    pd.testing.assert_frame_equal(broadcast, shuffled)
-
-
-def test_broadcast_embeddings_change_the_join_not_the_pairs(spark, toy_cfg):
-    """detect_rephrases broadcasts the night's embeddings up to
-    embedding.MAX_BROADCAST_ROWS: the vector joins then plan as broadcast hash joins (with
-    Spark's own size-based broadcast off, as at scale), and every pair stays the same."""
-    from mining.spark import embedding
-
-    rows = [turn("a1", 0, "wake me at seven", status="ERROR"), turn("a2", 10, "alarm at seven please"),
-            turn("a3", 20, "set an alarm for seven"), turn("b1", 0, "turn it up", status="ERROR", session="s2"),
-            turn("b2", 6, "louder please", intent="volume_up", session="s2")]
-    emb = {"wake me at seven": [1, 0], "alarm at seven please": [0.8, 0.6], "set an alarm for seven": [0.99, 0.14],
-           "turn it up": [0, 1], "louder please": [0.2, 0.98]}
-    key = ["source_turn_id", "target_turn_id"]
-    conf = {"spark.sql.autoBroadcastJoinThreshold": "-1", "spark.sql.adaptive.autoBroadcastJoinThreshold": "-1"}
-    old = {k: spark.conf.get(k, None) for k in conf}
-    try:
-        for k, v in conf.items():
-            spark.conf.set(k, v)
-        small = spark.createDataFrame([("en-US", "a", [1.0])], "locale string, text_norm string, embedding array<float>")
-        other = spark.createDataFrame([("en-US", "a")], "locale string, text_norm string")
-
-        def plan(e):
-            return other.join(e, ["locale", "text_norm"])._jdf.queryExecution().executedPlan().toString()
-        hinted, n = embedding.broadcast_if_small(small, 1)
-        assert n == 1 and "BroadcastHashJoin" in plan(hinted)
-        assert "BroadcastHashJoin" not in plan(embedding.broadcast_if_small(small, 0)[0])
-        broadcast = scored(spark, rows, toy_cfg, embeddings=emb, max_broadcast_rows=len(emb))
-        shuffled = scored(spark, rows, toy_cfg, embeddings=emb, max_broadcast_rows=0)
-    finally:
-        for k, v in old.items():
-            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
-    broadcast, shuffled = (f.sort_values(key).reset_index(drop=True) for f in (broadcast, shuffled))
-    assert broadcast["accepted"].sum() == 2
     pd.testing.assert_frame_equal(broadcast, shuffled)
 
 
