@@ -8,8 +8,9 @@ worktree under ``bench/.work``, then runs ``mining <stage>`` of that tree and of
 (``--after``, default the working tree) on ``bench/.work/scale/logs-<turns>`` (made by
 ``bench/scale.py``) with the same warm embedding cache, each with Spark's event log on
 (``bench/spark_profile.py``), alternating before/after ``--repeats`` times. Prints, and
-writes into ``bench/RESULTS.md`` between ``<!-- before-after -->`` markers, the wall times
-and where each spent its time (SQL executions by call site).
+writes into ``bench/RESULTS.md`` between ``<!-- before-after -->`` markers, the wall times,
+where each spent its time (SQL executions by call site) and whether the two first runs'
+outputs hold the same rows (:func:`same_rows`).
 """
 from __future__ import annotations
 
@@ -65,6 +66,25 @@ def run_once(tree: Path, stage: str, logs: Path, cache: Path, tag: str) -> dict:
     return {"wall_s": wall, "profile": prof}
 
 
+def same_rows(a: Path, b: Path) -> str:
+    """Whether the Parquet folders ``a`` and ``b`` hold the same rows, in any order:
+    ``"equal (N rows)"`` or what differs. Each row is compared whole, as its JSON record
+    (floats to the last bit, list and struct columns included); ``_stats.json`` is not
+    compared (it carries timings and run ids)."""
+    import pyarrow.parquet as pq
+
+    def records(path: Path) -> list[str]:      # Python's float repr round-trips every bit
+        table = pq.read_table(path)
+        return sorted(json.dumps(r, sort_keys=True, default=str) for r in table.select(sorted(table.column_names))
+                      .to_pylist())
+
+    ra, rb = records(a), records(b)
+    if ra == rb:
+        return f"equal ({len(ra):,} rows)"
+    only_a, only_b = len(set(ra) - set(rb)), len(set(rb) - set(ra))
+    return f"DIFFER: {len(ra):,} vs {len(rb):,} rows, {only_a:,} only before, {only_b:,} only after"
+
+
 def _check_tree(tree: Path) -> None:
     """``SystemExit`` unless a child started as in :func:`run_once` imports ``mining`` from ``tree``."""
     got = subprocess.run([sys.executable, "-c", "import mining; print(mining.__file__)"], cwd=tree, text=True,
@@ -95,7 +115,11 @@ def render(res: dict) -> str:
     for site in sorted(set(sites_b) | set(sites_a), key=lambda s: -max(sites_b.get(s, 0), sites_a.get(s, 0)))[:10]:
         lines.append(f"| `{site}` | {sites_b.get(site, 0):.1f} | {sites_a.get(site, 0):.1f} "
                      f"| {mb_b.get(site, 0):,.0f} | {mb_a.get(site, 0):,.0f} |")
-    lines += ["", "Call sites are lines of the code of each commit, so a moved line shows as two rows.", MARK]
+    lines += ["", "Call sites are lines of the code of each commit, so a moved line shows as two rows."]
+    if res.get("same_rows"):
+        lines += ["", "Outputs of the first runs, before against after: "
+                  + "; ".join(f"`{k}/` {v}" for k, v in res["same_rows"].items()) + "."]
+    lines.append(MARK)
     return "\n".join(lines)
 
 
@@ -125,6 +149,9 @@ def main(argv=None) -> None:
         for name, tree in (("before", before), ("after", after)):
             res[name].append(run_once(tree, args.stage, logs, cache, f"{name}-{i}"))
             print(f"{name} {i}: {res[name][-1]['wall_s']:.1f} s", flush=True)
+    outs = [WORK / "before-after" / f"{name}-0" for name in ("before", "after")]
+    res["same_rows"] = {d.name: same_rows(d, outs[1] / d.name)
+                        for d in sorted(outs[0].iterdir()) if (d / "_SUCCESS").exists() and (outs[1] / d.name).is_dir()}
     (WORK / "before-after.json").write_text(json.dumps(res, indent=1))
     text = render(res)
     print(text)

@@ -100,3 +100,19 @@ def test_gpu_bench_knn_paths_agree_and_render(monkeypatch):
            "rows": [gpu_row, torch_row]}
     text = gpu.render(doc)
     assert "| 10.0x |" in text and "faiss-gpu was not installed" in text
+
+
+def test_before_after_compares_whole_rows_in_any_order(tmp_path):
+    """bench/before_after.py: a hot-spot fix must leave the outputs' rows as they were;
+    order and files do not matter, a last-bit float change or a list element does."""
+    import before_after
+    import pandas as pd
+
+    rows = pd.DataFrame({"id": ["a", "b"], "score": [0.1, 0.2], "signals": [["x"], []]})
+    for name, df in {"a": rows, "b": rows.iloc[::-1], "c": rows.assign(score=[0.1, 0.2 + 2**-52]),
+                     "d": rows.assign(signals=[["x"], ["y"]])}.items():
+        (tmp_path / name).mkdir()
+        df.to_parquet(tmp_path / name / "part-0.parquet")
+    assert before_after.same_rows(tmp_path / "a", tmp_path / "b") == "equal (2 rows)"
+    assert before_after.same_rows(tmp_path / "a", tmp_path / "c").startswith("DIFFER: 2 vs 2 rows, 1 only before")
+    assert before_after.same_rows(tmp_path / "a", tmp_path / "d").startswith("DIFFER")
