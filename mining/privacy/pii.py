@@ -299,18 +299,26 @@ def scrub_udfs():
 
     @pandas_udf("array<struct<name:string,value:string>>")
     def scrub_slots(slots: pd.Series, locales: pd.Series) -> pd.Series:
-        memo: dict = {}             # (value, locale) → scrubbed: slot values repeat like texts
-
-        def value(v, loc):
-            if (v, loc) not in memo:
-                memo[v, loc] = scrub_pii(v, loc)[0]
-            return memo[v, loc]
-
-        return pd.Series([None if s is None else
-                          [{"name": x["name"], "value": None if x["value"] is None else value(x["value"], loc)}
-                           for x in s] for s, loc in zip(slots, locales)], index=slots.index, dtype=object)
+        return scrub_slot_lists(slots, locales)
 
     return scrub_text, scrub_slots
+
+
+def scrub_slot_lists(slots: pd.Series, locales: pd.Series) -> pd.Series:
+    """:func:`scrub_pii` of the ``value`` of every slot of aligned Series of slot lists
+    (each None or a sequence of mappings with ``name`` and ``value``) and locales: an object
+    Series of lists of ``{"name", "value"}`` dicts, with the index of ``slots``; null lists
+    and values stay null. Each distinct (value, locale) is scrubbed once."""
+    memo: dict = {}             # (value, locale) → scrubbed: slot values repeat like texts
+
+    def value(v, loc):
+        if (v, loc) not in memo:
+            memo[v, loc] = scrub_pii(v, loc)[0]
+        return memo[v, loc]
+
+    return pd.Series([None if s is None else
+                      [{"name": x["name"], "value": None if x["value"] is None else value(x["value"], loc)}
+                       for x in s] for s, loc in zip(slots, locales)], index=slots.index, dtype=object)
 
 
 def spark_placeholder_counts(col) -> dict:

@@ -17,20 +17,23 @@ ORDER_KEYS = ["ts", "turn_id"]
 
 
 def turn_text_udf(cues: dict[str, tuple[str, ...]] | None):
-    """Vectorized pandas UDF (utterance, locale) → struct<utterance, text_norm, cue>, once
-    per distinct (utterance, locale) of a batch (:func:`mining.core.unique.map_unique`):
+    """Vectorized pandas UDF (utterance, locale, nlu_slots) → struct<utterance, text_norm,
+    cue, nlu_slots>; the first three once per distinct (utterance, locale) of a batch
+    (:func:`mining.core.unique.map_unique`):
 
     - ``utterance``: PII replaced by placeholders (:func:`mining.privacy.pii.scrub_pii`;
       null stays null);
     - ``text_norm``: :func:`mining.core.text.normalize` of the scrubbed utterance;
     - ``cue``: the correction cue ``text_norm`` starts with (:func:`mining.core.text.leading_cue`
-      with the locale language's ``cues``), null without one or when ``cues`` is None.
+      with the locale language's ``cues``), null without one or when ``cues`` is None;
+    - ``nlu_slots``: the slots with PII in their values replaced
+      (:func:`mining.privacy.pii.scrub_slot_lists`).
 
-    One Python round trip for the three: chained UDFs each send the rows through Arrow
+    One Python round trip for the four: chained UDFs each send the rows through Arrow
     to Python and back."""
     from pyspark.sql.functions import pandas_udf
 
-    from mining.privacy.pii import scrub_pii
+    from mining.privacy.pii import scrub_pii, scrub_slot_lists
 
     def one(utterance, locale):
         scrubbed = None if utterance is None else scrub_pii(utterance, locale)[0]
@@ -38,10 +41,12 @@ def turn_text_udf(cues: dict[str, tuple[str, ...]] | None):
         cue = None if cues is None else text.leading_cue(norm, cues.get(text.cue_language(locale), ()))
         return scrubbed, norm, cue
 
-    @pandas_udf("utterance string, text_norm string, cue string")
-    def _turn_text(utterance: pd.Series, locale: pd.Series) -> pd.DataFrame:
+    @pandas_udf("utterance string, text_norm string, cue string, nlu_slots array<struct<name:string,value:string>>")
+    def _turn_text(utterance: pd.Series, locale: pd.Series, slots: pd.Series) -> pd.DataFrame:
         rows = map_unique(one, utterance, locale)
-        return pd.DataFrame(rows.tolist(), columns=["utterance", "text_norm", "cue"], index=utterance.index)
+        out = pd.DataFrame(rows.tolist(), columns=["utterance", "text_norm", "cue"], index=utterance.index)
+        out["nlu_slots"] = scrub_slot_lists(slots, locale)
+        return out
 
     return _turn_text
 
@@ -67,10 +72,9 @@ def prepare_turns(accepted, friction, rephrase, key: bytes):
     :param key: pseudonymization key"""
     from pyspark.sql import functions as F
 
-    from mining.privacy.pii import scrub_udfs, spark_pseudonymize
+    from mining.privacy.pii import spark_pseudonymize
 
     w = session_window()
-    _, scrub_slots = scrub_udfs()
     text_of = turn_text_udf(friction.cues if friction.correction_cues else None)
     # every Python UDF runs before the session window: a UDF between two windows would
     # hide the window's partitioning from the planner and shuffle and sort all turns a
@@ -79,8 +83,8 @@ def prepare_turns(accepted, friction, rephrase, key: bytes):
              .withColumn("user_pseudonym", spark_pseudonymize(F.col("user_id"), key))
              .withColumn("session_pseudonym", spark_pseudonymize(F.col("session_id"), key))
              .drop("user_id", "session_id")
-             .withColumn("_text", text_of(F.col("utterance"), F.col("locale")))
-             .withColumn("nlu_slots", scrub_slots(F.col("nlu_slots"), F.col("locale")))
+             .withColumn("_text", text_of(F.col("utterance"), F.col("locale"), F.col("nlu_slots")))
+             .withColumn("nlu_slots", F.col("_text.nlu_slots"))
              .withColumn("utterance", F.col("_text.utterance"))
              .withColumn("text_norm", F.col("_text.text_norm"))
              .withColumn("_cue", F.col("_text.cue"))

@@ -148,6 +148,23 @@ def test_without_a_region_only_international_numbers_are_phone_numbers():
     assert privacy.scrub_pii("call 030 12345678", "xx")[1] == {"long_digit_run": 1}
 
 
+def test_turn_text_udf_scrubs_the_utterance_and_the_slot_values_in_one_pass(spark):
+    """prepare_turns' one UDF: scrubbed utterance, its text_norm and the slots scrubbed like
+    scrub_udfs' scrub_slots (nulls and empty lists kept)."""
+    from mining.core import text
+    from mining.spark.sessions import turn_text_udf
+
+    df = spark.createDataFrame(
+        [("call 030 12345678", "de-DE", [("phone", "030 12345678"), ("x", None)]),
+         (None, "en-US", None), ("hi", "en-US", [])],
+        "utterance string, locale string, slots array<struct<name:string,value:string>>")
+    out = df.select(turn_text_udf(None)("utterance", "locale", "slots").alias("t")).select("t.*").collect()
+    assert [(r["utterance"], r["cue"], None if r["nlu_slots"] is None else [tuple(x) for x in r["nlu_slots"]])
+            for r in out] == [("call <phone>", None, [("phone", "<phone>"), ("x", None)]), (None, None, None),
+                              ("hi", None, [])]
+    assert [r["text_norm"] for r in out] == [text.normalize(r["utterance"]) for r in out]
+
+
 def test_scrub_udfs_scrub_text_and_slot_values_in_spark(spark):
     from pyspark.sql import functions as F
 
