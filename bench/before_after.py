@@ -106,8 +106,9 @@ def render(res: dict) -> str:
     best_b, best_a = min(r["wall_s"] for r in b), min(r["wall_s"] for r in a)
     lines += ["", f"Best of each: {best_b:.1f} s → {best_a:.1f} s (**{best_b / best_a:.2f}x**).", "",
               "Where the time went (first run of each; SQL executions grouped by call site: wall "
-              "seconds, and the shuffle bytes their tasks wrote, which do not depend on the machine's "
-              "noise; `bench/spark_profile.py`):", "",
+              "seconds, and the shuffle bytes their tasks wrote, which follow the plan, not the machine's "
+              "load, though a cached DataFrame filled by another action moves them between call sites; "
+              "`bench/spark_profile.py`):", "",
               "| call site | before s | after s | before shuffle MB | after shuffle MB |", "|---|---|---|---|---|"]
     sites_b = {s: t for s, _, t in b[0]["profile"]["by_site"]}
     sites_a = {s: t for s, _, t in a[0]["profile"]["by_site"]}
