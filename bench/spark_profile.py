@@ -14,7 +14,7 @@ tasks give their summed run time (``Executor Run Time``: task-seconds, so the pa
 is in it; a Python UDF's time is inside its task) and the shuffle bytes they wrote and
 read (``SparkListenerTaskEnd`` metrics, tasks → stages → jobs → SQL execution by the job's
 ``spark.sql.execution.id``): the bytes follow the plan, not the machine's load, which moves
-the wall time by ±15% here (though which action fills a cached DataFrame can move its bytes).
+the wall time by up to 20% here (though which action fills a cached DataFrame can move its bytes).
 """
 from __future__ import annotations
 
