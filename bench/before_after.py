@@ -67,22 +67,30 @@ def run_once(tree: Path, stage: str, logs: Path, cache: Path, tag: str) -> dict:
 
 
 def same_rows(a: Path, b: Path) -> str:
-    """Whether the Parquet folders ``a`` and ``b`` hold the same rows, in any order:
-    ``"equal (N rows)"`` or what differs. Each row is compared whole, as its JSON record
-    (floats to the last bit, list and struct columns included); ``_stats.json`` is not
-    compared (it carries timings and run ids)."""
+    """Whether the Parquet folders ``a`` and ``b`` hold the same rows, as multisets (any
+    order, duplicates counted): ``"equal (N rows)"`` or what differs, ``DIFFER`` also when
+    only one of them is a committed folder (``_SUCCESS``). Each row is compared whole, as
+    its JSON record (floats to the last bit, list and struct columns included);
+    ``_stats.json`` is not compared (it carries timings and run ids). Holds every row as a
+    string in memory: fine at 1M turns (2 min for a run's three outputs), not at 10M."""
+    from collections import Counter
+
     import pyarrow.parquet as pq
+
+    missing = [name for name, d in (("before", a), ("after", b)) if not (d / "_SUCCESS").exists()]
+    if missing:
+        return f"DIFFER: no committed folder {' or '.join(missing)}"
 
     def records(path: Path) -> list[str]:      # Python's float repr round-trips every bit
         table = pq.read_table(path)
         return sorted(json.dumps(r, sort_keys=True, default=str) for r in table.select(sorted(table.column_names))
                       .to_pylist())
 
-    ra, rb = records(a), records(b)
+    ra, rb = Counter(records(a)), Counter(records(b))
     if ra == rb:
-        return f"equal ({len(ra):,} rows)"
-    only_a, only_b = len(set(ra) - set(rb)), len(set(rb) - set(ra))
-    return f"DIFFER: {len(ra):,} vs {len(rb):,} rows, {only_a:,} only before, {only_b:,} only after"
+        return f"equal ({ra.total():,} rows)"
+    return (f"DIFFER: {ra.total():,} vs {rb.total():,} rows, {(ra - rb).total():,} only before, "
+            f"{(rb - ra).total():,} only after")
 
 
 def _check_tree(tree: Path) -> None:
@@ -106,9 +114,8 @@ def render(res: dict) -> str:
     best_b, best_a = min(r["wall_s"] for r in b), min(r["wall_s"] for r in a)
     lines += ["", f"Best of each: {best_b:.1f} s → {best_a:.1f} s (**{best_b / best_a:.2f}x**).", "",
               "Where the time went (first run of each; SQL executions grouped by call site: wall "
-              "seconds, and the shuffle bytes their tasks wrote, which follow the plan, not the machine's "
-              "load, though a cached DataFrame filled by another action moves them between call sites; "
-              "`bench/spark_profile.py`):", "",
+              "seconds, and the shuffle bytes their tasks wrote, steadier than the wall time but not exact "
+              "(a recomputed cached DataFrame adds some); `bench/spark_profile.py`):", "",
               "| call site | before s | after s | before shuffle MB | after shuffle MB |", "|---|---|---|---|---|"]
     sites_b = {s: t for s, _, t in b[0]["profile"]["by_site"]}
     sites_a = {s: t for s, _, t in a[0]["profile"]["by_site"]}
@@ -150,9 +157,12 @@ def main(argv=None) -> None:
         for name, tree in (("before", before), ("after", after)):
             res[name].append(run_once(tree, args.stage, logs, cache, f"{name}-{i}"))
             print(f"{name} {i}: {res[name][-1]['wall_s']:.1f} s", flush=True)
+    from mining.stages import get
+
+    # the stage's own Parquet outputs (not the inputs copied in, nor export's versions/)
     outs = [WORK / "before-after" / f"{name}-0" for name in ("before", "after")]
-    res["same_rows"] = {d.name: same_rows(d, outs[1] / d.name)
-                        for d in sorted(outs[0].iterdir()) if (d / "_SUCCESS").exists() and (outs[1] / d.name).is_dir()}
+    res["same_rows"] = {name: same_rows(outs[0] / name, outs[1] / name) for name in get(args.stage).outputs
+                        if any((o / name / "_SUCCESS").exists() for o in outs)}
     (WORK / "before-after.json").write_text(json.dumps(res, indent=1))
     text = render(res)
     print(text)

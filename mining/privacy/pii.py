@@ -1,6 +1,7 @@
 """Privacy: keyed pseudonymization of ids, PII scrubbing of utterances and slot values.
 
-PII is scrubbed at ingest (:func:`scrub_udfs` in :func:`mining.spark.sessions.prepare_turns`), so
+PII is scrubbed at ingest (:func:`scrub_pii` and :func:`scrub_slot_lists` in
+:func:`mining.spark.sessions.turn_text_udf`, for :func:`mining.spark.sessions.prepare_turns`), so
 no stage under OUT stores it, and again at export (defence in depth, :func:`scrub_pii`).
 
 Pseudonyms are HMAC-SHA256 (RFC 2104) of the raw id under a secret key, hex encoded

@@ -45,7 +45,7 @@ def turn_text_udf(cues: dict[str, tuple[str, ...]] | None):
     def _turn_text(utterance: pd.Series, locale: pd.Series, slots: pd.Series) -> pd.DataFrame:
         rows = map_unique(one, utterance, locale)
         out = pd.DataFrame(rows.tolist(), columns=["utterance", "text_norm", "cue"], index=utterance.index)
-        out["nlu_slots"] = scrub_slot_lists(slots, locale)
+        out["nlu_slots"] = scrub_slot_lists(slots, locale).to_numpy()
         return out
 
     return _turn_text

@@ -104,15 +104,25 @@ def test_gpu_bench_knn_paths_agree_and_render(monkeypatch):
 
 def test_before_after_compares_whole_rows_in_any_order(tmp_path):
     """bench/before_after.py: a hot-spot fix must leave the outputs' rows as they were;
-    order and files do not matter, a last-bit float change or a list element does."""
+    order and files do not matter, a one-ulp float change, a list element, a duplicate row
+    or a missing folder does."""
+    import math
+
     import before_after
     import pandas as pd
 
-    rows = pd.DataFrame({"id": ["a", "b"], "score": [0.1, 0.2], "signals": [["x"], []]})
-    for name, df in {"a": rows, "b": rows.iloc[::-1], "c": rows.assign(score=[0.1, 0.2 + 2**-52]),
-                     "d": rows.assign(signals=[["x"], ["y"]])}.items():
+    rows = pd.DataFrame({"id": ["a", "b"], "score": [0.1, 0.2], "signals": [["x"], ["y"]]})
+    frames = {"a": [rows], "b": [rows.iloc[1:], rows.iloc[:1]],        # other order, two files
+              "c": [rows.assign(score=[0.1, math.nextafter(0.2, 1)])],
+              "d": [rows.assign(signals=[["x"], ["z"]])],
+              "e": [pd.concat([rows, rows.iloc[:1]], ignore_index=True)]}
+    for name, parts in frames.items():
         (tmp_path / name).mkdir()
-        df.to_parquet(tmp_path / name / "part-0.parquet")
+        (tmp_path / name / "_SUCCESS").touch()
+        for i, df in enumerate(parts):
+            df.reset_index(drop=True).to_parquet(tmp_path / name / f"part-{i}.parquet")
     assert before_after.same_rows(tmp_path / "a", tmp_path / "b") == "equal (2 rows)"
-    assert before_after.same_rows(tmp_path / "a", tmp_path / "c").startswith("DIFFER: 2 vs 2 rows, 1 only before")
-    assert before_after.same_rows(tmp_path / "a", tmp_path / "d").startswith("DIFFER")
+    assert before_after.same_rows(tmp_path / "a", tmp_path / "c") == "DIFFER: 2 vs 2 rows, 1 only before, 1 only after"
+    assert before_after.same_rows(tmp_path / "a", tmp_path / "d").startswith("DIFFER: 2 vs 2 rows")
+    assert before_after.same_rows(tmp_path / "a", tmp_path / "e") == "DIFFER: 2 vs 3 rows, 0 only before, 1 only after"
+    assert before_after.same_rows(tmp_path / "a", tmp_path / "f") == "DIFFER: no committed folder after"
