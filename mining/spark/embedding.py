@@ -144,8 +144,9 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     stats count ``distinct_texts`` (distinct per encoder), ``cache_hits`` and ``encoded``,
     in total and ``by_model``, where each model also names its ``runtime`` and the
     ``precision`` its executors ran in (sorted list of
-    :attr:`mining.core.encoders.Encoder.precision`; empty when nothing was encoded; ``openvino-bf16`` on a CPU without bf16 gives ``["f32"]``
-    and a warning, as do executors in more than one precision: :func:`_warn_precision`).
+    :attr:`mining.core.encoders.Encoder.precision`; empty when nothing was encoded;
+    ``openvino-bf16`` on a CPU without bf16 gives ``["f32"]`` and a warning, as do executors
+    in more than one precision: :func:`_warn_precision`).
     New embeddings go to ``cache_dir/<model_id>/batch-<run_id>``. Raises ``KeyError`` for an
     unknown multilingual backend (config validation catches it first)."""
     import pyarrow.dataset as pads
