@@ -232,6 +232,33 @@ def main(argv=None) -> dict:
     return {f"{n}|{m}|{k}": v for (n, m, k), v in results.items()}
 
 
+def error_table(rows: dict[str, dict]) -> str:
+    """Where the exported labels' errors sit, one row per locale set or corpus of evaluate
+    results ``rows``: labels and precision per ``logs_check`` status (``unknown_intent``: no
+    friction-free text of the night carries the label's intent, so nothing independent of
+    its own pairs checks it; :mod:`mining.core.confident_learning`), and the accepted pairs
+    whose target carries the right interpretation, split by whether the target turn had
+    friction itself (low NLU or ASR confidence). Empty for reports without these figures."""
+    from mining.core.confident_learning import SKIPPED, STATUSES
+
+    rows = {n: r for n, r in rows.items() if "by_logs_check" in r}
+    if not rows:
+        return ""
+    seen = {st for r in rows.values() for st in r["by_logs_check"]}
+    statuses = [st for st in (*STATUSES, *SKIPPED) if st in seen] + sorted(seen - {*STATUSES, *SKIPPED})
+    head = ["", *(f"{st}: labels / precision" for st in statuses),
+            "right target label, target with friction: pairs / share", "without friction: pairs / share"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in rows.items():
+        by = r["by_logs_check"]
+        own = r.get("label_clean_by_target_friction", {})
+        cells = [f"{by[st]['labels']:,} / {by[st]['precision']:.3f}" if st in by else "0" for st in statuses]
+        cells += [f"{own[k]['accepted']:,} / {own[k]['label_clean_share']:.3f}" if k in own else ""
+                  for k in ("target_friction", "target_no_friction")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render(args, argv, locales: list[str], results: dict, timings: list[str], seconds: float) -> str:
     """bench/LEAVEOUT.md: machine, commands, one table per (behaviour model, min users)."""
     rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
@@ -265,6 +292,10 @@ def render(args, argv, locales: list[str], results: dict, timings: list[str], se
             hint = {c: results[(c, model, k)] for c in HINT3_CORPORA if (c, model, k) in results}
             if hint:
                 lines += ["HINT3 (fine-grained domains):", "", table(hint, "corpus"), "", ci_summary(hint), ""]
+            errors = error_table({**({"held-out locales": loc} if loc is not None else {}), **hint})
+            if errors:
+                lines += ["Where the label errors sit (`bench/abstain_whatif.py` scores the same runs without "
+                          "the `unknown_intent` labels):", "", errors, ""]
     lines += ["## Commands", "", "```",
               f"mining simulate --locales {','.join(locales)} --turns N --days 3 "
               f"--seed {args.seed} --behaviour-model MODEL --logs L --gold G   # N = turns per locale x locales",

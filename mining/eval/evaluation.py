@@ -96,8 +96,13 @@ def pair_metrics(pairs: pd.DataFrame, turns: pd.DataFrame, gold: pd.DataFrame,
     pairs that are rephrase pairs (:data:`PAIR_CASES`) / accepted; ``label_clean_share`` =
     accepted true rephrases / accepted (silent-failure targets excluded); recall = gold sources (:func:`gold_sources`)
     with a true accepted pair / gold sources. ``by_case``: candidates and accepted per case
-    (recall of true rephrases, leak of the rest). ``pr_curve``: the pipeline's decision
-    (best eligible candidate per source, score ≥ t) replayed at each threshold."""
+    (recall of true rephrases, leak of the rest). ``label_clean_by_target_friction``: the
+    accepted pairs and their ``label_clean_share``, split by whether the target turn itself
+    had friction (``turns.is_friction``: an accepted target succeeded, so only its low NLU or
+    ASR confidence can have fired). ``pr_curve``: the pipeline's decision
+    (best eligible candidate per source, score ≥ t) replayed at each threshold.
+
+    ``turns``: turn_id, is_friction and what :func:`gold_sources` reads."""
     from mining.core.rephrase_model import best_candidates, pr_curve
 
     cands = candidate_cases(pairs, gold)
@@ -114,9 +119,14 @@ def pair_metrics(pairs: pd.DataFrame, turns: pd.DataFrame, gold: pd.DataFrame,
     if thresholds is not None and len(cands):
         best = best_candidates(cands)
         curve = pr_curve(best, len(src), thresholds).round(4).to_dict("records")
+    own = turns.set_index("turn_id")["is_friction"].reindex(acc["target_turn_id"]).fillna(False).to_numpy(bool)
+    by_own = {name: {"accepted": int(sel.sum()),
+                     "label_clean_share": float(acc["label_clean"].to_numpy()[sel].mean()) if sel.any() else 0.0}
+              for name, sel in (("target_friction", own), ("target_no_friction", ~own))}
     return {"candidates": int(len(cands)), "accepted_pairs": int(len(acc)),
             "pair_precision": float(acc["positive"].mean()) if len(acc) else 0.0,
             "label_clean_share": float(acc["label_clean"].mean()) if len(acc) else 0.0,
+            "label_clean_by_target_friction": by_own,
             "gold_sources": int(len(src)),
             "pair_recall": len(found & set(src["turn_id"])) / len(src) if len(src) else 0.0,
             "pairs_by_case": by_case, "recall_by_source_kind": by_kind, "pr_curve": curve}
@@ -153,19 +163,29 @@ def gold_intents_for_run(gold_dir: str | Path, out: str | Path) -> dict[str, set
 
 
 def label_metrics(train: pd.DataFrame, gold_intents: dict[str, set]) -> dict:
-    """Precision of exported labels (by text's gold intents), by evidence, at conf ≥ 0.9."""
+    """Precision of exported labels (by text's gold intents), by evidence, at conf ≥ 0.9.
+
+    When ``train`` has a ``logs_check`` column (the run's ``labels/`` status of each row,
+    :mod:`mining.core.confident_learning`; null for a row not decided by this run, e.g. one
+    retained from an earlier version), also ``by_logs_check``: {status: {labels, precision}},
+    with null counted as ``not_in_run``."""
     if train.empty:
         return {"labels": 0, "label_precision": 0.0, "label_precision_conf90": 0.0, "labels_conf90": 0,
                 "by_evidence": {}, "ece": 0.0}
     correct = label_correct(train, gold_intents)
     hi = train["confidence"].to_numpy() >= 0.9
-    by_ev = {ev: {"labels": int((train["evidence"] == ev).sum()),
-                  "precision": float(correct[(train["evidence"] == ev).to_numpy()].mean())}
-             for ev in sorted(train["evidence"].unique())}
-    return {"labels": int(len(train)), "label_precision": float(correct.mean()),
-            "labels_conf90": int(hi.sum()),
-            "label_precision_conf90": float(correct[hi].mean()) if hi.any() else 0.0,
-            "by_evidence": by_ev, "ece": ece(train["confidence"].to_numpy(), correct.astype(float))}
+
+    def by(col: pd.Series) -> dict:
+        return {k: {"labels": int((col == k).sum()), "precision": float(correct[(col == k).to_numpy()].mean())}
+                for k in sorted(col.unique())}
+
+    out = {"labels": int(len(train)), "label_precision": float(correct.mean()),
+           "labels_conf90": int(hi.sum()),
+           "label_precision_conf90": float(correct[hi].mean()) if hi.any() else 0.0,
+           "by_evidence": by(train["evidence"]), "ece": ece(train["confidence"].to_numpy(), correct.astype(float))}
+    if "logs_check" in train:
+        out["by_logs_check"] = by(train["logs_check"].astype(object).where(train["logs_check"].notna(), "not_in_run"))
+    return out
 
 
 def naive_rule(turns: pd.DataFrame, gold: pd.DataFrame) -> dict:
@@ -288,6 +308,19 @@ def cluster_metrics(labels: np.ndarray, gold: np.ndarray) -> dict:
             "pair_precision": pairs_same / pairs_all if pairs_all else 1.0}
 
 
+def _with_logs_check(train: pd.DataFrame, labels_dir: Path) -> pd.DataFrame:
+    """``train`` plus ``logs_check`` from the run's ``labels/`` (on locale and utterance);
+    unchanged when ``labels/`` has no such column (a run from before the logs check)."""
+    labels = _read(labels_dir)
+    if "logs_check" not in labels:
+        return train
+    if train.empty:
+        return train.assign(logs_check=pd.Series(dtype=object))
+    status = labels.loc[labels["decision"] == "labeled", ["locale", "utterance", "logs_check"]] \
+        .drop_duplicates(["locale", "utterance"])
+    return train.merge(status, on=["locale", "utterance"], how="left")
+
+
 def _load_run(gold_dir: Path, out: Path) -> dict:
     """The frames :func:`_score` needs, read once (Parquet via pyarrow, no Spark)."""
     turns = _read(out / "turns", ["turn_id", "session_pseudonym", "user_pseudonym", "ts", "text_norm", "locale",
@@ -299,7 +332,7 @@ def _load_run(gold_dir: Path, out: Path) -> dict:
     return {"gold": _read(gold_dir / "turns"), "splits": splits, "turns": turns,
             "pairs": _read(out / "rephrase_pairs", ["source_turn_id", "target_turn_id", "accepted", "score", "locale",
                                                     "is_repeat", "target_succeeded", "turn_distance"]),
-            "train": _read(out / "training_set"),
+            "train": _with_logs_check(_read(out / "training_set"), out / "labels"),
             "clusters": _read(out / "clusters", ["text_norm", "cluster_id", "locale"]),
             "manifest": json.loads((out / "manifest.json").read_text())}
 
@@ -358,14 +391,24 @@ def locale_parity(by_locale: dict[str, dict]) -> dict:
     return out
 
 
-def evaluate(gold_dir: str, out: str) -> dict:
+def evaluate(gold_dir: str, out: str, abstain: tuple[str, ...] = ()) -> dict:
     """Every figure above as a dict (JSON-serializable). The naive rule reads the run's
     validated ``turns/``, so the miner and the baseline see the same rows. When the run has
     more than one locale, also ``by_locale`` (the same figures per locale, each locale's NLU
     retrained on its own seed split) and ``locale_parity`` (:func:`locale_parity`).
 
-    Raises ``FileNotFoundError`` when the run has no published training set."""
+    :param abstain: a what-if: ``logs_check`` statuses (:mod:`mining.core.confident_learning`)
+        whose exported labels are scored as if they had abstained, i.e. left out of the
+        training set before every label and retraining figure (``bench/abstain_whatif.py``).
+        Empty (default): the run as published.
+    :raises FileNotFoundError: the run has no published training set.
+    :raises ValueError: ``abstain`` is given but the run's ``labels/`` has no ``logs_check``."""
     frames = _load_run(Path(gold_dir), Path(out))
+    if abstain:
+        train = frames["train"]
+        if "logs_check" not in train:
+            raise ValueError(f"{out}: labels/ has no logs_check column, nothing to abstain on")
+        frames["train"] = train[~train["logs_check"].isin(list(abstain))]
     result = _score(frames)
     locales = sorted(frames["turns"]["locale"].unique())
     if len(locales) > 1:
@@ -397,10 +440,15 @@ def format_table(r: dict) -> str:
         ("friction turns", r["friction_turns"]), ("accepted rephrase pairs", r["accepted_pairs"]),
         ("pair precision", f"{r['pair_precision']:.3f}"), ("pair recall", f"{r['pair_recall']:.3f}"),
         ("  accepted pairs with a right target label", f"{r['label_clean_share']:.3f}"),
+        *[(f"    {'target turn with' if k == 'target_friction' else 'target turn without'} friction "
+           "(pairs / share)", f"{v['accepted']} / {v['label_clean_share']:.3f}")
+          for k, v in r.get("label_clean_by_target_friction", {}).items()],
         ("labels exported", r["labels"]), ("label precision", f"{r['label_precision']:.3f}"),
         ("label precision @conf>=0.9", f"{r['label_precision_conf90']:.3f} ({r['labels_conf90']} labels)"),
         *[(f"  {ev} labels / precision", f"{v['labels']} / {v['precision']:.3f}")
           for ev, v in r["by_evidence"].items()],
+        *[(f"  logs check {st}: labels / precision", f"{v['labels']} / {v['precision']:.3f}")
+          for st, v in r.get("by_logs_check", {}).items()],
         ("confidence ECE (10 bins)", f"{r['ece']:.3f}"),
         ("projected slots: precision / recall", f"{r['slot_precision']:.3f} / {r['slot_recall']:.3f} "
                                                 f"({r['slots_projected']} slots)"),

@@ -38,3 +38,17 @@ def test_table_has_the_interval_column_and_the_summary_names_rows_below_the_targ
 def test_runs_of_another_size_never_share_the_default_folder():
     assert leaveout.runs_dir(leaveout.LOCALE_TURNS, leaveout.HINT3_TURNS) == leaveout.WORK / "runs"
     assert leaveout.runs_dir(4000, leaveout.HINT3_TURNS).name == f"runs-4000-{leaveout.HINT3_TURNS}"
+
+
+def test_error_table_lists_each_status_in_the_checks_order_and_the_target_friction_split():
+    a = {**_row(30, 0.9), "by_logs_check": {"unknown_intent": {"labels": 10, "precision": 0.7},
+                                           "confirmed": {"labels": 20, "precision": 1.0}},
+         "label_clean_by_target_friction": {"target_friction": {"accepted": 5, "label_clean_share": 0.8},
+                                            "target_no_friction": {"accepted": 95, "label_clean_share": 0.95}}}
+    b = {**_row(4, 1.0), "by_logs_check": {"uninformative": {"labels": 4, "precision": 1.0}}}
+    text = leaveout.error_table({"locales": a, "hint3-x": b, "old report": _row(3, 1.0)})
+    head, _, first, second = text.splitlines()
+    assert head.index("confirmed") < head.index("uninformative") < head.index("unknown_intent")
+    assert first == "| locales | 20 / 1.000 | 0 | 10 / 0.700 | 5 / 0.800 | 95 / 0.950 |"
+    assert second == "| hint3-x | 0 | 4 / 1.000 | 0 |  |  |"
+    assert leaveout.error_table({"old report": _row(3, 1.0)}) == ""

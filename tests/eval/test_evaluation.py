@@ -56,3 +56,41 @@ def test_retraining_lift_overall_and_per_intent():
     assert r["lift_recovered_private"] == pytest.approx(1.0)
     # overall accuracy is the test-size-weighted mean of the per-intent accuracies
     assert r["acc_seed_mined"] == pytest.approx(np.mean([p["acc_seed_mined"] for p in per.values()]))
+
+
+def test_label_metrics_split_by_logs_check_status():
+    from mining.eval.evaluation import label_metrics
+
+    gi = {"wake me up": {"alarm_set"}, "play jazz": {"play_music"}, "call mum": {"call"}}
+    train = pd.DataFrame({"utterance": ["wake me up", "play jazz", "call mum"],
+                          "intent": ["alarm_set", "play_radio", "call"], "confidence": [0.9, 0.9, 0.5],
+                          "evidence": ["rephrase"] * 3,
+                          "logs_check": ["confirmed", "unknown_intent", None]})
+    m = label_metrics(train, gi)
+    assert m["by_logs_check"] == {"confirmed": {"labels": 1, "precision": 1.0},
+                                  "not_in_run": {"labels": 1, "precision": 1.0},
+                                  "unknown_intent": {"labels": 1, "precision": 0.0}}
+    assert "by_logs_check" not in label_metrics(train.drop(columns="logs_check"), gi)
+
+
+def test_pair_metrics_split_right_target_labels_by_the_target_turns_own_friction():
+    from mining.eval.evaluation import pair_metrics
+
+    # three friction sources (s1..s3), each rephrased by an accepted target (t1..t3) of its goal;
+    # t2 is a silent failure (wrong label), t2 and t3 had friction themselves (low confidence)
+    gold = pd.DataFrame({
+        "turn_id": ["s1", "t1", "s2", "t2", "s3", "t3"],
+        "goal_id": ["g1", "g1", "g2", "g2", "g3", "g3"],
+        "utt_id": ["u1", "u2", "u3", "u4", "u5", "u6"],
+        "friction": [True, False, True, False, True, False],
+        "silent_failure": [False, False, False, True, False, False],
+        "noticed": [False] * 6, "nlu_correct": [False, True, False, False, False, True]})
+    turns = pd.DataFrame({"turn_id": gold["turn_id"], "session_pseudonym": ["a", "a", "b", "b", "c", "c"],
+                          "ts": [0, 1] * 3, "is_friction": [True, False, True, True, True, True]})
+    pairs = pd.DataFrame({"source_turn_id": ["s1", "s2", "s3"], "target_turn_id": ["t1", "t2", "t3"],
+                          "accepted": True})
+    m = pair_metrics(pairs, turns, gold)
+    assert m["label_clean_share"] == pytest.approx(2 / 3)
+    assert m["label_clean_by_target_friction"] == {
+        "target_friction": {"accepted": 2, "label_clean_share": 0.5},
+        "target_no_friction": {"accepted": 1, "label_clean_share": 1.0}}

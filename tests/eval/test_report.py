@@ -183,3 +183,22 @@ def test_evaluation_report_in_chromium(real_run, tmp_path):
     assert shot.stat().st_size > 10_000
     assert errors == [] and failed == [] and dialogs == []
     assert requests == [html_path.as_uri()]
+
+
+@pytest.mark.slow
+def test_evaluate_splits_labels_by_logs_check_and_scores_an_abstention(real_run):
+    """by_logs_check counts every exported label once; the abstain what-if scores the same
+    run without the labels of a status (bench/abstain_whatif.py)."""
+    from mining.eval.evaluation import evaluate
+
+    ev = real_run["evaluation"]
+    by = ev["by_logs_check"]
+    assert sum(v["labels"] for v in by.values()) == ev["labels"] == real_run["manifest"]["rows"]
+    status = max(sorted(by), key=lambda k: by[k]["labels"])
+    without = evaluate(str(real_run["gold"]), str(real_run["out"]), abstain=(status,))
+    assert without["labels"] == ev["labels"] - by[status]["labels"]
+    assert status not in without["by_logs_check"]
+    assert without["label_precision"] == pytest.approx(
+        (ev["label_precision"] * ev["labels"] - by[status]["precision"] * by[status]["labels"])
+        / max(without["labels"], 1))
+    assert sum(v["accepted"] for v in ev["label_clean_by_target_friction"].values()) == ev["accepted_pairs"]
