@@ -29,3 +29,12 @@ def test_noise_floor_shrinks_with_more_labels():
     rng = np.random.default_rng(0)
     small, large = rng.uniform(0.5, 1, 100), rng.uniform(0.5, 1, 10_000)
     assert audit_curve.noise_floor(large) < audit_curve.noise_floor(small) < 0.15
+
+
+def test_write_md_keeps_the_hand_written_notes(tmp_path):
+    md = tmp_path / "AUDIT.md"
+    audit_curve.write_md(md, "# tables v1\n")
+    assert md.read_text() == "# tables v1\n"
+    md.write_text(md.read_text() + f"\n{audit_curve.NOTES_MARK}\n## Reading the figures\n\nby hand\n")
+    audit_curve.write_md(md, "# tables v2\n")
+    assert md.read_text() == f"# tables v2\n\n{audit_curve.NOTES_MARK}\n## Reading the figures\n\nby hand\n"
