@@ -47,7 +47,7 @@ def main(argv=None) -> int:
                     help="logs_check status scored as abstained (repeatable; default unknown_intent)")
     args = ap.parse_args(argv)
     abstain = tuple(args.abstain or ["unknown_intent"])
-    lines = ["| run | labels | exported | precision | precision @conf>=0.9 | ECE | coverage | lift recovered "
+    lines = ["| run | arm | labels | precision | precision @conf>=0.9 | ECE | coverage | lift recovered "
              "| of them with the status |", "|---|---|---|---|---|---|---|---|---|"]
     for pair in args.runs:
         run, sep, gold = pair.partition("=")

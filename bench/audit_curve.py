@@ -181,8 +181,8 @@ def report(domains: list[dict], summary: pd.DataFrame, seeds: int, command: str)
 def write_md(path: Path, text: str) -> None:
     """Write ``text`` to ``path``, followed by the hand-written notes the file already holds
     from :data:`NOTES_MARK` on (marker included); nothing more when it holds none."""
-    notes = path.read_text(encoding="utf-8").partition(NOTES_MARK)[2] if path.exists() else ""
-    path.write_text(text + (f"\n{NOTES_MARK}{notes}" if notes else ""), encoding="utf-8")
+    _, mark, notes = path.read_text(encoding="utf-8").partition(NOTES_MARK) if path.exists() else ("", "", "")
+    path.write_text(text + (f"\n{mark}{notes}" if mark else ""), encoding="utf-8")
 
 
 def main() -> int:

@@ -119,7 +119,7 @@ def pair_metrics(pairs: pd.DataFrame, turns: pd.DataFrame, gold: pd.DataFrame,
     if thresholds is not None and len(cands):
         best = best_candidates(cands)
         curve = pr_curve(best, len(src), thresholds).round(4).to_dict("records")
-    own = turns.set_index("turn_id")["is_friction"].reindex(acc["target_turn_id"]).fillna(False).to_numpy(bool)
+    own = turns.set_index("turn_id")["is_friction"].reindex(acc["target_turn_id"], fill_value=False).to_numpy(bool)
     by_own = {name: {"accepted": int(sel.sum()),
                      "label_clean_share": float(acc["label_clean"].to_numpy()[sel].mean()) if sel.any() else 0.0}
               for name, sel in (("target_friction", own), ("target_no_friction", ~own))}
@@ -166,12 +166,11 @@ def label_metrics(train: pd.DataFrame, gold_intents: dict[str, set]) -> dict:
     """Precision of exported labels (by text's gold intents), by evidence, at conf ≥ 0.9.
 
     When ``train`` has a ``logs_check`` column (the run's ``labels/`` status of each row,
-    :mod:`mining.core.confident_learning`; null for a row not decided by this run, e.g. one
-    retained from an earlier version), also ``by_logs_check``: {status: {labels, precision}},
-    with null counted as ``not_in_run``."""
+    :mod:`mining.core.confident_learning`, :func:`_with_logs_check`), also ``by_logs_check``:
+    {status: {labels, precision}}, a null status counted as ``not_in_run``."""
     if train.empty:
         return {"labels": 0, "label_precision": 0.0, "label_precision_conf90": 0.0, "labels_conf90": 0,
-                "by_evidence": {}, "ece": 0.0}
+                "by_evidence": {}, "ece": 0.0, **({"by_logs_check": {}} if "logs_check" in train else {})}
     correct = label_correct(train, gold_intents)
     hi = train["confidence"].to_numpy() >= 0.9
 
@@ -309,16 +308,18 @@ def cluster_metrics(labels: np.ndarray, gold: np.ndarray) -> dict:
 
 
 def _with_logs_check(train: pd.DataFrame, labels_dir: Path) -> pd.DataFrame:
-    """``train`` plus ``logs_check`` from the run's ``labels/`` (on locale and utterance);
-    unchanged when ``labels/`` has no such column (a run from before the logs check)."""
-    labels = _read(labels_dir)
-    if "logs_check" not in labels:
+    """``train`` plus ``logs_check`` from the run's ``labels/`` (its labeled rows, on locale
+    and utterance; ``not_in_run`` for a row this run did not decide, e.g. one retained from an
+    earlier version); unchanged when ``labels/`` has no such column (a run from before the
+    logs check)."""
+    if "logs_check" not in ds.dataset(str(labels_dir), format="parquet", partitioning="hive").schema.names:
         return train
-    if train.empty:
-        return train.assign(logs_check=pd.Series(dtype=object))
+    labels = _read(labels_dir, ["locale", "utterance", "decision", "logs_check"])
     status = labels.loc[labels["decision"] == "labeled", ["locale", "utterance", "logs_check"]] \
         .drop_duplicates(["locale", "utterance"])
-    return train.merge(status, on=["locale", "utterance"], how="left")
+    out = train.merge(status, on=["locale", "utterance"], how="left")
+    out["logs_check"] = out["logs_check"].astype(object).where(out["logs_check"].notna(), "not_in_run")
+    return out
 
 
 def _load_run(gold_dir: Path, out: Path) -> dict:

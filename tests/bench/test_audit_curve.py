@@ -38,3 +38,6 @@ def test_write_md_keeps_the_hand_written_notes(tmp_path):
     md.write_text(md.read_text() + f"\n{audit_curve.NOTES_MARK}\n## Reading the figures\n\nby hand\n")
     audit_curve.write_md(md, "# tables v2\n")
     assert md.read_text() == f"# tables v2\n\n{audit_curve.NOTES_MARK}\n## Reading the figures\n\nby hand\n"
+    md.write_text(f"# old\n\n{audit_curve.NOTES_MARK}")        # the marker alone is kept too
+    audit_curve.write_md(md, "# tables v3\n")
+    assert md.read_text() == f"# tables v3\n\n{audit_curve.NOTES_MARK}"

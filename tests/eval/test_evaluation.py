@@ -94,3 +94,21 @@ def test_pair_metrics_split_right_target_labels_by_the_target_turns_own_friction
     assert m["label_clean_by_target_friction"] == {
         "target_friction": {"accepted": 2, "label_clean_share": 0.5},
         "target_no_friction": {"accepted": 1, "label_clean_share": 1.0}}
+
+
+def test_with_logs_check_joins_the_labeled_rows_status_and_marks_rows_the_run_did_not_decide(tmp_path):
+    from mining.eval.evaluation import _with_logs_check
+
+    labels = pd.DataFrame({"locale": ["en-US", "en-US", "en-US", "de-DE"],
+                           "utterance": ["play jazz", "play jazz", "call mum", "play jazz"],
+                           "decision": ["labeled", "labeled", "contradicted_by_logs", "labeled"],
+                           "logs_check": ["confirmed", "confirmed", "contradicted", "unknown_intent"]})
+    (tmp_path / "labels").mkdir()
+    labels.to_parquet(tmp_path / "labels" / "part-0.parquet")
+    train = pd.DataFrame({"locale": ["en-US", "en-US", "de-DE"], "utterance": ["play jazz", "call mum", "play jazz"],
+                          "intent": ["play_music", "call", "play_music"]})
+    out = _with_logs_check(train, tmp_path / "labels")
+    assert out["logs_check"].tolist() == ["confirmed", "not_in_run", "unknown_intent"]   # one row each
+    (tmp_path / "old").mkdir()
+    labels.drop(columns="logs_check").to_parquet(tmp_path / "old" / "part-0.parquet")
+    assert "logs_check" not in _with_logs_check(train, tmp_path / "old")
