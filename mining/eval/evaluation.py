@@ -314,6 +314,8 @@ def _with_logs_check(train: pd.DataFrame, labels_dir: Path) -> pd.DataFrame:
     logs check)."""
     if "logs_check" not in ds.dataset(str(labels_dir), format="parquet", partitioning="hive").schema.names:
         return train
+    if train.empty:
+        return train.assign(logs_check=pd.Series(dtype=object))
     labels = _read(labels_dir, ["locale", "utterance", "decision", "logs_check"])
     status = labels.loc[labels["decision"] == "labeled", ["locale", "utterance", "logs_check"]] \
         .drop_duplicates(["locale", "utterance"])
