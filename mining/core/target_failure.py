@@ -89,11 +89,11 @@ def _other_turns(n_friction, n_turns) -> tuple[np.ndarray, np.ndarray]:
     """(k, m): m = the target text's turns other than the event's own, k = its friction turns,
     at most m. k also counts the event's own turn when that turn had friction: an accepted
     target succeeded, so only its low NLU or ASR confidence can have fired, and such targets
-    carry a wrong interpretation more often (accepted pairs with the right target label on
-    the demo's HWU64 logs: 83.9% of 223 with own friction against 92.9% of 3,073 without;
-    ``mining evaluate``, ``label_clean_by_target_friction``; the leave-out logs in
-    ``bench/LEAVEOUT.md``). So the own turn's low confidence stays in k as evidence; a
-    separate term for it in the mixture is not modelled."""
+    carry a wrong interpretation more often: accepted pairs with the right target label on the
+    leave-out logs (``bench/leaveout.py``, seed 13, nothing fitted on them; ``mining evaluate``,
+    ``label_clean_by_target_friction``) 78-88% with own friction against 89-97% without
+    (default behaviour model; 28-57% against 64-77% under the hard one). So the own turn's low
+    confidence stays in k as evidence; a separate term for it in the mixture is not modelled."""
     n = np.maximum(np.asarray(n_turns, np.int64) - 1, 0)
     return np.minimum(np.asarray(n_friction, np.int64), n), n
 
