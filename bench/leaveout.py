@@ -27,6 +27,7 @@ The commands and helpers are those of ``bench/locales.py`` (imported, not copied
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -110,9 +111,12 @@ def table(rows: dict[str, dict], first: str) -> str:
                       *(_row(n, r) for n, r in rows.items())])
 
 
+@functools.cache
 def _code_version() -> str:
-    """The commit the benchmark runs (``git describe --always --dirty``): outputs of another
-    commit are never reused, so every figure belongs to one version of the code."""
+    """The commit the benchmark runs (``git describe --always --dirty``), read once per
+    process at the start of :func:`main`: outputs of another commit are never reused, so every
+    figure belongs to one version of the code, and a commit made while the benchmark runs
+    changes neither its markers nor its header."""
     done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
     return done.stdout.strip() or "unknown"
 
@@ -187,6 +191,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to mining run --set")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "LEAVEOUT.md")
     args = ap.parse_args(argv)
+    code = _code_version()
     locales = [x.strip() for x in args.locales.split(",") if x.strip()]
     fitted = set(DEFAULT_LOCALES) & set(locales)
     if fitted or args.seed in DEV_SEEDS:
@@ -205,10 +210,14 @@ def main(argv=None) -> dict:
         jobs += [(c, ["--corpus", c], args.hint3_turns) for c in args.corpora.split(",")]
     runs = runs_dir(args.locale_turns, args.hint3_turns)
     if args.render_only:
+        codes = set()
         for (name, _, _), model, k in ((j, m, k) for j in jobs for m in models for k in min_users):
             report = runs / f"{name}-{model}-mu{k}.json"
             if report.exists():
                 results[(name, model, k)] = json.loads(report.read_text())
+                marker = runs / f"{name}-{model}" / ".leaveout-code"
+                codes.add(marker.read_text() if marker.exists() else "unknown")
+        code = ", ".join(sorted(codes)) or code    # the rendered runs' commits, not this checkout's
         jobs = []
     for name, what, turns in jobs:
         for model in models:
@@ -226,7 +235,7 @@ def main(argv=None) -> dict:
             results.update({(name, model, k): r for k, r in reports.items()})
             timings.append(f"{name} / {model}: simulate {sim_s:.0f} s (0 = reused), " + ", ".join(steps))
             print(timings[-1], flush=True)
-    text = render(args, argv, locales, results, timings, time.time() - started)
+    text = render(args, argv, locales, results, timings, time.time() - started, code)
     args.results.write_text(text)
     print(text)
     return {f"{n}|{m}|{k}": v for (n, m, k), v in results.items()}
@@ -259,16 +268,15 @@ def error_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def render(args, argv, locales: list[str], results: dict, timings: list[str], seconds: float) -> str:
-    """bench/LEAVEOUT.md: machine, commands, one table per (behaviour model, min users)."""
-    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+def render(args, argv, locales: list[str], results: dict, timings: list[str], seconds: float,
+           code: str) -> str:
+    """bench/LEAVEOUT.md: machine, commands, one table per (behaviour model, min users);
+    ``code``: the commit(s) the runs were made at (:func:`_code_version`)."""
     scripts = sorted({SCRIPTS[loc] for loc in locales})
     lines = ["# Leave-out benchmark: data no fit ever saw", "",
              f"`python bench/leaveout.py {' '.join(sys.argv[1:] if argv is None else argv)}` at "
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (commit `{rev.stdout.strip()}"
-             f"{'+dirty' if dirty else ''}`; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (commit `{code}`; "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"no GPU; {seconds / 60:.0f} min in all). Seed {args.seed}; {len(locales)} held-out locales in "
              f"{len(scripts)} scripts ({', '.join(scripts)}), mixed in one log; the three HINT3 corpora one log each "
              f"(sizes: the turns column; this invocation's were {args.locale_turns:,} per locale and "

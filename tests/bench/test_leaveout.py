@@ -52,3 +52,10 @@ def test_error_table_lists_each_status_in_the_checks_order_and_the_target_fricti
     assert first == "| locales | 20 / 1.000 | 0 | 10 / 0.700 | 5 / 0.800 | 95 / 0.950 |"
     assert second == "| hint3-x | 0 | 4 / 1.000 | 0 |  |  |"
     assert leaveout.error_table({"old report": _row(3, 1.0)}) == ""
+
+
+def test_the_header_names_the_commit_it_is_given_not_the_checkout_at_render_time():
+    import argparse
+    args = argparse.Namespace(seed=13, locale_turns=1500, hint3_turns=4000, set=[], min_users="default")
+    text = leaveout.render(args, [], ["pl-PL"], {}, [], 60.0, "abc1234")
+    assert "(commit `abc1234`;" in text.splitlines()[2]
