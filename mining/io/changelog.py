@@ -161,24 +161,31 @@ def previous_version(out: str | Path, baseline: str, end_date: str) -> tuple[str
     1. The version ``OUT/latest`` points at (before this export publishes), when it ends
        before ``end_date``. When it ends on ``end_date`` (a rerun of the same night, with
        any config), the version its manifest's changelog recorded as previous, when
-       ``OUT/versions/<it>`` still exists: a rerun writes the same bytes. A later one is no
-       predecessor.
+       ``OUT/versions/<it>`` still exists: a rerun writes the same bytes. When it ends after
+       ``end_date`` (a backfill of an earlier night), the chain of recorded previous versions
+       is followed back from it by the same rule, so the backfill follows what that night
+       followed when it was published.
     2. Else the version of the ``baseline`` manifest (``quality.baseline``: a previous
        night's ``manifest.json``; its ``training_set/`` sits beside it through the links),
        when it ends before ``end_date``.
     A candidate without ``manifest.json`` and ``training_set/`` is skipped. Needs no
     version name of the new export, so the name can depend on the result."""
     out = Path(out)
-    latest = out / "latest"
-    if (latest / "manifest.json").is_file() and (latest / "training_set").is_dir():
-        manifest = json.loads((latest / "manifest.json").read_text(encoding="utf-8"))
-        ends = _end_date(manifest)
+    folder, seen = out / "latest", set()
+    while (folder / "manifest.json").is_file() and (folder / "training_set").is_dir():
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        name, ends = manifest.get("dataset_version"), _end_date(manifest)
         if ends < end_date:
-            return manifest.get("dataset_version"), latest.resolve()
+            return name, folder.resolve()
         prev = (manifest.get("changelog") or {}).get("previous")
+        if not prev or prev in seen:
+            break
+        seen.add(prev)
         folder = out / "versions" / str(prev)
-        if ends == end_date and prev and (folder / "manifest.json").is_file() and (folder / "training_set").is_dir():
-            return prev, folder.resolve()
+        if ends == end_date:      # a rerun: what this night followed, or nothing
+            if (folder / "manifest.json").is_file() and (folder / "training_set").is_dir():
+                return prev, folder.resolve()
+            break
     if baseline:
         path = Path(baseline)
         for folder in (path.resolve().parent, path.parent):

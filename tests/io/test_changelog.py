@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pandas as pd
 import pyarrow as pa
@@ -122,3 +123,21 @@ def test_previous_version_latest_then_rerun_then_baseline(tmp_path):
         ("v20261101-cccc", (night / "versions" / "v20261101-cccc").resolve())
     # ... but not a baseline of the same or a later night
     assert changelog.previous_version(tmp_path / "fresh", str(night / "manifest.json"), "2026-11-01") == (None, None)
+
+
+def test_a_backfill_follows_what_its_night_followed_through_the_recorded_chain(tmp_path):
+    out = tmp_path / "out"
+    v1 = _publish(out, "v20261101-aaaa", OLD, {"input_partitions": ["2026-11-01"]})
+    v2 = _publish(out, "v20261102-bbbb", NEW, {"input_partitions": ["2026-11-02"],
+                                               "changelog": {"previous": "v20261101-aaaa"}})
+    _publish(out, "v20261103-cccc", NEW, {"input_partitions": ["2026-11-03"],
+                                          "changelog": {"previous": "v20261102-bbbb"}})
+    os.symlink("versions/v20261103-cccc", out / "latest")
+    # rerunning night 2 while latest is night 3: night 2 followed night 1, so does its rerun
+    assert changelog.previous_version(out, "", "2026-11-02") == ("v20261101-aaaa", v1.resolve())
+    # rerunning the latest night: what it followed
+    assert changelog.previous_version(out, "", "2026-11-03") == ("v20261102-bbbb", v2.resolve())
+    assert changelog.previous_version(out, "", "2026-11-01") == (None, None)
+    # a broken chain (the recorded previous was deleted) is no predecessor
+    shutil.rmtree(v2)
+    assert changelog.previous_version(out, "", "2026-11-02") == (None, None)
