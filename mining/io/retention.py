@@ -31,7 +31,7 @@ are not re-counted (the releasing of an already released row costs no privacy bu
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import pandas as pd
 
@@ -59,7 +59,7 @@ def contradicts(label_intent: str, vote_intent, vote_share: float, vote_events: 
 
 def carry_forward(previous: pd.DataFrame, fresh: pd.DataFrame, votes: pd.DataFrame,
                   gates: Callable[[str], tuple[float, int, float]],
-                  dataset_version: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  dataset_version: str, locales: Collection[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The previous version's labels that stay (policy ``until_contradicted``).
 
     ``previous``: rows of the previous version's training set (the ``training_set`` contract
@@ -72,8 +72,14 @@ def carry_forward(previous: pd.DataFrame, fresh: pd.DataFrame, votes: pd.DataFra
     whose key has no fresh row and no contrary evidence, with ``dataset_version`` set to
     ``dataset_version``; ``contradicted``: (``locale``, ``utterance``, ``reason`` =
     ``"contradicted"``, ``vote_intent``), the retired ones. Both sorted by (locale,
-    utterance). Pure; the same inputs give the same frames."""
-    prev = previous.copy()
+    utterance). Pure; the same inputs give the same frames.
+
+    ``locales``: the run's locales (``RunConfig.locales``; empty = all). A locale-restricted
+    run exports only those locales, so only ``previous``'s rows of those locales are carried
+    forward; rows of other locales are left out of the new version (neither retained nor
+    contradicted: the run has no evidence about them)."""
+    prev = previous[previous["locale"].isin(list(locales))] if locales else previous
+    prev = prev.copy()
     if "evidence_version" not in prev.columns:
         prev["evidence_version"] = None
     prev["evidence_version"] = prev["evidence_version"].where(prev["evidence_version"].notna(),

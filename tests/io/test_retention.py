@@ -59,3 +59,17 @@ def test_old_versions_without_evidence_version_and_empty_inputs():
     kept, gone = retention.carry_forward(previous, pd.DataFrame({"locale": [], "utterance": []}), _votes([]),
                                          lambda loc: GATES, "v2")
     assert kept["evidence_version"].tolist() == ["v20261101-aaaa"] and gone.empty
+
+
+def test_locale_restricted_run_carries_forward_only_its_locales():
+    """A ``--locale de-DE`` run keeps only the previous version's de-DE labels: en-US rows,
+    never voted on by this run, are left out of the version (not retained, not contradicted)."""
+    previous = pd.concat([_previous([("wake me at 7", "alarm_set", None)]),
+                          _previous([("weck mich um 7", "alarm_set", None)]).assign(locale="de-DE")],
+                         ignore_index=True)
+    empty = pd.DataFrame({"locale": [], "utterance": []})
+    kept, gone = retention.carry_forward(previous, empty, _votes([]), lambda loc: GATES, "v2", locales=("de-DE",))
+    assert list(zip(kept["locale"], kept["utterance"])) == [("de-DE", "weck mich um 7")]
+    assert gone.empty
+    kept, _ = retention.carry_forward(previous, empty, _votes([]), lambda loc: GATES, "v2")   # all locales
+    assert list(kept["locale"]) == ["de-DE", "en-US"]

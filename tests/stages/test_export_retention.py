@@ -1,0 +1,33 @@
+"""Label retention in the export stage (mining.stages.export_dataset._retain) on local Spark:
+a locale-restricted run carries forward only the previous version's rows of its locales."""
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from mining.io import retention, schemas
+
+
+def _old(rows):
+    return pd.DataFrame([{"utterance": u, "locale": loc, "intent": "alarm_set", "slots": [], "annot_utt": u,
+                          "confidence": 0.9, "support_users": 3, "support_events": 4, "evidence": "rephrase",
+                          "cluster_id": None, "dataset_version": "v20261101-aaaa", "evidence_version": None}
+                         for loc, u in rows])
+
+
+def test_locale_restricted_run_does_not_carry_other_locales(spark, tmp_path):
+    from mining.config import load_config
+    from mining.stages.export_dataset import _retain
+
+    cfg = load_config(str(tmp_path / "logs"), str(tmp_path / "out"), locales=("de-DE",),
+                      overrides={"export": {"label_retention": "until_contradicted"}}, environ={})
+    old = _old([("en-US", "wake me at 7"), ("de-DE", "weck mich um 7")])
+    fresh = schemas.arrow_schema("training_set").empty_table()     # nothing fresh tonight
+    labels = spark.createDataFrame([], "locale string, text_norm string, vote_intent string, "
+                                       "vote_share double, vote_events long, defect_rate double")
+    assert list(retention.VOTE_COLUMNS) == labels.columns
+    table, contradicted = _retain(spark, cfg, labels, fresh, old, "v20261102-bbbb")
+    assert table.column("locale").to_pylist() == ["de-DE"]
+    assert table.column("utterance").to_pylist() == ["weck mich um 7"]
+    assert table.schema == fresh.schema and isinstance(table, pa.Table)
+    assert contradicted.empty
