@@ -61,6 +61,11 @@ FORWARDED_ENV = ("MINING_PSEUDONYM_KEY", "MINING_DEMO_MODE", "MINING_CONFIG", "M
 #: ``MINING__<SECTION>__<KEY>`` (mining/config.py).
 FORWARDED_PREFIXES = ("MINING__",)
 
+#: ``spark.redaction.regex``: Spark's default (``(?i)secret|password|token|access[.]?key``)
+#: plus ``pseudonym``, so the key forwarded as ``spark.yarn.appMasterEnv.MINING_PSEUDONYM_KEY``
+#: / ``spark.kubernetes.driverEnv.MINING_PSEUDONYM_KEY`` is redacted in the UI and event logs.
+SPARK_REDACTION_REGEX = r"(?i)secret|password|token|access[.]?key|pseudonym"
+
 #: Spark sizing of every stage. Memory in JVM units; cores per executor; ``spark.cores.max``
 #: caps one application on a standalone cluster (ignored by local masters).
 BASE_SPARK_CONF: dict[str, str] = {
@@ -72,6 +77,7 @@ BASE_SPARK_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.pyspark.python": MINING_PYTHON,
     "spark.pyspark.driver.python": MINING_PYTHON,
+    "spark.redaction.regex": SPARK_REDACTION_REGEX,
 }
 #: Per-stage overrides: a stage that holds a sentence encoder or a FAISS index per Python
 #: worker (the registry's ``encoder``/``index`` flags) needs memory off the JVM heap.
@@ -306,7 +312,8 @@ class StageSubmitOperator(SparkSubmitOperator):
 
     At run time it also checks ``--start-date <= --end-date`` (failing without retry), sets
     ``SPARK_LOCAL_IP=127.0.0.1`` for ``local[...]`` masters, forwards :data:`FORWARDED_ENV`
-    from the worker (the key from the Airflow connection when the environment has none),
+    from the worker (the key from the Airflow connection when the environment has none,
+    registered with Airflow's secrets masker before the submit),
     fails without retry on the exit codes of :data:`NON_RETRYABLE_EXIT_CODES`, and attaches
     the run's path and row counts (:func:`run_stats`) to the events of its outlet Assets.
     """
@@ -323,6 +330,12 @@ class StageSubmitOperator(SparkSubmitOperator):
         master = BaseHook.get_connection(self._conn_id).host or ""
         self.env_vars = {**(self.env_vars or {}), **runtime_env(master, os.environ),
                          **pseudonym_key_env(os.environ)}
+        if key := self.env_vars.get("MINING_PSEUDONYM_KEY"):
+            # spark-submit's command line (logged) carries it as --conf ...Env.MINING_PSEUDONYM_KEY=
+            # on YARN/k8s. No name: the masker skips a value whose name it deems harmless.
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(key)
         try:
             super().execute(context)
         except AirflowException as error:

@@ -416,6 +416,46 @@ def test_stage_retries_only_what_a_retry_can_fix(dagbag, stages_module, monkeypa
         assert f"exited {code}" in str(info.value)
 
 
+def test_stage_masks_the_pseudonym_key_before_submit(dagbag, stages_module, monkeypatch):
+    """On YARN/k8s the provider puts env_vars on spark-submit's logged command line
+    (``--conf spark.yarn.appMasterEnv.MINING_PSEUDONYM_KEY=<key>``): the key, from the
+    connection, is registered with Airflow's (real) secrets masker before the submit.
+    spark-submit and the connection are stubbed."""
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from airflow.sdk._shared.secrets_masker import redact
+
+    key = "pseudo-key-6f1c2a9e44"
+    seen = {}
+
+    def submit(self, context):
+        seen["env"] = dict(self.env_vars)
+        seen["cmd"] = redact(f"--conf spark.yarn.appMasterEnv.MINING_PSEUDONYM_KEY={key}")
+
+    monkeypatch.delenv("MINING_PSEUDONYM_KEY", raising=False)
+    monkeypatch.setattr(SparkSubmitOperator, "execute", submit)
+    monkeypatch.setattr(stages_module.BaseHook, "get_connection",
+                        staticmethod(lambda conn_id: type("C", (), {"host": "yarn", "password": key})()))
+    task = copy.deepcopy(dagbag.dags["mining_adhoc"].get_task("detect_rephrases"))
+    task.application_args = ["--out", "/o"]
+    task.outlets = []
+    task.execute({})
+    assert seen["env"]["MINING_PSEUDONYM_KEY"] == key
+    assert key not in seen["cmd"] and seen["cmd"].endswith("MINING_PSEUDONYM_KEY=***")
+
+
+def test_spark_redaction_regex_covers_the_pseudonym_key_and_keeps_sparks_default(dagbag, stages_module):
+    """spark.redaction.regex (a Java regex; these alternations read the same in Python)
+    matches the conf names that carry the key on YARN/k8s and Spark's default ones."""
+    for dag_id in DAG_IDS:
+        for task in stage_tasks(dagbag.dags[dag_id]):
+            regex = re.compile(task.conf["spark.redaction.regex"])
+            for name in ("spark.yarn.appMasterEnv.MINING_PSEUDONYM_KEY",
+                         "spark.kubernetes.driverEnv.MINING_PSEUDONYM_KEY",
+                         "spark.ssl.keyPassword", "spark.hadoop.fs.s3a.access.key", "some.secret", "a.token"):
+                assert regex.search(name), (task.task_id, name)
+            assert not regex.search("spark.executor.memory")
+
+
 def test_failure_callback_names_task_error_output_and_published_version(stages_module, tmp_path, caplog):
     (tmp_path / "versions" / "v20261102-abc").mkdir(parents=True)
     (tmp_path / "latest").symlink_to(Path("versions") / "v20261102-abc")
