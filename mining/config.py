@@ -458,7 +458,7 @@ def resolve_sections(config_file: str | None = None, overrides: dict | Sequence[
     if config_file:
         try:
             layers.append((f"file {config_file}", tomllib.loads(Path(config_file).read_text())))
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:   # still exit 2 (mining.errors.classify)
             raise ValueError(f"config file {config_file}: {e}") from None
     layers += env_layers(environ)
     layers += [("override", overrides)] if isinstance(overrides, dict) else list(overrides or ())

@@ -8,6 +8,7 @@ Standard library only: the DAG processor imports this module at parse time.
 from __future__ import annotations
 
 import argparse
+import json
 
 EXIT_OK = 0
 EXIT_ERROR = 1          # unexpected error: one line on stderr, the traceback with -v
@@ -23,7 +24,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_ERROR: "unexpected error (one line on stderr; -v logs the traceback)",
     EXIT_CONFIG: "bad arguments or configuration (unknown key, value out of range)",
     EXIT_INPUT: "input problem: no log partitions, too many rejects, missing upstream "
-                "stage or dataset version, failed data-quality gate",
+                "stage (or one from another run) or dataset version, failed data-quality gate",
     EXIT_PRIVACY: "privacy precondition: no pseudonymization key (MINING_PSEUDONYM_KEY)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
@@ -38,6 +39,12 @@ class RejectShareExceeded(RuntimeError):
 
 class NoInputPartitions(FileNotFoundError):
     """No ``dt=`` partition with files in the requested date range (exit 3)."""
+
+
+class StageOutputMismatch(FileNotFoundError):
+    """Stage outputs of one ``OUT`` come from different ``detect_rephrases`` runs (their
+    ``lineage`` stamps differ, :func:`mining.io.storage.stage_lineage`): the output of this
+    run that the stage needs is not there (exit 3)."""
 
 
 class DatasetNotFound(Exception):
@@ -69,9 +76,27 @@ KNOWN_FAILURES: tuple[tuple[int, str, tuple[type[BaseException], ...]], ...] = (
 )
 
 
+#: ValueError subclasses that are data or I/O failures met at run time (a truncated manifest,
+#: a badly encoded file), not configuration: they take the unexpected-error path (exit 1,
+#: retried). The configuration raises plain ``ValueError`` (mining/config.py).
+RUNTIME_VALUE_ERRORS: tuple[type[ValueError], ...] = (json.JSONDecodeError, UnicodeError)
+#: Packages whose ValueError subclasses are runtime data errors as well (``pyarrow.lib.ArrowInvalid``,
+#: ``pyspark.errors.PySparkValueError``): matched by module, so this module imports neither.
+RUNTIME_ERROR_PACKAGES: tuple[str, ...] = ("pyarrow", "pyspark", "py4j")
+
+
+def _runtime_value_error(error: BaseException) -> bool:
+    return isinstance(error, RUNTIME_VALUE_ERRORS) or any(
+        t.__module__.split(".")[0] in RUNTIME_ERROR_PACKAGES for t in type(error).__mro__)
+
+
 def classify(error: BaseException) -> tuple[int, str] | None:
-    """``(exit code, kind)`` of a known failure (:data:`KNOWN_FAILURES`), else None (exit 1)."""
+    """``(exit code, kind)`` of a known failure (:data:`KNOWN_FAILURES`), else None (exit 1).
+    A ValueError of :data:`RUNTIME_VALUE_ERRORS` or :data:`RUNTIME_ERROR_PACKAGES` is no
+    configuration error: None."""
     for code, kind, types in KNOWN_FAILURES:
         if isinstance(error, types):
+            if code == EXIT_CONFIG and _runtime_value_error(error):
+                return None
             return code, kind
     return None

@@ -142,7 +142,7 @@ def retire_reasons(labels: pd.DataFrame, min_users: int, dp: bool = False) -> pd
         .drop_duplicates(["locale", "utterance"]).reset_index(drop=True)
 
 
-def _end_date(manifest: dict) -> str:
+def manifest_end_date(manifest: dict) -> str:
     """Last input partition of a version: max of ``input_partitions``, else the date in its
     name (``v<YYYYMMDD>-…`` → ``YYYY-MM-DD``), else ``""`` (unknown: sorts first)."""
     parts = manifest.get("input_partitions") or []
@@ -174,7 +174,7 @@ def previous_version(out: str | Path, baseline: str, end_date: str) -> tuple[str
     folder, seen = out / "latest", set()
     while (folder / "manifest.json").is_file() and (folder / "training_set").is_dir():
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        name, ends = manifest.get("dataset_version"), _end_date(manifest)
+        name, ends = manifest.get("dataset_version"), manifest_end_date(manifest)
         if ends < end_date:
             return name, folder.resolve()
         prev = (manifest.get("changelog") or {}).get("previous")
@@ -194,7 +194,7 @@ def previous_version(out: str | Path, baseline: str, end_date: str) -> tuple[str
             except (OSError, ValueError):
                 continue
             name = manifest.get("dataset_version") if isinstance(manifest, dict) else None
-            if name and _end_date(manifest) < end_date and (folder / "training_set").is_dir():
+            if name and manifest_end_date(manifest) < end_date and (folder / "training_set").is_dir():
                 return name, folder.resolve()
     return None, None
 

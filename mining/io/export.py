@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable
@@ -41,6 +42,8 @@ from mining.privacy import pii as privacy
 
 from mining.io import schemas
 from mining.core.slots import DROP_REASONS, project_slots
+
+log = logging.getLogger(__name__)
 
 
 def drop_reason(text_users: int, min_users: int, dp: bool = False, dp_selected: bool = True) -> str | None:
@@ -302,11 +305,26 @@ def write_massive_jsonl(table: pa.Table | pd.DataFrame, folder: Path, dev_share:
     return {locale: counts[locale] for locale in sorted(counts)}
 
 
-def publish(out: Path, version_dir: Path) -> None:
+def publish(out: Path, version_dir: Path) -> bool:
     """Point ``OUT/latest`` at ``version_dir`` atomically (:func:`mining.io.storage.replace_symlink`),
     after creating the stable links (which resolve once ``latest`` exists). ``version_dir``
-    must be committed (complete and fsynced) before: readers only follow links to it."""
-    from mining.io import storage
+    must be committed (complete and fsynced) before: readers only follow links to it.
+
+    Returns False, leaving ``latest`` as it is, when ``latest`` points at a version whose
+    input ends after ``version_dir``'s (a backfill of an earlier night into the same ``OUT``):
+    the backfilled version stays readable under ``versions/``, and readers of ``latest``
+    never go back to an older night. True when ``latest`` now points at ``version_dir``."""
+    from mining.io import changelog, storage
+
+    def ends(folder: Path) -> str:
+        path = folder / "manifest.json"
+        return changelog.manifest_end_date(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else ""
+
+    current = out / "latest"
+    if current.exists() and ends(current) > ends(version_dir):
+        log.warning("%s ends on %s, after %s (%s): latest stays where it is", current.resolve().name,
+                    ends(current), version_dir.name, ends(version_dir))
+        return False
     for name in ("training_set", "massive", "rewrites", "manifest.json", "report.html"):
         link = out / name
         if not link.is_symlink():
@@ -314,3 +332,4 @@ def publish(out: Path, version_dir: Path) -> None:
                 raise FileExistsError(f"{link} exists and is not a link to latest/{name}")
             os.symlink(f"latest/{name}", link)
     storage.replace_symlink(out / "latest", os.path.relpath(version_dir, out))
+    return True

@@ -14,6 +14,14 @@ the two atomically with ``renameat2(RENAME_EXCHANGE)`` where the file system has
 ext4, xfs, btrfs, tmpfs, overlayfs), so the name never goes missing, not even for an
 instant; elsewhere the old folder is renamed aside first (missing for an instant).
 
+Lineage: the stage outputs of one ``OUT`` must come from one ``detect_rephrases`` run (one
+read of the logs with one configuration). That stage stamps its outputs with a ``lineage``
+id (:func:`lineage_id`) in ``_stats.json``; each later stage checks that its inputs share
+one (:func:`stage_lineage`) and stamps its own outputs with it, so a rerun of the first
+stage on other logs (or a failed one that committed ``rejects/`` before failing) never
+mixes with the later stages' older outputs: the next stage that reads both refuses with
+:class:`mining.errors.StageOutputMismatch` (exit 3) naming the stage to rerun.
+
 Leftovers of killed runs under ``.staging/`` are swept (:func:`sweep_staging`) whenever a new
 staging folder is made beside them, once nothing under them has changed for
 :data:`STALE_STAGING_S` seconds, so a live writer's folder is never touched.
@@ -23,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -258,6 +267,37 @@ def read_stats(out: str | Path, name: str) -> dict:
     """``OUT/<name>/_stats.json`` as a dict ({} when the stage has not run)."""
     path = Path(out) / name / "_stats.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def lineage_id(inputs: dict) -> str:
+    """The ``lineage`` stamp of one ``detect_rephrases`` run: the first 16 hex digits of the
+    SHA-256 of ``inputs`` as canonical JSON (sorted keys). ``inputs``: what decides the
+    first stage's outputs (the logs' listing digest, partitions, locales, code version,
+    configuration, a keyed hash of the pseudonymization key); JSON-serializable."""
+    blob = json.dumps(inputs, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def stage_lineage(out: str | Path, names: list[str]) -> str | None:
+    """The ``lineage`` that the committed outputs ``names`` of ``OUT`` share (from their
+    ``_stats.json``), or None when none carries one (outputs from before lineage stamps).
+
+    :raises mining.errors.StageOutputMismatch: two of them carry different lineages (they
+        come from different ``detect_rephrases`` runs); the message names each output's
+        lineage and the stage to rerun (the first stage whose output disagrees with
+        ``names[0]``'s)."""
+    from mining.errors import StageOutputMismatch
+
+    found = {n: read_stats(out, n).get("lineage") for n in names}
+    known = {n: v for n, v in found.items() if v}
+    if len(set(known.values())) > 1:
+        first = next(iter(known))
+        odd = [n for n, v in known.items() if v != known[first]]
+        raise StageOutputMismatch(
+            f"{Path(out)}: stage outputs come from different detect_rephrases runs ("
+            + ", ".join(f"{n}/ {v}" for n, v in known.items())
+            + f"); rerun the stages from the one that wrote {odd[0]}/ on (or `mining run`)")
+    return next(iter(known.values()), None)
 
 
 def require_stage(out: str | Path, name: str, produced_by: str) -> str:

@@ -34,6 +34,7 @@ the whole record. The only per-file Python is :func:`inspect_gzip`, one Spark ta
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import re
 import zlib
@@ -63,7 +64,8 @@ class LogRead:
     the bookkeeping columns of :func:`_conform`; ``partitions``: the ``dt`` values read,
     sorted; ``file_stats``: ``{"parquet", "jsonl", "gzip": file counts, "empty": [paths],
     "damaged": [{"path", "status", "lines", "error"}], "unreadable": [paths],
-    "unsupported": [paths]}`` (for :func:`mining.spark.validate.validate`)."""
+    "unsupported": [paths], "listing": sha256 hex}`` (for :func:`mining.spark.validate.validate`;
+    ``listing``: :func:`listing_digest` of the files read)."""
     df: Any
     partitions: list[str]
     file_stats: dict
@@ -85,6 +87,21 @@ def list_partitions(logs: str, start: dt.date | None, end: dt.date | None) -> li
     if not found:
         raise NoInputPartitions(f"no dt= partitions under {logs} in [{start or '*'}, {end or '*'}]")
     return found
+
+
+def listing_digest(partitions: list[tuple[str, Path]]) -> str:
+    """SHA-256 (hex, 64 chars) of the data files of ``partitions`` (:func:`list_partitions`):
+    each file's name under its ``dt=`` folder and its size in bytes, sorted. It names what a
+    run read without reading it: a file that arrives late, one rewritten to another size or
+    another partition set changes it; the logs root, the copy's mtimes and the order of the
+    listing do not, so the same logs give the same digest wherever they lie. A rewrite of a
+    file to exactly its old size is not seen (hashing every byte would cost a second pass
+    over the logs)."""
+    h = hashlib.sha256()
+    for dt_value, folder in sorted(partitions):
+        for p in _files(folder):
+            h.update(f"dt={dt_value}/{p.name}\t{p.stat().st_size}\n".encode())
+    return h.hexdigest()
 
 
 def _files(folder: Path) -> list[Path]:
@@ -330,6 +347,7 @@ def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> L
     frames, file_rows = [], []
     stats = {"parquet": 0, "jsonl": 0, "gzip": 0, "empty": [], "damaged": [], "unreadable": [], "unsupported": []}
     partitions = list_partitions(logs, start, end)
+    stats["listing"] = listing_digest(partitions)
     gz_all = [str(p) for _, folder in partitions for p in _files(folder) if p.name.endswith(GZIP_SUFFIXES)]
     checks = {c["path"]: c for c in _inspect_gzips(spark, gz_all)}
     any_damaged = False

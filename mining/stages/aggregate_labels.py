@@ -44,6 +44,9 @@ def run(spark, cfg) -> dict:
     turns = spark.read.parquet(storage.require_stage(cfg.out, "turns", "detect_rephrases"))
     pairs = spark.read.parquet(storage.require_stage(cfg.out, "rephrase_pairs", "detect_rephrases"))
     clusters = spark.read.parquet(storage.require_stage(cfg.out, "clusters", "cluster_variants"))
+    ac = cfg.aggregation
+    lineage = storage.stage_lineage(cfg.out, ["turns", "rephrase_pairs", "clusters",
+                                              *(["embeddings"] if ac.logs_check else [])])
     texts = (turns.groupBy("locale", "text_norm").agg(
         F.count("*").alias("n_turns"), F.sum(F.col("is_friction").cast("long")).alias("n_friction"),
         F.countDistinct("user_pseudonym").alias("text_users"),
@@ -52,7 +55,6 @@ def run(spark, cfg) -> dict:
         F.mode(F.when(F.col("is_friction"), F.col("nlu_intent")), deterministic=True).alias("rejected_intent"))
         .join(clusters.select("locale", "text_norm", "cluster_id", "cluster_size", "sim_to_medoid"),
               ["locale", "text_norm"], "left"))
-    ac = cfg.aggregation
     derived = read_derived(cfg.out)      # per locale: variant_min_sim from the night's own background
     texts = base = texts.persist()       # read by the check's fit, the group sizes and the labels
     # every event weighs by how often its target's words fail, whichever group the target falls in
@@ -104,7 +106,7 @@ def run(spark, cfg) -> dict:
     try:
         return storage.write_parquet_stage(
             labels, cfg.out, "labels",
-            lambda l: {"texts_with_friction": l.count(), "by_decision": counts_by(l, "decision"),
+            lambda l: {"lineage": lineage, "texts_with_friction": l.count(), "by_decision": counts_by(l, "decision"),
                        "by_evidence": counts_by(l.where("decision = 'labeled'"), "evidence"),
                        "calibration": ac.fitted_calibration.version, "logs_check": _check_stats(l),
                        "target_failure": {loc: m.to_dict() for loc, m in sorted(failure.items())},

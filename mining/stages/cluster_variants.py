@@ -80,6 +80,8 @@ def run(spark, cfg) -> dict:
 
     cc = cfg.cluster
     emb = spark.read.parquet(storage.require_stage(cfg.out, "embeddings", "embed_utterances"))
+    # the night's background comes from rephrase_pairs' stats: both from one detect_rephrases run
+    lineage = storage.stage_lineage(cfg.out, ["rephrase_pairs", "embeddings"])
     sizes = {r["locale"]: r["count"] for r in emb.groupBy("locale").count().collect()}
     parted, parts = _coarse_parts(emb.select("locale", "text_norm", "text_hash", "embedding"), sizes, cc)
     derived = background.read_derived(cfg.out)
@@ -90,7 +92,7 @@ def run(spark, cfg) -> dict:
         schemas.spark_schema("clusters"))
     return storage.write_parquet_stage(
         clusters, cfg.out, "clusters",
-        lambda c: {"texts": c.count(), "clusters": c.where("is_medoid").count(),
+        lambda c: {"lineage": lineage, "texts": c.count(), "clusters": c.where("is_medoid").count(),
                    "multi_member_clusters": c.where("is_medoid AND cluster_size > 1").count(),
                    "largest_cluster": c.agg(F.max("cluster_size")).first()[0],
                    "coarse_parts": parts, "min_sim_by_locale": min_sim,

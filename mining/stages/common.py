@@ -1,6 +1,8 @@
-"""Helpers every stage uses: value counts for stats, the code version for manifests."""
+"""Helpers every stage uses: value counts for stats, the code version for manifests, the
+settings that decide a run's bytes."""
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -21,3 +23,17 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         sha = ""
     return f"{__version__}+{sha}" if sha else __version__
+
+
+def run_settings(cfg) -> dict:
+    """The settings of :class:`mining.config.RunConfig` ``cfg`` that decide a run's output
+    bytes, as a JSON-ready dict: every section (and the fitted models' ids) except the
+    quality gate's, which decides whether a version is published, never its bytes; without
+    ``embedding.cache_dir`` (where the cache lives is storage: the same vectors wherever it
+    is) and, when differential privacy is off, without ``privacy.dp`` (then no dp setting
+    changes a byte, so versions stay as they were before dp existed)."""
+    settings = {k: v for k, v in json.loads(cfg.to_json()).items() if k != "quality"}
+    settings.get("embedding", {}).pop("cache_dir", None)
+    if not cfg.privacy.dp.enabled:
+        settings.get("privacy", {}).pop("dp", None)
+    return settings

@@ -9,7 +9,7 @@ from mining.core import background
 from mining.io import storage
 from mining.privacy import pii as privacy
 from mining.spark import embedding, ingest, rephrase, sessions, validate
-from mining.stages.common import counts_by
+from mining.stages.common import code_version, counts_by, run_settings
 
 
 def run(spark, cfg) -> dict:
@@ -28,17 +28,21 @@ def run(spark, cfg) -> dict:
     key = privacy.resolve_key()  # fail before any work when no key is configured
     logs = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
     partitions = logs.partitions
+    # what decides this stage's outputs; every later stage checks its inputs share it
+    lineage = storage.lineage_id({"listing": logs.file_stats["listing"], "partitions": partitions,
+                                  "locales": list(cfg.locales), "code": code_version(),
+                                  "config": run_settings(cfg), "key": privacy.pseudonymize("lineage", key)})
     accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions,
                                                   file_stats=logs.file_stats, key=key)
     # no rejects counted: write the empty folder without scanning the rows again
     storage.write_parquet_stage(rejects if counts["rejected"] else rejects.limit(0), cfg.out, "rejects",
-                                {"partitions": partitions, **counts}, num_files=1)
+                                {"partitions": partitions, "lineage": lineage, **counts}, num_files=1)
     validate.check_reject_share(counts, partitions, cfg.validation.max_reject_share)
     if cfg.locales:
         accepted = accepted.where(F.col("locale").isin(list(cfg.locales)))
     turn_stats = storage.write_parquet_stage(
         sessions.prepare_turns(accepted, cfg.friction, cfg.rephrase, key), cfg.out, "turns",
-        lambda t: {"partitions": partitions, "locales": list(cfg.locales), "turns": t.count(),
+        lambda t: {"partitions": partitions, "locales": list(cfg.locales), "lineage": lineage, "turns": t.count(),
                    "friction_turns": t.where("is_friction").count(),
                    "pii_scrubbed": t.agg(*[c.alias(k) for k, c in
                                            privacy.spark_placeholder_counts(F.col("utterance")).items()]
@@ -61,7 +65,7 @@ def run(spark, cfg) -> dict:
     pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg.rephrase, centroids, backgrounds))
     stats = storage.write_parquet_stage(
         pairs, cfg.out, "rephrase_pairs",
-        lambda p: {"candidates": p.count(), "accepted_pairs": p.where("accepted").count(),
+        lambda p: {"lineage": lineage, "candidates": p.count(), "accepted_pairs": p.where("accepted").count(),
                    "by_decision": counts_by(p, "decision"),
                    "candidates_by_signal": counts_by(p.select(F.explode("friction_signals").alias("s")), "s"),
                    "accepted_by_signal": counts_by(p.where("accepted")

@@ -15,7 +15,8 @@ def run(spark, cfg) -> dict:
     :return: stats: texts in total, encoded now vs found in the cache, rows per locale.
     :raises FileNotFoundError: ``turns/`` of ``detect_rephrases`` is missing (exit 3)."""
     turns = spark.read.parquet(storage.require_stage(cfg.out, "turns", "detect_rephrases"))
+    lineage = storage.stage_lineage(cfg.out, ["turns"])
     out, stats = embedding.ensure_embeddings(spark, turns, cfg.embedding, uuid.uuid4().hex[:12], out=cfg.out)
     return storage.write_parquet_stage(
         out, cfg.out, "embeddings",
-        lambda e: {**stats, "rows": e.count(), "by_locale": counts_by(e, "locale")})
+        lambda e: {"lineage": lineage, **stats, "rows": e.count(), "by_locale": counts_by(e, "locale")})

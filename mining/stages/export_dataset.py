@@ -14,7 +14,7 @@ from mining.io import changelog, export, schemas, storage
 from mining.privacy import dp
 from mining.privacy import pii as privacy
 from mining.stages import STAGES
-from mining.stages.common import code_version, counts_by
+from mining.stages.common import code_version, counts_by, run_settings
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,11 @@ def _dp_select(spark, cfg, labeled, fingerprint: str):
 def _retain(spark, cfg, labels, table: pa.Table, old: pd.DataFrame, version: str) -> tuple[pa.Table, pd.DataFrame]:
     """``export.label_retention = "until_contradicted"``: the previous version's labels
     (``old``: its training set) that tonight's run neither relabels nor contradicts are added to ``table``
-    (:func:`mining.io.retention.carry_forward`). Returns (the training set, sorted by
-    locale, intent, utterance; the contradicted labels: locale, utterance, reason,
-    vote_intent)."""
+    (:func:`mining.io.retention.carry_forward`). A run restricted to some locales (``cfg.locales``)
+    carries forward only the previous version's rows of those locales: a locale-restricted
+    version holds those locales only, as its manifest's ``locales`` says. Returns (the
+    training set, sorted by locale, intent, utterance; the contradicted labels: locale,
+    utterance, reason, vote_intent)."""
     from pyspark.sql import functions as F
 
     from mining.core.text import normalize
@@ -61,7 +63,7 @@ def _retain(spark, cfg, labels, table: pa.Table, old: pd.DataFrame, version: str
         return ac.min_top_share, ac.min_events, ac.min_defect_rate
 
     retained, contradicted = retention.carry_forward(old, table.select(["locale", "utterance"]).to_pandas(),
-                                                     votes, gates, version)
+                                                     votes, gates, version, locales=cfg.locales)
     if len(retained):
         extra = pa.Table.from_pandas(retained[table.column_names], schema=table.schema, preserve_index=False)
         table = pa.concat_tables([table, extra]).sort_by(
@@ -136,28 +138,35 @@ def _rewrites(spark, cfg, kept, version: str, staging: Path) -> dict:
 def run(spark, cfg) -> dict:
     """Privacy gates + slot projection → versioned training set, manifest, atomic publish.
 
-    :return: ``{"dataset_version", "rows", "drops"}`` (drops per reason).
+    The version name hashes the settings, partitions, locales, code, the upstream outputs'
+    ``lineage`` (which names the logs' files and sizes, :func:`mining.spark.ingest.listing_digest`)
+    and, with label retention, the previous version: a rerun after late files arrived is
+    another version, never new bytes under a published name.
+
+    :return: ``{"dataset_version", "rows", "drops", "latest"}`` (drops per reason; ``latest``
+        False when ``OUT/latest`` already holds a later night, :func:`mining.io.export.publish`).
     :raises QualityGateFailed: the data-quality gate refused the version; nothing was
-        published (exit 3). ``FileNotFoundError``: ``labels/`` is missing (exit 3)."""
+        published (exit 3). ``FileNotFoundError``: ``labels/`` is missing (exit 3);
+        :class:`mining.errors.StageOutputMismatch` (one): the upstream outputs come from
+        different ``detect_rephrases`` runs, nothing was written (exit 3)."""
     from pyspark.sql import functions as F
 
     labels = spark.read.parquet(storage.require_stage(cfg.out, "labels", "aggregate_labels"))
     # every output of the stages before this one (registry order): their stats go in the manifest
     upstream = {o: storage.read_stats(cfg.out, o) for s in STAGES if s.name != "export_dataset" for o in s.outputs}
+    # all from one detect_rephrases run (turns first: a mismatch names the older output to redo)
+    lineage = storage.stage_lineage(cfg.out, ["turns", *(o for o in upstream if o != "turns")])
     partitions = upstream["turns"].get("partitions", [])
-    # the quality gate's settings (incl. its baseline path) decide whether a version is
-    # published, never its bytes: left out, so a rerun's version does not depend on them
-    settings = {k: v for k, v in json.loads(cfg.to_json()).items() if k != "quality"}
-    # where the embedding cache lives is storage, not a setting: same vectors wherever it is
-    settings.get("embedding", {}).pop("cache_dir", None)
-    if not cfg.privacy.dp.enabled:  # then no dp setting changes a byte: versions stay as before dp
-        settings.get("privacy", {}).pop("dp", None)
+    settings = run_settings(cfg)
     end_date = max(partitions) if partitions else "00000000"
     previous, previous_dir = changelog.previous_version(cfg.out, cfg.quality.baseline, end_date)
     retain = cfg.export.label_retention == "until_contradicted"
     # with retention the bytes depend on the version carried from: it is part of the name
+    # the lineage names the logs read (their listing: a late file is another version), the
+    # detect_rephrases config and code; None for outputs from before lineage stamps
     fingerprint = json.dumps({"config": settings, "partitions": partitions, "locales": list(cfg.locales),
-                              "code": code_version(), **({"previous": previous} if retain and previous else {})},
+                              "code": code_version(), **({"lineage": lineage} if lineage else {}),
+                              **({"previous": previous} if retain and previous else {})},
                              sort_keys=True)
     version = export.dataset_version(end_date, fingerprint)
     out = Path(cfg.out)
@@ -216,5 +225,6 @@ def run(spark, cfg) -> dict:
     report.write_report(out, staging / "report.html", version_dir=staging)
     version_dir = out / "versions" / version
     storage.commit(staging, version_dir)
-    export.publish(out, version_dir)
-    return {"dataset_version": version, "rows": manifest["rows"], "drops": manifest["drops"]}
+    published = export.publish(out, version_dir)
+    return {"dataset_version": version, "rows": manifest["rows"], "drops": manifest["drops"],
+            "latest": published}

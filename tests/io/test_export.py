@@ -171,3 +171,23 @@ def test_training_set_parquet_loads_with_hf_datasets(tmp_path, hf_datasets):
     assert set(contract) <= set(ds.column_names)      # locale lives in the hive folder name
     row = next(r for r in ds if r["utterance"] == "play jazz")
     assert (row["intent"], row["support_users"], row["slots"]) == ("play_music", 4, [])
+
+
+def test_publish_never_moves_latest_back_to_an_earlier_night(tmp_path):
+    import os
+
+    def version(name, ends):
+        folder = tmp_path / "versions" / name
+        for sub in ("training_set", "massive", "rewrites"):
+            (folder / sub).mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({"dataset_version": name, "input_partitions": [ends]}))
+        (folder / "report.html").write_text("<p></p>")
+        return folder
+
+    assert export.publish(tmp_path, version("v20261102-bbbb", "2026-11-02"))
+    assert export.publish(tmp_path, version("v20261103-cccc", "2026-11-03"))       # a later night
+    assert not export.publish(tmp_path, version("v20261101-aaaa", "2026-11-01"))   # a backfill
+    assert os.readlink(tmp_path / "latest") == "versions/v20261103-cccc"
+    assert export.publish(tmp_path, version("v20261103-dddd", "2026-11-03"))       # a rerun of it
+    assert os.readlink(tmp_path / "latest") == "versions/v20261103-dddd"
+    assert (tmp_path / "versions" / "v20261101-aaaa" / "manifest.json").is_file()  # still readable

@@ -76,3 +76,29 @@ def test_a_commit_still_works_after_a_sweep(tmp_path):
     storage.commit(staging, tmp_path / "labels")
     assert (tmp_path / "labels" / "part-00000.parquet").read_bytes() == b"data"
     assert list((tmp_path / ".staging").iterdir()) == []
+
+
+def test_stage_lineage_is_shared_or_refused_naming_the_stage_to_rerun(tmp_path):
+    import json
+
+    import pytest
+
+    from mining.errors import StageOutputMismatch
+
+    def stamp(name, lineage):
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / "_stats.json").write_text(json.dumps({"lineage": lineage} if lineage else {}))
+
+    a = storage.lineage_id({"listing": "x", "partitions": ["2026-11-01"]})
+    assert a == storage.lineage_id({"partitions": ["2026-11-01"], "listing": "x"}) and len(a) == 16
+    assert a != storage.lineage_id({"listing": "y", "partitions": ["2026-11-01"]})
+    for name in ("turns", "rephrase_pairs", "clusters"):
+        stamp(name, a)
+    assert storage.stage_lineage(tmp_path, ["turns", "rephrase_pairs", "clusters"]) == a
+    stamp("labels", None)                        # written before lineage stamps: not a mismatch
+    assert storage.stage_lineage(tmp_path, ["turns", "labels"]) == a
+    assert storage.stage_lineage(tmp_path, ["labels", "missing"]) is None
+    stamp("turns", "0123456789abcdef")           # detect_rephrases reran on other logs
+    with pytest.raises(StageOutputMismatch, match="wrote rephrase_pairs/") as e:
+        storage.stage_lineage(tmp_path, ["turns", "rephrase_pairs", "clusters"])
+    assert isinstance(e.value, FileNotFoundError)   # exit 3, as a missing stage output

@@ -3,6 +3,7 @@ reason and counted (accepted + rejected = input); the reject-share limit fails t
 import datetime as dt
 import gzip
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -228,3 +229,31 @@ def test_inspect_gzip_counts_the_complete_lines_before_a_truncation(tmp_path):
     flipped[len(whole) // 2] ^= 0xFF                          # damaged deflate data or CRC
     p.write_bytes(bytes(flipped))
     assert ingest.inspect_gzip(str(p))["status"] == "corrupt"
+
+
+def test_listing_digest_names_what_was_read_not_where_or_when(tmp_path):
+    """Same files (names under dt=, sizes) → same digest wherever they lie and whatever their
+    mtimes; a late file, a resized file or another partition set → another digest."""
+    import os
+    import shutil
+
+    def make(root: Path) -> Path:
+        for day, name, body in (("2026-11-01", "a.jsonl", "x" * 10), ("2026-11-02", "b.jsonl", "y" * 20)):
+            (root / f"dt={day}").mkdir(parents=True, exist_ok=True)
+            (root / f"dt={day}" / name).write_text(body)
+        (root / "dt=2026-11-01" / "_SUCCESS").write_text("")      # markers are not data
+        return root
+
+    def digest(root: Path, **kw) -> str:
+        return ingest.listing_digest(ingest.list_partitions(str(root), kw.get("start"), kw.get("end")))
+
+    one, two = make(tmp_path / "one"), make(tmp_path / "elsewhere" / "two")
+    os.utime(two / "dt=2026-11-02" / "b.jsonl", (0, 0))
+    assert digest(one) == digest(two) and len(digest(one)) == 64
+    (two / "dt=2026-11-02" / "late.jsonl").write_text("z")          # a late file
+    assert digest(two) != digest(one)
+    (two / "dt=2026-11-02" / "late.jsonl").unlink()
+    (two / "dt=2026-11-01" / "a.jsonl").write_text("x" * 11)       # rewritten, another size
+    assert digest(two) != digest(one)
+    shutil.rmtree(two)
+    assert digest(one, end=dt.date(2026, 11, 1)) != digest(one)      # another partition set

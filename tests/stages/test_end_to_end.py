@@ -121,3 +121,33 @@ def test_run_and_evaluate_write_their_reports(evaluated):
     assert f'data-metric="exported_rows" data-value="{manifest["rows"]}"' in run_report
     gold_report = (root / "out" / "evaluation" / "report.html").read_text()
     assert 'data-metric="reliability.ece"' in gold_report and 'data-metric="reliability.ece"' not in run_report
+
+
+def test_stage_outputs_of_another_detect_run_are_refused_not_mixed(evaluated, tmp_path):
+    """Every stage output of one run carries one lineage. Rerunning only detect_rephrases on
+    the logs plus a late file changes it; export_dataset then refuses the older labels
+    (exit 3, naming the output to redo) instead of publishing a mix of two runs."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    _, root = evaluated
+    stats = {p.parent.name: json.loads(p.read_text()) for p in (root / "out").glob("*/_stats.json")}
+    assert {"rejects", "turns", "rephrase_pairs", "embeddings", "clusters", "labels"} <= set(stats)
+    assert len({s["lineage"] for s in stats.values()}) == 1
+    logs, out = tmp_path / "logs", tmp_path / "out"
+    shutil.copytree(root / "logs", logs)
+    shutil.copytree(root / "out", out, symlinks=True)
+    part = sorted(logs.glob("dt=*"))[-1]
+    late = pq.read_table(sorted(part.glob("*.parquet"))[0]).slice(0, 5)
+    late = late.set_column(late.schema.get_field_index("turn_id"), "turn_id",
+                           [[f"late-{i}" for i in range(late.num_rows)]])
+    pq.write_table(late, part / "zz-late.parquet")
+    detect = _mining("detect-rephrases", "--logs", logs, "--out", out)
+    assert detect.returncode == 0, detect.stderr[-2000:]
+    after = json.loads((out / "turns" / "_stats.json").read_text())["lineage"]
+    assert after != stats["turns"]["lineage"]
+    export = _mining("export-dataset", "--logs", logs, "--out", out)
+    assert export.returncode == 3, export.stderr[-2000:]
+    assert "different detect_rephrases runs" in export.stderr and "wrote embeddings/" in export.stderr
+    assert os.readlink(out / "latest") == os.readlink(root / "out" / "latest")   # nothing published

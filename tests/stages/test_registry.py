@@ -76,11 +76,57 @@ def test_cli_help_lists_every_exit_code_of_the_table():
     (errors.RejectShareExceeded("5%"), errors.EXIT_INPUT),
     (errors.QualityGateFailed("rows"), errors.EXIT_INPUT),
     (errors.DatasetNotFound("x"), errors.EXIT_INPUT),
+    (errors.StageOutputMismatch("labels/ of another run"), errors.EXIT_INPUT),
     (FileNotFoundError("turns/"), errors.EXIT_INPUT),
     (errors.PrivacyError("no key"), errors.EXIT_PRIVACY),
 ])
 def test_known_failures_map_to_their_exit_code(error, code):
     assert errors.classify(error)[0] == code
+
+
+def _data_errors():
+    """ValueError subclasses a run meets on bad data, not bad configuration."""
+    import json
+
+    import pyarrow as pa
+    from pyspark.errors import PySparkValueError
+
+    try:
+        json.loads('{"dataset_version": "v2026')          # a truncated manifest.json
+    except json.JSONDecodeError as e:
+        truncated = e
+    return [truncated, UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+            pa.lib.ArrowInvalid("Parquet magic bytes not found"),
+            PySparkValueError(errorClass="CANNOT_BE_NONE", messageParameters={"arg_name": "x"})]
+
+
+@pytest.mark.parametrize("error", _data_errors(), ids=lambda e: type(e).__name__)
+def test_data_value_errors_are_runtime_errors_not_configuration(error, capsys):
+    """A ValueError subclass from data or I/O takes the unexpected-error path: exit 1
+    (retried by the DAGs), not 2 (configuration, not retried)."""
+    from mining.entrypoint import guarded, top_level
+
+    assert isinstance(error, ValueError) and errors.classify(error) is None
+
+    def fail():
+        raise error
+
+    assert top_level(guarded, fail) == errors.EXIT_ERROR
+    assert "configuration error" not in capsys.readouterr().err
+
+
+def test_configuration_value_errors_stay_exit_2(tmp_path, capsys):
+    """What the configuration raises (unknown key, bad value, unparsable or badly encoded
+    file) keeps exit 2."""
+    from mining.config import load_config
+    from mining.entrypoint import guarded, top_level
+
+    bad_file = tmp_path / "bad.toml"
+    bad_file.write_bytes(b"[privacy]\nmin_users = \xff\n")
+    for kwargs in ({"overrides": {"privacy": {"no_such_key": 1}}}, {"overrides": {"privacy": {"min_users": -1}}},
+                   {"config_file": str(bad_file)}):
+        assert top_level(guarded, lambda: load_config("logs", "out", environ={}, **kwargs)) == errors.EXIT_CONFIG
+        assert "configuration error" in capsys.readouterr().err
 
 
 def test_unknown_failures_are_not_classified():
