@@ -163,9 +163,10 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     ``record_hmac`` is HMAC-SHA256 under ``key`` (default :func:`mining.privacy.pii.resolve_key`)
     of the row as it came (the raw JSON line; the row as JSON for Parquet; a message for a
     file reason), so whoever may read the raw logs finds the row in ``source_file`` by
-    hashing its lines with the same key. Duplicate ``turn_id``s keep the earliest row (ts, source file, utterance,
-    session id, then the whole row as JSON, so the choice never depends on partitioning);
-    the others are rejected as ``duplicate_turn_id``.
+    hashing its lines with the same key. Duplicate ``turn_id``s keep the earliest valid row (ts,
+    source file, utterance, session id, the whole row as JSON, then the raw line, so the choice
+    never depends on partitioning); the other valid copies are rejected as
+    ``duplicate_turn_id``, an invalid copy with its own reason.
 
     counts: ``input``, ``accepted``, ``rejected``, ``by_reason`` ({reason: rows}),
     ``by_partition`` ({dt: {"input", "accepted", "rejected", "by_reason"}}), ``skipped``
@@ -194,7 +195,11 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     # sends only the ids, ~50 bytes each), and a shuffle join would shuffle every whole row
     # by turn_id twice (once per branch below); validation at 10M turns 181 -> 98 s (bench/RESULTS.md)
     df = df.join(F.broadcast(repeated), "turn_id", "left")
-    w = Window.partitionBy("turn_id").orderBy("ts", "_source_file", "utterance", "session_id", row_json)
+    # a valid copy before any invalid one (an invalid earliest copy must not push the valid one
+    # out as a duplicate: then no copy would be kept); the raw line last, so two copies equal in
+    # every contract field still rank the same in every run (their record_hmac differs)
+    w = Window.partitionBy("turn_id").orderBy(F.col("_reason").isNotNull(), "ts", "_source_file", "utterance",
+                                              "session_id", row_json, F.coalesce("_raw_line", F.lit("")))
     once = df.where(F.col("_repeated").isNull()).withColumn("_dup_rank", F.lit(1))
     more = df.where(F.col("_repeated")).withColumn("_dup_rank", F.row_number().over(w))
     df = once.unionByName(more).drop("_repeated")
