@@ -27,6 +27,8 @@ CONF_FIELDS = ("asr_confidence", "nlu_confidence")
 # Required by the contract, but an unusable value is repaired after validation instead of
 # rejected: see infer_sessions.
 INFERRED_FIELDS = ("session_id",)
+#: Required ids: null or blank (whitespace only) is ``missing_<field>``.
+ID_FIELDS = ("turn_id", "user_id")
 INFERRED_PREFIX = "inferred:"
 #: a ``ts`` before this instant is a zero/unset device clock (``epoch_zero_timestamp``)
 EPOCH_LIMIT = "1970-01-02 00:00:00"
@@ -53,7 +55,7 @@ def reject_reason(validation, codes: tuple[list[str], list[str]] | None = None):
 
     Order: ``<file reason>`` (:data:`mining.spark.ingest.FILE_REASONS`), ``blank_line`` (not
     counted as a row), ``invalid_utf8``, ``unparsable_record``, ``bad_timestamp`` / ``wrong_type_<field>``,
-    ``missing_<field>``, ``empty_utterance``, ``utterance_too_long``, ``bad_locale`` (not
+    ``missing_<field>`` (for :data:`ID_FIELDS` also a blank string), ``empty_utterance``, ``utterance_too_long``, ``bad_locale`` (not
     BCP-47 shaped), ``unknown_locale`` (a 2-letter language not in ISO 639-1, or a 2-letter
     region not in ISO 3166-1; ``codes`` from :func:`iso_codes`), ``unknown_response_status``,
     ``bad_<confidence>`` (NaN or outside 0..1), ``epoch_zero_timestamp`` (before
@@ -72,7 +74,9 @@ def reject_reason(validation, codes: tuple[list[str], list[str]] | None = None):
              (F.col("_corrupt_record").isNotNull(), "unparsable_record"),
              (F.col("_type_error").isNotNull(), type_reason)]
     for name in schemas.required_fields(CONTRACT):
-        if name not in INFERRED_FIELDS:
+        if name in ID_FIELDS:     # a blank id names nobody: all blank users would pool as one
+            rules.append((F.col(name).isNull() | (F.trim(F.col(name)) == ""), f"missing_{name}"))
+        elif name not in INFERRED_FIELDS:
             rules.append((F.col(name).isNull(), f"missing_{name}"))
     rules += [
         (F.col("utterance").rlike(r"(?U)^\s*$"), "empty_utterance"),
