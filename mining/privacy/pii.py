@@ -21,6 +21,7 @@ from functools import lru_cache
 import pandas as pd  # module level: pandas UDF type hints resolve against these globals
 
 from mining import env
+from mining.core.text import NO_SPACE_RANGES
 from mining.errors import PrivacyError  # noqa: F401  (raised here; importers catch it from here too)
 
 log = logging.getLogger(__name__)
@@ -86,20 +87,29 @@ def spark_pseudonymize(col, key: bytes):
 # A detector never sees what an earlier one replaced.
 #
 #   kind            how                                                           token
-#   email           regex local@domain.tld (Unicode letters allowed, IDN)         <email>
+#   email           regex local@domain.tld (Unicode letters allowed, IDN), with   <email>
+#                   no Han/kana/Hangul/Thai/... letters (scripts written without
+#                   spaces run into the address: "メールはtaro@example.jpです");
+#                   TLD: >= 2 letters or punycode ``xn--...``
 #   iban            IBAN-shaped candidate, ISO 13616 mod-97 + country length      <iban>
 #                   (python-stdnum ``stdnum.iban.is_valid``)
-#   card_number     13-19 digits, spaces/dashes allowed, Luhn check               <card>
+#   card_number     13-19 digits, runs of spaces/dashes allowed, Luhn check       <card>
 #                   (python-stdnum ``stdnum.luhn.is_valid``)
 #   phone_number    ``phonenumbers.PhoneNumberMatcher`` (Google libphonenumber     <phone>
 #                   port) with the region of the utterance's locale, leniency
 #                   POSSIBLE; kept: >= 7 digits, or 5-6 digits that the region's
-#                   plan calls valid; date-shaped matches ("12.05.2026") are not
+#                   plan calls valid; dates ("12.05.2026") are not
 #   long_digit_run  what is left: a run of >= 5 digits, or >= 7 digits written    <number>
-#                   in groups of at most 4 split by single spaces/dashes/dots
-#                   ("5 5 5 1 2 3 4"), dates excepted
-#   (long_digit_run) >= 5 digit words in a row ("five five five one two"), for    <number>
-#                   en, de, fr, es, it, nl, pt (other languages: not detected)
+#                   in two or more groups split by single spaces/dashes/dots
+#                   ("5 5 5 1 2 3 4", "1234 5678"), dates excepted
+#   (long_digit_run) >= 5 tokens in a row, each a digit word or a numeral of      <number>
+#                   1-4 digits, split by spaces/commas/dashes ("five five five
+#                   one two", "555-one-two-three-four"), for en, de, fr, es, it,
+#                   nl, pt (other languages: not detected)
+#
+# A date is Y-M-D (4-digit year) or D-M-Y / M-D-Y (2- or 4-digit year) with one separator
+# kind (``.``, ``/``, ``-``, or single spaces for D M Y), month 1-12 and day 1-31
+# (:func:`_is_date`): "123-45-6789" and "1234.56.7890" are not dates.
 #
 # Times ("7:30"), dates ("june 21 2026", "21.06.2026"), years and small numbers ("set an
 # alarm for 6 am", "3 minutes") survive. Texts with fewer than 5 digits and no "@" skip the
@@ -115,12 +125,23 @@ PII_TOKENS = dict(_TOKENS)
 
 _MASK = "\0"
 _TRIGGER = re.compile(r"[@\uff20\ufe6b]|(?:\d\D{0,3}){5}")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}", re.UNICODE)
+#: Letters of scripts written without spaces (:data:`mining.core.text.NO_SPACE_RANGES`) and
+#: Hangul (Korean attaches particles to a word): never part of an email address, as a regex
+#: class body.
+_NO_ADDR = "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in NO_SPACE_RANGES + (
+    (0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F), (0xAC00, 0xD7FF), (0xFFA0, 0xFFDC)))
+_ADDR_WORD = rf"[^\W{_NO_ADDR}]"                     # \w less _NO_ADDR
+# one character per alternation step, disjoint classes: no catastrophic backtracking; the
+# lookbehinds start a match only at the start of the local part (not once per character)
+_EMAIL = re.compile(rf"(?<![.+\-])(?<!{_ADDR_WORD})(?:{_ADDR_WORD}|[.+\-])+@(?:{_ADDR_WORD}|-)+"
+                    rf"(?:\.(?:{_ADDR_WORD}|-)+)*\.(?:xn--[A-Za-z0-9-]*[A-Za-z0-9]|[^\W\d_{_NO_ADDR}]{{2,}})")
 _IBAN_CANDIDATE = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){10,30}")
-_CARD_CANDIDATE = re.compile(r"(?<![\d.,])\d(?:[ -]?\d){12,18}(?![\d])")
-_DATE = re.compile(r"^\s*(?:\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}[ ]\d{1,2}[ ]\d{2,4})\s*$")
+_CARD_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]*\d){12,18}(?![\d])")
+_DATE = re.compile(r"\s*(?:(\d{4})([./-])(\d{1,2})\2(\d{1,2})"
+                   r"|(\d{1,2})([./-])(\d{1,2})\6(?:\d{4}|\d{2})"
+                   r"|(\d{1,2}) (\d{1,2}) (?:\d{4}|\d{2}))\s*")
 _DIGIT_RUN = re.compile(r"\d{5,}")
-_DIGIT_GROUPS = re.compile(r"(?<![\d:.,])\d{1,4}(?:[ .-]\d{1,4}){2,}(?![\d:,]|\.\d)")
+_DIGIT_GROUPS = re.compile(r"(?<![\d:.,])\d+(?:[ .-]\d+)+(?![\d:,]|\.\d)")
 _SPOKEN = {
     "en": "zero oh o one two three four five six seven eight nine double triple",
     "de": "null eins zwei drei vier fünf fuenf sechs sieben acht neun",
@@ -130,7 +151,7 @@ _SPOKEN = {
     "nl": "nul een één twee drie vier vijf zes zeven acht negen",
     "pt": "zero um uma dois duas três tres quatro cinco seis sete oito nove",
 }
-_SPOKEN_RE = {lang: re.compile(r"(?<!\w)(?:(?:%s|\d)(?:[ ,-]+|$)){5,}" % "|".join(sorted(words.split(), key=len, reverse=True)),
+_SPOKEN_RE = {lang: re.compile(r"(?<!\w)(?:(?:%s|\d{1,4})(?:[ ,-]+|$)){5,}" % "|".join(sorted(words.split(), key=len, reverse=True)),
                                re.IGNORECASE)
               for lang, words in _SPOKEN.items()}
 #: Region used for phone numbers when a locale names none (``en`` → US); unknown → none,
@@ -188,6 +209,19 @@ def _cards(shadow: str):
             yield m.span()
 
 
+def _is_date(s: str) -> bool:
+    """True if ``s`` (surrounding whitespace allowed) is a date: Y-M-D with a 4-digit year,
+    or D-M-Y / M-D-Y with a 2- or 4-digit year, one separator kind (``.``, ``/``, ``-``;
+    single spaces for D M Y), month 1-12 and day 1-31."""
+    m = _DATE.fullmatch(s)
+    if not m:
+        return False
+    if m[1]:
+        return 1 <= int(m[3]) <= 12 and 1 <= int(m[4]) <= 31
+    a, b = (int(m[5]), int(m[7])) if m[5] else (int(m[8]), int(m[9]))
+    return 1 <= min(a, b) <= 12 and max(a, b) <= 31
+
+
 def _phones(shadow: str, region: str | None):
     import phonenumbers
 
@@ -197,16 +231,17 @@ def _phones(shadow: str, region: str | None):
         # POSSIBLE alone accepts "14" in "um 14:30" (short numbers): at least 7 digits, or
         # 5-6 digits that the region's plan calls a valid number; dates are not numbers
         if (digits >= 7 or (digits >= 5 and phonenumbers.is_valid_number(m.number))) \
-                and not _DATE.match(m.raw_string):
+                and not _is_date(m.raw_string):
             yield m.start, m.end
 
 
 def _digit_runs(shadow: str):
+    # groups first: "98765 4321" is one number, not "98765" and a leftover "4321"
+    for m in _DIGIT_GROUPS.finditer(shadow):
+        if sum(ch.isdigit() for ch in m.group()) >= 7 and not _is_date(m.group()):
+            yield m.span()
     for m in _DIGIT_RUN.finditer(shadow):
         yield m.span()
-    for m in _DIGIT_GROUPS.finditer(shadow):
-        if sum(ch.isdigit() for ch in m.group()) >= 7 and not _DATE.match(m.group()):
-            yield m.span()
 
 
 def _spoken(shadow: str, locale: str | None):
@@ -268,8 +303,9 @@ def scrub_pii(text: str, locale: str | None = None) -> tuple[str, dict[str, int]
 
 
 def _maybe_spoken(shadow: str) -> bool:
-    """Cheap pre-check: at least 5 words (a spoken digit sequence needs 5)."""
-    return shadow.count(" ") >= 4
+    """Cheap pre-check: at least 4 separators (a spoken digit sequence has >= 5 tokens
+    split by spaces, commas or dashes)."""
+    return shadow.count(" ") + shadow.count(",") + shadow.count("-") >= 4
 
 
 def placeholder_counts(text: str | None) -> dict[str, int]:

@@ -1,0 +1,108 @@
+"""Leaks a review of :func:`mining.privacy.pii.scrub_pii` found, one test pair per finding:
+the leaking input is scrubbed whole, and the look-alike that is not PII stays unchanged."""
+import pytest
+
+from mining.privacy import pii as privacy
+
+
+def _scrubbed(text, locale, expected):
+    scrubbed, counts = privacy.scrub_pii(text, locale)
+    assert scrubbed == expected
+    assert sum(counts.values()) == 1
+    assert privacy.placeholder_counts(scrubbed) == counts
+
+
+def _kept(text, locale):
+    assert privacy.scrub_pii(text, locale) == (text, {})
+
+
+# 1. only real dates (Y-M-D, D-M-Y / M-D-Y, one separator kind, month <= 12, day <= 31) are exempt
+@pytest.mark.parametrize("text, locale, expected", [
+    ("ssn 123-45-6789", "en-US", "ssn <number>"),
+    ("number 1234.56.7890", "en-US", "number <phone>"),
+    ("number 1234-12-1234", "en-US", "number <phone>"),
+])
+def test_digit_groups_shaped_like_dates_are_scrubbed(text, locale, expected):
+    _scrubbed(text, locale, expected)
+
+
+@pytest.mark.parametrize("text, locale", [
+    ("2026-11-03", "en-US"), ("3.11.2026", "de-DE"), ("remind me on 06/21/2026", "en-US"),
+    ("le 21/06/26", "fr-FR"), ("wake me on 12 05 2026", "en-US"), ("10:30", "en-US"),
+])
+def test_real_dates_and_times_are_kept(text, locale):
+    _kept(text, locale)
+
+
+# 2. two or more digit groups totalling >= 7 digits are one number
+@pytest.mark.parametrize("text, locale, expected", [
+    ("my account number is 1234 5678", "en-US", "my account number is <number>"),
+    ("call 555 1234", "fr-FR", "call <number>"),
+    ("code 98765 4321", "en-US", "code <number>"),
+])
+def test_two_digit_groups_of_seven_digits_are_scrubbed_whole(text, locale, expected):
+    _scrubbed(text, locale, expected)
+
+
+@pytest.mark.parametrize("text, locale", [
+    ("room 12", "en-US"), ("room 12 floor 3", "en-US"), ("at 10 30", "en-US"), ("from 2020 to 2024", "en-US"),
+])
+def test_short_digit_groups_are_kept(text, locale):
+    _kept(text, locale)
+
+
+# 3. card numbers: runs of spaces/dashes between digits, and right after punctuation
+@pytest.mark.parametrize("text, locale, expected", [
+    ("card 4111  1111  1111  1111", "en-US", "card <card>"),
+    ("card 4111 - 1111 - 1111 - 1111 ok", "en-US", "card <card> ok"),
+    ("no.4111 1111 1111 1111", "en-US", "no.<card>"),
+])
+def test_card_numbers_with_separator_runs_or_after_punctuation_are_scrubbed(text, locale, expected):
+    _scrubbed(text, locale, expected)
+
+
+@pytest.mark.parametrize("text, locale", [
+    ("set the temperature to 3.5 degrees", "en-US"), ("it costs 1,299.99 dollars", "en-US"),
+    ("version 3.5 - 4.0", "en-US"),
+])
+def test_decimal_numbers_are_kept(text, locale):
+    _kept(text, locale)
+
+
+# 4. spoken digit runs split by commas/dashes, or mixing numerals of 1-4 digits and digit words
+@pytest.mark.parametrize("text, locale, expected", [
+    ("call five-five-five-one-two-three-four", "en-US", "call <number>"),
+    ("five,five,five,one,two,three,four", "en-US", "<number>"),
+    ("call 555 one two three four", "en-US", "call <number>"),
+    ("ruf null-eins-fünf-eins-zwei an", "de-DE", "ruf <number> an"),
+])
+def test_spoken_digit_runs_with_any_separator_or_numerals_are_scrubbed(text, locale, expected):
+    _scrubbed(text, locale, expected)
+
+
+@pytest.mark.parametrize("text, locale", [
+    ("count one, two, three", "en-US"), ("a well-known, well-liked, hand-made toy", "en-US"),
+    ("room 12 floor 3 and 4", "en-US"), ("one-two-three-four-five", "ja-JP"),
+])
+def test_short_or_unsupported_spoken_runs_are_kept(text, locale):
+    _kept(text, locale)
+
+
+# 5. an email address never swallows the Han/kana/Hangul text around it
+@pytest.mark.parametrize("text, locale, expected", [
+    ("メールはtaro@example.jpです", "ja-JP", "メールは<email>です"),
+    ("邮箱是zhang@qq.com谢谢", "zh-CN", "邮箱是<email>谢谢"),
+    ("이메일은kim@naver.com입니다", "ko-KR", "이메일은<email>입니다"),
+    ("write to x@example.xn--p1ai now", "en-US", "write to <email> now"),
+    ("пиши на ivan@пример.рф", "ru-RU", "пиши на <email>"),
+])
+def test_emails_next_to_no_space_scripts_are_scrubbed_alone(text, locale, expected):
+    _scrubbed(text, locale, expected)
+
+
+@pytest.mark.parametrize("text, locale", [
+    ("今天天气很好，我们去公园散步吧。", "zh-CN"), ("明日の東京の天気を教えて", "ja-JP"),
+    ("田中@東京に行きます", "ja-JP"),
+])
+def test_cjk_sentences_without_an_email_are_kept(text, locale):
+    _kept(text, locale)
