@@ -88,7 +88,9 @@ def _threshold_params() -> dict[str, Param]:
             type=["null", "string"],
             title="Output folder",
             description="Where the run writes training_set/, manifest.json, …; "
-            "empty = $MINING_OUT/adhoc/<run id>. An existing run there is replaced.",
+            "empty = $MINING_OUT/adhoc/<run id>. An existing run there is replaced; a run of an "
+            "earlier date range than the one published there adds its version under versions/ "
+            "and leaves latest on the later one.",
         ),
     },
 )

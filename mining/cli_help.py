@@ -87,7 +87,8 @@ EPILOGS = {
   MINING__PRIVACY__MIN_USERS=5 mining run --config prod.toml --logs /data/logs --out /tmp/run
 
 Prints the stages' stats as JSON on stdout; logs (stderr) one line per stage, or a progress
-bar on a terminal. The dataset version is published under OUT/latest.""",
+bar on a terminal. The dataset version is published under OUT/latest, unless latest
+holds a later night (a backfill: the version stays under OUT/versions/, a warning says so).""",
     "inspect": """examples:
   mining inspect /tmp/run                       # a run's OUT root: its latest version
   mining inspect /tmp/run/versions/v20261103-7063d03c77 --samples 20 --locale en-US

@@ -20,7 +20,8 @@ id (:func:`lineage_id`) in ``_stats.json``; each later stage checks that its inp
 one (:func:`stage_lineage`) and stamps its own outputs with it, so a rerun of the first
 stage on other logs (or a failed one that committed ``rejects/`` before failing) never
 mixes with the later stages' older outputs: the next stage that reads both refuses with
-:class:`mining.errors.StageOutputMismatch` (exit 3) naming the stage to rerun.
+:class:`mining.errors.StageOutputMismatch` (exit 3) naming the output to redo. Outputs
+written before lineage stamps carry none and are not checked.
 
 Leftovers of killed runs under ``.staging/`` are swept (:func:`sweep_staging`) whenever a new
 staging folder is made beside them, once nothing under them has changed for
@@ -284,8 +285,8 @@ def stage_lineage(out: str | Path, names: list[str]) -> str | None:
 
     :raises mining.errors.StageOutputMismatch: two of them carry different lineages (they
         come from different ``detect_rephrases`` runs); the message names each output's
-        lineage and the stage to rerun (the first stage whose output disagrees with
-        ``names[0]``'s)."""
+        lineage and the first output (in the order of ``names``: pass them in run order)
+        that disagrees with ``names[0]``'s, from whose stage on the run is to be redone."""
     from mining.errors import StageOutputMismatch
 
     found = {n: read_stats(out, n).get("lineage") for n in names}

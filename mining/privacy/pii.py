@@ -133,14 +133,21 @@ _NO_ADDR = "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in NO
 _ADDR_WORD = rf"[^\W{_NO_ADDR}]"                     # \w less _NO_ADDR
 # one character per alternation step, disjoint classes: no catastrophic backtracking; the
 # lookbehinds start a match only at the start of the local part (not once per character)
-_EMAIL = re.compile(rf"(?<![.+\-])(?<!{_ADDR_WORD})(?:{_ADDR_WORD}|[.+\-])+@(?:{_ADDR_WORD}|-)+"
-                    rf"(?:\.(?:{_ADDR_WORD}|-)+)*\.(?:xn--[A-Za-z0-9-]*[A-Za-z0-9]|[^\W\d_{_NO_ADDR}]{{2,}})")
+# (domain labels may be in any script, "info@例え.jp"; only the local part and the TLD, where
+# the address runs into the sentence, leave the no-space scripts out)
+_EMAIL = re.compile(rf"(?<![.+\-])(?<!{_ADDR_WORD})(?:{_ADDR_WORD}|[.+\-])+@[\w-]+"
+                    rf"(?:\.[\w-]+)*\.(?:xn--[A-Za-z0-9-]*[A-Za-z0-9]|[^\W\d_{_NO_ADDR}]{{2,}})")
+#: What ``_EMAIL`` leaves: a local part or TLD in a no-space script ("张三@例子.中国"). The
+#: whole whitespace-delimited token goes (privacy first); "田中@東京に行きます" (no dot) stays.
+_EMAIL_FALLBACK = re.compile(r"[^\s@\0]+@[^\s@.\0]+(?:\.[^\s@.\0]+)+")
 _IBAN_CANDIDATE = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){10,30}")
 _CARD_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]*\d){12,18}(?![\d])")
 _DATE = re.compile(r"\s*(?:(\d{4})([./-])(\d{1,2})\2(\d{1,2})"
                    r"|(\d{1,2})([./-])(\d{1,2})\6(?:\d{4}|\d{2})"
                    r"|(\d{1,2}) (\d{1,2}) (?:\d{4}|\d{2}))\s*")
 _DIGIT_RUN = re.compile(r"\d{5,}")
+#: Two years 1900-2099 ("songs from 1990-1999", "the 2019 2020 season"): no number to scrub.
+_YEAR_RANGE = re.compile(r"(?:19|20)\d\d[ .-](?:19|20)\d\d")
 _DIGIT_GROUPS = re.compile(r"(?<![\d:.,])\d+(?:[ .-]\d+)+(?![\d:,]|\.\d)")
 _SPOKEN = {
     "en": "zero oh o one two three four five six seven eight nine double triple",
@@ -238,7 +245,8 @@ def _phones(shadow: str, region: str | None):
 def _digit_runs(shadow: str):
     # groups first: "98765 4321" is one number, not "98765" and a leftover "4321"
     for m in _DIGIT_GROUPS.finditer(shadow):
-        if sum(ch.isdigit() for ch in m.group()) >= 7 and not _is_date(m.group()):
+        if sum(ch.isdigit() for ch in m.group()) >= 7 and not _is_date(m.group()) \
+                and not _YEAR_RANGE.fullmatch(m.group()):
             yield m.span()
     for m in _DIGIT_RUN.finditer(shadow):
         yield m.span()
@@ -250,8 +258,11 @@ def _spoken(shadow: str, locale: str | None):
     if pattern is None:
         return
     for m in pattern.finditer(shadow):
-        end = len(m.group().rstrip(" ,-")) + m.start()
-        yield m.start(), end
+        tokens = re.split(r"[ ,-]+", m.group().strip(" ,-"))
+        # numerals alone are a list ("top 10, 20, 30, 40, 50 songs") unless all single digits
+        if all(t.isdigit() for t in tokens) and any(len(t) > 1 for t in tokens):
+            continue
+        yield m.start(), m.start() + len(m.group().rstrip(" ,-"))
 
 
 def scrub_pii(text: str, locale: str | None = None) -> tuple[str, dict[str, int]]:
@@ -283,6 +294,7 @@ def scrub_pii(text: str, locale: str | None = None) -> tuple[str, dict[str, int]
 
     if has_at:
         take("email", (m.span() for m in _EMAIL.finditer(shadow)))
+        take("email", (m.span() for m in _EMAIL_FALLBACK.finditer(shadow)))
     if sum(ch.isdigit() for ch in shadow) >= 5:
         take("iban", _ibans(shadow))
         take("card_number", _cards(shadow))

@@ -75,7 +75,8 @@ def reject_reason(validation, codes: tuple[list[str], list[str]] | None = None):
              (F.col("_type_error").isNotNull(), type_reason)]
     for name in schemas.required_fields(CONTRACT):
         if name in ID_FIELDS:     # a blank id names nobody: all blank users would pool as one
-            rules.append((F.col(name).isNull() | (F.trim(F.col(name)) == ""), f"missing_{name}"))
+            # (?U)\s: any Unicode space (Spark's trim removes only ' ', SPARK-17299)
+            rules.append((F.col(name).isNull() | F.col(name).rlike(r"(?U)^\s*$"), f"missing_{name}"))
         elif name not in INFERRED_FIELDS:
             rules.append((F.col(name).isNull(), f"missing_{name}"))
     rules += [

@@ -45,8 +45,8 @@ def run(spark, cfg) -> dict:
     pairs = spark.read.parquet(storage.require_stage(cfg.out, "rephrase_pairs", "detect_rephrases"))
     clusters = spark.read.parquet(storage.require_stage(cfg.out, "clusters", "cluster_variants"))
     ac = cfg.aggregation
-    lineage = storage.stage_lineage(cfg.out, ["turns", "rephrase_pairs", "clusters",
-                                              *(["embeddings"] if ac.logs_check else [])])
+    lineage = storage.stage_lineage(cfg.out, ["turns", "rephrase_pairs",     # in run order
+                                              *(["embeddings"] if ac.logs_check else []), "clusters"])
     texts = (turns.groupBy("locale", "text_norm").agg(
         F.count("*").alias("n_turns"), F.sum(F.col("is_friction").cast("long")).alias("n_friction"),
         F.countDistinct("user_pseudonym").alias("text_users"),

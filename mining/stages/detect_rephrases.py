@@ -28,10 +28,13 @@ def run(spark, cfg) -> dict:
     key = privacy.resolve_key()  # fail before any work when no key is configured
     logs = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
     partitions = logs.partitions
-    # what decides this stage's outputs; every later stage checks its inputs share it
+    # what decides this stage's outputs; every later stage checks its inputs share it. Not
+    # the privacy/export settings this stage never reads: `mining run --min-users 5` and a
+    # run then `export-dataset --min-users 5` must name the same version
+    settings = {k: v for k, v in run_settings(cfg).items() if k not in ("privacy", "export")}
     lineage = storage.lineage_id({"listing": logs.file_stats["listing"], "partitions": partitions,
                                   "locales": list(cfg.locales), "code": code_version(),
-                                  "config": run_settings(cfg), "key": privacy.pseudonymize("lineage", key)})
+                                  "config": settings, "key": privacy.pseudonymize("lineage", key)})
     accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions,
                                                   file_stats=logs.file_stats, key=key)
     # no rejects counted: write the empty folder without scanning the rows again

@@ -106,3 +106,20 @@ def test_emails_next_to_no_space_scripts_are_scrubbed_alone(text, locale, expect
 ])
 def test_cjk_sentences_without_an_email_are_kept(text, locale):
     _kept(text, locale)
+
+
+# review of the fixes above: a CJK domain or local part must not leak; years and numeral lists stay
+@pytest.mark.parametrize("text, locale, expected", [
+    ("mail info@例え.jp please", "ja-JP", "mail <email> please"),
+    ("email 张三@例子.中国", "zh-CN", "email <email>"),
+])
+def test_emails_with_a_cjk_domain_or_local_part_are_scrubbed(text, locale, expected):
+    _scrubbed(text, locale, expected)
+
+
+@pytest.mark.parametrize("text, locale", [
+    ("play songs from 1990-1999", "en-US"), ("the 2019 2020 season", "en-US"),
+    ("top 10, 20, 30, 40, 50 songs", "en-US"), ("set alarms 6 7 8 9 10", "en-US"),
+])
+def test_year_ranges_and_numeral_lists_are_kept(text, locale):
+    _kept(text, locale)

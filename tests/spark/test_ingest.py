@@ -269,11 +269,12 @@ def test_an_invalid_earliest_copy_does_not_push_the_valid_duplicate_out(spark, t
              json.dumps({**_row(50), "ts": "2026-11-02T09:00:05Z", "utterance": "the valid copy"}),
              json.dumps({**_row(51), "ts": "2026-11-02T09:00:06Z"}),
              json.dumps({**_row(52), "ts": "2026-11-02T09:00:07Z", "user_id": "  "}),   # nobody
-             json.dumps({**_row(53), "ts": "2026-11-02T09:00:08Z", "turn_id": ""})]
+             json.dumps({**_row(53), "ts": "2026-11-02T09:00:08Z", "turn_id": ""}),
+             json.dumps({**_row(54), "ts": "2026-11-02T09:00:09Z", "user_id": "\t\u3000"})]
     (part / "a.jsonl").write_text("\n".join(lines) + "\n")
     cfg = load_config(str(tmp_path / "logs"), "unused")
     logs = ingest.read_logs(spark, cfg.logs, None, None)
     accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
-    assert counts["by_reason"] == {"unknown_response_status": 1, "missing_user_id": 1, "missing_turn_id": 1}
+    assert counts["by_reason"] == {"unknown_response_status": 1, "missing_user_id": 2, "missing_turn_id": 1}
     assert counts["accepted"] == 2
     assert accepted.where("turn_id = 't50'").first()["utterance"] == "the valid copy"
