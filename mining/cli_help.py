@@ -88,7 +88,8 @@ EPILOGS = {
 
 Prints the stages' stats as JSON on stdout; logs (stderr) one line per stage, or a progress
 bar on a terminal. The dataset version is published under OUT/latest, unless latest
-holds a later night (a backfill: the version stays under OUT/versions/, a warning says so).""",
+holds a later night (a backfill) or, for a --locale run, another locale's labels; the
+version then stays under OUT/versions/ and a warning says so.""",
     "inspect": """examples:
   mining inspect /tmp/run                       # a run's OUT root: its latest version
   mining inspect /tmp/run/versions/v20261103-7063d03c77 --samples 20 --locale en-US

@@ -311,20 +311,31 @@ def publish(out: Path, version_dir: Path) -> bool:
     must be committed (complete and fsynced) before: readers only follow links to it.
 
     Returns False, leaving ``latest`` as it is, when ``latest`` points at a version whose
-    input ends after ``version_dir``'s (a backfill of an earlier night into the same ``OUT``):
-    the backfilled version stays readable under ``versions/``, and readers of ``latest``
-    never go back to an older night. True when ``latest`` now points at ``version_dir``."""
+    input ends after ``version_dir``'s (a backfill of an earlier night into the same ``OUT``),
+    or when ``version_dir`` is restricted to some locales (its manifest's ``locales``) and
+    ``latest`` holds labels of another locale (an ad hoc ``--locale`` run into a shared
+    ``OUT``: readers of ``latest`` would lose those locales, and the next full run, which
+    follows ``latest``, would carry none of their labels forward). Either version stays
+    readable under ``versions/``. True when ``latest`` now points at ``version_dir``."""
     from mining.io import changelog, storage
 
-    def ends(folder: Path) -> str:
+    def manifest(folder: Path) -> dict:
         path = folder / "manifest.json"
-        return changelog.manifest_end_date(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else ""
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
     current = out / "latest"
-    if current.exists() and ends(current) > ends(version_dir):
-        log.warning("%s ends on %s, after %s (%s): latest stays where it is", current.resolve().name,
-                    ends(current), version_dir.name, ends(version_dir))
-        return False
+    if current.exists():
+        now, new = manifest(current), manifest(version_dir)
+        if changelog.manifest_end_date(now) > changelog.manifest_end_date(new):
+            log.warning("%s ends on %s, after %s (%s): latest stays where it is", current.resolve().name,
+                        changelog.manifest_end_date(now), version_dir.name, changelog.manifest_end_date(new))
+            return False
+        held = {key.split("/", 1)[0] for key in now.get("rows_by_locale_intent", {})}
+        lost = sorted(held - set(new.get("locales") or held))
+        if lost:
+            log.warning("%s holds only locales %s; latest (%s) also holds %s: latest stays where it is",
+                        version_dir.name, new["locales"], current.resolve().name, lost)
+            return False
     for name in ("training_set", "massive", "rewrites", "manifest.json", "report.html"):
         link = out / name
         if not link.is_symlink():

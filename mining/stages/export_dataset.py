@@ -77,9 +77,13 @@ def _changelog(spark, cfg, labels, table, previous: str | None, old: pd.DataFram
     """The changelog against the previous version (``previous``, ``old`` its training set:
     :func:`mining.io.changelog.previous_version`): writes ``staging/changelog.jsonl`` and
     returns the manifest's ``changelog`` entry. A retired text carries the reason this run's
-    ``labels/`` gives it (abstain reason or export drop), or ``contradicted``."""
+    ``labels/`` gives it (abstain reason or export drop), or ``contradicted``. A run restricted
+    to some locales (``cfg.locales``) compares those locales only: it read no other locale's
+    logs, so it retires none of their labels."""
     from pyspark.sql import functions as F
 
+    if old is not None and cfg.locales:
+        old = old[old["locale"].isin(list(cfg.locales))]
     new = table.select(list(changelog.READ_COLUMNS))
     diff = changelog.diff_training_sets(old, new)
     retired = diff.loc[diff["change"] == "retired", ["locale", "utterance"]]

@@ -191,3 +191,25 @@ def test_publish_never_moves_latest_back_to_an_earlier_night(tmp_path):
     assert export.publish(tmp_path, version("v20261103-dddd", "2026-11-03"))       # a rerun of it
     assert os.readlink(tmp_path / "latest") == "versions/v20261103-dddd"
     assert (tmp_path / "versions" / "v20261101-aaaa" / "manifest.json").is_file()  # still readable
+
+
+def test_publish_keeps_latest_when_a_locale_restricted_version_would_drop_locales(tmp_path):
+    import os
+
+    def version(name, locales, held):
+        folder = tmp_path / "versions" / name
+        for sub in ("training_set", "massive", "rewrites"):
+            (folder / sub).mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({
+            "dataset_version": name, "input_partitions": ["2026-11-02"], "locales": locales,
+            "rows_by_locale_intent": {f"{loc}/alarm_set": 3 for loc in held}}))
+        (folder / "report.html").write_text("<p></p>")
+        return folder
+
+    assert export.publish(tmp_path, version("v20261102-aaaa", [], ["de-DE", "en-US"]))
+    # an ad hoc `--locale de-DE` run into the same OUT: latest keeps en-US
+    assert not export.publish(tmp_path, version("v20261102-bbbb", ["de-DE"], ["de-DE"]))
+    assert os.readlink(tmp_path / "latest") == "versions/v20261102-aaaa"
+    assert export.publish(tmp_path, version("v20261102-cccc", [], ["de-DE", "en-US"]))   # a full rerun
+    assert export.publish(tmp_path, version("v20261102-dddd", ["de-DE", "en-US"], ["en-US"]))
+    assert os.readlink(tmp_path / "latest") == "versions/v20261102-dddd"

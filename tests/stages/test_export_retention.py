@@ -2,6 +2,8 @@
 a locale-restricted run carries forward only the previous version's rows of its locales."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pyarrow as pa
 
@@ -31,3 +33,18 @@ def test_locale_restricted_run_does_not_carry_other_locales(spark, tmp_path):
     assert table.column("utterance").to_pylist() == ["weck mich um 7"]
     assert table.schema == fresh.schema and isinstance(table, pa.Table)
     assert contradicted.empty
+
+
+def test_locale_restricted_changelog_retires_no_other_locale(spark, tmp_path):
+    from mining.config import load_config
+    from mining.stages.export_dataset import _changelog
+
+    cfg = load_config(str(tmp_path / "logs"), str(tmp_path / "out"), locales=("de-DE",), environ={})
+    old = _old([("en-US", "wake me at 7"), ("de-DE", "weck mich um 7"), ("de-DE", "stell den wecker")])
+    new = pa.Table.from_pandas(_old([("de-DE", "weck mich um 7")]), preserve_index=False)
+    labels = spark.createDataFrame([], "locale string, utterance string, decision string, text_users long")
+    (tmp_path / "staging").mkdir()
+    entry = _changelog(spark, cfg, labels, new, "v20261101-aaaa", old, tmp_path / "staging")
+    assert (entry["added"], entry["changed"], entry["retired"]) == (0, 0, 1)
+    rows = [json.loads(line) for line in (tmp_path / "staging" / "changelog.jsonl").read_text().splitlines()]
+    assert [(r["locale"], r["utterance"], r["change"]) for r in rows] == [("de-DE", "stell den wecker", "retired")]
