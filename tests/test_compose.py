@@ -170,3 +170,31 @@ def test_the_image_installs_the_versions_the_tests_ran_with():
     assert re.search(r"^COPY .*\bconstraints\.txt \./$", dockerfile, re.M)
     assert "pip install -c constraints.txt \".[${MINING_EXTRA}]\"" in dockerfile
     assert (REPO / "constraints.txt").exists()
+
+
+def _in_build_context(path: str, rules: list[str]) -> bool:
+    """Whether ``path`` (relative to the context root) reaches the build under .dockerignore
+    ``rules``, as Docker reads them: the last rule matching the path or a folder above it
+    wins, ``!`` re-includes. Only the forms the file uses (``*``, names, ``**/x``)."""
+    from fnmatch import fnmatchcase
+
+    parts = Path(path).parts
+    candidates = ["/".join(parts[:k]) for k in range(1, len(parts) + 1)]
+    included = True
+    for rule in rules:
+        negate, pattern = rule.startswith("!"), rule.lstrip("!").rstrip("/")
+        if any(fnmatchcase(c, pattern) or fnmatchcase(c, pattern.removeprefix("**/")) for c in candidates):
+            included = negate
+    return included
+
+
+def test_every_file_the_image_copies_is_in_its_build_context():
+    """A COPY source that .dockerignore leaves out fails `docker compose build`."""
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text()
+    rules = [line.strip() for line in (REPO / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    sources = [src for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, re.M) for src in line.split()[:-1]]
+    assert "constraints.txt" in sources
+    assert not _in_build_context("tests/test_compose.py", rules)
+    missing = [src for src in sources if not (REPO / src).exists() or not _in_build_context(src, rules)]
+    assert not missing, f"COPY sources outside the build context: {missing}"
