@@ -88,6 +88,8 @@ STAGE_SPARK_CONF: dict[str, dict[str, str]] = {
 #: Stages that hold a sentence encoder (detect, embed) or a FAISS index (cluster): the ones
 #: worth a GPU.
 GPU_STAGES: tuple[str, ...] = tuple(s.name for s in _REGISTRY if s.gpu)
+#: The GPU stages that hold a sentence encoder.
+ENCODER_STAGES: tuple[str, ...] = tuple(s.name for s in _REGISTRY if s.encoder)
 #: Spark resources a GPU stage asks for when GPU routing is on: one GPU per executor, shared
 #: by its two task slots (``spark.executor.cores`` = 2), so only executors on a worker that
 #: advertises a GPU (``spark.worker.resource.gpu.*``, see docker-compose.yml) can run it.
@@ -131,8 +133,11 @@ def gpu_routing(stage: str, environ: Mapping[str, str] | None = None) -> dict[st
     of concurrent runs then queue instead of competing for the device),
     ``MINING_GPU_QUEUE`` (an executor queue served by GPU hosts, Celery/Edge executors)
     or ``MINING_GPU_SPARK_CONF`` (JSON Spark properties; default
-    :data:`DEFAULT_GPU_SPARK_CONF`) is set. The jobs need no flag: the encoder and FAISS
-    pick CUDA when their executor sees a GPU (``embedding.device = "auto"``).
+    :data:`DEFAULT_GPU_SPARK_CONF`) is set. FAISS picks CUDA where its executor sees a GPU.
+    The encoder's device is resolved once, on the Spark driver (it names the runtime and the
+    cache folder every executor shares), and in client mode the driver runs on the Airflow
+    worker, which may have no GPU: so when the conf gives executors a GPU, an encoder stage
+    also gets ``"args": ["--set", "embedding.device=cuda"]``.
     """
     environ = os.environ if environ is None else environ
     pool, queue = environ.get("MINING_GPU_POOL") or None, environ.get("MINING_GPU_QUEUE") or None
@@ -142,7 +147,10 @@ def gpu_routing(stage: str, environ: Mapping[str, str] | None = None) -> dict[st
     conf = json.loads(raw) if raw else DEFAULT_GPU_SPARK_CONF
     if not isinstance(conf, dict):
         raise ValueError("MINING_GPU_SPARK_CONF must be a JSON object of Spark properties")
-    return {"pool": pool, "queue": queue, "conf": {k: str(v) for k, v in conf.items()}}
+    routed: dict[str, Any] = {"pool": pool, "queue": queue, "conf": {k: str(v) for k, v in conf.items()}}
+    if stage in ENCODER_STAGES and float(conf.get("spark.executor.resource.gpu.amount") or 0) > 0:
+        routed["args"] = ["--set", "embedding.device=cuda"]
+    return routed
 
 
 def previous_run_manifest(out_root: str, ds: str) -> str:
@@ -371,7 +379,7 @@ def build_stages(
         tasks.append(StageSubmitOperator(
             task_id=stage,
             application=str(MINING_HOME / "jobs" / f"{stage}.py"),
-            application_args=stage_args(options),
+            application_args=stage_args(options) + gpu.get("args", []),
             conf={**spark_conf(stage), **gpu.get("conf", {})},
             conn_id=conn_id,
             name=f"{dag_id}.{stage}",

@@ -218,7 +218,8 @@ def test_gpu_pool_routes_the_encoder_and_index_stages_only():
         import json
         from airflow.dag_processing.dagbag import BundleDagBag
         bag = BundleDagBag(dag_folder={str(DAGS)!r}, bundle_path={str(DAGS)!r})
-        print(json.dumps({{d: {{t.task_id: [t.pool, t.queue, t.conf.get("spark.executor.resource.gpu.amount")]
+        print(json.dumps({{d: {{t.task_id: [t.pool, t.queue, t.conf.get("spark.executor.resource.gpu.amount"),
+                                            "embedding.device=cuda" in t.application_args]
                              for t in bag.dags[d].tasks if t.task_id != "wait_for_logs"}} for d in bag.dags}}))
         """
     )
@@ -230,15 +231,21 @@ def test_gpu_pool_routes_the_encoder_and_index_stages_only():
     for dag_id in DAG_IDS:
         for stage in STAGES:
             gpu = stage in ("detect_rephrases", "embed_utterances", "cluster_variants")
-            assert placed[dag_id][stage] == (["mining_gpu", "gpu", "1"] if gpu else
-                                             ["default_pool", placed[dag_id][stage][1], None]), (dag_id, stage)
+            # the encoder's device is resolved on the driver, which may have no GPU: told
+            encoder = stage in ("detect_rephrases", "embed_utterances")
+            assert placed[dag_id][stage] == (["mining_gpu", "gpu", "1", encoder] if gpu else
+                                             ["default_pool", placed[dag_id][stage][1], None, False]), (dag_id, stage)
             assert gpu or placed[dag_id][stage][1] != "gpu"
 
 
 def test_gpu_routing_spark_conf_override(stages_module):
     environ = {"MINING_GPU_SPARK_CONF": json.dumps({"spark.executor.resource.gpu.amount": 2})}
     assert stages_module.gpu_routing("embed_utterances", environ) == {
-        "pool": None, "queue": None, "conf": {"spark.executor.resource.gpu.amount": "2"}}
+        "pool": None, "queue": None, "conf": {"spark.executor.resource.gpu.amount": "2"},
+        "args": ["--set", "embedding.device=cuda"]}
+    assert "args" not in stages_module.gpu_routing("cluster_variants", environ)   # FAISS: per executor
+    no_gpu = {"MINING_GPU_SPARK_CONF": json.dumps({"spark.executor.memory": "8g"})}
+    assert "args" not in stages_module.gpu_routing("embed_utterances", no_gpu)
     assert stages_module.gpu_routing("aggregate_labels", environ) == {}
     assert stages_module.gpu_routing("embed_utterances", {}) == {}
     with pytest.raises(ValueError, match="JSON object"):
