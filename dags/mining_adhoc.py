@@ -13,7 +13,7 @@ e.g. to test a new rephrase threshold or to re-mine one locale:
   nightly embedding cache `$MINING_OUT/embedding_cache`, so re-mining costs no
   re-embedding. Ad hoc outputs are not an Asset: they trigger nothing downstream.
 - **Thresholds.** `rephrase_threshold`, `variant_min_sim` and `min_confidence` override
-  `rephrase.threshold`, `cluster.min_sim` and `aggregation.min_confidence` of the job
+  `rephrase.threshold`, `cluster.min_sim_rel` and `aggregation.min_confidence` of the job
   config (`--set key=value`); empty keeps the configured default.
 - Same Spark stages, sizing and retries as `mining_nightly` (see `dags/mining_stages.py`).
 """
@@ -41,8 +41,11 @@ _DEFAULT_OUT = (
 #: in [0, 1] that, when given, becomes ``--set <config key>=<value>`` (a JSON array: one flag each).
 _THRESHOLDS = {
     "rephrase_threshold": ("rephrase.threshold", "Rephrase threshold", "Minimum score of a rephrase pair"),
-    "variant_min_sim": ("cluster.min_sim", "Variant similarity",
-                        "Cosine similarity an utterance needs to its variant cluster"),
+    # the edge cosine is derived per run and locale from min_sim_rel (cluster.min_sim only
+    # serves a run with under two texts), so the Param sets the relative threshold
+    "variant_min_sim": ("cluster.min_sim_rel", "Variant similarity (relative to the locale)",
+                        "Cluster edge threshold relative to the locale's background: cosine = "
+                        "m + value * (1 - m), m = mean cosine of random same-locale pairs of the run"),
     "min_confidence": ("aggregation.min_confidence", "Minimum label confidence",
                        "Calibrated confidence below which a label abstains"),
 }

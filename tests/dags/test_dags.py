@@ -396,7 +396,7 @@ def test_adhoc_args_pass_every_threshold(dagbag):
     params = {"rephrase_threshold": 0.55, "variant_min_sim": 0.8, "min_confidence": 0.7, "out": "/o/x"}
     args = render_args(task, run_id="r", params=params)
     sets = [v for f, v in zip(args[::2], args[1::2]) if f == "--set"]
-    assert sets == ["rephrase.threshold=0.55", "cluster.min_sim=0.8", "aggregation.min_confidence=0.7"]
+    assert sets == ["rephrase.threshold=0.55", "cluster.min_sim_rel=0.8", "aggregation.min_confidence=0.7"]
 
 
 @pytest.mark.parametrize(("code", "retried"), [(1, True), (2, False), (3, False), (4, False), (None, True)])
