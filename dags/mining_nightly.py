@@ -20,8 +20,12 @@ weakly labeled NLU training set:
   the same logs and config give the same bytes. Catchup is on (`MINING_CATCHUP=0` turns it
   off): nights missed since `MINING_START_DATE` (default 2026-11-01) are mined in date
   order, one run at a time (the cache is shared). Backfill a range with
-  `airflow backfill create --dag-id mining_nightly --from-date … --to-date …`; every
-  logical date gets its own dataset version.
+  `airflow backfill create --dag-id mining_nightly --from-date … --to-date …
+  --max-active-runs 1`; every logical date gets its own dataset version. Keep
+  `--max-active-runs 1`: a backfill's runs do not count against this DAG's
+  `max_active_runs` (the backfill's own default is 10), and each night's quality gate and
+  label retention read the night before's manifest, so nights mined side by side may
+  follow an older night than the one before them.
 - **Quality gate.** `export_dataset` publishes nothing when the training set fails its
   checks (schema, reject share, label count change against the previous night's
   `runs/<d>/manifest.json`, see `mining/core/quality.py`); the task then fails without retry.
