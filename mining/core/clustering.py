@@ -15,8 +15,12 @@ instead of O(n²·d):
 Every cluster is a *star*: each member is within ``min_sim`` of the cluster's centre, so
 a path of near neighbours (A~B~C~…) can never chain unrelated requests into one giant
 cluster, the failure of connected components on similarity graphs. Like the peer, no
-candidate community is truncated (the range search); what differs is only the approximate
-index: ``bench/variants.py`` measures how many of the peer's pairs survive. The greedy
+candidate community is cut at k (the range search); what differs is the approximate index
+(``bench/variants.py`` measures how many of the peer's pairs survive) and one memory bound:
+a text with more than ``max_cluster_size`` neighbours keeps only its ``max_cluster_size``
+most similar (:func:`mining.core.index.neighbour_graph`'s ``max_degree``). In a region that
+dense, a text whose kept neighbours were all claimed by larger clusters stays a singleton
+where the peer would have grouped it with the region's other leftovers. The greedy
 step is the peer's own (sentence_transformers.util.community_detection, step 2); no graph
 library offers it for a sparse graph, hence the twenty lines here.
 

@@ -115,6 +115,11 @@ def _top_per_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, cap: int)
     return rows[keep], cols[keep], vals[keep]
 
 
+#: The most results a FAISS GPU index returns per query ("GPU index only supports min/max-K
+#: selection up to 2048", faiss/gpu/utils/DeviceDefs.cuh ``GPU_MAX_SELECTION_K``).
+GPU_MAX_K = 2048
+
+
 def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | None = None,
                     batch: int = 4096, **index_kwargs):
     """Every pair of rows with cosine ≥ ``min_sim``, as a symmetric scipy CSR matrix
@@ -125,7 +130,7 @@ def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | N
     FAISS range search at ``min_sim``, so no row's neighbourhood is truncated, as
     sentence-transformers' community_detection grows its top-k until it passes the
     threshold. GPU indexes have no range search: there the cut rows are searched again
-    with k doubled up to 2048 (the GPU's maximum k). ``max_degree`` keeps only a range-
+    with k doubled up to :data:`GPU_MAX_K` results, the row itself included. ``max_degree`` keeps only a range-
     searched row's most similar neighbours (a cluster centre claims at most
     ``cluster.max_cluster_size`` texts anyway); range searches run ``batch`` rows at a time,
     so a dense region's result lists never all sit in memory at once. ``emb``: float32
@@ -161,9 +166,9 @@ def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | N
                 dst.append(part[1])
                 val.append(part[2])
         else:
-            kq = kk
-            while len(cut) and kq < min(2048, n - 1):
-                kq = min(2 * kq, 2048, n - 1)
+            kq, top = kk, min(GPU_MAX_K - 1, n - 1)      # + 1 below: the row itself
+            while len(cut) and kq < top:
+                kq = min(2 * kq, top)
                 d, i = index.search(q, kq + 1)
                 done = d[:, -1] < min_sim
                 src.append(np.repeat(cut[done], kq + 1))

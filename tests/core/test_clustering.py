@@ -272,3 +272,34 @@ def test_medoids_in_blocks_equal_medoids_in_one_block(monkeypatch):
     assert np.array_equal(medoids(emb, labels), whole)
     monkeypatch.setattr(clustering, "_BLOCK_ROWS", 1)
     assert np.array_equal(medoids(emb, labels), whole)
+
+
+def test_gpu_fallback_never_asks_for_more_than_the_gpu_k_limit(monkeypatch):
+    """A region denser than GPU_MAX_K on a GPU index (no range search): the widened searches
+    stay within the GPU's k-selection limit, the row itself included. The GPU index is a
+    stand-in here (its name and its limit); test_gpu_neighbour_graph_matches_cpu runs the
+    real one where a GPU is present."""
+    from mining.core import index
+
+    asked = []
+
+    class GpuIndexFlatIP:
+        def __init__(self, cpu):
+            self.cpu = cpu
+
+        def add(self, x):
+            self.cpu.add(x)
+
+        def search(self, q, k):
+            asked.append(k)
+            if k > index.GPU_MAX_K:
+                raise RuntimeError(f"GPU index only supports k up to {index.GPU_MAX_K} (requested {k})")
+            return self.cpu.search(q, k)
+
+    monkeypatch.setattr(index, "_to_gpu", GpuIndexFlatIP)
+    rng = np.random.default_rng(0)
+    emb = (np.eye(16, dtype=np.float32)[0] + 0.01 * rng.standard_normal((3000, 16))).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    graph = index.neighbour_graph(emb, 64, 0.8, device="cuda")
+    assert max(asked) == index.GPU_MAX_K
+    assert graph.getnnz(axis=1).min() >= index.GPU_MAX_K - 1      # every row keeps the most it could
