@@ -205,8 +205,9 @@ def _exact_form(text: str) -> str:
 
 def _short_words(words) -> frozenset[str]:
     """The normalized words that must match exactly: at most :data:`SHORT_WORD_CHARS`
-    characters or with a digit; not the one-character units of scripts without spaces."""
-    return frozenset(w for w in words if (len(w) <= SHORT_WORD_CHARS or any(ch.isdigit() for ch in w))
+    characters or with a digit; not the one-character units of scripts without spaces. An
+    empty word (a token that normalizes to nothing, e.g. a lone U+02BC ʼ) is none of them."""
+    return frozenset(w for w in words if w and (len(w) <= SHORT_WORD_CHARS or any(ch.isdigit() for ch in w))
                      and not is_no_space_char(w[0]))
 
 

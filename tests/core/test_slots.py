@@ -301,3 +301,16 @@ def test_fuzzy_match_never_changes_a_short_word():
     # a long word may still differ by a letter while the short ones match
     kept, _, _ = project_slots("remind me tomorow at 7", S(("date", "tomorrow at 7")))
     assert kept == [{"name": "date", "value": "tomorow at 7"}]
+
+
+def test_a_token_that_normalizes_to_nothing_is_counted_not_a_crash():
+    """U+02BC (ʼ) is a word character to the tokenizer and removed by normalize(): a lone one
+    made an empty word and an IndexError that stopped the export."""
+    from mining.core.slots import project_slots
+
+    assert project_slots("play rock ʼ roll", [{"name": "genre", "value": "rock and roll"}], "en-US") == \
+        ([], "play rock ʼ roll", {"slot_not_aligned": 1})
+    assert project_slots("play rock roll", [{"name": "genre", "value": "ʼ"}], "en-US")[2] == \
+        {"slot_value_missing": 1}
+    assert project_slots("play rock ʼn roll", [{"name": "genre", "value": "rock ʼn roll"}], "en-US")[0] == \
+        [{"name": "genre", "value": "rock ʼn roll"}]
