@@ -70,8 +70,8 @@ def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, ma
         for col in ("utterance", "locale", "intent", "evidence"):
             bad[f"null_{col}"] = int(table.column(col).null_count)
         conf = table.column("confidence")
-        bad["confidence_outside_0_1"] = int(pc.sum(pc.or_(pc.less(conf, 0.0), pc.greater(conf, 1.0))).as_py() or 0) \
-            + int(conf.null_count)
+        outside = pc.or_(pc.or_(pc.less(conf, 0.0), pc.greater(conf, 1.0)), pc.is_nan(conf))  # NaN: neither
+        bad["confidence_outside_0_1"] = int(pc.sum(outside).as_py() or 0) + int(conf.null_count)
         bad["support_users_below_1"] = int(pc.sum(pc.less(table.column("support_users"), 1)).as_py() or 0)
     checks.append(_check("required_values", names_ok and not any(bad.values()),
                          {k: v for k, v in bad.items() if v}, 0))

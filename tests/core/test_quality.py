@@ -46,10 +46,10 @@ def test_row_change_is_skipped_without_a_large_enough_baseline(qcfg):
 
 
 def test_bad_values_schema_rejects_and_empty_exports_fail(qcfg):
-    bad = _table(3, confidence=[0.5, 1.5, None], intent=["a", None, "b"])
+    bad = _table(4, confidence=[0.5, 1.5, None, float("nan")], intent=["a", None, "b", "c"])
     with pytest.raises(QualityGateFailed, match="required_values") as e:
         check_export(bad, REJECTS, None, qcfg, 0.05)
-    assert '"confidence_outside_0_1": 2' in str(e.value) and '"null_intent": 1' in str(e.value)
+    assert '"confidence_outside_0_1": 3' in str(e.value) and '"null_intent": 1' in str(e.value)
     with pytest.raises(QualityGateFailed, match="schema"):
         check_export(_table(3).drop_columns(["cluster_id"]), REJECTS, None, qcfg, 0.05)
     with pytest.raises(QualityGateFailed, match="reject_share"):
