@@ -219,6 +219,10 @@ class AggregationConfig:
             v = getattr(self, k)
             _check(isinstance(v, int) and not isinstance(v, bool) and v >= low, f"aggregation.{k}", v,
                    f"an integer >= {low}")
+        for k in ("min_events", "variant_min_events"):   # 0 would let a text without events pass
+            v = getattr(self, k)
+            _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"aggregation.{k}", v,
+                   "an integer >= 1")
         for locale, n in self.min_events_by_locale.items():
             _check(isinstance(n, int) and not isinstance(n, bool) and n >= 1,
                    f"aggregation.min_events_by_locale.{locale}", n, "an integer >= 1")
@@ -452,10 +456,12 @@ def resolve_sections(config_file: str | None = None, overrides: dict | Sequence[
     Returns (sections, origins): the merged nested dict, and for every value set above the
     defaults its dotted key → origin (``"file my.toml"``, ``"env MINING__X__Y"``, ``"--set"``).
     Raises ``ValueError`` for unknown keys (naming the key and its origin), wrong value
-    types or an unparsable file, ``FileNotFoundError`` for a missing config file."""
+    types, an unparsable or a missing config file (a configuration error, exit 2)."""
     environ, layers = env.environ() if environ is None else environ, []
     config_file = config_file or environ.get(CONFIG_ENV) or None
     if config_file:
+        if not Path(config_file).is_file():
+            raise ValueError(f"config file {config_file} does not exist (--config or ${CONFIG_ENV})")
         try:
             layers.append((f"file {config_file}", tomllib.loads(Path(config_file).read_text())))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:   # still exit 2 (mining.errors.classify)

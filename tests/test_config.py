@@ -47,10 +47,19 @@ def test_file_then_overrides_win(tmp_path):
     ({"rephrase": {"threshold": 1.5}}, "rephrase.threshold"),
     ({"privacy": {"min_users": 0}}, "privacy.min_users"),
     ({"rephrase": {"no_such_key": 1}}, "unknown config key rephrase.no_such_key"),
+    ({"aggregation": {"min_events": 0}}, "aggregation.min_events"),
+    ({"aggregation": {"variant_min_events": 0}}, "aggregation.variant_min_events"),
 ])
 def test_bad_values_raise_naming_the_key(override, match):
     with pytest.raises(ValueError, match=match):
         load_config("l", "o", overrides=override)
+
+
+def test_a_missing_config_file_is_a_configuration_error(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config("l", "o", config_file=str(tmp_path / "prod.toml"))
+    with pytest.raises(ValueError, match="MINING_CONFIG"):
+        load_config("l", "o", environ={"MINING_CONFIG": str(tmp_path / "prod.toml")})
 
 
 def test_parse_set_reads_toml_scalars():

@@ -55,7 +55,7 @@ def build_index(emb: np.ndarray, exact_max_n: int = 20_000, nprobe: int = 16,
         log.info("faiss IndexFlatIP over %d x %d vectors: ~%.3f GiB", n, d, 4 * n * d / 2**30)
         index = faiss.IndexFlatIP(d)
     else:
-        nlist = int(min(4 * math.sqrt(n), n // 39))
+        nlist = max(1, int(min(4 * math.sqrt(n), n // 39)))   # ≥ 1 cell under a tiny exact_max_n
         log.info("faiss IVF%d,SQfp16 over %d x %d vectors (nprobe %d): ~%.3f GiB", nlist, n, d, nprobe,
                  2 * n * d / 2**30)
         index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(d), d, nlist, faiss.ScalarQuantizer.QT_fp16,
