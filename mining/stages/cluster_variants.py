@@ -29,11 +29,17 @@ def _cluster_fn(cc, device: str, derived: dict | None = None):
     return cluster
 
 
+#: Vectors the coarse k-means of a split locale is trained on, about (a seeded hash sample).
+COARSE_SAMPLE = 100_000
+
+
 def _coarse_parts(emb, sizes: dict, cc):
     """``emb`` + column ``part``: 0 for locales of at most ``max_task_texts`` texts; for
     larger ones the nearest of :func:`mining.core.index.coarse_cells` k-means centroids trained
-    on a seeded sample of at most 100k of the locale's vectors (the sample reaches the
-    driver, the locale does not)."""
+    on a seeded sample of about 100k of the locale's vectors (the sample reaches the
+    driver, the locale does not). The sample is drawn by a seeded hash of each text, not by
+    ``DataFrame.sample``, whose draw depends on how the rows are split into partitions
+    (file sizes, cores, ``maxPartitionBytes``): the same texts give the same parts anywhere."""
     from pyspark.sql import functions as F
 
     centroids = {}
@@ -41,7 +47,9 @@ def _coarse_parts(emb, sizes: dict, cc):
         cells = index.coarse_cells(n, cc.max_task_texts)
         if cells == 1:
             continue
-        sample = (emb.where(F.col("locale") == loc).sample(fraction=min(1.0, 100_000 / n), seed=cc.seed)
+        keep = int(min(1.0, COARSE_SAMPLE / n) * 1_000_000)
+        sample = (emb.where((F.col("locale") == loc)
+                            & (F.pmod(F.xxhash64("text_hash", F.lit(cc.seed)), F.lit(1_000_000)) < keep))
                   .select("text_hash", "embedding").toPandas().sort_values("text_hash"))
         centroids[loc] = index.coarse_centroids(np.stack(sample["embedding"].to_numpy()), cells, cc.seed)
         log.info("locale %s: %d texts split into %d coarse k-means parts", loc, n, cells)

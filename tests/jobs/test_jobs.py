@@ -103,6 +103,29 @@ def test_cluster_variants_splits_a_large_locale_by_coarse_kmeans(run, spark, tmp
     assert (split["cluster_size"] > 1).any()
 
 
+def test_coarse_parts_do_not_depend_on_how_the_embeddings_are_split_into_files(run, spark, tmp_path,
+                                                                               monkeypatch):
+    """The k-means sample of a split locale is drawn by a seeded hash of each text:
+    the same embeddings in 1 or 7 files give the same clusters (DataFrame.sample drew
+    per partition)."""
+    import shutil
+
+    from mining.stages import cluster_variants
+
+    monkeypatch.setattr(cluster_variants, "COARSE_SAMPLE", 400)     # a sample, not every text
+    emb = spark.read.parquet(str(run["out"] / "embeddings"))
+    got = []
+    for files in (1, 7):
+        out = tmp_path / f"files-{files}"
+        emb.repartition(files, "text_hash").write.parquet(str(out / "embeddings"))
+        shutil.copytree(run["out"] / "rephrase_pairs", out / "rephrase_pairs")
+        cfg = load_config(str(run["cfg"].logs), str(out), overrides={"cluster": {"max_task_texts": 1000}})
+        stage_fn("cluster_variants")(spark, cfg)
+        got.append(_read(out / "clusters").sort_values("text_norm")[["text_norm", "cluster_id"]]
+                   .reset_index(drop=True))
+    pd.testing.assert_frame_equal(got[0], got[1])
+
+
 def test_aggregate_labels_decides_every_failing_text(run):
     labels = _read(run["out"] / "labels")
     turns = _read(run["out"] / "turns")
