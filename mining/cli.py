@@ -149,22 +149,60 @@ def _audit_sample(args) -> dict:
                       dp=bool(resolve_sections()[0]["privacy"]["dp"]["enabled"]))
 
 
-def _merge(args) -> dict:
-    from pathlib import Path
+def _share_arg(value: str) -> float:
+    """A share in [0, 1] (``merge --dev-share``), as ``export.dev_share`` of the configuration."""
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:          # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}")
+    return share
 
+
+def _conflicts_path(value: str, out: str) -> Path:
+    """``merge --conflicts PATH``, checked before anything is written: its folder must exist
+    and it must not be a folder itself nor lie inside ``--out`` (which the merge replaces)."""
+    path = Path(value)
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"--conflicts {value}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"--conflicts {value} is a folder; name a file")
+    if Path(out).resolve() in (path.resolve(), *path.resolve().parents):
+        raise argparse.ArgumentTypeError(f"--conflicts {value} is inside --out {out}, which the merge replaces")
+    return path
+
+
+def _merge(args) -> dict:
+    import os
+    import uuid
+
+    from mining.io import storage
     from mining.tools import merge
-    mined_path = Path(args.mined)
-    if (mined_path / "massive").is_dir():          # a run's output root: its published JSONL
-        mined_path = mined_path / "massive"
+    conflicts_path = _conflicts_path(args.conflicts, args.out) if args.conflicts else None
+    mined_path = merge.resolve_mined_path(args.mined)    # a run's output root: its published data
     dev_share = _or_config(args.dev_share, "export", "dev_share")
     seed = _or_config(args.split_seed, "export", "split_seed")
-    base = merge.read_training_set(args.base, dev_share=dev_share, seed=seed)
-    mined = merge.read_training_set(mined_path, dev_share=dev_share, seed=seed)
+    base = merge.read_training_set(args.base, dev_share=dev_share, seed=seed, default_source="human")
+    mined = merge.read_training_set(mined_path, dev_share=dev_share, seed=seed, default_source="mined")
     merged, stats = merge.merge_training_sets(base, mined)
     conflicts = merge.human_conflicts(base, mined)
-    manifest = merge.write_merged(merged, args.out, stats)
-    if len(conflicts) and args.conflicts:
-        conflicts.to_json(args.conflicts, orient="records", lines=True, force_ascii=False)
+    staged = None
+    try:
+        if conflicts_path is not None:   # written (empty without conflicts) before the merge is committed
+            staged = conflicts_path.with_name(f".{conflicts_path.name}.{uuid.uuid4().hex[:8]}.tmp")
+            text = conflicts.to_json(orient="records", lines=True, force_ascii=False) if len(conflicts) else ""
+            with open(staged, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+        manifest = merge.write_merged(merged, args.out, stats)
+        if staged is not None:
+            os.replace(staged, conflicts_path)
+            storage.fsync_dir(conflicts_path.parent)
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
     return {"out": args.out, "rows": manifest["rows"], "stats": stats, "conflicts_with_human": len(conflicts)}
 
 
@@ -303,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--lookback-days", type=count_arg, default=3, help="partitions mined per night (default 3)")
     lp.add_argument("--policy", default="until_contradicted", choices=["until_contradicted", "window"],
                     help="export.label_retention of the nightly runs (default until_contradicted)")
-    lp.add_argument("--out", required=True, help="output folder (logs, gold, runs, loop.json)")
+    lp.add_argument("--out", required=True, help="output folder (logs, gold, runs, loop.json); not one holding a finished loop")
 
     conf = add_command(sub, "config", verbose, "Configuration tools.")
     conf_sub = conf.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -316,12 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
               "duplicates; a human label is never overridden (see mining/tools/merge.py for the rules).")
     mg.add_argument("--base", required=True, help="existing training set: MASSIVE .jsonl file or folder, or Parquet")
     mg.add_argument("--mined", required=True,
-                    help="a run's output root (its massive/ folder is used), or any path --base accepts")
+                    help="a run's output root (its published massive/, else training_set/), or any path "
+                         "--base accepts")
     mg.add_argument("--out", required=True, help="output folder (<locale>.jsonl + merge_manifest.json, atomic)")
-    mg.add_argument("--conflicts", help="write mined labels that contradict a human label here (JSON Lines)")
-    mg.add_argument("--dev-share", type=float,
+    mg.add_argument("--conflicts", help="write mined labels that contradict a human label here (JSON Lines; "
+                    "empty when none; its folder must exist)")
+    mg.add_argument("--dev-share", type=_share_arg, metavar="SHARE",
                     help="partition split for Parquet inputs that have no partition column "
-                         "(default: export.dev_share of the configuration)")
+                         "(in [0, 1]; default: export.dev_share of the configuration)")
     mg.add_argument("--split-seed", type=int, help="seed of that split (default: export.split_seed)")
 
     fit = add_command(sub, "fit-rephrase", verbose, "Simulate logs from the development corpora, run "

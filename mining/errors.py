@@ -48,7 +48,8 @@ class StageOutputMismatch(FileNotFoundError):
 
 
 class DatasetNotFound(Exception):
-    """The path holds no complete dataset version: missing, never exported, or incomplete (exit 3)."""
+    """The path holds no complete, readable dataset: missing, never exported, incomplete, or
+    not a training set (a malformed line, missing columns: ``mining merge``) (exit 3)."""
 
 
 class QualityGateFailed(RuntimeError):

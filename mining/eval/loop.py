@@ -122,13 +122,9 @@ def run_loop(out: str | Path, *, corpus: str = "hwu64", locales: tuple[str, ...]
     ``"hwu64"`` or ``"slurp"``). ``policy``: ``export.label_retention``. Writes
     ``out/loop.json`` (``{"config", "records", "targets"}``), ``out/loop.html`` and
     ``out/loop.png``; returns the records. Same arguments → same records except ``seconds``.
-    Raises ``FileExistsError`` when ``out/loop.json`` exists, ``ValueError`` on bad arguments."""
-    from mining import env
+    Raises ``ValueError`` on bad arguments, among them an ``out`` that already holds a loop
+    (``out/loop.json`` exists): a bad argument (exit 2) that a retry cannot fix."""
     from mining.config import RETENTION_POLICIES, load_config
-    from mining.eval.evaluation import gold_intents_for_run, label_correct
-    from mining.io import export
-    from mining.spark.session import get_spark
-    from mining.stages import runner
 
     if nights < 1 or turns < 1 or lookback_days < 1:
         raise ValueError("nights, turns and lookback_days must be >= 1")
@@ -136,7 +132,12 @@ def run_loop(out: str | Path, *, corpus: str = "hwu64", locales: tuple[str, ...]
         raise ValueError(f"policy must be one of {RETENTION_POLICIES}, got {policy!r}")
     out = Path(out)
     if (out / "loop.json").exists():
-        raise FileExistsError(f"{out / 'loop.json'} exists; choose another --out")
+        raise ValueError(f"{out / 'loop.json'} exists (a finished loop): choose another --out")
+    from mining import env
+    from mining.eval.evaluation import gold_intents_for_run, label_correct
+    from mining.io import export
+    from mining.spark.session import get_spark
+    from mining.stages import runner
     sources = _sources(corpus, locales)
     config = {"corpus": None if locales else corpus, "locales": list(sources), "nights": nights,
               "turns_per_night": turns, "seed": seed, "start_date": start_date.isoformat(),

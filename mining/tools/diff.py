@@ -4,8 +4,11 @@ A and B are resolved like ``mining inspect`` resolves its path
 (:func:`mining.tools.inspect_dataset.resolve_version`: a run's OUT root, ``versions/<v>`` or
 a ``latest`` link); :func:`diff_versions` compares their training sets with
 :func:`mining.io.changelog.diff_training_sets` (A the old version, B the new one). A retired
-text carries the reason B's run gives it when B sits in a run's OUT root whose ``labels/`` is
-still there (:func:`mining.io.changelog.retire_reasons`), else ``no_evidence_in_window``.
+text carries the reason B's run gives it (:func:`mining.io.changelog.retire_reasons`) when B
+sits in a run's OUT root (``OUT/versions/<v>``) whose ``labels/`` came from B's own run: its
+``_stats.json`` ``lineage`` equals the ``stages.labels.lineage`` of B's manifest, both
+present. Otherwise (no ``labels/``, a later rerun's or an unstamped one) every retired text
+gets ``no_evidence_in_window``, as if ``labels/`` were absent.
 """
 from __future__ import annotations
 
@@ -23,11 +26,33 @@ from mining.tools.inspect_dataset import _clip, _n, _rows, read_manifest, resolv
 MAX_ROWS = 50
 
 
+def _labels_lineage(labels: Path) -> str | None:
+    """The ``lineage`` stamp in ``labels/_stats.json``; None when absent or unreadable."""
+    try:
+        stats = json.loads((labels / "_stats.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    lineage = stats.get("lineage") if isinstance(stats, dict) else None
+    return lineage if isinstance(lineage, str) and lineage else None
+
+
+def _manifest_lineage(manifest: dict) -> str | None:
+    """``stages.labels.lineage`` of a version's manifest; None when absent."""
+    stages = manifest.get("stages")
+    stage = stages.get("labels") if isinstance(stages, dict) else None
+    lineage = stage.get("lineage") if isinstance(stage, dict) else None
+    return lineage if isinstance(lineage, str) and lineage else None
+
+
 def _labels_reasons(version_dir: Path, manifest: dict, keys: pd.DataFrame) -> pd.DataFrame | None:
     """Reasons of B's run for the retired ``keys`` (locale, utterance), from the ``labels/``
-    of the OUT root holding ``versions/<v>``; None when there is none."""
+    of the OUT root holding ``versions/<v>``; None when there is none or it is not B's run's
+    (its ``_stats.json`` lineage missing or unlike ``manifest["stages"]["labels"]["lineage"]``)."""
     labels = version_dir.parent.parent / "labels"
     if version_dir.parent.name != "versions" or not (labels / "_SUCCESS").exists() or keys.empty:
+        return None
+    lineage = _labels_lineage(labels)
+    if lineage is None or lineage != _manifest_lineage(manifest):
         return None
     filt = ds.field("utterance").isin(sorted(set(keys["utterance"])))
     table = ds.dataset(str(labels), format="parquet", partitioning="hive").to_table(

@@ -8,7 +8,15 @@ never changes, replaces or drops a human label in favour of a mined one.
 Rows are MASSIVE-shaped (``id``, ``locale``, ``partition``, ``utt``, ``annot_utt``,
 ``intent``; :func:`mining.io.export.write_massive_jsonl`) plus ``label_source``: ``"human"``
 (the default when the column or a value is absent, e.g. a human-annotated corpus) or
-``"mined"``. Other columns pass through (null where a row lacks them).
+``"mined"``. Other columns pass through (null where a row lacks them). A mined row
+lacking ``label_source`` is ``"mined"``. :func:`read_training_set` fills a missing value
+only when asked (``default_source``; ``mining merge`` reads ``--base`` with ``"human"`` and
+``--mined`` with ``"mined"``), so a Parquet base is human like a JSON Lines one.
+
+Input that is not a MASSIVE-shaped training set (a line that is no JSON object, a missing
+column, a ``label_source`` outside :data:`LABEL_SOURCES`) raises
+:class:`mining.errors.DatasetNotFound` (exit 3, an input problem, as an unreadable version
+manifest does for ``mining inspect``), never a plain ``ValueError`` (exit 2, configuration).
 
 Key: (``locale``, :func:`mining.core.text.normalize` of ``utt``): NFKC, case folding,
 punctuation dropped, so "Wake me up!" and "wake me up" are one text; the same text in
@@ -52,10 +60,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mining.io import export
-
-from mining.io import storage
 from mining.core.text import normalize
+from mining.errors import DatasetNotFound
+from mining.io import export, storage
 
 REQUIRED_COLUMNS = ("locale", "utt", "annot_utt", "intent", "partition")
 LABEL_SOURCES = ("human", "mined")
@@ -75,9 +82,9 @@ def _prepare(df: pd.DataFrame, name: str, default_source: str) -> pd.DataFrame:
     if missing and len(out) == 0:
         out = out.assign(**{c: pd.Series(dtype=object) for c in missing})
     elif missing:
-        raise ValueError(f"{name} lacks columns {missing}; rows must be MASSIVE-shaped "
-                         f"({', '.join(REQUIRED_COLUMNS)}); for a Parquet training set pass "
-                         "dev_share to read_training_set to assign partitions")
+        raise DatasetNotFound(f"{name} lacks columns {missing}; rows must be MASSIVE-shaped "
+                              f"({', '.join(REQUIRED_COLUMNS)}); for a Parquet training set pass "
+                              "dev_share to read_training_set to assign partitions")
     for col in out.columns:      # int64 → Int64, so null-filled columns stay integers
         if pd.api.types.is_integer_dtype(out[col]) and not pd.api.types.is_extension_array_dtype(out[col]):
             out[col] = out[col].astype("Int64")
@@ -85,7 +92,7 @@ def _prepare(df: pd.DataFrame, name: str, default_source: str) -> pd.DataFrame:
     out["label_source"] = source.astype(object).where(source.notna(), default_source)
     unknown = sorted(set(out["label_source"]) - set(LABEL_SOURCES))
     if unknown:
-        raise ValueError(f"{name}: unknown label_source {unknown}; allowed: {list(LABEL_SOURCES)}")
+        raise DatasetNotFound(f"{name}: unknown label_source {unknown}; allowed: {list(LABEL_SOURCES)}")
     ids = out["id"] if "id" in out.columns else pd.Series(index=out.index, dtype=object)
     out["id"] = [export.massive_id(loc, utt) if pd.isna(i) else i
                  for i, loc, utt in zip(ids, out["locale"], out["utt"])]
@@ -169,7 +176,8 @@ def merge_training_sets(base: pd.DataFrame, mined: pd.DataFrame) -> tuple[pd.Dat
     label_source, intent, utt), fresh index. stats: ``base_rows``, ``mined_rows``,
     ``added``, ``replaced_mined``, ``duplicate_of_human``, ``conflicts_with_human``,
     ``duplicate_in_mined``, ``duplicate_in_base``, ``output_rows`` (ints).
-    Raises ``ValueError`` for a missing column or an unknown ``label_source``."""
+    Raises :class:`mining.errors.DatasetNotFound` for a missing column or an unknown
+    ``label_source`` (bad input), ``ValueError`` when ``mined`` holds human rows."""
     b_unique, joined, counts = _plan(base, mined)
     status = joined["_merge_status"]
     new = joined[status.isin(["added", "replaced_mined"])].copy()
@@ -227,24 +235,46 @@ def _frame_from_records(records: list[dict]) -> pd.DataFrame:
 def _read_jsonl(files: list[Path]) -> pd.DataFrame:
     records = []
     for path in files:
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
+        n = 0
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
                     try:
-                        records.append(json.loads(line))
+                        record = json.loads(line)
                     except json.JSONDecodeError as exc:
-                        raise ValueError(f"{path}:{n}: not a JSON object: {exc}") from exc
+                        raise DatasetNotFound(f"{path}:{n}: not a JSON object: {exc}") from exc
+                    if not isinstance(record, dict):
+                        raise DatasetNotFound(f"{path}:{n}: not a JSON object: {type(record).__name__}")
+                    records.append(record)
+        except UnicodeDecodeError as exc:
+            raise DatasetNotFound(f"{path}:{n + 1}: not UTF-8: {exc}") from exc
     return _frame_from_records(records)
 
 
-def _read_parquet(path: Path, dev_share: float | None, seed: int) -> pd.DataFrame:
+def _fill_source(df: pd.DataFrame, default_source: str | None) -> pd.DataFrame:
+    """``df`` with a missing ``label_source`` (column or value) set to ``default_source``;
+    unchanged when that is None."""
+    if default_source is None:
+        return df
+    if default_source not in LABEL_SOURCES:
+        raise ValueError(f"default_source must be one of {list(LABEL_SOURCES)}, got {default_source!r}")
+    source = df["label_source"] if "label_source" in df.columns else pd.Series(index=df.index, dtype=object)
+    df["label_source"] = source.astype(object).where(source.notna(), default_source)
+    return df
+
+
+def _read_parquet(path: Path, dev_share: float | None, seed: int, default_source: str | None) -> pd.DataFrame:
     df = pq.read_table(path).to_pandas()
     for col in df.columns:       # hive partition columns come back as categoricals
         if isinstance(df[col].dtype, pd.CategoricalDtype):
             df[col] = df[col].astype(object)
     df = df.rename(columns={"utterance": "utt"})
-    if "label_source" not in df.columns:
-        df["label_source"] = "mined"
+    missing = [c for c in ("locale", "utt") if c not in df.columns]
+    if missing:
+        raise DatasetNotFound(f"{path}: no training set, columns {missing} missing")
+    df = _fill_source(df, default_source)
     if "id" not in df.columns:
         df["id"] = [export.massive_id(loc, utt) for loc, utt in zip(df["locale"], df["utt"])]
     if "partition" not in df.columns and dev_share is not None:
@@ -253,28 +283,63 @@ def _read_parquet(path: Path, dev_share: float | None, seed: int) -> pd.DataFram
     return df[_column_order(df.columns)]
 
 
-def read_training_set(path: str | Path, *, dev_share: float | None = None, seed: int = 0) -> pd.DataFrame:
+#: Folders of a run's OUT root other than its published data (mining.io.storage stage outputs
+#: and the version store): a folder holding one is a run root, never read as a Parquet dataset.
+RUN_ROOT_MARKERS = ("versions", "labels", "turns", "rephrase_pairs", "clusters", "embeddings")
+
+
+def _is_run_root(path: Path) -> bool:
+    return any((path / name).is_dir() for name in RUN_ROOT_MARKERS)
+
+
+def resolve_mined_path(path: str | Path) -> Path:
+    """What ``mining merge --mined PATH`` reads: a run's OUT root (or ``versions/<v>``,
+    ``latest``) → its published ``massive/`` JSON Lines, else its ``training_set/``; any
+    other path unchanged. Raises :class:`mining.errors.DatasetNotFound` for a run root
+    without either (no version published: run export_dataset), so the stage outputs under
+    it (turns/, labels/, ...) are never read as a training set."""
+    path = Path(path)
+    for name in ("massive", "training_set"):
+        if (path / name).is_dir():
+            return path / name
+    if path.is_dir() and _is_run_root(path):
+        raise DatasetNotFound(f"{path} is a run's output root without a published dataset version "
+                              "(no massive/ or training_set/): run export_dataset (`mining export-dataset` "
+                              "or `mining run`) first, or pass a MASSIVE JSONL file or folder")
+    return path
+
+
+def read_training_set(path: str | Path, *, dev_share: float | None = None, seed: int = 0,
+                      default_source: str | None = None) -> pd.DataFrame:
     """A training set as a MASSIVE-shaped frame, rows in file order.
 
     ``path``: a MASSIVE JSON Lines file (``.jsonl``/``.json``), a folder of ``*.jsonl``
     (top level only, files in name order; e.g. :func:`write_merged` or
     :func:`mining.io.export.write_massive_jsonl` output), or a Parquet file or dataset (our
-    ``training_set``, hive-partitioned by locale): ``utterance`` is renamed ``utt``,
-    ``label_source`` is ``"mined"``, ``id`` is :func:`mining.io.export.massive_id`, and when
-    ``dev_share`` is given ``partition`` is :func:`mining.io.export.split_partition` with
-    ``seed`` (else no ``partition`` column). JSON integers come back as ``Int64``.
-    Raises ``FileNotFoundError`` when ``path`` holds no such data."""
+    ``training_set``, hive-partitioned by locale): ``utterance`` is renamed ``utt``, ``id``
+    is :func:`mining.io.export.massive_id`, and when ``dev_share`` is given ``partition`` is
+    :func:`mining.io.export.split_partition` with ``seed`` (else no ``partition`` column).
+    ``default_source`` (``"human"`` or ``"mined"``): the ``label_source`` of rows that lack
+    one (the column or a value), in either format; None (default) leaves it absent, and
+    :func:`merge_training_sets` then takes ``"human"`` for base rows and ``"mined"`` for
+    mined ones. JSON integers come back as ``Int64``.
+    Raises ``FileNotFoundError`` when ``path`` holds no such data,
+    :class:`mining.errors.DatasetNotFound` when it is a run's output root (see
+    :func:`resolve_mined_path`) or a line is no JSON object."""
     path = Path(path)
     if path.is_file() and path.suffix in (".jsonl", ".json"):
-        return _read_jsonl([path])
+        return _fill_source(_read_jsonl([path]), default_source)
     if path.is_file() and path.suffix == ".parquet":
-        return _read_parquet(path, dev_share, seed)
+        return _read_parquet(path, dev_share, seed, default_source)
     if path.is_dir():
         jsonl = sorted(p for p in path.glob("*.jsonl") if p.is_file())
         if jsonl:
-            return _read_jsonl(jsonl)
+            return _fill_source(_read_jsonl(jsonl), default_source)
+        if _is_run_root(path):       # its stage outputs are Parquet too: never glob them
+            raise DatasetNotFound(f"{path} is a run's output root, not a training set: pass its "
+                                  "massive/ or training_set/ (published by export_dataset)")
         if any(path.rglob("*.parquet")):
-            return _read_parquet(path, dev_share, seed)
+            return _read_parquet(path, dev_share, seed, default_source)
     raise FileNotFoundError(f"{path}: no MASSIVE JSONL file(s) or Parquet training set")
 
 

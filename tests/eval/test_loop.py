@@ -47,6 +47,18 @@ def test_report_has_the_curves_the_targets_and_the_table():
     assert build_loop_report(doc) == page                   # same records, same bytes
 
 
+@pytest.mark.usefixtures("clean_cli_state")
+def test_an_out_holding_a_finished_loop_is_an_argument_error_exit_2(tmp_path, capsys):
+    from mining import cli
+
+    (tmp_path / "loop.json").write_text("{}\n")
+    with pytest.raises(ValueError, match="loop.json exists"):
+        loop.run_loop(tmp_path, nights=1, turns=10)
+    assert cli.main(["loop", "--out", str(tmp_path), "--nights", "1", "--turns", "10"]) == cli.EXIT_CONFIG == 2
+    assert "choose another --out" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.json"]        # nothing simulated
+
+
 @pytest.mark.slow
 def test_two_nights_mine_retrain_and_keep_labels_until_contradicted(tmp_path):
     """The real loop: simulate → the five stages on Spark → retrain, twice. Night 2's NLU is
@@ -74,6 +86,6 @@ def test_two_nights_mine_retrain_and_keep_labels_until_contradicted(tmp_path):
     retained = new[new["evidence_version"] != new["dataset_version"]]
     assert len(retained) == manifest["retention"]["retained"] == records[1]["retained"]
     assert set(retained["evidence_version"]) <= {records[0]["dataset_version"]}
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ValueError, match="loop.json exists"):
         loop.run_loop(out, nights=1, turns=100)
     assert pd.read_parquet(out / "logs").shape[0] == sum(r["turns"] for r in records)

@@ -60,16 +60,43 @@ def test_diff_json_and_paths_like_inspect(tmp_path, capsys):
     assert "no label changed" in capsys.readouterr().out
 
 
-def test_diff_retired_reason_from_the_new_runs_labels(tmp_path, capsys):
-    old, new = _two_runs(tmp_path)
-    labels = new / "labels"
+def _labels(run, labels_lineage, manifest_lineage):
+    """``run/labels/`` saying why "quiet" was retired, stamped ``labels_lineage`` (none when
+    None), and NEW's manifest naming ``manifest_lineage`` as its labels' lineage (none when None)."""
+    labels = run / "labels"
     labels.mkdir()
     pq.write_table(pa.table({"locale": ["en-US"], "utterance": ["quiet"], "decision": ["conflicting_evidence"],
                              "text_users": pa.array([3], pa.int64())}), labels / "part-0.parquet")
     (labels / "_SUCCESS").touch()
+    (labels / "_stats.json").write_text(json.dumps({} if labels_lineage is None else {"lineage": labels_lineage}))
+    manifest = run / "latest" / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    if manifest_lineage is not None:
+        doc["stages"] = {"labels": {"lineage": manifest_lineage}}
+    manifest.write_text(json.dumps(doc))
+
+
+def _retired_reasons(old, new, capsys):
     assert cli.main(["diff", str(old), str(new), "--json"]) == 0
-    d = json.loads(capsys.readouterr().out)
-    assert [c["reason"] for c in d["changes"] if c["change"] == "retired"] == ["conflicting_evidence"]
+    return [c["reason"] for c in json.loads(capsys.readouterr().out)["changes"] if c["change"] == "retired"]
+
+
+def test_diff_retired_reason_from_the_new_runs_labels(tmp_path, capsys):
+    old, new = _two_runs(tmp_path)
+    _labels(new, "d2d324dcbd813dc5", "d2d324dcbd813dc5")
+    assert _retired_reasons(old, new, capsys) == ["conflicting_evidence"]
+
+
+@pytest.mark.parametrize("labels_lineage, manifest_lineage", [
+    ("aaaaaaaaaaaaaaaa", "d2d324dcbd813dc5"),     # labels/ of a later rerun into the same OUT
+    (None, "d2d324dcbd813dc5"),                   # labels/ without a stamp
+    ("d2d324dcbd813dc5", None),                   # a manifest that names no labels lineage
+    (None, None),
+])
+def test_diff_ignores_labels_of_another_run(tmp_path, capsys, labels_lineage, manifest_lineage):
+    old, new = _two_runs(tmp_path)
+    _labels(new, labels_lineage, manifest_lineage)
+    assert _retired_reasons(old, new, capsys) == ["no_evidence_in_window"]
 
 
 def test_diff_exits_3_without_a_complete_version(tmp_path, capsys):

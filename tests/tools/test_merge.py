@@ -7,6 +7,8 @@ import json
 import pandas as pd
 import pytest
 
+from mining import cli
+from mining.errors import DatasetNotFound
 from mining.io import export, storage
 from mining.tools import merge
 from tests.io.test_export import ts_row, ts_table
@@ -132,8 +134,10 @@ def test_merge_output_unique_sorted_and_accounted():
 def test_merge_rejects_human_rows_in_mined_and_missing_columns():
     with pytest.raises(ValueError, match="label_source 'mined'"):
         merge.merge_training_sets(pd.DataFrame(), pd.DataFrame([m_row("a", "x", source="human")]))
-    with pytest.raises(ValueError, match="partition"):
+    with pytest.raises(DatasetNotFound, match="partition"):      # bad input data (exit 3)
         merge.merge_training_sets(pd.DataFrame([m_row("a", "x")]).drop(columns="partition"), pd.DataFrame())
+    with pytest.raises(DatasetNotFound, match="unknown label_source"):
+        merge.merge_training_sets(pd.DataFrame([m_row("a", "x", source="gold")]), pd.DataFrame())
 
 
 # --- read_training_set / write_merged ------------------------------------------------
@@ -172,7 +176,8 @@ def test_read_training_set_from_parquet_and_export_feeds_merge(tmp_path):
     rows = [ts_row("wake me up"), ts_row("play jazz", intent="play_music"), ts_row("weck mich", locale="de-DE")]
     export.write_training_set(ts_table(rows), tmp_path / "training_set")
     export.write_massive_jsonl(ts_table(rows), tmp_path / "jsonl", dev_share=0.5, seed=3)
-    from_parquet = merge.read_training_set(tmp_path / "training_set", dev_share=0.5, seed=3)
+    from_parquet = merge.read_training_set(tmp_path / "training_set", dev_share=0.5, seed=3,
+                                           default_source="mined")
     from_jsonl = merge.read_training_set(tmp_path / "jsonl")
     assert "utterance" not in from_parquet and set(from_parquet["label_source"]) == {"mined"}
     cols = ["id", "locale", "partition", "utt", "intent", "label_source"]
@@ -224,3 +229,119 @@ def test_write_merged_rejects_duplicate_keys(tmp_path):
     with pytest.raises(ValueError, match="duplicate"):
         merge.write_merged(dup, tmp_path / "merged")
     assert not (tmp_path / "merged").exists()
+
+
+def test_read_training_set_fills_label_source_only_as_asked(tmp_path):
+    export.write_training_set(ts_table([ts_row("wake me up")]), tmp_path / "training_set")
+    (tmp_path / "human.jsonl").write_text(json.dumps(m_row("play jazz", "play_music")) + "\n")
+    for path in (tmp_path / "training_set", tmp_path / "human.jsonl"):
+        assert "label_source" not in merge.read_training_set(path, dev_share=0.1)
+        assert merge.read_training_set(path, dev_share=0.1, default_source="human")["label_source"].tolist() \
+            == ["human"]
+    # no label_source in a Parquet base: human, as in a JSON Lines one (module docstring)
+    base = merge.read_training_set(tmp_path / "training_set", dev_share=0.1)
+    out, stats = merge.merge_training_sets(base, pd.DataFrame([m_row("wake me up", "alarm_query", confidence=0.9)]))
+    assert stats["conflicts_with_human"] == 1 and out[["intent", "label_source"]].values.tolist() == \
+        [["alarm_set", "human"]]
+
+
+# --- mining merge (the command) --------------------------------------------------------
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _merge_cli(tmp_path, base, mined, *extra):
+    return cli.main(["merge", "--base", str(base), "--mined", str(mined), "--out", str(tmp_path / "merged"),
+                     *map(str, extra)])
+
+
+@pytest.mark.usefixtures("clean_cli_state")
+def test_merge_cli_keeps_a_parquet_human_base(tmp_path, capsys):
+    export.write_training_set(ts_table([ts_row("wake me up"), ts_row("play jazz", intent="play_music")]),
+                              tmp_path / "human_parquet")
+    mined = _jsonl(tmp_path / "mined.jsonl", [m_row("wake me up", "alarm_query", source="mined", confidence=0.99)])
+    assert _merge_cli(tmp_path, tmp_path / "human_parquet", mined, "--conflicts", tmp_path / "c.jsonl") == 0
+    merged = merge.read_training_set(tmp_path / "merged")
+    assert merged.set_index("utt")[["intent", "label_source"]].to_dict("index") == {
+        "play jazz": {"intent": "play_music", "label_source": "human"},
+        "wake me up": {"intent": "alarm_set", "label_source": "human"}}        # not replaced by the mined row
+    assert [json.loads(x)["human_intent"] for x in (tmp_path / "c.jsonl").read_text().splitlines()] == ["alarm_set"]
+
+
+@pytest.mark.usefixtures("clean_cli_state")
+def test_merge_cli_conflicts_file_is_rewritten_even_when_empty(tmp_path, capsys):
+    base = _jsonl(tmp_path / "base.jsonl", [m_row("wake me up", "alarm_set")])
+    mined = _jsonl(tmp_path / "mined.jsonl", [m_row("play jazz", "play_music", confidence=0.9)])
+    conflicts = tmp_path / "conflicts.jsonl"
+    conflicts.write_text('{"stale": "from an earlier merge"}\n')
+    assert _merge_cli(tmp_path, base, mined, "--conflicts", conflicts) == 0
+    assert conflicts.read_text() == ""
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]        # no temp file left
+
+
+@pytest.mark.usefixtures("clean_cli_state")
+@pytest.mark.parametrize("where", ["missing/conflicts.jsonl", "merged/conflicts.jsonl", "merged"])
+def test_merge_cli_bad_conflicts_path_exits_2_before_any_output(tmp_path, capsys, where):
+    base = _jsonl(tmp_path / "base.jsonl", [m_row("play jazz", "play_music")])
+    mined = _jsonl(tmp_path / "mined.jsonl", [m_row("play jazz", "play_radio", confidence=0.9)])
+    if where.startswith("merged/"):                       # inside an earlier output, which the merge replaces
+        merge.write_merged(merge.merge_training_sets(merge.read_training_set(base), pd.DataFrame())[0],
+                           tmp_path / "merged")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert _merge_cli(tmp_path, base, mined, "--conflicts", tmp_path / where) == cli.EXIT_CONFIG == 2
+    assert "--conflicts" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before           # the merge wrote nothing
+
+
+@pytest.mark.usefixtures("clean_cli_state")
+@pytest.mark.parametrize("bad, match", [
+    ('{"locale": "en-US", "utt": "x"\n', "base.jsonl:2: not a JSON object"),
+    ("[1, 2]\n", "base.jsonl:2: not a JSON object"),
+    (json.dumps(m_row("x", "y", source="gold")) + "\n", "unknown label_source"),
+    (None, "lacks columns"),
+])
+def test_merge_cli_bad_input_data_exits_3(tmp_path, capsys, bad, match):
+    base = tmp_path / "base.jsonl"
+    good = m_row("wake me up", "alarm_set")
+    if bad is None:                                       # no row has a partition
+        good.pop("partition")
+    base.write_text(json.dumps(good) + "\n" + (bad or ""), encoding="utf-8")
+    mined = _jsonl(tmp_path / "mined.jsonl", [m_row("play jazz", "play_music", confidence=0.9)])
+    assert _merge_cli(tmp_path, base, mined) == cli.EXIT_INPUT == 3
+    err = capsys.readouterr().err
+    assert err.startswith("mining: input error:") and match in err
+    assert not (tmp_path / "merged").exists()
+
+
+@pytest.mark.usefixtures("clean_cli_state")
+def test_merge_cli_run_root_without_a_published_version_exits_3(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    run = tmp_path / "run"
+    for stage, table in (("turns", pa.table({"utt_id": [1], "locale": ["en-US"]})),
+                         ("labels", pa.table({"locale": ["en-US"], "utterance": ["wake me up"],
+                                              "intent": ["alarm_set"], "decision": ["labeled"]}))):
+        (run / stage).mkdir(parents=True)
+        pq.write_table(table, run / stage / "part-0.parquet")
+    base = _jsonl(tmp_path / "base.jsonl", [m_row("play jazz", "play_music")])
+    assert _merge_cli(tmp_path, base, run) == 3
+    err = capsys.readouterr().err
+    assert "without a published dataset version" in err and "export_dataset" in err
+    assert not (tmp_path / "merged").exists()
+    with pytest.raises(DatasetNotFound, match="run's output root"):        # never globbed as a dataset
+        merge.read_training_set(run, dev_share=0.1)
+    # once a version is published (training_set/ without massive/), that is what is merged
+    export.write_training_set(ts_table([ts_row("wake me up")]), run / "training_set")
+    assert _merge_cli(tmp_path, base, run) == 0
+    assert sorted(merge.read_training_set(tmp_path / "merged")["utt"]) == ["play jazz", "wake me up"]
+
+
+@pytest.mark.usefixtures("clean_cli_state")
+@pytest.mark.parametrize("share", ["2", "-0.1", "nan", "half"])
+def test_merge_cli_dev_share_outside_0_1_exits_2(tmp_path, capsys, share):
+    with pytest.raises(SystemExit) as exit_:
+        _merge_cli(tmp_path, tmp_path / "base.jsonl", tmp_path / "mined.jsonl", "--dev-share", share)
+    assert exit_.value.code == 2 and "--dev-share: expected a number in [0, 1]" in capsys.readouterr().err
