@@ -89,6 +89,13 @@ def test_knn_on_tiny_inputs(k):
     assert sims.shape == (1, 0)
 
 
+def test_ivf_under_a_tiny_exact_max_n_keeps_one_cell():
+    """n // 39 is 0 below 39 texts: the IVF index still gets a cell (FAISS refused nprobe 0)."""
+    emb = _unit(np.random.default_rng(0).standard_normal((30, 8)))
+    sims, ids = knn(emb, k=5, exact_max_n=10)
+    assert ids.shape == (30, 5) and (ids >= 0).all()
+
+
 def test_medoid_matches_the_quadratic_definition():
     rng = np.random.default_rng(2)
     emb = _unit(rng.normal(size=(200, 8)))
