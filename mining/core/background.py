@@ -35,10 +35,11 @@ Sample: per locale the texts are ordered by their text hash (SHA-256 of the
 normalized text, so the order is pseudo-random and the same on every run) and the first
 ``max_texts`` kept; pairs are drawn from them with ``numpy.random.default_rng(seed)``.
 A locale with fewer than :data:`MIN_TEXTS` texts has too few for its own background: it
-borrows the pooled background of the run's locales embedded by the same encoder, else of
-the whole run (``source`` says which); a run with fewer than two texts in all has none
-(μ 0: the relative cosine is the cosine itself) and the stages fall back to the configured
-cosines.
+borrows the pooled background of the run's locales embedded by the same encoder (even when
+they hold fewer than :data:`MIN_TEXTS` together, as long as they hold two), never of other
+encoders: a cosine between two encoders' vectors means nothing, and their dimensions may
+differ. An encoder with fewer than two texts in the run has none (μ 0: the relative cosine
+is the cosine itself) and the stages fall back to the configured cosines.
 """
 from __future__ import annotations
 
@@ -117,10 +118,10 @@ def locale_backgrounds(samples: dict[str, np.ndarray], groups: dict[str, str], *
     """{locale: Background} for every locale of ``samples`` ({locale: float (n, d) sampled
     L2-normalized rows}); ``groups`` maps a locale to its encoder (model id). A locale with
     at least ``min_texts`` rows gets its own; a smaller one the pooled rows of its encoder's
-    locales (``pooled:<model id>``) when they reach ``min_texts``, else of every locale
-    (``pooled:all``), else :func:`none_background`. Deterministic for a given ``seed``."""
+    locales (``pooled:<model id>``) when they hold at least two, else
+    :func:`none_background`. Rows of different encoders are never pooled.
+    Deterministic for a given ``seed``."""
     out: dict[str, Background] = {}
-    everything = [samples[k] for k in sorted(samples) if len(samples[k])]
     for locale in sorted(samples):
         rows = samples[locale]
         if len(rows) >= min_texts:
@@ -128,12 +129,9 @@ def locale_backgrounds(samples: dict[str, np.ndarray], groups: dict[str, str], *
             continue
         group = groups.get(locale, "")
         pooled = [samples[k] for k in sorted(samples) if groups.get(k, "") == group and len(samples[k])]
-        if pooled and sum(map(len, pooled)) >= min_texts:
+        if pooled and sum(map(len, pooled)) >= 2:
             out[locale] = background(locale, np.concatenate(pooled), n_pairs=n_pairs, seed=seed,
                                      source=f"pooled:{group}")
-        elif everything and sum(map(len, everything)) >= 2:
-            out[locale] = background(locale, np.concatenate(everything), n_pairs=n_pairs, seed=seed,
-                                     source="pooled:all")
         else:
             out[locale] = none_background(locale)
     return out

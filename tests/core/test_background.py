@@ -57,8 +57,12 @@ def test_small_locales_borrow_a_pooled_background_and_say_so():
     out = locale_backgrounds(samples, groups, seed=0)
     assert out["de-DE"].source == "own" and out["en-US"].source == "own"
     assert out["fr-FR"].source == "pooled:e5" and out["fr-FR"].n_texts == 110
-    assert out["xx-XX"].source == "pooled:all" and out["xx-XX"].n_texts == 175
+    # alone on its encoder with 5 texts: its own encoder's pool, never the other encoders'
+    assert out["xx-XX"].source == "pooled:other" and out["xx-XX"].n_texts == 5
     assert locale_backgrounds(samples, groups, seed=0) == out                  # deterministic
+    # one text on a 768-d encoder beside 384-d ones: no background, not a concatenation error
+    wide = {**samples, "ja-JP": unit_rows(1, d=768, seed=5)}
+    assert locale_backgrounds(wide, {**groups, "ja-JP": "wide"}, seed=0)["ja-JP"].source == "none"
     assert locale_backgrounds({"a": unit_rows(1)}, {}, seed=0)["a"].source == "none"
 
 
