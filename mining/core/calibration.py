@@ -73,9 +73,9 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
         if kind not in raw:
             continue
         x, y = np.asarray(raw[kind]["x"], float), np.asarray(raw[kind]["y"], float)
-        if len(x) != len(y) or len(x) == 0 or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0) \
-                or y.min() < 0 or y.max() > 1:
-            raise ValueError(f"{path}: [{kind}] must have x increasing and y non-decreasing in [0, 1]")
+        if len(x) != len(y) or len(x) == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()) \
+                or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
+            raise ValueError(f"{path}: [{kind}] must have finite x increasing and y non-decreasing in [0, 1]")
         maps[kind] = (x, y)
     if "pooled" not in maps:
         raise ValueError(f"{path}: needs a [pooled] map")
@@ -107,17 +107,18 @@ def fit_isotonic(raw: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.n
 
 def fit_calibration(raw: np.ndarray, correct: np.ndarray, evidence: np.ndarray, *, version: str,
                     min_per_kind: int = 200, fit_info: dict | None = None) -> Calibration:
-    """One isotonic map per evidence kind with at least ``min_per_kind`` labels, and a
-    ``pooled`` map over all labels (the fallback for thinner kinds).
+    """One isotonic map per evidence kind with at least ``min_per_kind`` labels and two
+    distinct raw scores, and a ``pooled`` map over all labels (the fallback for the others).
 
-    ``raw`` (n,) float raw scores, ``correct`` (n,) bool gold, ``evidence`` (n,) str."""
+    ``raw`` (n,) float raw scores, ``correct`` (n,) bool gold, ``evidence`` (n,) str.
+    ``ValueError`` when all labels share one raw score (:func:`fit_isotonic`)."""
     raw, correct, evidence = np.asarray(raw, float), np.asarray(correct, bool), np.asarray(evidence, object)
     maps = {"pooled": fit_isotonic(raw, correct)}
     counts = {}
     for kind in EVIDENCE_KINDS:
         sel = evidence == kind
         counts[kind] = int(sel.sum())
-        if sel.sum() >= min_per_kind:
+        if sel.sum() >= min_per_kind and len(np.unique(raw[sel])) >= 2:
             maps[kind] = fit_isotonic(raw[sel], correct[sel])
     info = {**(fit_info or {}), "labels_by_evidence": counts, "min_per_kind": min_per_kind}
     return Calibration(version=version, maps=maps, fit=info)

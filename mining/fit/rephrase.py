@@ -6,7 +6,7 @@ real ``detect_rephrases`` stage on them, labels every scored candidate with the 
 on the union. The default pools English corpora embedded by MiniLM (HWU64, SLURP) and
 generated locales of four scripts embedded by the multilingual encoder, so the one scorer
 and its one threshold are fitted across both encoders' scales (its embedding features are
-standard scores against each run's own background, :mod:`mining.core.background`). The fit
+cosines relative to each run's own background, (c − μ)/(1 − μ), :mod:`mining.core.background`). The fit
 also tabulates, per locale, each feature's mean for true rephrases and for goal switches
 (:func:`direction_table`) and lists the features whose direction flips in some locale. The fitted model is written as TOML (default: the packaged
 ``mining/models/rephrase_lr.toml``) with the exact command in ``[fit].command``.
@@ -33,7 +33,7 @@ FIT_SEED = 101
 #: and SLURP); held-out locales, seeds and HINT3 are never fitted on.
 DEV_CORPORA = ("hwu64", "slurp", *(f"hassil-{loc}" for loc in
                                    ("de-DE", "fr-FR", "es-ES", "ru-RU", "zh-CN", "th-TH", "ar-SA", "el-GR")))
-#: The packaged model's corpora: both encoders, five scripts (Latin, Cyrillic, Han, Arabic).
+#: The packaged model's corpora: both encoders, four scripts (Latin, Cyrillic, Han, Arabic).
 DEFAULT_CORPORA = ("hwu64", "slurp", "hassil-de-DE", "hassil-ru-RU", "hassil-zh-CN", "hassil-ar-SA")
 
 

@@ -204,10 +204,21 @@ def test_calibration_round_trip_and_validation(tmp_path):
     path.write_text('version = "bad"\n[pooled]\nx = [0.0, 1.0]\ny = [0.9, 0.1]\n')
     with pytest.raises(ValueError, match="non-decreasing"):
         load_calibration(path)
+    path.write_text('version = "bad"\n[pooled]\nx = [0.0, 0.5, 1.0]\ny = [0.1, nan, 0.9]\n')
+    with pytest.raises(ValueError, match="finite"):      # NaN passes every comparison
+        load_calibration(path)
     path.write_text('version = "bad"\n[rephrase]\nx = [0.0, 1.0]\ny = [0.1, 0.9]\n')
     with pytest.raises(ValueError, match="pooled"):
         load_calibration(path)
     assert load_calibration("none") is IDENTITY
+
+
+def test_a_kind_with_one_distinct_score_falls_back_to_the_pooled_map():
+    raw = np.concatenate([np.linspace(0.1, 0.9, 25), np.full(5, 0.4)])
+    correct = np.arange(30) % 3 > 0
+    kinds = np.array(["rephrase"] * 25 + ["variant"] * 5, dtype=object)
+    cal = fit_calibration(raw, correct, kinds, version="t", min_per_kind=5)
+    assert set(cal.maps) == {"pooled", "rephrase"}
 
 
 def test_isotonic_fit_is_monotone_and_matches_bin_rates():
