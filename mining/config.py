@@ -215,14 +215,11 @@ class AggregationConfig:
                "in (0, 1)")
         _check_by_locale(self.variant_min_sim_by_locale, "aggregation.variant_min_sim_by_locale", -1, 1)
         _check(isinstance(self.logs_check, bool), "aggregation.logs_check", self.logs_check, "true or false")
-        for k, low in (("logs_check_max_texts", 2), ("logs_check_min_texts", 2), ("logs_check_folds", 2)):
+        for k, low in (("logs_check_max_texts", 2), ("logs_check_min_texts", 2), ("logs_check_folds", 2),
+                       ("min_events", 1), ("variant_min_events", 1)):   # 0: a text without events passes
             v = getattr(self, k)
             _check(isinstance(v, int) and not isinstance(v, bool) and v >= low, f"aggregation.{k}", v,
                    f"an integer >= {low}")
-        for k in ("min_events", "variant_min_events"):   # 0 would let a text without events pass
-            v = getattr(self, k)
-            _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"aggregation.{k}", v,
-                   "an integer >= 1")
         for locale, n in self.min_events_by_locale.items():
             _check(isinstance(n, int) and not isinstance(n, bool) and n >= 1,
                    f"aggregation.min_events_by_locale.{locale}", n, "an integer >= 1")
@@ -460,12 +457,10 @@ def resolve_sections(config_file: str | None = None, overrides: dict | Sequence[
     environ, layers = env.environ() if environ is None else environ, []
     config_file = config_file or environ.get(CONFIG_ENV) or None
     if config_file:
-        if not Path(config_file).is_file():
-            raise ValueError(f"config file {config_file} does not exist (--config or ${CONFIG_ENV})")
-        try:
+        try:   # a missing, unreadable or unparsable file: a configuration error (exit 2)
             layers.append((f"file {config_file}", tomllib.loads(Path(config_file).read_text())))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:   # still exit 2 (mining.errors.classify)
-            raise ValueError(f"config file {config_file}: {e}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
+            raise ValueError(f"config file {config_file} (--config or ${CONFIG_ENV}): {e}") from None
     layers += env_layers(environ)
     layers += [("override", overrides)] if isinstance(overrides, dict) else list(overrides or ())
     sections = tomllib.loads(DEFAULTS_PATH.read_text())

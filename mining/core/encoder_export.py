@@ -65,20 +65,32 @@ def missing_runtime_modules(runtime: str) -> list[str]:
 def st_layout(path: str) -> dict:
     """What a sentence-transformers folder's ``modules.json`` says about its Transformer and
     Pooling modules: ``transformer`` (folder), ``max_seq_length``, ``do_lower_case``,
-    ``pooling`` (``"mean"`` or ``"cls"``), ``dim`` (embedding width). Raises ``ValueError``
-    for other pooling modes."""
+    ``pooling`` (``"mean"`` or ``"cls"``), ``dim`` (embedding width). Reads the Pooling
+    config as sentence-transformers < 6 (``pooling_mode_*_tokens`` flags,
+    ``word_embedding_dimension``) and ≥ 6 (``pooling_mode``, ``embedding_dimension``) save it.
+    Raises ``ValueError`` for other pooling modes and for modules the exported runtimes do
+    not run (anything but Transformer, Pooling and Normalize, e.g. a Dense projection: its
+    vectors would silently differ from torch's)."""
     root = Path(path)
     modules = json.loads((root / "modules.json").read_text())
     folder = {m["type"].rsplit(".", 1)[-1]: root / m["path"] for m in modules}
+    other = sorted(set(folder) - {"Transformer", "Pooling", "Normalize"})
+    if other:
+        raise ValueError(f"{path}: modules {other} are not run by the exported runtimes; "
+                         "use embedding.backend = \"torch\"")
     st_cfg = folder["Transformer"] / "sentence_bert_config.json"
     cfg = json.loads(st_cfg.read_text()) if st_cfg.exists() else {}
     pool = json.loads((folder["Pooling"] / "config.json").read_text())
-    modes = [k for k, v in pool.items() if k.startswith("pooling_mode_") and v]
-    if modes not in (["pooling_mode_mean_tokens"], ["pooling_mode_cls_token"]):
+    if "pooling_mode" in pool:          # sentence-transformers >= 6
+        mode = pool["pooling_mode"]
+        modes = [mode] if isinstance(mode, str) else list(mode)
+    else:
+        modes = [k.split("_")[2] for k, v in pool.items() if k.startswith("pooling_mode_") and v]
+    if modes not in (["mean"], ["cls"]):
         raise ValueError(f"{path}: pooling {modes} not supported by the exported runtimes (mean or cls)")
     return {"transformer": str(folder["Transformer"]), "max_seq_length": cfg.get("max_seq_length"),
-            "do_lower_case": bool(cfg.get("do_lower_case")), "pooling": modes[0].split("_")[2],
-            "dim": int(pool["word_embedding_dimension"])}
+            "do_lower_case": bool(cfg.get("do_lower_case")), "pooling": modes[0],
+            "dim": int(pool.get("word_embedding_dimension") or pool["embedding_dimension"])}
 
 
 def tokenize(tokenizer, layout: dict, texts: list[str]) -> dict[str, np.ndarray]:

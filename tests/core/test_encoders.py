@@ -350,3 +350,36 @@ def test_minilm_cuda_fp16_matches_cpu():
     assert g.dtype == np.float32 and g.shape == c.shape
     np.testing.assert_allclose(np.linalg.norm(g, axis=1), 1.0, atol=1e-5)
     assert (g * c).sum(axis=1).min() > 0.99
+
+
+def test_st_layout_reads_models_saved_by_this_sentence_transformers(tmp_path):
+    """sentence-transformers 6 saves the Pooling config as ``pooling_mode`` and
+    ``embedding_dimension``: a model a user fine-tunes and saves with the pinned version must
+    run on the default (exported) backend, with the packaged model's layout."""
+    from sentence_transformers import SentenceTransformer
+
+    from mining.core.encoders import resolve_model_path, st_layout
+
+    packaged = st_layout(resolve_model_path(""))
+    SentenceTransformer(resolve_model_path(""), device="cpu").save(str(tmp_path / "resaved"))
+    layout = st_layout(str(tmp_path / "resaved"))
+    assert (layout["pooling"], layout["dim"]) == (packaged["pooling"], packaged["dim"]) == ("mean", 384)
+
+
+def test_st_layout_refuses_modules_the_exported_runtimes_do_not_run(tmp_path):
+    """A Dense projection after pooling: the ONNX/OpenVINO encoders would return the
+    pre-projection vectors, silently unlike torch's."""
+    from mining.core.encoders import st_layout
+
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"embedding_dimension": 384,
+                                                                    "pooling_mode": "mean"}))
+    mods = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling",
+             "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling"}]
+    (tmp_path / "modules.json").write_text(json.dumps(mods))
+    assert st_layout(str(tmp_path))["dim"] == 384
+    dense = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.base.modules.dense.Dense"}
+    (tmp_path / "modules.json").write_text(json.dumps([*mods, dense]))
+    with pytest.raises(ValueError, match="Dense"):
+        st_layout(str(tmp_path))
