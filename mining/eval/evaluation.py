@@ -2,9 +2,12 @@
 
 Figures (DESIGN.md, Evaluation):
 
-- **pair precision**: accepted rephrase pairs whose two turns pursue the same gold goal;
-  **pair recall**: gold sources (a friction turn whose goal later succeeds, correctly
-  interpreted, with different words in the same session) that got a true accepted pair.
+- **pair precision**: accepted pairs whose target pursues the source's gold goal in new
+  words and did not fail as the user saw it (cases ``true_rephrase`` and ``silent_failure``;
+  a verbatim repeat or a failed follow-up of the same goal counts as an error);
+  **pair recall**: gold sources (a failed turn whose goal a later turn of the same session
+  pursues in other words without a failure the user saw; that target may itself be an
+  unnoticed silent failure) that got a true accepted pair.
 - **label precision**: exported rows whose intent is a gold intent of the text (overall,
   by evidence, and at confidence ≥ 0.9); **ECE**: expected calibration error, 10 bins.
 - **coverage**: share of the oracle set (distinct logged texts the production NLU got
