@@ -61,20 +61,40 @@ def pseudonymize(value: str, key: bytes) -> str:
     return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def spark_pseudonymize(col, key: bytes):
-    """Spark Column equal to :func:`pseudonymize` of a string column (JVM-only).
+#: The columns :func:`with_hmac_key` adds and :func:`spark_pseudonymize` reads.
+HMAC_KEY_COLUMNS = ("_hmac_ipad", "_hmac_opad")
 
-    HMAC(K, m) = H((K' ⊕ opad) ‖ H((K' ⊕ ipad) ‖ m)), K' = K zero-padded to 64 bytes
-    (K hashed first when longer than 64)."""
+
+def with_hmac_key(df, key: bytes):
+    """``df`` with the HMAC key pads of ``key`` as two binary columns
+    (:data:`HMAC_KEY_COLUMNS`), from a one-row broadcast cross join; drop them once
+    :func:`spark_pseudonymize` has used them.
+
+    The key enters the query as data, never as a literal: a literal is printed in every
+    query plan (``explain``, the Spark UI's SQL tab, the event log and history server, plans
+    quoted in errors), and K' ⊕ 0x36 gives the key back. A local relation's row is not
+    printed (checked on Spark 4.2: neither the plan string nor the event log holds it)."""
     from pyspark.sql import functions as F
 
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
     key = key.ljust(_BLOCK, b"\0")
-    ipad = bytes(b ^ 0x36 for b in key)
-    opad = bytes(b ^ 0x5C for b in key)
-    inner = F.unhex(F.sha2(F.concat(F.lit(ipad), F.encode(col, "UTF-8")), 256))
-    return F.sha2(F.concat(F.lit(opad), inner), 256)
+    pads = df.sparkSession.createDataFrame([(bytearray(b ^ 0x36 for b in key), bytearray(b ^ 0x5C for b in key))],
+                                           " binary, ".join(HMAC_KEY_COLUMNS) + " binary")
+    return df.crossJoin(F.broadcast(pads))
+
+
+def spark_pseudonymize(col):
+    """Spark Column equal to :func:`pseudonymize` of a string column (JVM-only), on a
+    DataFrame that :func:`with_hmac_key` gave the key pads.
+
+    HMAC(K, m) = H((K' ⊕ opad) ‖ H((K' ⊕ ipad) ‖ m)), K' = K zero-padded to 64 bytes
+    (K hashed first when longer than 64), RFC 2104."""
+    from pyspark.sql import functions as F
+
+    ipad, opad = (F.col(c) for c in HMAC_KEY_COLUMNS)
+    inner = F.unhex(F.sha2(F.concat(ipad, F.encode(col, "UTF-8")), 256))
+    return F.sha2(F.concat(opad, inner), 256)
 
 
 # --- PII scrubbing ---------------------------------------------------------------------

@@ -72,17 +72,17 @@ def prepare_turns(accepted, friction, rephrase, key: bytes):
     :param key: pseudonymization key"""
     from pyspark.sql import functions as F
 
-    from mining.privacy.pii import spark_pseudonymize
+    from mining.privacy.pii import HMAC_KEY_COLUMNS, spark_pseudonymize, with_hmac_key
 
     w = session_window()
     text_of = turn_text_udf(friction.cues if friction.correction_cues else None)
     # every Python UDF runs before the session window: a UDF between two windows would
     # hide the window's partitioning from the planner and shuffle and sort all turns a
     # second time (bench/RESULTS.md, hot spots)
-    turns = (accepted
-             .withColumn("user_pseudonym", spark_pseudonymize(F.col("user_id"), key))
-             .withColumn("session_pseudonym", spark_pseudonymize(F.col("session_id"), key))
-             .drop("user_id", "session_id")
+    turns = (with_hmac_key(accepted, key)
+             .withColumn("user_pseudonym", spark_pseudonymize(F.col("user_id")))
+             .withColumn("session_pseudonym", spark_pseudonymize(F.col("session_id")))
+             .drop("user_id", "session_id", *HMAC_KEY_COLUMNS)
              .withColumn("_text", text_of(F.col("utterance"), F.col("locale"), F.col("nlu_slots")))
              .withColumn("nlu_slots", F.col("_text.nlu_slots"))
              .withColumn("utterance", F.col("_text.utterance"))

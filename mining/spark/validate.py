@@ -223,14 +223,15 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     fixed["nlu_slots"] = F.transform("nlu_slots", lambda s: F.struct(
         F.make_valid_utf8(s["name"]).alias("name"), F.make_valid_utf8(s["value"]).alias("value")))
     safe = {**fixed,
-            "user_id": privacy.spark_pseudonymize(fixed["user_id"], key),
-            "session_id": privacy.spark_pseudonymize(fixed["session_id"], key),
+            "user_id": privacy.spark_pseudonymize(fixed["user_id"]),
+            "session_id": privacy.spark_pseudonymize(fixed["session_id"]),
             "utterance": scrub_text(fixed["utterance"], fixed["locale"]),
             "nlu_slots": scrub_slots(fixed["nlu_slots"], fixed["locale"])}
     record = F.to_json(F.struct(*[safe.get(c, F.col(c)).alias(c) for c in contract_cols]))
-    rejects = df.where(F.col("_reason").isNotNull() & (F.col("_reason") != "blank_line")).select(
+    rejected = df.where(F.col("_reason").isNotNull() & (F.col("_reason") != "blank_line"))
+    rejects = privacy.with_hmac_key(rejected, key).select(
         F.col("_reason").alias("reason"), "dt", F.col("_source_file").alias("source_file"),
-        record.alias("record"), privacy.spark_pseudonymize(raw_record, key).alias("record_hmac"))
+        record.alias("record"), privacy.spark_pseudonymize(raw_record).alias("record_hmac"))
     grouped = (df.groupBy("dt", "_reason")
                .agg(F.count("*").alias("n"), F.count(F.when(F.col("_ctrl"), 1)).alias("ctrl")).collect())
     by_partition, by_reason, skipped, repaired = {}, {}, {"blank_line": 0}, 0

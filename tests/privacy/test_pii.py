@@ -16,8 +16,14 @@ def test_spark_pseudonymize_equals_python_hmac(spark, key):
 
     ids = ["acct-0001", "ünïcødé-用户", ""]
     df = spark.createDataFrame([(i,) for i in ids], "user_id string")
-    got = [r[0] for r in df.select(privacy.spark_pseudonymize(F.col("user_id"), key)).collect()]
+    keyed = privacy.with_hmac_key(df, key)
+    got = [r[0] for r in keyed.select(privacy.spark_pseudonymize(F.col("user_id"))).collect()]
     assert got == [privacy.pseudonymize(i, key) for i in ids]
+    # the key is data, never a plan literal: K' xor 0x36 would give it back
+    plan = keyed.select(privacy.spark_pseudonymize(F.col("user_id")))._jdf.queryExecution().toString().lower()
+    padded = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    for pad in (0x36, 0x5C):
+        assert bytes(b ^ pad for b in padded)[:16].hex() not in plan
 
 
 def test_resolve_key_requires_a_key_outside_demo_mode(monkeypatch):
