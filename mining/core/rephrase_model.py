@@ -45,7 +45,7 @@ FEATURES: tuple[str, ...] = (
     "log_gap_s",               # ln(1 + seconds between the turns' starts)
     "turn_distance",           # 1 = next turn
     "interpretation_changed",  # target intent differs from the source's (null ≠ anything), 0/1
-    "target_succeeded",        # target turn: SUCCESS, an intent, no friction signal, 0/1
+    "target_succeeded",        # target turn: SUCCESS, an intent, no failure signal (low confidence allowed), 0/1
     "source_nlu_confidence",   # 0..1, null → 0
     "target_nlu_confidence",   # 0..1, null → 0
     "intent_fit_rel",          # cosine of source embedding and target intent's centroid, relative

@@ -99,14 +99,30 @@ def _char_kind(ch: str) -> int:
     return _MARK if _is_mark(ch) else _NO_SPACE if is_no_space_char(ch) else _OTHER
 
 
+#: Format characters (category Cf) that :func:`normalize` keeps: the zero-width non-joiner
+#: and joiner spell words in Persian and Indic scripts ("می‌خواهم").
+_KEPT_FORMAT = frozenset("\u200c\u200d")
+
+
+def _drop_or_space(ch: str) -> str:
+    if ch in _APOSTROPHES:
+        return ""
+    cat = unicodedata.category(ch)
+    return " " if cat[0] == "P" else "" if cat == "Cf" and ch not in _KEPT_FORMAT else ch
+
+
 def normalize(text: str | None) -> str:
-    """NFKC + casefold + apostrophes dropped ("what's" → "whats") + other punctuation →
-    space + collapsed whitespace. ``None`` → ``""``."""
+    """NFKC + casefold + apostrophes dropped ("what's" → "whats") + invisible format
+    characters dropped (category Cf: zero-width space, bidi marks, BOM, soft hyphen; not
+    ZWNJ/ZWJ) + other punctuation → space + NFKC again + collapsed whitespace. ``None`` →
+    ``""``. The second NFKC composes what casefolding or a dropped character left
+    decomposed ("Μαΐου", "l'\u0301a"), so the result is NFKC and ``normalize`` idempotent:
+    ``text_norm`` is a join and cache key."""
     if not text:
         return ""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join("" if ch in _APOSTROPHES else " " if unicodedata.category(ch).startswith("P") else ch
-                   for ch in text)
+    text = "".join(map(_drop_or_space, unicodedata.normalize("NFKC", text).casefold()))
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
     return " ".join(text.split())
 
 

@@ -97,3 +97,34 @@ def test_char_sims_equals_char_sim_pair_by_pair():
         assert [char_sim(x, y, n) for x, y in zip(a, b)] == char_sims(a, b, n)
     with pytest.raises(ValueError, match="differ in length"):
         char_sims(["a"], [], 3)
+
+
+def test_normalize_drops_invisible_format_characters_but_not_zwnj():
+    """A zero-width space or a bidi mark made a verbatim repeat look like a rephrase (another
+    text_norm, no followed_by_repeat) and a second cache entry."""
+    from mining.core.text import normalize
+
+    assert normalize("play jazz\u200b") == normalize("\u200eplay\u00ad jazz\ufeff") == "play jazz"
+    assert normalize("\u200fشغل الموسيقى") == normalize("شغل الموسيقى")
+    assert normalize("می\u200cخواهم") == "می\u200cخواهم"          # Persian ZWNJ spells the word
+
+
+def test_normalize_is_idempotent_and_nfkc_on_every_code_point():
+    """casefold() and a dropped apostrophe can leave decomposed sequences ("Μαΐου",
+    "l'\\u0301a"): text_norm must be NFKC and a fixed point, it is a join and cache key."""
+    import sys
+    import unicodedata
+
+    from mining.core.text import normalize
+
+    bad = []
+    for cp in range(0x20, 0x30000):
+        ch = chr(cp)
+        if unicodedata.category(ch) in ("Cs", "Cn"):
+            continue
+        for text in (f"a{ch}b", f"l'{ch}a", f"{ch}\u0301", f"e\u00df{ch}"):
+            once = normalize(text)
+            if normalize(once) != once or not unicodedata.is_normalized("NFKC", once):
+                bad.append(text)
+    assert not bad, bad[:10]
+    assert normalize("Μαΐου") == "μαΐου" and sys.maxunicode >= 0x30000
