@@ -72,6 +72,26 @@ def _retain(spark, cfg, labels, table: pa.Table, old: pd.DataFrame, version: str
     return table, contradicted
 
 
+def retention_blocked(previous_dir: Path, cfg) -> str | None:
+    """Why the previous version's labels may not be carried into this run's (label
+    retention), or None when they may: a version exported under weaker privacy settings
+    than this run's (a smaller ``privacy.min_users``; with ``privacy.dp`` on, a previous
+    version without it or with a larger epsilon, delta or ``max_texts_per_user``) would
+    re-export its texts with the exact counts this run's gates refuse."""
+    try:
+        prev = json.loads((Path(previous_dir) / "manifest.json").read_text(encoding="utf-8"))["config"]["privacy"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "the previous version's manifest names no privacy settings"
+    if int(prev.get("min_users", 0)) < cfg.privacy.min_users:
+        return f"previous version exported at privacy.min_users {prev.get('min_users')} < {cfg.privacy.min_users}"
+    dp, pdp = cfg.privacy.dp, prev.get("dp") or {}
+    if dp.enabled and not (pdp.get("enabled") and float(pdp["epsilon"]) <= dp.epsilon
+                           and float(pdp["delta"]) <= dp.delta
+                           and int(pdp["max_texts_per_user"]) <= dp.max_texts_per_user):
+        return "previous version exported without privacy.dp, or with a larger epsilon, delta or max_texts_per_user"
+    return None
+
+
 def _changelog(spark, cfg, labels, table, previous: str | None, old: pd.DataFrame | None, staging: Path,
                contradicted: pd.DataFrame | None = None) -> dict:
     """The changelog against the previous version (``previous``, ``old`` its training set:
@@ -192,7 +212,10 @@ def run(spark, cfg) -> dict:
     table = kept.select(*cols).orderBy("locale", "intent", "utterance").toArrow()
     fresh_rows, contradicted = table.num_rows, None
     old = export.read_training_set(previous_dir).to_pandas() if previous_dir is not None else None
-    if retain and old is not None:
+    blocked = retention_blocked(previous_dir, cfg) if retain and old is not None else None
+    if blocked:
+        log.warning("label retention skipped: %s", blocked)
+    elif retain and old is not None:
         table, contradicted = _retain(spark, cfg, labels, table, old, version)
     # the data-quality gate runs before anything is written (mining/core/quality.py)
     checks = quality.check_export(table, upstream["rejects"], quality.baseline_manifest(out, cfg.quality.baseline),
@@ -218,7 +241,8 @@ def run(spark, cfg) -> dict:
         "rewrites": rewrite_entry,
         "retention": {"policy": cfg.export.label_retention, "previous": previous, "fresh": fresh_rows,
                       "retained": table.num_rows - fresh_rows,
-                      "contradicted": 0 if contradicted is None else int(len(contradicted))},
+                      "contradicted": 0 if contradicted is None else int(len(contradicted)),
+                      **({"skipped": blocked} if blocked else {})},
         "stages": upstream, "quality": checks, "changelog": changes, "checksums": export.checksums(staging),
         "dp": {**dp_record, **({"labels_released": sum(by_locale_intent.values()),
                                 "labels_not_selected": drops.get("dp_not_selected", 0)} if dp_on else {})},

@@ -48,3 +48,29 @@ def test_locale_restricted_changelog_retires_no_other_locale(spark, tmp_path):
     assert (entry["added"], entry["changed"], entry["retired"]) == (0, 0, 1)
     rows = [json.loads(line) for line in (tmp_path / "staging" / "changelog.jsonl").read_text().splitlines()]
     assert [(r["locale"], r["utterance"], r["change"]) for r in rows] == [("de-DE", "stell den wecker", "retired")]
+
+
+def test_labels_of_a_version_under_weaker_privacy_are_not_carried_forward(tmp_path):
+    """Retention must not re-export texts this run's gates refuse: a previous version made at a
+    smaller min_users, or without DP when DP is on, is not carried from."""
+    from mining.config import load_config
+    from mining.stages.export_dataset import retention_blocked
+
+    def previous(min_users, dp=None):
+        folder = tmp_path / f"v-{min_users}-{bool(dp)}"
+        folder.mkdir(exist_ok=True)
+        dp = dp or {"enabled": False, "epsilon": 1.0, "delta": 1e-6, "max_texts_per_user": 1}
+        (folder / "manifest.json").write_text(json.dumps({"config": {"privacy": {"min_users": min_users, "dp": dp}}}))
+        return folder
+
+    def cfg(**privacy):
+        return load_config("l", str(tmp_path), overrides={"privacy": privacy} if privacy else None, environ={})
+
+    assert retention_blocked(previous(2), cfg()) is None
+    assert "min_users 2 < 5" in retention_blocked(previous(2), cfg(min_users=5))
+    assert retention_blocked(previous(5), cfg(min_users=2)) is None
+    dp_on = {"enabled": True, "epsilon": 1.0, "delta": 1e-6, "max_texts_per_user": 1}
+    assert "privacy.dp" in retention_blocked(previous(3), cfg(dp=dp_on))
+    assert retention_blocked(previous(4, dp_on), cfg(dp=dp_on)) is None
+    assert "privacy.dp" in retention_blocked(previous(6, dp_on), cfg(dp={**dp_on, "epsilon": 0.5}))
+    assert "no privacy settings" in retention_blocked(tmp_path, cfg())
