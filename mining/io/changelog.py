@@ -125,8 +125,9 @@ def retire_reasons(labels: pd.DataFrame, min_users: int, dp: bool = False) -> pd
 
     ``labels``: rows of ``labels/`` (``locale``, ``utterance``, ``decision``,
     ``text_users``). The reason is the ``decision`` when it is an abstain reason; for a
-    ``labeled`` text the export drop: ``below_min_users`` (``text_users < min_users``),
-    else ``dp_not_selected`` with ``dp``, else ``not_exported``. Returns a frame
+    ``labeled`` text the export drop: with ``dp`` always ``dp_not_selected`` (its exact
+    ``text_users`` against ``min_users`` is what the DP release hides), else
+    ``below_min_users`` (``text_users < min_users``), else ``not_exported``. Returns a frame
     (``locale``, ``utterance``, ``reason``; dtype object), one row per (locale, utterance),
     sorted."""
     rows = []
@@ -135,7 +136,7 @@ def retire_reasons(labels: pd.DataFrame, min_users: int, dp: bool = False) -> pd
             reason = r.decision
         else:   # labeled but not in the new training set: the export gate's reason
             users = min_users if r.text_users is None or pd.isna(r.text_users) else int(r.text_users)
-            reason = export.drop_reason(users, min_users, dp, dp_selected=False) or "not_exported"
+            reason = "dp_not_selected" if dp else export.drop_reason(users, min_users) or "not_exported"
         rows.append((r.locale, r.utterance, reason))
     df = pd.DataFrame(rows, columns=["locale", "utterance", "reason"], dtype=object)
     return df.sort_values(["locale", "utterance", "reason"], kind="mergesort") \

@@ -48,13 +48,17 @@ log = logging.getLogger(__name__)
 
 def drop_reason(text_users: int, min_users: int, dp: bool = False, dp_selected: bool = True) -> str | None:
     """The export gate of one labeled text: ``below_min_users`` (k-anonymity: fewer than
-    ``min_users`` distinct users said it), else ``dp_not_selected`` (``privacy.dp`` on and the
-    DP release did not select it), else None (exported). The one copy of the rule:
-    :func:`finalize_labels` applies it, the changelog explains a retired label with it."""
-    if text_users < min_users:
-        return "below_min_users"
+    ``min_users`` distinct users said it), else None (exported). With ``dp``
+    (``privacy.dp`` on) ``text_users`` is the text's DP noisy count (``dp_users``) and a text
+    the DP release did not select is ``dp_not_selected``: the gate then only post-processes
+    the DP output, where the exact count would add a data-dependent release (a text with
+    exactly ``min_users`` users is released or not on one user's data, beyond δ). The one
+    copy of the rule: :func:`finalize_labels` applies it, the changelog explains a retired
+    label with it."""
     if dp and not dp_selected:
         return "dp_not_selected"
+    if text_users < min_users:
+        return "below_min_users"
     return None
 
 
@@ -63,8 +67,8 @@ def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, 
 
     ``dp`` (``privacy.dp.enabled``): ``labels`` also has ``dp_users``, the DP noisy user count
     of the text where :func:`mining.privacy.dp.select_texts` selected it, else null. Rows with a null
-    ``dp_users`` that pass the k-anonymity gate get ``drop_reason`` ``dp_not_selected``; the
-    others export ``dp_users`` as both ``support_users`` and ``support_events``.
+    ``dp_users`` get ``drop_reason`` ``dp_not_selected``; the others face the k-anonymity gate on
+    ``dp_users`` (:func:`drop_reason`) and export it as both ``support_users`` and ``support_events``.
 
     Returns the rows with training_set columns plus ``text_norm`` (the label's key, from
     ``labels``, null when absent: it joins the rewrite table, :mod:`mining.io.rewrites`),
@@ -86,8 +90,8 @@ def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, 
             "evidence": rec["evidence"], "cluster_id": rec["cluster_id"],
             "dataset_version": dataset_version, "evidence_version": dataset_version,
             "text_norm": rec.get("text_norm"),
-            "drop_reason": drop_reason(rec["text_users"], min_users, dp,
-                                       dp_selected=not dp or not pd.isna(rec["dp_users"])),
+            "drop_reason": drop_reason(rec["text_users"] if not dp or pd.isna(rec["dp_users"]) else rec["dp_users"],
+                                       min_users, dp, dp_selected=not dp or not pd.isna(rec["dp_users"])),
             **{f"dropped_{r}": dropped.get(r, 0) for r in DROP_REASONS},
             **{f"pii_{k}": pii.get(k, 0) for k in privacy.PII_KINDS},
         })

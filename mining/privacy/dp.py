@@ -42,8 +42,10 @@ with / attached to the DP output): which selected texts are labeled at all, thei
 ``intent``, ``confidence``, ``slots``, ``evidence``, ``cluster_id`` and ``annot_utt`` come
 from the non-noised evidence of :mod:`mining.core.aggregation` (one user's rephrases can change
 them); ``utterance`` is the most frequent raw form of the text (case and punctuation may
-come from few users); the k-anonymity gate (``privacy.min_users``) stays on as well and uses
-exact counts. The manifest's stage statistics and drop counts, ``report.html`` and the
+come from few users). The k-anonymity gate (``privacy.min_users``) stays on but reads the
+noisy counts (post-processing: the exact gate would release a text of exactly ``min_users``
+users on one user's data, beyond δ), and the changelog gives every labeled text left out
+one reason, ``dp_not_selected``. The manifest's stage statistics and drop counts, ``report.html`` and the
 intermediate stage folders (turns, rephrase_pairs, clusters, labels) hold exact counts and
 unreleased texts: operator-internal, never to be handed out. Privacy loss composes across
 releases: every run (every night, every rerun with another config or code version) over

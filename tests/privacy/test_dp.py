@@ -176,12 +176,15 @@ def test_finalize_labels_drops_unselected_texts_and_exports_noisy_counts():
             "confidence": 0.9, "support_users": 7, "support_events": 11, "evidence": "rephrase",
             "cluster_id": "c", "text_users": 9}
     labels = pd.DataFrame([{**base, "dp_users": 8.0}, {**base, "utterance": "play rock", "dp_users": np.nan},
-                           {**base, "utterance": "play pop", "text_users": 1, "dp_users": np.nan}])
+                           {**base, "utterance": "play pop", "text_users": 1, "dp_users": np.nan},
+                           {**base, "utterance": "play soul", "text_users": 1, "dp_users": 3.0},
+                           {**base, "utterance": "play funk", "text_users": 9, "dp_users": 1.0}])
     out = finalize_labels(labels, 2, "v1", dp=True)
-    assert out["drop_reason"].tolist() == [None, "dp_not_selected", "below_min_users"]
+    # under DP the k-anonymity gate reads the noisy count only (post-processing), never the exact one
+    assert out["drop_reason"].tolist() == [None, "dp_not_selected", "dp_not_selected", None, "below_min_users"]
     assert (out.loc[0, "support_users"], out.loc[0, "support_events"]) == (8, 8)
     plain = finalize_labels(labels.drop(columns="dp_users"), 2, "v1")
-    assert plain["drop_reason"].tolist() == [None, None, "below_min_users"]
+    assert plain["drop_reason"].tolist() == [None, None, "below_min_users", "below_min_users", None]
     assert plain.loc[0, "support_users"] == 7 and plain.loc[0, "support_events"] == 11
 
 
