@@ -56,8 +56,11 @@ DP needs noise the reader cannot predict. ``noise = "keyed"`` (default) draws ea
 noise with an exact sampler (CKS20 Algorithms 1–2, integer arithmetic only, no floating
 point) from an HMAC-SHA256 stream keyed by the run's secret pseudonymization key
 (``$MINING_PSEUDONYM_KEY``) and labelled by the run fingerprint (config incl. ``seed``,
-input partitions, locales, code version) and the text: reruns give identical bytes (and
-so leak nothing new), any change gives fresh independent noise, and the noise is only as
+input partitions, locales, code version, the logs' listing), the text and its exact count:
+reruns give identical bytes (and so leak nothing new), any change gives fresh independent
+noise (the count is in the label because the listing names file sizes, not bytes: a log
+rewritten to the same size would otherwise get the same noise, and two releases would
+differ by exactly the change in the counts), and the noise is only as
 unpredictable as that key is secret (in demo mode the key is public, so demo noise is
 not private). ``noise = "opendp"`` uses OpenDP's own measurement (OpenSSL CSPRNG) instead:
 no key needed, but output bytes differ run to run.
@@ -285,8 +288,8 @@ def select_texts(counts: pd.DataFrame, cal: Calibration, key: bytes | None) -> p
     ``counts``: locale, text_norm, n_users (from :func:`text_counts` /
     :func:`spark_text_counts`). ``key`` None → OpenDP's measurement draws the noise (secure,
     not reproducible); else the keyed exact sampler (:class:`KeyedStream`,
-    :func:`discrete_laplace`), one stream per (locale, text), so the result does not
-    depend on how rows are batched.
+    :func:`discrete_laplace`), one stream per (locale, text, exact count), so the result does
+    not depend on how rows are batched and a changed count draws fresh noise.
 
     Returns ``counts`` plus ``dp_users``: the noisy count (int64) where it is ``>=
     cal.threshold`` (the text is selected), else null (``Int64`` dtype)."""
@@ -299,7 +302,7 @@ def select_texts(counts: pd.DataFrame, cal: Calibration, key: bytes | None) -> p
     else:
         noisy = []
         for lab, n in zip(labels, counts["n_users"]):
-            value = int(n) + discrete_laplace(KeyedStream(key, lab), cal.scale)
+            value = int(n) + discrete_laplace(KeyedStream(key, f"{lab}\t{int(n)}"), cal.scale)
             noisy.append(value if value >= cal.threshold else None)
     return counts.assign(dp_users=pd.array(noisy, dtype="Int64"))
 

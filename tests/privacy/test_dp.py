@@ -100,7 +100,7 @@ def test_one_user_texts_are_never_released_at_the_defaults():
 
 def test_released_counts_carry_discrete_laplace_noise_of_the_calibrated_scale():
     cal = dp.calibrate(1.0, 1e-6, 4)                  # scale 4
-    out = dp.select_texts(_counts(4000, 500), cal, KEY)
+    out = dp.select_texts(_counts(20000, 500), cal, KEY)          # heavy tails: the variance needs n
     assert out["dp_users"].notna().all()              # 500 users ≫ threshold
     noise = (out["dp_users"].astype("int64") - 500).to_numpy()
     a = math.exp(-1 / cal.scale)
@@ -138,6 +138,17 @@ def test_keyed_noise_is_reproducible_batch_independent_and_key_dependent():
     pd.testing.assert_frame_equal(whole, dp.select_texts(counts, cal, KEY))
     other = dp.select_texts(counts, cal, dp.noise_key(KEY, "another run"))
     assert not whole["dp_users"].equals(other["dp_users"])
+
+
+def test_a_changed_count_draws_fresh_noise_so_two_releases_cannot_be_differenced():
+    """Same run fingerprint (a log rewritten to the same size keeps the listing), one user less
+    per text: the released differences must not all equal the true change (-1)."""
+    cal = dp.calibrate(1.0, 1e-6, 1)
+    before = dp.select_texts(_counts(2000, 40), cal, KEY)
+    after = dp.select_texts(_counts(2000, 39), cal, KEY)
+    both = before["dp_users"].notna() & after["dp_users"].notna()
+    diff = (after.loc[both, "dp_users"] - before.loc[both, "dp_users"]).astype("int64")
+    assert both.sum() > 1900 and (diff != -1).mean() > 0.5
 
 
 # ---------------------------------------------------------------- config, export, manifest
