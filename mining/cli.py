@@ -174,9 +174,6 @@ def _conflicts_path(value: str, out: str) -> Path:
 
 
 def _merge(args) -> dict:
-    import os
-    import uuid
-
     from mining.io import storage
     from mining.tools import merge
     conflicts_path = _conflicts_path(args.conflicts, args.out) if args.conflicts else None
@@ -187,22 +184,10 @@ def _merge(args) -> dict:
     mined = merge.read_training_set(mined_path, dev_share=dev_share, seed=seed, default_source="mined")
     merged, stats = merge.merge_training_sets(base, mined)
     conflicts = merge.human_conflicts(base, mined)
-    staged = None
-    try:
-        if conflicts_path is not None:   # written (empty without conflicts) before the merge is committed
-            staged = conflicts_path.with_name(f".{conflicts_path.name}.{uuid.uuid4().hex[:8]}.tmp")
-            text = conflicts.to_json(orient="records", lines=True, force_ascii=False) if len(conflicts) else ""
-            with open(staged, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-        manifest = merge.write_merged(merged, args.out, stats)
-        if staged is not None:
-            os.replace(staged, conflicts_path)
-            storage.fsync_dir(conflicts_path.parent)
-    finally:
-        if staged is not None:
-            staged.unlink(missing_ok=True)
+    manifest = merge.write_merged(merged, args.out, stats)
+    if conflicts_path is not None:   # checked before anything was written; empty without conflicts
+        storage.write_text(conflicts_path, conflicts.to_json(orient="records", lines=True, force_ascii=False)
+                           if len(conflicts) else "")
     return {"out": args.out, "rows": manifest["rows"], "stats": stats, "conflicts_with_human": len(conflicts)}
 
 
