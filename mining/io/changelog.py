@@ -136,7 +136,7 @@ def retire_reasons(labels: pd.DataFrame, min_users: int, dp: bool = False) -> pd
             reason = r.decision
         else:   # labeled but not in the new training set: the export gate's reason
             users = min_users if r.text_users is None or pd.isna(r.text_users) else int(r.text_users)
-            reason = "dp_not_selected" if dp else export.drop_reason(users, min_users) or "not_exported"
+            reason = export.drop_reason(users, min_users, dp, dp_selected=False) or "not_exported"
         rows.append((r.locale, r.utterance, reason))
     df = pd.DataFrame(rows, columns=["locale", "utterance", "reason"], dtype=object)
     return df.sort_values(["locale", "utterance", "reason"], kind="mergesort") \

@@ -62,8 +62,9 @@ def test_retired_reasons_come_from_the_new_runs_decisions():
     diff = changelog.diff_training_sets(OLD, NEW, reasons)
     got = dict(zip(diff.loc[diff.change == "retired", "utterance"], diff.loc[diff.change == "retired", "reason"]))
     assert got == {"quiet": "conflicting_evidence", "licht aus": "below_min_users"}
-    assert changelog.retire_reasons(labels, min_users=2, dp=True).set_index("utterance").loc["other", "reason"] \
-        == "dp_not_selected"
+    under_dp = changelog.retire_reasons(labels, min_users=2, dp=True).set_index("utterance")["reason"]
+    # under DP one reason whatever the exact count: below_min_users would reveal its side of k
+    assert under_dp["other"] == under_dp["licht aus"] == "dp_not_selected"
 
 
 def test_no_previous_version_adds_everything_and_identical_sets_change_nothing():
