@@ -180,8 +180,8 @@ def _merge(args) -> dict:
     mined_path = merge.resolve_mined_path(args.mined)    # a run's output root: its published data
     dev_share = _or_config(args.dev_share, "export", "dev_share")
     seed = _or_config(args.split_seed, "export", "split_seed")
-    base = merge.read_training_set(args.base, dev_share=dev_share, seed=seed, default_source="human")
-    mined = merge.read_training_set(mined_path, dev_share=dev_share, seed=seed, default_source="mined")
+    base = merge.read_training_set(args.base, dev_share=dev_share, seed=seed)
+    mined = merge.read_training_set(mined_path, dev_share=dev_share, seed=seed)
     merged, stats = merge.merge_training_sets(base, mined)
     conflicts = merge.human_conflicts(base, mined)
     manifest = merge.write_merged(merged, args.out, stats)

@@ -19,29 +19,11 @@ from typing import Any
 import pandas as pd
 import pyarrow.dataset as ds
 
-from mining.io import changelog, export
+from mining.io import changelog, export, storage
 from mining.tools.inspect_dataset import _clip, _n, _rows, read_manifest, resolve_version
 
 #: Changes listed in the text output (the JSON has all).
 MAX_ROWS = 50
-
-
-def _labels_lineage(labels: Path) -> str | None:
-    """The ``lineage`` stamp in ``labels/_stats.json``; None when absent or unreadable."""
-    try:
-        stats = json.loads((labels / "_stats.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    lineage = stats.get("lineage") if isinstance(stats, dict) else None
-    return lineage if isinstance(lineage, str) and lineage else None
-
-
-def _manifest_lineage(manifest: dict) -> str | None:
-    """``stages.labels.lineage`` of a version's manifest; None when absent."""
-    stages = manifest.get("stages")
-    stage = stages.get("labels") if isinstance(stages, dict) else None
-    lineage = stage.get("lineage") if isinstance(stage, dict) else None
-    return lineage if isinstance(lineage, str) and lineage else None
 
 
 def _labels_reasons(version_dir: Path, manifest: dict, keys: pd.DataFrame) -> pd.DataFrame | None:
@@ -51,8 +33,8 @@ def _labels_reasons(version_dir: Path, manifest: dict, keys: pd.DataFrame) -> pd
     labels = version_dir.parent.parent / "labels"
     if version_dir.parent.name != "versions" or not (labels / "_SUCCESS").exists() or keys.empty:
         return None
-    lineage = _labels_lineage(labels)
-    if lineage is None or lineage != _manifest_lineage(manifest):
+    lineage = storage.read_stats(labels.parent, "labels").get("lineage")
+    if not lineage or lineage != ((manifest.get("stages") or {}).get("labels") or {}).get("lineage"):
         return None
     filt = ds.field("utterance").isin(sorted(set(keys["utterance"])))
     table = ds.dataset(str(labels), format="parquet", partitioning="hive").to_table(

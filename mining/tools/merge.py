@@ -9,9 +9,8 @@ Rows are MASSIVE-shaped (``id``, ``locale``, ``partition``, ``utt``, ``annot_utt
 ``intent``; :func:`mining.io.export.write_massive_jsonl`) plus ``label_source``: ``"human"``
 (the default when the column or a value is absent, e.g. a human-annotated corpus) or
 ``"mined"``. Other columns pass through (null where a row lacks them). A mined row
-lacking ``label_source`` is ``"mined"``. :func:`read_training_set` fills a missing value
-only when asked (``default_source``; ``mining merge`` reads ``--base`` with ``"human"`` and
-``--mined`` with ``"mined"``), so a Parquet base is human like a JSON Lines one.
+lacking ``label_source`` is ``"mined"``. :func:`read_training_set` never fills it: the role
+does (:func:`merge_training_sets`), so a Parquet base is human like a JSON Lines one.
 
 Input that is not a MASSIVE-shaped training set (a line that is no JSON object, a missing
 column, a ``label_source`` outside :data:`LABEL_SOURCES`) raises
@@ -253,19 +252,7 @@ def _read_jsonl(files: list[Path]) -> pd.DataFrame:
     return _frame_from_records(records)
 
 
-def _fill_source(df: pd.DataFrame, default_source: str | None) -> pd.DataFrame:
-    """``df`` with a missing ``label_source`` (column or value) set to ``default_source``;
-    unchanged when that is None."""
-    if default_source is None:
-        return df
-    if default_source not in LABEL_SOURCES:
-        raise ValueError(f"default_source must be one of {list(LABEL_SOURCES)}, got {default_source!r}")
-    source = df["label_source"] if "label_source" in df.columns else pd.Series(index=df.index, dtype=object)
-    df["label_source"] = source.astype(object).where(source.notna(), default_source)
-    return df
-
-
-def _read_parquet(path: Path, dev_share: float | None, seed: int, default_source: str | None) -> pd.DataFrame:
+def _read_parquet(path: Path, dev_share: float | None, seed: int) -> pd.DataFrame:
     df = pq.read_table(path).to_pandas()
     for col in df.columns:       # hive partition columns come back as categoricals
         if isinstance(df[col].dtype, pd.CategoricalDtype):
@@ -274,7 +261,6 @@ def _read_parquet(path: Path, dev_share: float | None, seed: int, default_source
     missing = [c for c in ("locale", "utt") if c not in df.columns]
     if missing:
         raise DatasetNotFound(f"{path}: no training set, columns {missing} missing")
-    df = _fill_source(df, default_source)
     if "id" not in df.columns:
         df["id"] = [export.massive_id(loc, utt) for loc, utt in zip(df["locale"], df["utt"])]
     if "partition" not in df.columns and dev_share is not None:
@@ -309,8 +295,7 @@ def resolve_mined_path(path: str | Path) -> Path:
     return path
 
 
-def read_training_set(path: str | Path, *, dev_share: float | None = None, seed: int = 0,
-                      default_source: str | None = None) -> pd.DataFrame:
+def read_training_set(path: str | Path, *, dev_share: float | None = None, seed: int = 0) -> pd.DataFrame:
     """A training set as a MASSIVE-shaped frame, rows in file order.
 
     ``path``: a MASSIVE JSON Lines file (``.jsonl``/``.json``), a folder of ``*.jsonl``
@@ -319,27 +304,26 @@ def read_training_set(path: str | Path, *, dev_share: float | None = None, seed:
     ``training_set``, hive-partitioned by locale): ``utterance`` is renamed ``utt``, ``id``
     is :func:`mining.io.export.massive_id`, and when ``dev_share`` is given ``partition`` is
     :func:`mining.io.export.split_partition` with ``seed`` (else no ``partition`` column).
-    ``default_source`` (``"human"`` or ``"mined"``): the ``label_source`` of rows that lack
-    one (the column or a value), in either format; None (default) leaves it absent, and
-    :func:`merge_training_sets` then takes ``"human"`` for base rows and ``"mined"`` for
-    mined ones. JSON integers come back as ``Int64``.
+    ``label_source`` is left as the data has it (absent in our Parquet):
+    :func:`merge_training_sets` fills it by role, ``"human"`` for base rows and ``"mined"``
+    for mined ones. JSON integers come back as ``Int64``.
     Raises ``FileNotFoundError`` when ``path`` holds no such data,
     :class:`mining.errors.DatasetNotFound` when it is a run's output root (see
     :func:`resolve_mined_path`) or a line is no JSON object."""
     path = Path(path)
     if path.is_file() and path.suffix in (".jsonl", ".json"):
-        return _fill_source(_read_jsonl([path]), default_source)
+        return _read_jsonl([path])
     if path.is_file() and path.suffix == ".parquet":
-        return _read_parquet(path, dev_share, seed, default_source)
+        return _read_parquet(path, dev_share, seed)
     if path.is_dir():
         jsonl = sorted(p for p in path.glob("*.jsonl") if p.is_file())
         if jsonl:
-            return _fill_source(_read_jsonl(jsonl), default_source)
+            return _read_jsonl(jsonl)
         if _is_run_root(path):       # its stage outputs are Parquet too: never glob them
             raise DatasetNotFound(f"{path} is a run's output root, not a training set: pass its "
                                   "massive/ or training_set/ (published by export_dataset)")
         if any(path.rglob("*.parquet")):
-            return _read_parquet(path, dev_share, seed, default_source)
+            return _read_parquet(path, dev_share, seed)
     raise FileNotFoundError(f"{path}: no MASSIVE JSONL file(s) or Parquet training set")
 
 

@@ -176,8 +176,9 @@ def test_read_training_set_from_parquet_and_export_feeds_merge(tmp_path):
     rows = [ts_row("wake me up"), ts_row("play jazz", intent="play_music"), ts_row("weck mich", locale="de-DE")]
     export.write_training_set(ts_table(rows), tmp_path / "training_set")
     export.write_massive_jsonl(ts_table(rows), tmp_path / "jsonl", dev_share=0.5, seed=3)
-    from_parquet = merge.read_training_set(tmp_path / "training_set", dev_share=0.5, seed=3,
-                                           default_source="mined")
+    # the role fills label_source (as merge_training_sets does for its mined side)
+    from_parquet = merge._prepare(merge.read_training_set(tmp_path / "training_set", dev_share=0.5, seed=3),
+                                  "mined", "mined")
     from_jsonl = merge.read_training_set(tmp_path / "jsonl")
     assert "utterance" not in from_parquet and set(from_parquet["label_source"]) == {"mined"}
     cols = ["id", "locale", "partition", "utt", "intent", "label_source"]
@@ -236,8 +237,8 @@ def test_read_training_set_fills_label_source_only_as_asked(tmp_path):
     (tmp_path / "human.jsonl").write_text(json.dumps(m_row("play jazz", "play_music")) + "\n")
     for path in (tmp_path / "training_set", tmp_path / "human.jsonl"):
         assert "label_source" not in merge.read_training_set(path, dev_share=0.1)
-        assert merge.read_training_set(path, dev_share=0.1, default_source="human")["label_source"].tolist() \
-            == ["human"]
+        assert merge._prepare(merge.read_training_set(path, dev_share=0.1), "base", "human")["label_source"] \
+            .tolist() == ["human"]
     # no label_source in a Parquet base: human, as in a JSON Lines one (module docstring)
     base = merge.read_training_set(tmp_path / "training_set", dev_share=0.1)
     out, stats = merge.merge_training_sets(base, pd.DataFrame([m_row("wake me up", "alarm_query", confidence=0.9)]))
