@@ -130,8 +130,8 @@ def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | N
     FAISS range search at ``min_sim``, so no row's neighbourhood is truncated, as
     sentence-transformers' community_detection grows its top-k until it passes the
     threshold. GPU indexes have no range search: there the cut rows are searched again
-    with k doubled up to :data:`GPU_MAX_K` results, the row itself included. ``max_degree`` keeps only a range-
-    searched row's most similar neighbours (a cluster centre claims at most
+    with k doubled up to :data:`GPU_MAX_K` results, the row itself included. ``max_degree``
+    keeps only a range-searched row's most similar neighbours (a cluster centre claims at most
     ``cluster.max_cluster_size`` texts anyway); range searches run ``batch`` rows at a time,
     so a dense region's result lists never all sit in memory at once. ``emb``: float32
     (n, d) L2-normalized. Memory O(n·k + edges)."""
