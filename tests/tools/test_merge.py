@@ -232,7 +232,7 @@ def test_write_merged_rejects_duplicate_keys(tmp_path):
     assert not (tmp_path / "merged").exists()
 
 
-def test_read_training_set_fills_label_source_only_as_asked(tmp_path):
+def test_readers_leave_label_source_to_the_role_in_the_merge(tmp_path):
     export.write_training_set(ts_table([ts_row("wake me up")]), tmp_path / "training_set")
     (tmp_path / "human.jsonl").write_text(json.dumps(m_row("play jazz", "play_music")) + "\n")
     for path in (tmp_path / "training_set", tmp_path / "human.jsonl"):
