@@ -1,6 +1,8 @@
 """Changelog of a dataset version against the previous one (pandas/pyarrow, no Spark).
 
-Rows are keyed by (``locale``, ``utterance``). :func:`diff_training_sets` lists every label
+Rows are keyed by (``locale``, normalized ``utterance``: :func:`mining.core.text.normalize`,
+the key of :mod:`mining.io.retention` and of ``labels/``'s ``text_norm``), so a label whose
+displayed spelling changed ("Play jazz" → "play jazz") is the same label. :func:`diff_training_sets` lists every label
 that was ``added``, ``changed`` or ``retired`` between two training sets, each with a
 reason; :func:`summarize` counts them; :func:`write_changelog` writes them as
 ``changelog.jsonl`` (one JSON object per change). ``export_dataset`` writes that file into
@@ -12,7 +14,8 @@ Reasons (:data:`REASONS`):
 
 - ``added``: ``new_evidence`` (the text has a label now and had none in the old version);
 - ``changed``: ``intent_changed``, else ``slots_changed`` (the slots or the ``annot_utt``
-  annotation differ; confidence and support changes are not label changes);
+  annotation differ, compared normalized; confidence, support and spelling changes are not
+  label changes);
 - ``retired``: why the new run did not export the text, when its ``labels/`` decided it
   (:func:`retire_reasons`): an abstain reason such as ``conflicting_evidence``, or an
   export drop (``below_min_users``, ``dp_not_selected``); else ``no_evidence_in_window``
@@ -28,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from mining.core.text import normalize
 from mining.io import export
 
 #: Columns of :func:`diff_training_sets`, in order.
@@ -44,24 +48,33 @@ READ_COLUMNS = ("locale", "utterance", "intent", "slots", "annot_utt")
 
 def _frame(table) -> pd.DataFrame:
     """``table`` (pyarrow Table, pandas DataFrame or None) → a pandas frame of
-    :data:`READ_COLUMNS` (missing ``slots``/``annot_utt`` become null), one row per
-    (locale, utterance): the first after sorting by intent."""
+    :data:`READ_COLUMNS` (missing ``slots``/``annot_utt`` become null) plus ``key`` (the
+    normalized utterance), one row per (locale, key): the first after sorting by intent and
+    utterance."""
     if table is None:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in READ_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in (*READ_COLUMNS, "key")})
     df = table.to_pandas() if isinstance(table, pa.Table) else table.copy()
     for col in READ_COLUMNS:
         if col not in df.columns:
             df[col] = None
     df = df[list(READ_COLUMNS)].astype({"locale": object, "utterance": object, "intent": object})
-    return df.sort_values(["locale", "utterance", "intent"], kind="mergesort") \
-        .drop_duplicates(["locale", "utterance"]).reset_index(drop=True)
+    df["key"] = df["utterance"].map(normalize).astype(object)
+    return df.sort_values(["locale", "key", "intent", "utterance"], kind="mergesort") \
+        .drop_duplicates(["locale", "key"]).reset_index(drop=True)
 
 
 def _slots_key(slots) -> tuple:
-    """Slots as a hashable, order-free value (a list of {name, value} dicts or None)."""
+    """Slots as a hashable, order-free value (a list of {name, value} dicts or None), values
+    normalized like the key."""
     if slots is None or (not hasattr(slots, "__len__") and pd.isna(slots)):
         return ()
-    return tuple(sorted((str(s["name"]), str(s["value"])) for s in slots))
+    return tuple(sorted((str(s["name"]), normalize(str(s["value"]))) for s in slots))
+
+
+def _annot_key(annot_utt):
+    """``annot_utt`` normalized like the key (None stays None): a spelling change is no
+    annotation change, a moved or renamed ``[slot : value]`` still is."""
+    return None if _none(annot_utt) is None else normalize(annot_utt)
 
 
 def _none(v):
@@ -78,31 +91,34 @@ def diff_training_sets(old, new, decisions: pd.DataFrame | None = None) -> pd.Da
     (:func:`retire_reasons`); a retired text without one gets ``no_evidence_in_window``.
 
     Returns a DataFrame with columns :data:`COLUMNS`, all dtype ``object`` (str or None):
-    ``locale``, ``utterance`` (the key), ``change`` (``added`` | ``changed`` | ``retired``),
+    ``locale``, ``utterance`` (the new version's spelling; the old one's for a retired
+    label), ``change`` (``added`` | ``changed`` | ``retired``),
     ``reason`` (:data:`REASONS`, or a ``labels/`` decision), ``old_intent``/``new_intent``
     and ``old_annot_utt``/``new_annot_utt`` (None on the side where the text has no label).
-    Unchanged labels are not listed. Sorted by (locale, change, utterance): the same inputs
+    Labels are matched on (locale, normalized utterance), ``decisions`` too; a label whose
+    spelling alone changed is unchanged. Unchanged labels are not listed. Sorted by (locale, change, utterance): the same inputs
     give the same frame."""
     o, n = _frame(old), _frame(new)
-    m = o.merge(n, on=["locale", "utterance"], how="outer", suffixes=("_old", "_new"), indicator=True)
+    m = o.merge(n, on=["locale", "key"], how="outer", suffixes=("_old", "_new"), indicator=True)
     rows = []
     reasons = {}
     if decisions is not None and len(decisions):
-        reasons = {(r.locale, r.utterance): r.reason for r in decisions.itertuples() if _none(r.reason)}
+        reasons = {(r.locale, normalize(r.utterance)): r.reason for r in decisions.itertuples()
+                   if _none(r.reason)}
     for r in m.itertuples(index=False):
         side = r[-1]                                # the merge indicator
         if side == "right_only":
             change, reason = "added", "new_evidence"
         elif side == "left_only":
-            change, reason = "retired", reasons.get((r.locale, r.utterance), "no_evidence_in_window")
+            change, reason = "retired", reasons.get((r.locale, r.key), "no_evidence_in_window")
         elif r.intent_old != r.intent_new:
             change, reason = "changed", "intent_changed"
         elif _slots_key(r.slots_old) != _slots_key(r.slots_new) or \
-                (_none(r.annot_utt_old) != _none(r.annot_utt_new)):
+                _annot_key(r.annot_utt_old) != _annot_key(r.annot_utt_new):
             change, reason = "changed", "slots_changed"
         else:
             continue
-        rows.append((r.locale, r.utterance, change, reason,
+        rows.append((r.locale, r.utterance_old if side == "left_only" else r.utterance_new, change, reason,
                      _none(r.intent_old) if change != "added" else None,
                      _none(r.intent_new) if change != "retired" else None,
                      _none(r.annot_utt_old) if change != "added" else None,

@@ -107,9 +107,10 @@ def _changelog(spark, cfg, labels, table, previous: str | None, old: pd.DataFram
     new = table.select(list(changelog.READ_COLUMNS))
     diff = changelog.diff_training_sets(old, new)
     retired = diff.loc[diff["change"] == "retired", ["locale", "utterance"]]
-    if len(retired):
-        keys = spark.createDataFrame(retired, "locale string, utterance string")
-        decided = labels.join(F.broadcast(keys), ["locale", "utterance"]) \
+    if len(retired):   # matched on the normalized text, as the diff matches labels
+        keys = spark.createDataFrame(retired.assign(text_norm=retired["utterance"].map(normalize))
+                                     [["locale", "text_norm"]], "locale string, text_norm string")
+        decided = labels.join(F.broadcast(keys), ["locale", "text_norm"]) \
             .select("locale", "utterance", "decision", "text_users").toPandas()
         reasons = changelog.retire_reasons(decided, cfg.privacy.min_users, dp=cfg.privacy.dp.enabled)
         if contradicted is not None and len(contradicted):

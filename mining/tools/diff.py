@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.dataset as ds
 
+from mining.core.text import normalize
 from mining.io import changelog, export, storage
 from mining.tools.inspect_dataset import _clip, _n, _rows, read_manifest, resolve_version
 
@@ -27,16 +28,16 @@ MAX_ROWS = 50
 
 
 def _labels_reasons(version_dir: Path, manifest: dict, keys: pd.DataFrame) -> pd.DataFrame | None:
-    """Reasons of B's run for the retired ``keys`` (locale, utterance), from the ``labels/``
-    of the OUT root holding ``versions/<v>``; None when there is none or it is not B's run's
-    (its ``_stats.json`` lineage missing or unlike ``manifest["stages"]["labels"]["lineage"]``)."""
+    """Reasons of B's run for the retired ``keys`` (locale, utterance; found by ``text_norm``),
+    from the ``labels/`` of the OUT root holding ``versions/<v>``; None when there is none or
+    it is not B's run's (its ``_stats.json`` lineage missing or unlike ``manifest["stages"]["labels"]["lineage"]``)."""
     labels = version_dir.parent.parent / "labels"
     if version_dir.parent.name != "versions" or not (labels / "_SUCCESS").exists() or keys.empty:
         return None
     lineage = storage.read_stats(labels.parent, "labels").get("lineage")
     if not lineage or lineage != ((manifest.get("stages") or {}).get("labels") or {}).get("lineage"):
         return None
-    filt = ds.field("utterance").isin(sorted(set(keys["utterance"])))
+    filt = ds.field("text_norm").isin(sorted(set(keys["utterance"].map(normalize))))
     table = ds.dataset(str(labels), format="parquet", partitioning="hive").to_table(
         columns=["locale", "utterance", "decision", "text_users"], filter=filt)
     privacy = manifest.get("config", {}).get("privacy", {})

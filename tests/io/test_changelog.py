@@ -67,6 +67,22 @@ def test_retired_reasons_come_from_the_new_runs_decisions():
     assert under_dp["other"] == under_dp["licht aus"] == "dp_not_selected"
 
 
+def test_a_label_is_matched_on_its_normalized_text_not_its_spelling():
+    # the training set shows a text's most common spelling, which may change from night to
+    # night: "Play jazz" → "play jazz" is the same label, not a retirement plus an addition
+    old = _rows(("en-US", "Play jazz", "play_music", []), ("en-US", "Lights OFF", "iot_hue_lightoff", []))
+    new = _rows(("en-US", "play jazz", "play_music", []), ("en-US", "lights off", "iot_hue_lighton", []))
+    diff = changelog.diff_training_sets(old, new)
+    assert [(r.utterance, r.change, r.reason) for r in diff.itertuples()] == \
+        [("lights off", "changed", "intent_changed")]
+    # a retired label's reason is found whatever spelling the new run's labels/ shows
+    labels = pd.DataFrame({"locale": ["en-US"], "utterance": ["play JAZZ"], "decision": ["conflicting_evidence"],
+                           "text_users": [9]})
+    diff = changelog.diff_training_sets(old, _rows(), changelog.retire_reasons(labels, min_users=2))
+    assert dict(zip(diff["utterance"], diff["reason"])) == {"Play jazz": "conflicting_evidence",
+                                                            "Lights OFF": "no_evidence_in_window"}
+
+
 def test_no_previous_version_adds_everything_and_identical_sets_change_nothing():
     diff = changelog.diff_training_sets(None, NEW)
     assert set(diff["change"]) == {"added"} and len(diff) == len(NEW)

@@ -61,11 +61,13 @@ def test_diff_json_and_paths_like_inspect(tmp_path, capsys):
 
 
 def _labels(run, labels_lineage, manifest_lineage):
-    """``run/labels/`` saying why "quiet" was retired, stamped ``labels_lineage`` (none when
-    None), and NEW's manifest naming ``manifest_lineage`` as its labels' lineage (none when None)."""
+    """``run/labels/`` saying why "quiet" was retired (its text spelled "Quiet!" there: found by
+    ``text_norm``), stamped ``labels_lineage`` (none when None), and NEW's manifest naming
+    ``manifest_lineage`` as its labels' lineage (none when None)."""
     labels = run / "labels"
     labels.mkdir()
-    pq.write_table(pa.table({"locale": ["en-US"], "utterance": ["quiet"], "decision": ["conflicting_evidence"],
+    pq.write_table(pa.table({"locale": ["en-US"], "text_norm": ["quiet"], "utterance": ["Quiet!"],
+                             "decision": ["conflicting_evidence"],
                              "text_users": pa.array([3], pa.int64())}), labels / "part-0.parquet")
     (labels / "_SUCCESS").touch()
     (labels / "_stats.json").write_text(json.dumps({} if labels_lineage is None else {"lineage": labels_lineage}))
