@@ -1,8 +1,9 @@
 """Rephrase pairs: a friction turn, then a reformulation of the same goal that succeeds.
 
 Candidates: for every friction turn (:mod:`mining.core.friction`), the next
-1..``rephrase.max_turn_distance`` turns of the same session that start within
-``rephrase.max_gap_s`` seconds. Turns are ordered by (ts, turn_id), so out-of-order and
+1..``rephrase.max_turn_distance`` turns of the same session, in the same locale, that start
+within ``rephrase.max_gap_s`` seconds (a bilingual user's turn in another locale is no
+reformulation whose interpretation the failed words could inherit). Turns are ordered by (ts, turn_id), so out-of-order and
 same-timestamp turns give the same candidates on every run. Features per candidate
 (:data:`mining.core.rephrase_model.FEATURES`): character n-gram similarity, token edit
 similarity, embedding cosine, length ratio, time gap, turn distance, interpretation change,
@@ -30,8 +31,9 @@ DECISIONS = ("accepted", "verbatim_repeat", "target_failed", "below_threshold", 
 
 
 def candidate_pairs(turns, rephrase):
-    """DataFrame of (source friction turn, later turn) candidates; one row per pair with
-    ``source_*``/``target_*`` columns, ``turn_distance`` (1 = next) and ``gap_s``.
+    """DataFrame of (source friction turn, later turn of the same locale) candidates; one row
+    per pair with ``source_*``/``target_*`` columns, ``locale``, ``turn_distance`` (1 = next
+    turn of the session, whatever its locale) and ``gap_s``.
 
     :param turns: turns of :func:`mining.spark.sessions.prepare_turns`
     :param rephrase: the ``[rephrase]`` section (:class:`mining.config.RephraseConfig`):
@@ -40,12 +42,12 @@ def candidate_pairs(turns, rephrase):
 
     w = session_window()
     n = rephrase.max_turn_distance
-    nxt = F.array(*[F.lead(F.struct(*TURN_FIELDS), k).over(w) for k in range(1, n + 1)])
+    nxt = F.array(*[F.lead(F.struct(*TURN_FIELDS, "locale"), k).over(w) for k in range(1, n + 1)])
     src = turns.select(*SESSION_KEYS, "locale", "friction_signals", "is_friction",
                        *[F.col(c).alias(f"source_{c}") for c in TURN_FIELDS], nxt.alias("_next"))
     pairs = (src.where("is_friction")
              .select("*", F.posexplode("_next").alias("_pos", "_t"))
-             .where(F.col("_t").isNotNull()))
+             .where(F.col("_t").isNotNull() & (F.col("_t.locale") == F.col("locale"))))
     pairs = pairs.select(*SESSION_KEYS, "locale", "friction_signals",
                          *[f"source_{c}" for c in TURN_FIELDS],
                          *[F.col(f"_t.{c}").alias(f"target_{c}") for c in TURN_FIELDS],

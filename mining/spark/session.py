@@ -19,7 +19,7 @@ def configure_python_env() -> None:
 def get_spark(app_name: str = "utterance-mining", master: str | None = None, *,
               console_progress: bool | None = None):
     """The active SparkSession, or a new one (``master`` default: ``$MINING_SPARK_MASTER``
-    or ``local[2]``). The UI is off for local runs. Spark's console progress bar
+    or ``local[2]``), with :func:`session_conf` applied either way. The UI is off for local runs. Spark's console progress bar
     (``spark.ui.showConsoleProgress``) is on only when ``console_progress`` is true, by
     default when stderr is a terminal: never in logs that a scheduler or CI captures.
 
@@ -31,7 +31,8 @@ def get_spark(app_name: str = "utterance-mining", master: str | None = None, *,
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
-    if active is not None:
+    if active is not None:   # a notebook's or shell's session: it still needs UTC (session_conf)
+        session_conf(active)
         return active
     master = master or env.spark_master()
     if console_progress is None:

@@ -278,3 +278,17 @@ def test_an_invalid_earliest_copy_does_not_push_the_valid_duplicate_out(spark, t
     assert counts["by_reason"] == {"unknown_response_status": 1, "missing_user_id": 2, "missing_turn_id": 1}
     assert counts["accepted"] == 2
     assert accepted.where("turn_id = 't50'").first()["utterance"] == "the valid copy"
+
+
+def test_an_active_session_from_elsewhere_gets_utc(spark):
+    # a notebook's or shell's session in another time zone: the partition-date checks
+    # (validate.reject_reason) read day starts in the session time zone, so get_spark sets UTC
+    from mining.spark.session import get_spark
+
+    spark.conf.set("spark.sql.session.timeZone", "America/Los_Angeles")
+    try:
+        assert get_spark() is spark
+        assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+        assert spark.sql("select unix_seconds(to_timestamp('2026-11-01')) as s").first().s == 1793491200
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")

@@ -185,6 +185,17 @@ def test_candidates_respect_gap_distance_and_session(spark):
     assert sorted(p.loc[p["source_turn_id"] == "c", "turn_distance"]) == [1, 2, 3]  # max_turn_distance
 
 
+def test_a_turn_in_another_locale_is_no_candidate(spark):
+    # a bilingual user: the German turn between is not a reformulation of the English one
+    rows = [turn("a", 0, "play the weekend", status="ERROR"),
+            turn("b", 5, "spiele musik von the weeknd", intent="play_music", locale="de-DE"),
+            turn("c", 30, "play music by the weeknd", intent="play_music")]
+    p = scored(spark, rows)
+    assert p.loc[p["source_turn_id"] == "a", "target_turn_id"].tolist() == ["c"]
+    assert p.loc[p["source_turn_id"] == "a", "turn_distance"].tolist() == [2]
+    assert set(p["locale"]) == {"en-US"}
+
+
 def test_shuffled_and_same_timestamp_input_gives_identical_pairs(spark):
     rows = [turn("t1", 0, "wake me at seven", status="ERROR"), turn("t3", 5, "set an alarm for seven"),
             turn("t2", 5, "alarm seven", status="ERROR"), turn("t4", 9, "alarm for seven o clock")]
