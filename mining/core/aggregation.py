@@ -73,12 +73,14 @@ LABEL_COLUMNS = ["locale", "text_norm", "utterance", "intent", "slots", "confide
                  "support_users", "support_events", "evidence", "cluster_id", "decision",
                  "defect_rate", "text_users", "candidate_intent", "candidate_evidence", "raw_score", "posterior_mean",
                  "vote_intent", "vote_share", "vote_events", "logs_check", "logs_intent"]
-VOTE_COLUMNS = ["top_intent", "p", "lb", "k", "n_events", "n_users"]
+VOTE_COLUMNS = ["top_intent", "p", "lb", "k", "n_events", "n_users", "n_top_events", "n_top_users"]
 
 
 def vote(events: pd.DataFrame, key: str, prior: float, quantile: float = 0.05) -> pd.DataFrame:
     """Per ``key`` value: top intent, posterior mean ``p`` and lower credible bound ``lb`` of
-    its share, K (distinct intents), events and distinct users.
+    its share, K (distinct intents), events and distinct users (``n_events``/``n_users``: all
+    of them, whatever intent they voted for; ``n_top_events``/``n_top_users``: those that
+    voted for the top intent, the label's support).
 
     ``events`` columns: ``key``, target_intent (str), score (float, 0..1), user_pseudonym.
     ``prior`` α > 0; ``quantile`` q in (0, 1). Ties in weight break by intent name
@@ -98,6 +100,9 @@ def vote(events: pd.DataFrame, key: str, prior: float, quantile: float = 0.05) -
     out["k"] = total["size"]
     out["n_events"] = events.groupby(key).size()
     out["n_users"] = events.groupby(key)["user_pseudonym"].nunique()
+    for_top = events[events["target_intent"].to_numpy() == top["target_intent"].reindex(events[key]).to_numpy()]
+    out["n_top_events"] = for_top.groupby(key).size()
+    out["n_top_users"] = for_top.groupby(key)["user_pseudonym"].nunique()
     return out.reset_index()
 
 
@@ -158,7 +163,8 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     own = vote(events, "text_norm", cfg.prior, q).set_index("text_norm")
     pooled = vote(events.dropna(subset=["cluster_id"]), "cluster_id", cfg.prior, q).set_index("cluster_id")
     t = texts.join(own, on="text_norm").join(pooled.add_prefix("c_"), on="cluster_id")
-    t[["n_events", "k", "n_users"]] = t[["n_events", "k", "n_users"]].fillna(0)
+    counts = ["n_events", "k", "n_users", "n_top_events", "n_top_users"]
+    t[counts] = t[counts].fillna(0)
     defect = t["defect_rate"].to_numpy()
     own_dec = _gates(t["p"].fillna(0).to_numpy(), t["k"].to_numpy(), t["n_events"].to_numpy(),
                      defect, cfg, cfg.min_events)
@@ -183,8 +189,9 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     t["evidence"] = np.where(confident, ev, None)
     t["intent"] = np.where(confident, t["candidate_intent"], None)
     t["confidence"] = np.where(confident, conf, np.nan)
-    t["support_events"] = np.where(variant, t["c_n_events"], t["n_events"]).astype(np.int64)
-    t["support_users"] = np.where(variant, t["c_n_users"], t["n_users"]).astype(np.int64)
+    # support: the events and users whose vote went to the label's intent (training_set.v1)
+    t["support_events"] = np.where(variant, t["c_n_top_events"], t["n_top_events"]).astype(np.int64)
+    t["support_users"] = np.where(variant, t["c_n_top_users"], t["n_top_users"]).astype(np.int64)
     t["slots"] = _best_slots(events, t, confident & own_ok)
     t["vote_intent"] = t["top_intent"].astype(object).where(t["top_intent"].notna(), None)
     t["vote_share"] = t["p"].astype(float)

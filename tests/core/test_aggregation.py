@@ -62,6 +62,22 @@ def test_vote_counts_a_users_repeats_once():
     assert (rep["n_events"], rep["n_users"]) == (3, 1)
 
 
+def test_a_labels_support_counts_only_the_users_and_events_that_voted_for_its_intent(agg_cfg):
+    # 6 users rephrase into play_music, 3 others into play_radio: the label wins, with the
+    # support of its own 6 (training_set.v1: "distinct users whose events support the label")
+    v = _vote([("a", "play_music", 1.0, f"u{i}") for i in range(6)]
+              + [("a", "play_radio", 1.0, f"w{i}") for i in range(3)]
+              + [("a", "play_music", 1.0, "u0")], prior=1.0).loc["a"]
+    assert (v["n_events"], v["n_users"], v["n_top_events"], v["n_top_users"]) == (10, 9, 7, 6)
+    texts = _texts([("en-US", "a", "a", 10, 10, 9, "c1", 1, 1.0)])
+    events = _events([("a", "play_music", 1.0, f"u{i}", []) for i in range(6)]
+                     + [("a", "play_radio", 1.0, f"w{i}", []) for i in range(3)])
+    row = aggregate_locale(texts, events, replace(agg_cfg, min_top_share=0.5, min_confidence=0.0),
+                           calibration=IDENTITY).iloc[0]
+    assert (row["decision"], row["intent"]) == ("labeled", "play_music")
+    assert (row["support_users"], row["support_events"]) == (6, 6)
+
+
 def test_vote_ties_break_by_intent_name():
     v = _vote([("a", "y", 1.0, "u1"), ("a", "x", 1.0, "u2")], prior=1.0).loc["a"]
     assert v["top_intent"] == "x"
