@@ -1,9 +1,13 @@
-"""Check weak labels against evidence in the logs independent of their own rephrase pairs,
-the confident-learning way (pure numpy / scikit-learn / cleanlab, per locale).
+"""Check weak labels against the logs' accepted interpretations, the confident-learning way
+(pure numpy / scikit-learn / cleanlab, per locale).
 
 Evidence. A turn without friction is one whose interpretation the user accepted: its text
-and the production NLU's intent form a (noisy) labelled example that no rephrase pair of
-the candidate produced. Per locale, a multinomial logistic regression (scikit-learn) maps
+and the production NLU's intent form a (noisy) labelled example. The candidate's own words
+are never fitted on (they failed), but the words its users rephrased into can be: a target
+text that never failed is a training text, with the intent the candidate inherited from it.
+So the check is not independent of the candidate's pairs; what it adds is whether the
+candidate's own words sit among that intent's accepted requests. (Holding every accepted
+pair's targets out of the fit was not measured.) Per locale, a multinomial logistic regression (scikit-learn) maps
 the text's sentence embedding (the vectors ``embed_utterances`` already cached, never
 re-encoded) to that accepted intent, fitted on texts that never failed.
 
