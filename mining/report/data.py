@@ -25,7 +25,7 @@ import pyarrow.dataset as ds
 #: (key, label) of the funnel steps, in order.
 FUNNEL = (("turns", "Turns (validated input)"), ("friction_turns", "Friction turns"),
           ("candidate_pairs", "Candidate pairs"), ("accepted_pairs", "Accepted pairs"),
-          ("labeled_texts", "Labeled texts"), ("exported_rows", "Exported rows"))
+          ("labeled_texts", "Labeled texts"), ("exported_rows", "Exported rows from this run's evidence"))
 LOCALE_COLUMNS = (("turns", "Turns"), ("friction_turns", "Friction turns"),
                   ("accepted_pairs", "Accepted pairs"), ("labeled_texts", "Labeled texts"),
                   ("exported_rows", "Exported rows"))
@@ -87,16 +87,22 @@ def stage_stats(out: str | Path, manifest: dict, name: str) -> dict:
 # ---------------------------------------------------------------------------- figures
 
 def funnel_counts(out: str | Path, manifest: dict) -> dict[str, int]:
-    """The six funnel counts (keys of :data:`FUNNEL`) from the manifest's stage stats."""
+    """The six funnel counts (keys of :data:`FUNNEL`) from the manifest's stage stats, plus
+    ``retained_rows``. ``exported_rows`` counts the rows of this run's own labels (the
+    manifest's ``retention.fresh``); ``retained_rows`` the previous version's labels carried
+    forward (``retention.retained``, 0 without retention), which the funnel's steps never
+    saw: the version holds ``exported_rows + retained_rows`` = ``manifest["rows"]`` rows."""
     out = Path(out)
     turns = stage_stats(out, manifest, "turns")
     pairs = stage_stats(out, manifest, "rephrase_pairs")
     labels = stage_stats(out, manifest, "labels")
+    retention = manifest.get("retention") or {}
     return {"turns": int(turns.get("turns", 0)), "friction_turns": int(turns.get("friction_turns", 0)),
             "candidate_pairs": int(pairs.get("candidates", 0)),
             "accepted_pairs": int(pairs.get("accepted_pairs", 0)),
             "labeled_texts": int(labels.get("by_decision", {}).get("labeled", 0)),
-            "exported_rows": int(manifest.get("rows", 0))}
+            "exported_rows": int(retention.get("fresh", manifest.get("rows", 0))),
+            "retained_rows": int(retention.get("retained", 0))}
 
 
 def locale_counts(out: str | Path, manifest: dict, batch_rows: int = BATCH_ROWS) -> pd.DataFrame:
@@ -104,7 +110,8 @@ def locale_counts(out: str | Path, manifest: dict, batch_rows: int = BATCH_ROWS)
 
     Streams ``turns/`` (locale, is_friction), ``rephrase_pairs/`` (locale where accepted)
     and ``labels/`` (locale where decision = 'labeled'); exported rows come from the
-    manifest's ``rows_by_locale_intent``. A locale missing from a stage counts 0."""
+    manifest's ``rows_by_locale_intent`` (the version's rows: retained labels included). A
+    locale missing from a stage counts 0."""
     out = Path(out)
     turns = count_by(out / "turns", ["locale", "is_friction"], batch_rows=batch_rows)
     pairs = count_by(out / "rephrase_pairs", ["locale"], pc.field("accepted"), batch_rows)

@@ -78,7 +78,8 @@ def _meta_section(manifest: dict, locales: list[str]) -> str:
 
 
 def _summary_cards(counts: dict[str, int]) -> list[tuple[str, int, str]]:
-    return [("exported rows", counts["exported_rows"], "exported_rows"),
+    retained = [("retained rows", counts["retained_rows"], "retained_rows")] if counts["retained_rows"] else []
+    return [("exported rows", counts["exported_rows"] + counts["retained_rows"], "exported_rows"), *retained,
             ("labeled texts", counts["labeled_texts"], "labeled_texts"),
             ("accepted pairs", counts["accepted_pairs"], "accepted_pairs"),
             ("turns", counts["turns"], "turns")]
@@ -86,7 +87,7 @@ def _summary_cards(counts: dict[str, int]) -> list[tuple[str, int, str]]:
 
 def _funnel_section(counts: dict[str, int]) -> str:
     rows, prev = [], None
-    for key, label in FUNNEL:
+    for key, label in FUNNEL:   # this run's own steps: retained rows are no step of it
         n = counts[key]
         pct = n / prev if prev else None
         pct_cell = (f'<td class="num" data-pct="{_e(key)}" data-value="{pct!r}">{pct:.1%}</td>'
@@ -96,7 +97,10 @@ def _funnel_section(counts: dict[str, int]) -> str:
     table = _table(["step", "count", "% of previous"], rows, "funnel-table")
     note = ("<p class='note'>Candidate pairs can outnumber friction turns: a friction turn has up "
             "to <code>rephrase.max_turn_distance</code> candidate targets. Labeled texts are distinct "
-            "failed texts; exported rows are those said by at least <code>privacy.min_users</code> users.</p>")
+            "failed texts; exported rows are those said by at least <code>privacy.min_users</code> users."
+            + (f" The version also holds {counts['retained_rows']:,} rows retained from the previous version "
+               "(<code>export.label_retention</code>), counted in the summary's exported rows and the "
+               "per-locale table, not in this funnel." if counts["retained_rows"] else "") + "</p>")
     return _section("funnel", "Funnel", table + note + _figure("funnel", plot("funnel", draw_funnel, counts),
                                                               "Rows at each step of the run."))
 

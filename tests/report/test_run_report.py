@@ -97,6 +97,19 @@ def test_build_report_funnel_and_locales_tiny_run(tiny_run):
     assert "defect rate: fewer than 10 target texts" in page
 
 
+def test_retained_rows_are_no_step_of_the_funnel(tiny_run):
+    # label retention: 1 of the version's 4 rows comes from this run, 3 from the previous
+    # version; the funnel ends at this run's 1 (not 4 of 3 labeled texts, 133%)
+    path = tiny_run / "latest" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "retention": {"policy": "until_contradicted", "fresh": 1,
+                                                          "retained": 3}}))
+    page = report.build_report(tiny_run)
+    assert _value(page, "funnel.exported_rows") == "1"
+    assert _value(page, "exported_rows") == "4" and _value(page, "retained_rows") == "3"
+    assert "3 rows retained from the previous version" in page
+
+
 def test_build_report_escapes_utterances(tiny_run):
     page = report.build_report(tiny_run)
     assert MALICIOUS not in page and "<script" not in page
