@@ -35,7 +35,9 @@ def draw_curves(fig, records: list[dict]) -> None:
     ax3.set(title="Labels per night", xlabel="night")
     ax3.legend(fontsize=7, frameon=False, loc="upper left")
     prec = ax3.twinx()
-    prec.plot(nights, [r["label_precision"] or 0 for r in records], color="black", marker="s", ms=3, lw=1)
+    # a night without labels has no precision: a gap in the line, not 0
+    prec.plot(nights, [float("nan") if r["label_precision"] is None else r["label_precision"] for r in records],
+              color="black", marker="s", ms=3, lw=1)
     prec.set_ylim(0.8, 1.0)
     prec.set_ylabel("label precision", fontsize=8)
     prec.grid(False)
@@ -63,13 +65,20 @@ def build_loop_report(doc: dict) -> str:
 
 
 def write_loop_report(doc: dict, html_path: str | Path, png_path: str | Path | None = None) -> None:
-    """Write :func:`build_loop_report` to ``html_path`` and the curves as a PNG (100 dpi)."""
+    """Write :func:`build_loop_report` to ``html_path`` and the curves as a PNG (100 dpi), each
+    atomically (:func:`mining.io.storage.write_bytes`)."""
+    import io
+
     import matplotlib
     from matplotlib.figure import Figure
 
-    Path(html_path).write_text(build_loop_report(doc), encoding="utf-8")
+    from mining.io import storage
+
+    storage.write_text(html_path, build_loop_report(doc))
     if png_path is not None:
         with matplotlib.rc_context(rc("loop")):
             fig = Figure()
             draw_curves(fig, doc["records"])
-            fig.savefig(png_path, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+        storage.write_bytes(png_path, buf.getvalue())

@@ -216,15 +216,20 @@ def replace_symlink(link: str | Path, target: str, *, durable: bool = True) -> N
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically: a temp file beside it, then
-    ``os.replace``; readers see the old file or the new one. Creates the parent folder.
-    The file is fsynced before the rename and the folder after it."""
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`write_bytes`)."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file beside it, then ``os.replace``;
+    readers see the old file or the new one. Creates the parent folder. The file is
+    fsynced before the rename and the folder after it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

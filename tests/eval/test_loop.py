@@ -2,6 +2,7 @@
 import json
 
 import pandas as pd
+import numpy as np
 import pytest
 
 from mining.eval import loop
@@ -45,6 +46,21 @@ def test_report_has_the_curves_the_targets_and_the_table():
     page = build_loop_report(doc)
     assert page.count("<svg") == 1 and "id='targets'" in page and "retrained" in page
     assert build_loop_report(doc) == page                   # same records, same bytes
+
+
+def test_write_loop_report_writes_both_files_whole_and_a_night_without_labels_is_a_gap(tmp_path):
+    from mining.eval.loop_report import draw_curves, write_loop_report
+    from matplotlib.figure import Figure
+
+    records = [_record(1, 0.72, 0.76, 0.70, 0.30), {**_record(2, 0.75, 0.80, 0.72, 0.25), "label_precision": None}]
+    fig = Figure()
+    draw_curves(fig, records)
+    precision = fig.axes[-1].lines[0].get_ydata()
+    assert np.isnan(precision[1])                           # not drawn as 0 (off the 0.8-1.0 axis)
+    doc = {"config": {"nights": 2}, "records": records, "targets": loop.targets(records, 20)}
+    write_loop_report(doc, tmp_path / "loop.html", tmp_path / "loop.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.html", "loop.png"]   # no temp file left
+    assert (tmp_path / "loop.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.usefixtures("clean_cli_state")
