@@ -204,9 +204,12 @@ def _json_string_schema():
                         + [T.StructField("_corrupt_record", T.StringType(), True)])
 
 
-def _convert(df, c, src, field):
+def _convert(df, c, src, field, ts_nanos: bool = False):
     """Column ``c`` of Spark type ``src`` converted to the contract type of ``field``, or
-    None when no conversion exists (the value is then of the wrong type)."""
+    None when no conversion exists (the value is then of the wrong type). ``ts_nanos``: the
+    file's ``ts`` is a Parquet TIMESTAMP(NANOS) (pandas' default), which Spark reads as
+    nanoseconds since the epoch (``spark.sql.legacy.parquet.nanosAsLong``,
+    :func:`mining.spark.session.session_conf`): truncated to microseconds."""
     from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -221,9 +224,20 @@ def _convert(df, c, src, field):
             return F.try_to_timestamp(c)
         if isinstance(src, T.TimestampNTZType):
             return c.cast(T.TimestampType())           # wall-clock time read as UTC
+        if ts_nanos and isinstance(src, T.LongType):
+            return F.timestamp_micros(F.expr(f"`{field.name}` div 1000"))
         return None                                     # numbers: unit unknown → bad_timestamp
     if isinstance(tgt, T.ArrayType) and isinstance(src, T.StringType):
         return F.from_json(c, tgt)                      # slots given as a JSON string
+    if isinstance(tgt, T.ArrayType) and isinstance(tgt.elementType, T.StructType):
+        # Spark casts struct to struct by position: {value, name} would swap them, {slot, val}
+        # would pass as name/value. Fields are taken by name (others ignored), else wrong type
+        want = tgt.elementType.fieldNames()
+        have = {f.name: f.dataType for f in src.elementType.fields} \
+            if isinstance(src, T.ArrayType) and isinstance(src.elementType, T.StructType) else {}
+        if not all(isinstance(have.get(n), T.StringType) for n in want):
+            return None
+        return F.transform(c, lambda x: F.struct(*[x[n].alias(n) for n in want]))
     if isinstance(src, (T.StructType, T.MapType, T.ArrayType)) and not isinstance(tgt, T.ArrayType):
         return None
     if isinstance(tgt, T.StringType) and not isinstance(src, (T.StringType, T.NumericType, T.BooleanType)):
@@ -239,11 +253,12 @@ def _convert(df, c, src, field):
     return expr
 
 
-def _conform(df, dt_value: str, *, raw_line=None, valid_utf8=None, extra=None, blank=None):
+def _conform(df, dt_value: str, *, raw_line=None, valid_utf8=None, extra=None, blank=None, ts_nanos=False):
     """Contract columns cast to contract types (missing ones null) plus the bookkeeping
     columns ``_type_error`` (first field whose non-null value did not convert),
     ``_invalid_utf8``, ``_corrupt_record``, ``_raw_line``, ``_file_error``, ``_blank``,
-    ``_extra`` (names of non-contract columns present), ``dt``, ``_source_file``."""
+    ``_extra`` (names of non-contract columns present), ``dt``, ``_source_file``.
+    ``ts_nanos``: see :func:`_convert`."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -254,7 +269,7 @@ def _conform(df, dt_value: str, *, raw_line=None, valid_utf8=None, extra=None, b
             cols.append(F.lit(None).cast(field.dataType).alias(field.name))
             continue
         raw = F.col(field.name)
-        conv = _convert(df, raw, types[field.name], field)
+        conv = _convert(df, raw, types[field.name], field, ts_nanos)
         if conv is None:
             conv = F.lit(None).cast(field.dataType)
         cols.append(conv.alias(field.name))
@@ -331,6 +346,17 @@ def _parquet_groups(files: list[Path]):
     return groups, bad
 
 
+def _ts_is_nanos(path: str) -> bool:
+    """Whether the Parquet file's ``ts`` column is a nanosecond timestamp (pandas' and
+    pyarrow's default for datetime64[ns]); the files of one schema group share it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    i = schema.get_field_index("ts")
+    return i >= 0 and pa.types.is_timestamp(schema.field(i).type) and schema.field(i).type.unit == "ns"
+
+
 def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> LogRead:
     """All rows of the ``dt`` partitions of ``logs`` in [start, end] (None = open) as one
     DataFrame, with the partitions read and the file statistics (:class:`LogRead`).
@@ -368,7 +394,7 @@ def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> L
         for paths in groups.values():
             stats["parquet"] += len(paths)
             frames.append(_conform(spark.read.parquet(*paths).withColumn("_source_file", F.input_file_name()),
-                                   dt_value))
+                                   dt_value, ts_nanos=_ts_is_nanos(paths[0])))
         stats["jsonl"] += len(js_files)
         stats["gzip"] += len(gz_files)
         good = js_files + [p for p in gz_files if checks[p]["status"] in ("ok", "empty")]

@@ -54,8 +54,10 @@ def reject_reason(validation, codes: tuple[list[str], list[str]] | None = None):
     :param codes: ISO codes from :func:`iso_codes`, or None to check the BCP-47 shape only
 
     Order: ``<file reason>`` (:data:`mining.spark.ingest.FILE_REASONS`), ``blank_line`` (not
-    counted as a row), ``invalid_utf8``, ``unparsable_record``, ``bad_timestamp`` / ``wrong_type_<field>``,
-    ``missing_<field>`` (for :data:`ID_FIELDS` also a blank string), ``empty_utterance``, ``utterance_too_long``, ``bad_locale`` (not
+    counted as a row), ``invalid_utf8``, ``unparsable_record``, ``bad_timestamp`` /
+    ``wrong_type_<field>``, ``missing_<field>`` (for :data:`ID_FIELDS` also a blank string),
+    ``bad_nlu_slots`` (a slot that is null or lacks its name or value: the contract's slot
+    fields are required), ``empty_utterance``, ``utterance_too_long``, ``bad_locale`` (not
     BCP-47 shaped), ``unknown_locale`` (a 2-letter language not in ISO 639-1, or a 2-letter
     region not in ISO 3166-1; ``codes`` from :func:`iso_codes`), ``unknown_response_status``,
     ``bad_<confidence>`` (NaN or outside 0..1), ``epoch_zero_timestamp`` (before
@@ -79,7 +81,9 @@ def reject_reason(validation, codes: tuple[list[str], list[str]] | None = None):
             rules.append((F.col(name).isNull() | F.col(name).rlike(r"(?U)^\s*$"), f"missing_{name}"))
         elif name not in INFERRED_FIELDS:
             rules.append((F.col(name).isNull(), f"missing_{name}"))
+    slot_broken = lambda x: x.isNull() | x["name"].isNull() | x["value"].isNull()  # noqa: E731
     rules += [
+        (F.exists("nlu_slots", slot_broken), "bad_nlu_slots"),   # a slot without name or value
         (F.col("utterance").rlike(r"(?U)^\s*$"), "empty_utterance"),
         (F.length("utterance") > validation.max_utterance_chars, "utterance_too_long"),
         (~F.col("locale").rlike(BCP47_RE), "bad_locale"),

@@ -292,3 +292,34 @@ def test_an_active_session_from_elsewhere_gets_utc(spark):
         assert spark.sql("select unix_seconds(to_timestamp('2026-11-01')) as s").first().s == 1793491200
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
+
+
+def test_nanosecond_timestamps_and_slot_structs_by_name(spark, tmp_path):
+    # pandas writes datetime64[ns] as Parquet TIMESTAMP(NANOS), which failed the whole read;
+    # Spark casts structs by position, so {value, name} swapped the slot's name and value
+    part = tmp_path / "logs" / "dt=2026-11-02"
+    part.mkdir(parents=True)
+    slot = pa.struct([("value", pa.string()), ("name", pa.string()), ("score", pa.float64())])
+    pq.write_table(pa.table({
+        "turn_id": ["n1"], "session_id": ["s1"], "user_id": ["acct-1"], "locale": ["en-US"],
+        "ts": pa.array([1793610000123456789], pa.timestamp("ns", tz="UTC")), "utterance": ["play jazz"],
+        "asr_confidence": [0.9], "nlu_intent": ["play_music"], "nlu_confidence": [0.8],
+        "nlu_slots": pa.array([[{"value": "jazz", "name": "genre", "score": 0.7}]], pa.list_(slot)),
+        "response_status": ["SUCCESS"], "barge_in": [False]}), part / "pandas.parquet")
+    other = pa.struct([("slot", pa.string()), ("val", pa.string())])
+    pq.write_table(pa.table({
+        **{k: [v] for k, v in _row(2, turn_id="o1").items() if k != "nlu_slots"},
+        "nlu_slots": pa.array([[{"slot": "genre", "val": "jazz"}]], pa.list_(other))}), part / "other.parquet")
+    lines = [json.dumps({**_row(3, turn_id="j1"), "ts": "2026-11-02T09:00:03Z",
+                         "nlu_slots": [{"slot": "genre", "val": "jazz"}]}),
+             json.dumps({**_row(4, turn_id="j2"), "ts": "2026-11-02T09:00:04Z",
+                         "nlu_slots": [{"name": "genre", "value": "jazz"}]})]
+    (part / "c.jsonl").write_text("\n".join(lines) + "\n")
+    cfg = load_config(str(tmp_path / "logs"), "unused")
+    logs = ingest.read_logs(spark, cfg.logs, None, None)
+    accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
+    assert counts["by_reason"] == {"wrong_type_nlu_slots": 1, "bad_nlu_slots": 1}
+    got = {r["turn_id"]: r for r in accepted.collect()}
+    assert sorted(got) == ["j2", "n1"]
+    assert got["n1"]["ts"] == dt.datetime(2026, 11, 2, 9, 0, 0, 123456)   # truncated to µs, UTC
+    assert [(s["name"], s["value"]) for s in got["n1"]["nlu_slots"]] == [("genre", "jazz")]
