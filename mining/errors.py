@@ -41,6 +41,11 @@ class NoInputPartitions(FileNotFoundError):
     """No ``dt=`` partition with files in the requested date range (exit 3)."""
 
 
+class BadPartitionName(FileNotFoundError):
+    """A ``dt=`` folder of the logs whose name is no calendar date, e.g. ``dt=2026-02-30``
+    (exit 3: the input needs fixing, a retry cannot help)."""
+
+
 class StageOutputMismatch(FileNotFoundError):
     """Stage outputs of one ``OUT`` come from different ``detect_rephrases`` runs (their
     ``lineage`` stamps differ, :func:`mining.io.storage.stage_lineage`): the output of this

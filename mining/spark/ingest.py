@@ -42,13 +42,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mining.errors import NoInputPartitions
+from mining.errors import BadPartitionName, NoInputPartitions
 from mining.io import schemas
 
 log = logging.getLogger(__name__)
 
 CONTRACT = "interaction_turn"
 DT_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+GZIP_SLICE = 1 << 16       # inspect_gzip: bytes of decompressed output per zlib call
 PARQUET_SUFFIXES = (".parquet",)
 JSON_SUFFIXES = (".jsonl", ".json")
 GZIP_SUFFIXES = (".jsonl.gz", ".json.gz")
@@ -74,13 +75,21 @@ class LogRead:
 def list_partitions(logs: str, start: dt.date | None, end: dt.date | None) -> list[tuple[str, Path]]:
     """``[(dt, folder)]`` of ``LOGS/dt=YYYY-MM-DD`` folders in [start, end], sorted by date.
 
-    Raises :class:`NoInputPartitions` when none exists."""
+    Raises :class:`NoInputPartitions` when none exists, :class:`BadPartitionName` for a
+    ``dt=`` folder whose name is shaped like a date but is none (``dt=2026-02-30``): its rows
+    would otherwise be left out unseen. Other ``dt=`` folder names (``dt=latest``) are
+    logged as not read."""
     found = []
     for child in sorted(Path(logs).iterdir()) if Path(logs).is_dir() else []:
         m = DT_RE.match(child.name)
         if not m or not child.is_dir():
+            if child.name.startswith("dt=") and child.is_dir():
+                log.warning("%s: not a dt=YYYY-MM-DD partition, not read", child)
             continue
-        day = dt.date.fromisoformat(m.group(1))
+        try:
+            day = dt.date.fromisoformat(m.group(1))
+        except ValueError as e:
+            raise BadPartitionName(f"{child}: the partition name is no date ({e})") from None
         if (start and day < start) or (end and day > end):
             continue
         found.append((m.group(1), child))
@@ -111,6 +120,21 @@ def _files(folder: Path) -> list[Path]:
 
 # ----------------------------------------------------------------------------- gzip
 
+def _lines_before_error(d, data: bytes) -> int:
+    """Newlines that decompressor ``d`` outputs from ``data`` before it raises, one output
+    byte per call (run once per damaged file, on one slice)."""
+    n = 0
+    try:
+        while True:
+            out = d.decompress(data, 1)
+            n += out.count(b"\n")
+            if not out and (not d.unconsumed_tail or d.unconsumed_tail == data):
+                return n
+            data = d.unconsumed_tail
+    except zlib.error:
+        return n
+
+
 def inspect_gzip(path: str, chunk_bytes: int = 1 << 20) -> dict:
     """Check one gzip file by decompressing it as a stream (nothing is kept in memory).
 
@@ -135,23 +159,29 @@ def inspect_gzip(path: str, chunk_bytes: int = 1 << 20) -> dict:
                 break
             total += len(chunk)
             data = chunk
+            started = True
             try:
-                while data:
-                    started = True
-                    out = d.decompress(data)
+                # output in bounded slices; a call that raises returns none of its output, so
+                # the slice that met the damage is replayed from a copy (_lines_before_error)
+                while True:
+                    snap, pending = d.copy(), data
+                    out = d.decompress(data, GZIP_SLICE)
                     if out:
                         lines += out.count(b"\n")
                         last = out[-1:]
                     if d.eof:
                         data = d.unused_data
                         d = zlib.decompressobj(31)
-                        started = False
-                        if data.strip(b"\0") == b"" and data:
-                            data = b""            # zero padding after the last member
-                    else:
-                        data = b""
+                        started = bool(data.strip(b"\0"))   # zero padding after the last member
+                        if not started:
+                            break
+                        continue
+                    data = d.unconsumed_tail
+                    if not data and len(out) < GZIP_SLICE:
+                        break                     # this chunk is used up (a full slice: more may wait)
             except zlib.error as e:
                 status, error = "corrupt", str(e)
+                lines += _lines_before_error(snap, pending)
                 break
     if status == "ok":
         if total == 0:

@@ -86,6 +86,20 @@ def test_missing_partitions_raise_a_clear_error(tmp_path):
         ingest.list_partitions(str(tmp_path), None, None)
 
 
+def test_a_partition_named_like_no_date_is_a_clear_error_and_others_are_logged(tmp_path, caplog):
+    from mining.errors import BadPartitionName
+
+    (tmp_path / "dt=2026-11-02").mkdir()
+    (tmp_path / "dt=latest").mkdir()
+    with caplog.at_level("WARNING", logger="mining.spark.ingest"):
+        assert [d for d, _ in ingest.list_partitions(str(tmp_path), None, None)] == ["2026-11-02"]
+    assert "dt=latest: not a dt=YYYY-MM-DD partition, not read" in caplog.text
+    (tmp_path / "dt=2026-02-30").mkdir()
+    with pytest.raises(BadPartitionName, match=r"dt=2026-02-30: the partition name is no date"):
+        ingest.list_partitions(str(tmp_path), None, None)
+    assert issubclass(BadPartitionName, FileNotFoundError)        # exit 3: fix the input
+
+
 # --- rows without a usable session_id: sessionized per user by sessions.inactivity_gap_s ---
 
 def _write_day(root, rows):
@@ -229,6 +243,14 @@ def test_inspect_gzip_counts_the_complete_lines_before_a_truncation(tmp_path):
     flipped[len(whole) // 2] ^= 0xFF                          # damaged deflate data or CRC
     p.write_bytes(bytes(flipped))
     assert ingest.inspect_gzip(str(p))["status"] == "corrupt"
+    # a bad CRC: every line decompressed before the check fails, and is counted (the
+    # decompress call that raises returns none of its output: counted in bounded slices)
+    bad_crc = bytearray(whole)
+    bad_crc[-8] ^= 0xFF
+    p.write_bytes(bytes(bad_crc))
+    got = ingest.inspect_gzip(str(p))
+    # (zlib returns the last output byte, the 5000th newline, with the failed check: 4999)
+    assert got["status"] == "corrupt" and got["lines"] == 4999
 
 
 def test_listing_digest_names_what_was_read_not_where_or_when(tmp_path):
