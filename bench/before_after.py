@@ -63,6 +63,12 @@ def run_once(tree: Path, stage: str, logs: Path, cache: Path, tag: str) -> dict:
     logs_written = spark_profile.run(cmd, events, env, cwd=tree)
     wall = time.perf_counter() - t0
     prof = spark_profile.profile(logs_written[0])
+    # a timed run that encoded texts paid for the cache the other runs then read: not comparable
+    stats = out / "rephrase_pairs" / "_stats.json"
+    encoded = json.loads(stats.read_text()).get("embedding", {}).get("encoded", 0) if stats.exists() else 0
+    if encoded:
+        raise SystemExit(f"{tag}: {stage} encoded {encoded:,} texts: the shared cache {cache} lacked them, so "
+                         f"the runs are not comparable; warm it first (python bench/scale.py --sizes N)")
     return {"wall_s": wall, "profile": prof}
 
 
@@ -152,8 +158,9 @@ def main(argv=None) -> None:
            "after_rev": rev(after) + ("" if args.after else " (working tree)"), "before": [], "after": []}
     for tree in (before, after):
         _check_tree(tree)
-    for i in range(args.repeats):
-        for name, tree in (("before", before), ("after", after)):
+    for i in range(args.repeats):   # ABBA: neither tree always runs first (page cache, JIT)
+        pair = (("before", before), ("after", after))
+        for name, tree in (pair if i % 2 == 0 else pair[::-1]):
             res[name].append(run_once(tree, args.stage, logs, cache, f"{name}-{i}"))
             print(f"{name} {i}: {res[name][-1]['wall_s']:.1f} s", flush=True)
     from mining.stages import get

@@ -293,9 +293,11 @@ def render(res: dict) -> str:
                   f"{nights['night1']['encoded']:,} texts; night 2 {n2['encoded']:,} of {n2['distinct_texts']:,} "
                   f"distinct (**{nights['reembedded_share']:.1%}**, target < 10%)."]
         if "never_seen" in nights:
+            said = ("night 2 encoded exactly those, so no text seen before was encoded again"
+                    if nights["never_seen"] == n2["encoded"] else
+                    f"night 2 encoded {n2['encoded']:,}, so {n2['encoded'] - nights['never_seen']:+,} against those")
             lines += ["", f"Of night 2's distinct texts, {nights['never_seen']:,} were not in night 1's logs at all "
-                      f"(the new day's novel requests): night 2 encoded exactly those, so no text seen before was "
-                      f"encoded again."]
+                      f"(the new day's novel requests): {said}."]
     k = res.get("exponent")
     top = sorted(rows, key=lambda r: r["turns"])[-2:]
     big = max(rows, key=lambda r: r["turns"])
