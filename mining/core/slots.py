@@ -53,8 +53,8 @@ A value without trailing punctuation stops before an attached dot: "seven am" on
 a.m. please" keeps "seven a.m", because a sentence-final "." cannot be told from an
 abbreviation's. ``annot_utt`` is the source with each kept span bracketed in the MASSIVE /
 SLURP inline format ``[slot_name : value]``; :func:`mining.sim.corpora.parse_annot_utt` turns
-it back into (source text with whitespace collapsed, kept slots) as long as the source
-contains no ``[`` or ``]``.
+it back into (source text with whitespace collapsed, kept slots); a source with ``[`` or
+``]`` keeps no slot (``utterance_has_brackets`` below).
 
 Dropped slots are counted by reason (:data:`DROP_REASONS`):
 
@@ -64,7 +64,10 @@ Dropped slots are counted by reason (:data:`DROP_REASONS`):
   after normalization (only spaces/punctuation);
 - ``slot_not_aligned``: no candidate span reaches ``min_similarity``;
 - ``slot_overlaps``: some span reaches it, but all such spans overlap spans taken by
-  better-scoring slots (or by an earlier duplicate of the same slot).
+  better-scoring slots (or by an earlier duplicate of the same slot);
+- ``utterance_has_brackets``: the utterance holds ``[`` or ``]``, which the inline format
+  cannot escape (a reader would take "play the [x : y] song" for a slot): every slot is
+  dropped and ``annot_utt`` writes the brackets as parentheses.
 
 Threshold
 ---------
@@ -119,7 +122,9 @@ from mining.core.text import cue_language, is_no_space_char, normalize
 
 #: Reasons a slot can be dropped, in the order they are checked.
 DROP_REASONS: tuple[str, ...] = ("slot_name_invalid", "slot_value_missing", "slot_not_aligned",
-                                 "slot_overlaps")
+                                 "slot_overlaps", "utterance_has_brackets")
+_BRACKETS = frozenset("[]")
+_BRACKETS_AS_PARENS = str.maketrans("[]", "()")
 #: Default threshold on the normalized Indel similarity (see the module docstring).
 DEFAULT_MIN_SIMILARITY = 0.8
 #: Candidate spans have the value's word-token count ± this many word tokens (at least 1).
@@ -252,7 +257,7 @@ def project_slots(utterance: str | None, slots, locale: str | None = None,
           each value is the utterance's own substring ``utterance[start:end]``, the slot
           name stripped of surrounding whitespace;
         - ``annot_utt``: ``utterance`` with every kept span written as ``[name : value]``;
-          with no kept slot, ``utterance`` itself;
+          with no kept slot, ``utterance`` itself, but for ``[``/``]`` written as ``(``/``)``;
         - ``dropped``: ``{reason: count}`` for the reasons of :data:`DROP_REASONS` that
           occurred (counts >= 1; ``{}`` when nothing was dropped).
           ``len(kept) + sum(dropped.values())`` is the number of input slots.
@@ -286,6 +291,10 @@ def project_slots(utterance: str | None, slots, locale: str | None = None,
             drop("slot_value_missing")
         else:
             todo.append((name.strip(), value))
+    if _BRACKETS.intersection(utterance):   # MASSIVE's inline format has no escape for them
+        for _ in todo:
+            drop("utterance_has_brackets")
+        return [], utterance.translate(_BRACKETS_AS_PARENS), dropped
     if not todo:
         return [], utterance, dropped
 

@@ -76,13 +76,14 @@ def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, 
     reasons of :data:`mining.core.slots.DROP_REASONS`, and PII counters ``pii_<kind>`` (int)."""
     rows = []
     for rec in labels.to_dict("records"):
-        slots, annot, dropped = project_slots(rec["utterance"], rec["slots"], rec["locale"])
         # scrubbed at ingest already (mining.spark.sessions); again here as a second line of
-        # defence. pii_<kind> counts the placeholders the exported text carries.
+        # defence. pii_<kind> counts the placeholders the exported text carries. The slots are
+        # projected onto the scrubbed words, so annot_utt and every slot value are spans of
+        # the exported utterance: scrubbing them apart could split "[date : 7 12]" into an
+        # unparsable "[date : <phone>" or leave in annot_utt digits the utterance lost
         utt, _ = privacy.scrub_pii(rec["utterance"], rec["locale"])
         pii = privacy.placeholder_counts(utt)
-        annot, _ = privacy.scrub_pii(annot, rec["locale"])
-        slots = [{"name": s["name"], "value": privacy.scrub_pii(s["value"], rec["locale"])[0]} for s in slots]
+        slots, annot, dropped = project_slots(utt, rec["slots"], rec["locale"])
         rows.append({
             "utterance": utt, "locale": rec["locale"], "intent": rec["intent"], "slots": slots,
             "annot_utt": annot, "confidence": float(rec["confidence"]),

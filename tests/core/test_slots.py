@@ -314,3 +314,13 @@ def test_a_token_that_normalizes_to_nothing_is_counted_not_a_crash():
         {"slot_value_missing": 1}
     assert project_slots("play rock ʼn roll", [{"name": "genre", "value": "rock ʼn roll"}], "en-US")[0] == \
         [{"name": "genre", "value": "rock ʼn roll"}]
+
+
+def test_an_utterance_with_brackets_keeps_no_slot_and_its_annotation_reads_back_as_no_slot():
+    from mining.sim.corpora import parse_annot_utt
+
+    kept, annot, dropped = project_slots("play [live] by u2", [{"name": "album", "value": "live"}])
+    assert (kept, annot, dropped) == ([], "play (live) by u2", {"utterance_has_brackets": 1})
+    # without slots too: "[x : y]" in the words must not read back as a slot x = y
+    kept, annot, dropped = project_slots("play the [x : y] song", [])
+    assert (kept, dropped) == ([], {}) and parse_annot_utt(annot)[1] == []

@@ -213,3 +213,22 @@ def test_publish_keeps_latest_when_a_locale_restricted_version_would_drop_locale
     assert export.publish(tmp_path, version("v20261102-cccc", [], ["de-DE", "en-US"]))   # a full rerun
     assert export.publish(tmp_path, version("v20261102-dddd", ["de-DE", "en-US"], ["en-US"]))
     assert os.readlink(tmp_path / "latest") == "versions/v20261102-dddd"
+
+
+def test_annot_utt_and_slot_values_are_spans_of_the_exported_utterance():
+    # the utterance, annot_utt and each slot value were scrubbed apart: libphonenumber reads
+    # "]" as phone punctuation, so "[date : 7 12] 2024" became the unparsable "[date : <phone>"
+    import pandas as pd
+
+    from mining.io.export import finalize_labels
+    from mining.sim.corpora import parse_annot_utt
+
+    base = {"locale": "en-US", "intent": "calendar_set", "confidence": 0.9, "support_users": 3,
+            "support_events": 3, "evidence": "rephrase", "cluster_id": "c", "text_users": 3}
+    labels = pd.DataFrame([{**base, "utterance": "remind me on 7 12 2024", "slots": [{"name": "date", "value": "7 12"}]},
+                           {**base, "utterance": "call 1:234 567 890", "slots": [{"name": "n", "value": "234 567 890"}]}])
+    for row in finalize_labels(labels, 1, "v1").itertuples():
+        text, slots = parse_annot_utt(row.annot_utt)                 # parses, and says the same
+        assert text == " ".join(row.utterance.split())
+        assert slots == [dict(s) for s in row.slots]
+        assert all(s["value"] in row.utterance for s in row.slots)
