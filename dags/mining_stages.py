@@ -172,8 +172,12 @@ def previous_run_manifest(out_root: str, ds: str) -> str:
 
 def exit_code(error: BaseException) -> int | None:
     """spark-submit's exit code from the provider's ``AirflowException`` message
-    ("... Error code is: 3."), or None when the message carries none."""
-    match = re.search(r"Error code is: (-?\d+)", str(error))
+    ("... Error code is: 3."), or None when the message carries none. On Kubernetes in
+    cluster mode spark-submit itself exits 0 and the message adds the driver's code
+    ("Kubernetes spark exit code is: 3"), which wins. (YARN cluster mode reports 1 for any
+    failure: every failure is then retried; run the stages in client mode.)"""
+    k8s = re.search(r"Kubernetes spark exit code is: (-?\d+)", str(error))
+    match = k8s or re.search(r"Error code is: (-?\d+)", str(error))
     return int(match.group(1)) if match else None
 
 
@@ -288,7 +292,9 @@ def partition_ready(logs: str | os.PathLike[str], ds: str) -> bool:
     """Whether ``<logs>/dt=<ds>`` exists and holds at least one data file.
 
     Files and folders whose names start with ``.`` or ``_`` (``_SUCCESS``, ``.crc``,
-    ``_temporary``, in-flight uploads) do not count; sub-folders are searched.
+    ``_temporary``, in-flight uploads) do not count; sub-folders are searched (ingest reads
+    only the files directly under the partition and rejects a sub-folder as
+    ``unsupported_file``, so such a layout fails the run at validation, not at the sensor).
     """
     partition = Path(logs) / f"dt={ds}"
     if not partition.is_dir():

@@ -412,6 +412,11 @@ def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> L
         pq_files = [p for p in files if p.name.endswith(PARQUET_SUFFIXES)]
         js_files = [str(p) for p in files if p.name.endswith(JSON_SUFFIXES)]
         gz_files = [str(p) for p in files if p.name.endswith(GZIP_SUFFIXES)]
+        for sub in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(("_", "."))):
+            stats["unsupported"].append(str(sub))     # e.g. hour=01/: its rows would be lost unseen
+            file_rows.append(("unsupported_file", dt_value, str(sub),
+                              f"{sub.name}/: a folder inside the partition; only files directly under "
+                              f"dt={dt_value}/ are read"))
         for p in files:
             if not p.name.endswith(PARQUET_SUFFIXES + JSON_SUFFIXES + GZIP_SUFFIXES):
                 stats["unsupported"].append(str(p))

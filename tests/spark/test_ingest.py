@@ -316,7 +316,7 @@ def test_an_active_session_from_elsewhere_gets_utc(spark):
         spark.conf.set("spark.sql.session.timeZone", "UTC")
 
 
-def test_nanosecond_timestamps_and_slot_structs_by_name(spark, tmp_path):
+def test_nanosecond_timestamps_slot_structs_by_name_and_sub_folders(spark, tmp_path):
     # pandas writes datetime64[ns] as Parquet TIMESTAMP(NANOS), which failed the whole read;
     # Spark casts structs by position, so {value, name} swapped the slot's name and value
     part = tmp_path / "logs" / "dt=2026-11-02"
@@ -337,10 +337,14 @@ def test_nanosecond_timestamps_and_slot_structs_by_name(spark, tmp_path):
              json.dumps({**_row(4, turn_id="j2"), "ts": "2026-11-02T09:00:04Z",
                          "nlu_slots": [{"name": "genre", "value": "jazz"}]})]
     (part / "c.jsonl").write_text("\n".join(lines) + "\n")
+    (part / "hour=01").mkdir()                                     # not read: one counted reject
+    pq.write_table(pa.Table.from_pylist([_row(5)], schema=schemas.arrow_schema("interaction_turn")),
+                   part / "hour=01" / "late.parquet")
     cfg = load_config(str(tmp_path / "logs"), "unused")
     logs = ingest.read_logs(spark, cfg.logs, None, None)
     accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
-    assert counts["by_reason"] == {"wrong_type_nlu_slots": 1, "bad_nlu_slots": 1}
+    assert counts["by_reason"] == {"wrong_type_nlu_slots": 1, "bad_nlu_slots": 1, "unsupported_file": 1}
+    assert logs.file_stats["unsupported"] == [str(part / "hour=01")]
     got = {r["turn_id"]: r for r in accepted.collect()}
     assert sorted(got) == ["j2", "n1"]
     assert got["n1"]["ts"] == dt.datetime(2026, 11, 2, 9, 0, 0, 123456)   # truncated to µs, UTC
