@@ -93,9 +93,13 @@ def guarded(fn, *a) -> int:
 
 
 def one_line(e: BaseException, limit: int = 500) -> str:
-    """First non-empty line of ``str(e)`` (Py4J errors carry a Java stack), clipped."""
+    """First informative line of ``str(e)`` (Py4J errors carry a Java stack), clipped. A
+    Py4JJavaError's first line only names the Java call ("An error occurred while calling
+    o123.parquet."); its cause is the line after, which is taken instead."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    text = lines[0] if lines else type(e).__name__
+    if len(lines) > 1 and lines[0].startswith("An error occurred while calling"):
+        lines = lines[1:]
+    text = lines[0].lstrip(": ") if lines else type(e).__name__
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping
 
@@ -55,16 +56,28 @@ def spark_master() -> str:
     return os.environ.get("MINING_SPARK_MASTER") or "local[2]"
 
 
+def _checked(name: str, default: str, pattern: str, expected: str) -> str:
+    """``$name`` (or ``default``) when it matches ``pattern``, else ``ValueError`` naming the
+    variable (exit 2: a configuration error, not retried)."""
+    value = os.environ.get(name) or default
+    if not re.fullmatch(pattern, value):
+        raise ValueError(f"{name}={value!r}: expected {expected}")
+    return value
+
+
 def driver_memory() -> str:
-    return os.environ.get("MINING_DRIVER_MEMORY") or "4g"
+    """``$MINING_DRIVER_MEMORY`` (default ``4g``): a JVM size such as ``4g`` or ``512m``."""
+    return _checked("MINING_DRIVER_MEMORY", "4g", r"[1-9]\d*[kKmMgGtT]?", "a JVM memory size such as 4g or 512m")
 
 
 def shuffle_partitions() -> str:
-    return os.environ.get("MINING_SHUFFLE_PARTITIONS") or "64"
+    """``$MINING_SHUFFLE_PARTITIONS`` (default 64): a positive integer."""
+    return _checked("MINING_SHUFFLE_PARTITIONS", "64", r"[1-9]\d*", "a positive integer")
 
 
 def torch_threads() -> int:
-    return int(os.environ.get("MINING_TORCH_THREADS") or "1")
+    """``$MINING_TORCH_THREADS`` (default 1): a positive integer."""
+    return int(_checked("MINING_TORCH_THREADS", "1", r"[1-9]\d*", "a positive integer"))
 
 
 def schema_dir() -> str | None:

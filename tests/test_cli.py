@@ -63,6 +63,19 @@ def test_unexpected_exception_exits_1_with_one_line_and_no_traceback(monkeypatch
     assert err.startswith("mining: unexpected error: RuntimeError: disk on fire (run testrun00001;")
 
 
+def test_a_java_errors_one_line_is_its_cause_not_the_call(monkeypatch, capsys):
+    # str(Py4JJavaError) starts "An error occurred while calling o123.parquet."; the cause
+    # (the line operators read) is the next one
+    from mining.tools import inspect_dataset
+    def boom(*a, **k):
+        raise RuntimeError("An error occurred while calling o123.parquet.\n: org.apache.spark.SparkException: "
+                           "No space left on device\n\tat org.apache.spark.Foo(Foo.scala:1)")
+    monkeypatch.setattr(inspect_dataset, "summarize", boom)
+    assert cli.main(["inspect", "anywhere"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "mining: unexpected error: RuntimeError: org.apache.spark.SparkException: No space left on device (run ")
+
+
 def test_unexpected_exception_with_verbose_logs_the_traceback(monkeypatch, capsys):
     from mining.tools import inspect_dataset
     monkeypatch.setattr(inspect_dataset, "summarize", lambda *a, **k: 1 / 0)

@@ -11,8 +11,8 @@ def map_unique(fn: Callable[..., Any], *columns: pd.Series) -> pd.Series:
     """``fn(*values)`` once per distinct row of the aligned ``columns``, broadcast back.
 
     Returns an object Series with the index of ``columns[0]``; ``result[i] ==
-    fn(columns[0][i], columns[1][i], ...)`` for every row, nulls included (``fn`` gets the
-    null as the column holds it: None from Arrow string columns, NaN from a float one).
+    fn(columns[0][i], columns[1][i], ...)`` for every row, nulls included (``fn`` gets None
+    for a null of a single column, NaN or None as the column holds it with several).
     Interaction logs repeat the same requests (utterance popularity is Zipfian), so a
     batch of turns holds far fewer distinct texts than rows: on simulated HWU64 logs 4,551
     distinct of 20,000 (``bench/scale.py`` shows what it saves per stage). ``fn`` must be

@@ -29,9 +29,11 @@ column             dtype    meaning
 Gates, each candidate (locale, failed ``text_norm``, rewrite ``text_norm``) of the accepted
 ``rephrase_pairs/`` counted once under the first it fails (:data:`DROP_REASONS`):
 
-1. ``failed_text_not_exported``: the failed text is not in this version's training set. So
-   the training set's gates hold for every failed text: k-anonymity (``privacy.min_users``),
-   PII scrub, DP selection when ``privacy.dp`` is on.
+1. ``failed_text_not_exported``: the failed text is not among this run's own exported labels
+   (a label only retained from the previous version, ``export.label_retention``, gets no
+   rewrite: tonight's pairs did not pass the export gates with it). So the training set's
+   gates hold for every failed text: k-anonymity (``privacy.min_users``), PII scrub, DP
+   selection when ``privacy.dp`` is on.
 2. ``rewrite_below_min_users``: fewer than ``privacy.min_users`` distinct users made this
    exact rephrase (the k-anonymity gate on the pair, hence on the rewrite text too).
 3. ``rewrite_intent_disagrees``: the reformulation's intent is not the exported label; a

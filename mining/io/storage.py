@@ -257,15 +257,19 @@ def write_parquet_stage(df, out: str | Path, name: str, stats, *, num_files: int
     ``stats``: a dict, or a function of the staged DataFrame (read back from the staging
     folder, so counting does not recompute the plan) returning one; it is written as
     ``_stats.json`` inside the folder. ``num_files`` coalesces for small outputs.
-    Returns the stats."""
+    Returns the stats. On any failure the staging folder is removed before re-raising."""
     staging = staging_path(out, name)
     if num_files:
         df = df.coalesce(num_files)
-    df.write.mode("error").parquet(str(staging))
-    if callable(stats):
-        stats = stats(df.sparkSession.read.parquet(str(staging)))
-    write_json(staging / "_stats.json", stats)
-    commit(staging, Path(out) / name)
+    try:
+        df.write.mode("error").parquet(str(staging))
+        if callable(stats):
+            stats = stats(df.sparkSession.read.parquet(str(staging)))
+        write_json(staging / "_stats.json", stats)
+        commit(staging, Path(out) / name)
+    except BaseException:   # a failed or interrupted stage leaves no staging copy to the retry
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return stats
 
 

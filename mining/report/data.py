@@ -84,6 +84,31 @@ def stage_stats(out: str | Path, manifest: dict, name: str) -> dict:
     return stats
 
 
+#: Stage folders a report reads beside the version (per-locale counts, clusters, gold joins).
+LIVE_OUTPUTS = ("turns", "rephrase_pairs", "clusters", "labels")
+
+
+def check_live_outputs(out: str | Path, manifest: dict) -> None:
+    """Refuse to report a version beside stage outputs of another run.
+
+    The stage folders under ``out`` are the latest run's; a version under ``versions/`` may
+    be an older one (a backfill or a ``--locale`` run into the same OUT leaves ``latest``
+    where it was). Each folder of :data:`LIVE_OUTPUTS` whose ``_stats.json`` lineage and the
+    manifest's ``stages.<name>.lineage`` are both present and differ raises
+    :class:`mining.errors.StageOutputMismatch` (exit 3) naming it; unstamped ones pass."""
+    from mining.errors import StageOutputMismatch
+    from mining.io import storage
+
+    for name in LIVE_OUTPUTS:
+        live = storage.read_stats(out, name).get("lineage")
+        want = ((manifest.get("stages") or {}).get(name) or {}).get("lineage")
+        if live and want and live != want:
+            raise StageOutputMismatch(
+                f"{Path(out) / name}/ comes from another detect_rephrases run (lineage {live}) than version "
+                f"{manifest.get('dataset_version')} ({want}): its report would mix two runs; report a version "
+                f"with the run root its own run wrote")
+
+
 # ---------------------------------------------------------------------------- figures
 
 def funnel_counts(out: str | Path, manifest: dict) -> dict[str, int]:

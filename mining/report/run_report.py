@@ -44,8 +44,8 @@ import numpy as np
 import pandas as pd
 
 from mining.report.changelog import changelog_section
-from mining.report.data import (BATCH_ROWS, CONFIDENCE_BINS, FUNNEL, LOCALE_COLUMNS, cluster_sizes,
-                                confidence_histogram, funnel_counts, locale_counts, read_manifest,
+from mining.report.data import (BATCH_ROWS, CONFIDENCE_BINS, FUNNEL, LOCALE_COLUMNS, check_live_outputs,
+                                cluster_sizes, confidence_histogram, funnel_counts, locale_counts, read_manifest,
                                 resolve_version_dir, stage_stats, top_variants)
 from mining.report.markup import (cards as _cards, e as _e, figure as _figure, page as _page,
                                   reason_table as _reason_table, section as _section, table as _table, td as _td)
@@ -219,7 +219,9 @@ def build_report(out: str | Path, *, version_dir: str | Path | None = None, card
     after the same one keep their order); build their HTML with
     :mod:`mining.report.markup` and :func:`mining.report.plots.plot`.
     ``top_intents`` × ``top_k``: size of the variants section; ``batch_rows``: rows per
-    streamed Arrow batch.
+    streamed Arrow batch. Raises :class:`mining.errors.StageOutputMismatch` when the stage
+    folders come from another run than the version
+    (:func:`~mining.report.data.check_live_outputs`).
 
     Returns the page as ``str``, byte-identical for identical inputs. Raises
     ``FileNotFoundError`` without a manifest, ``ValueError`` for an unknown ``after``."""
@@ -231,6 +233,7 @@ def build_report(out: str | Path, *, version_dir: str | Path | None = None, card
     out = Path(out)
     vdir = resolve_version_dir(out, version_dir)
     manifest = read_manifest(vdir)
+    check_live_outputs(out, manifest)
     counts = funnel_counts(out, manifest)
     per_locale = locale_counts(out, manifest, batch_rows)
     built = {

@@ -55,7 +55,8 @@ def get_spark(app_name: str = "utterance-mining", master: str | None = None, *,
 
 def session_conf(spark) -> None:
     """Settings every job needs whatever the master: UTC timestamps, nanosecond Parquet
-    timestamps read as longs (``spark.sql.legacy.parquet.nanosAsLong``), and adaptive execution
+    timestamps read as longs (``spark.sql.legacy.parquet.nanosAsLong``), Arrow transfers to
+    pandas, and adaptive execution
     free to coalesce the partitions of a cached DataFrame
     (``spark.sql.optimizer.canChangeCachedPlanOutputPartitioning``, false in this
     pyspark 4.2 build). Without it every stage downstream of a ``cache()`` runs one task per
@@ -65,4 +66,6 @@ def session_conf(spark) -> None:
     # Parquet TIMESTAMP(NANOS), pandas' default, fails the whole read ("Illegal Parquet
     # type") unless read as a long; ingest converts a nanosecond ``ts`` (ingest._convert)
     spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    # Arrow for toPandas/pandas UDF batches also under spark-submit (jobs/*.py), not only here
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     spark.conf.set("spark.sql.optimizer.canChangeCachedPlanOutputPartitioning", "true")

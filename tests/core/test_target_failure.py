@@ -102,10 +102,11 @@ def test_min_targets_texts_with_three_other_turns_are_enough_to_identify_it():
 
 def test_em_that_does_not_converge_is_not_reported_as_fitted(monkeypatch):
     import mining.core.target_failure as tf
+    converged = tf.fit_target_failure(*_mixture()[:2])
     monkeypatch.setattr(tf, "MAX_ITER", 2)
     m = tf.fit_target_failure(*_mixture()[:2])
     assert not m.fitted and "did not converge" in m.reason and m.iterations == 2
-    assert tf.fit_target_failure(*_mixture()[:2]).share == m.share          # same start, same steps
+    assert converged.fitted and converged.iterations > 2                     # the same data does converge
 
 
 def test_targets_that_all_fail_at_one_noisy_rate_are_not_split_by_bic():

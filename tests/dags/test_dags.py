@@ -399,6 +399,15 @@ def test_adhoc_args_pass_every_threshold(dagbag):
     assert sets == ["rephrase.threshold=0.55", "cluster.min_sim_rel=0.8", "aggregation.min_confidence=0.7"]
 
 
+def test_exit_code_reads_the_kubernetes_drivers_code(stages_module):
+    # the installed provider's wordings (spark_submit.py): client mode, and Kubernetes cluster
+    # mode, where spark-submit itself exits 0 and the driver's code follows
+    assert stages_module.exit_code(Exception("Cannot execute: x. Error code is: 3.")) == 3
+    assert stages_module.exit_code(Exception(
+        "Cannot execute: x. Error code is: 0. Kubernetes spark exit code is: 3")) == 3
+    assert stages_module.exit_code(Exception("something else")) is None
+
+
 @pytest.mark.parametrize(("code", "retried"), [(1, True), (2, False), (3, False), (4, False), (None, True)])
 def test_stage_retries_only_what_a_retry_can_fix(dagbag, stages_module, monkeypatch, code, retried):
     """Exit codes 2-4 (config, input or quality gate, privacy) fail the task for good;

@@ -259,9 +259,10 @@ def stack(request):
             Path(os.environ["MINING_E2E_FIGURES"]).write_text(figures + "\n")
         report = request.config.pluginmanager.get_plugin("terminalreporter")
         lines = [f"e2e figures (wall times in s): {figures}"]
-        if request.session.testsfailed or down.returncode:
+        keep = bool(request.session.testsfailed or down.returncode)
+        if keep:
             lines.append(f"e2e: stack folder kept for inspection: {s.dir} (logs in {s.dir / 'logs'})\n{down.stderr}")
         for line in lines:
             report.write_line(line) if report else print(line)
-        else:
+        if not keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -102,3 +102,22 @@ def test_stage_lineage_is_shared_or_refused_naming_the_stage_to_rerun(tmp_path):
     with pytest.raises(StageOutputMismatch, match="wrote rephrase_pairs/") as e:
         storage.stage_lineage(tmp_path, ["turns", "rephrase_pairs", "clusters"])
     assert isinstance(e.value, FileNotFoundError)   # exit 3, as a missing stage output
+
+
+def test_a_failed_stage_write_leaves_no_staging_copy(spark, tmp_path):
+    # Airflow retries after minutes; a staging copy left per failed try would pile up (the
+    # sweep removes only day-old ones) and fill the disk the failure may have come from
+    import pytest
+
+    df = spark.createDataFrame([(1,), (2,)], "x int")
+
+    def stats(written):
+        assert written.count() == 2
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        storage.write_parquet_stage(df, tmp_path, "turns", stats)
+    assert not (tmp_path / "turns").exists()
+    assert not [p for p in (tmp_path / ".staging").iterdir()]
+    assert storage.write_parquet_stage(df, tmp_path, "turns", {"rows": 2}) == {"rows": 2}
+    assert (tmp_path / "turns" / "_SUCCESS").exists()

@@ -110,6 +110,22 @@ def test_retained_rows_are_no_step_of_the_funnel(tiny_run):
     assert "3 rows retained from the previous version" in page
 
 
+def test_a_version_beside_another_runs_stage_outputs_is_refused(tiny_run):
+    # a backfill into the same OUT rewrote turns/ etc. while latest stayed: the per-locale
+    # table would count the other run's turns beside this version's funnel
+    from mining.errors import StageOutputMismatch
+
+    path = tiny_run / "latest" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["stages"]["turns"]["lineage"] = "aaaaaaaaaaaaaaaa"
+    path.write_text(json.dumps(manifest))
+    (tiny_run / "turns" / "_stats.json").write_text(json.dumps({"lineage": "aaaaaaaaaaaaaaaa"}))
+    report.build_report(tiny_run)                                    # the same run: fine
+    (tiny_run / "turns" / "_stats.json").write_text(json.dumps({"lineage": "bbbbbbbbbbbbbbbb"}))
+    with pytest.raises(StageOutputMismatch, match=r"turns/ comes from another detect_rephrases run"):
+        report.build_report(tiny_run)
+
+
 def test_build_report_escapes_utterances(tiny_run):
     page = report.build_report(tiny_run)
     assert MALICIOUS not in page and "<script" not in page

@@ -142,12 +142,22 @@ def test_commit_over_an_existing_folder_never_leaves_the_name_missing(tmp_path, 
     if not storage._exchange(a, b):
         pytest.skip("no renameat2(RENAME_EXCHANGE) here: commit renames the old folder aside")
     assert (b / "x").exists() and not (a / "x").exists()
-    seen = []
-    real = os.replace
-    monkeypatch.setattr(os, "replace", lambda a, b, **k: (seen.append(final.exists()), real(a, b, **k))[1])
+    swaps, renames = [], []
+    real_exchange = storage._exchange
+
+    def exchange(x, y):     # the name exists right before and right after the one swap
+        before = final.exists()
+        done = real_exchange(x, y)
+        swaps.append((before, done, final.exists()))
+        return done
+
+    monkeypatch.setattr(storage, "_exchange", exchange)
+    for name in ("replace", "rename"):          # a rename of final aside would leave a gap
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda x, y, _r=real, **k: (renames.append((str(x), str(y))), _r(x, y, **k))[1])
     storage.commit(staging, final)
     assert json.loads((final / "manifest.json").read_text())["tag"] == "second"
-    assert all(seen) and not staging.exists()
+    assert swaps == [(True, True, True)] and renames == [] and not staging.exists()
 
 
 @pytest.mark.slow
