@@ -62,6 +62,8 @@ def test_spark_sizing_variables_and_their_defaults(monkeypatch):
     for name in ("MINING_DRIVER_MEMORY", "MINING_SHUFFLE_PARTITIONS", "MINING_TORCH_THREADS"):
         monkeypatch.delenv(name, raising=False)
     assert (env.driver_memory(), env.shuffle_partitions(), env.torch_threads()) == ("4g", "64", 1)
+    monkeypatch.setenv("MINING_DRIVER_MEMORY", "4gb")
+    assert env.driver_memory() == "4gb"
     monkeypatch.setenv("MINING_DRIVER_MEMORY", "512m")
     monkeypatch.setenv("MINING_SHUFFLE_PARTITIONS", "200")
     assert (env.driver_memory(), env.shuffle_partitions()) == ("512m", "200")
