@@ -65,7 +65,8 @@ def run_once(tree: Path, stage: str, logs: Path, cache: Path, tag: str) -> dict:
     prof = spark_profile.profile(logs_written[0])
     # a timed run that encoded texts paid for the cache the other runs then read: not comparable
     stats = out / "rephrase_pairs" / "_stats.json"
-    encoded = json.loads(stats.read_text()).get("embedding", {}).get("encoded", 0) if stats.exists() else 0
+    encoded = json.loads(stats.read_text()).get("embedding", {}).get("encoded", 0) \
+        if stage == "detect_rephrases" and stats.exists() else 0
     if encoded:
         raise SystemExit(f"{tag}: {stage} encoded {encoded:,} texts: the shared cache {cache} lacked them, so "
                          f"the runs are not comparable; warm it first (python bench/scale.py --sizes N)")

@@ -174,11 +174,13 @@ def exit_code(error: BaseException) -> int | None:
     """spark-submit's exit code from the provider's ``AirflowException`` message
     ("... Error code is: 3."), or None when the message carries none. On Kubernetes in
     cluster mode spark-submit itself exits 0 and the message adds the driver's code
-    ("Kubernetes spark exit code is: 3"), which wins. (YARN cluster mode reports 1 for any
+    ("Kubernetes spark exit code is: 3"), which is taken then. (YARN cluster mode reports 1 for any
     failure: every failure is then retried; run the stages in client mode.)"""
+    code = re.search(r"Error code is: (-?\d+)", str(error))
     k8s = re.search(r"Kubernetes spark exit code is: (-?\d+)", str(error))
-    match = k8s or re.search(r"Error code is: (-?\d+)", str(error))
-    return int(match.group(1)) if match else None
+    if k8s and int(k8s.group(1)) != 0 and (code is None or int(code.group(1)) == 0):
+        return int(k8s.group(1))     # (client mode on Kubernetes reports 0 there: ignored)
+    return int(code.group(1)) if code else None
 
 
 def pseudonym_key_env(environ: Mapping[str, str]) -> dict[str, str]:

@@ -66,10 +66,9 @@ def _checked(name: str, default: str, pattern: str, expected: str) -> str:
 
 
 def driver_memory() -> str:
-    """``$MINING_DRIVER_MEMORY`` (default ``4g``): a size as Spark reads one (``4g``,
-    ``512m``, ``4gb``; Spark's ``JavaUtils.byteStringAs`` units)."""
-    return _checked("MINING_DRIVER_MEMORY", "4g", r"[1-9]\d*(?:[kKmMgGtTpP][bB]?)?",
-                    "a memory size such as 4g or 512m")
+    """``$MINING_DRIVER_MEMORY`` (default ``4g``): a JVM heap size with its unit (``4g``,
+    ``512m``): the launcher hands it to ``-Xmx``, which refuses ``4gb`` or a bare number."""
+    return _checked("MINING_DRIVER_MEMORY", "4g", r"[1-9]\d*[kKmMgGtT]", "a JVM heap size such as 4g or 512m")
 
 
 def shuffle_partitions() -> str:

@@ -49,6 +49,7 @@ def test_config_layers_read_mining_variables_through_env(monkeypatch):
 
 @pytest.mark.parametrize("name, value, reader", [
     ("MINING_DRIVER_MEMORY", "abc", env.driver_memory), ("MINING_DRIVER_MEMORY", "0g", env.driver_memory),
+    ("MINING_DRIVER_MEMORY", "4gb", env.driver_memory), ("MINING_DRIVER_MEMORY", "4096", env.driver_memory),
     ("MINING_SHUFFLE_PARTITIONS", "0", env.shuffle_partitions),
     ("MINING_TORCH_THREADS", "two", env.torch_threads)])
 def test_a_bad_spark_sizing_variable_is_a_configuration_error_naming_it(monkeypatch, name, value, reader):
@@ -62,8 +63,6 @@ def test_spark_sizing_variables_and_their_defaults(monkeypatch):
     for name in ("MINING_DRIVER_MEMORY", "MINING_SHUFFLE_PARTITIONS", "MINING_TORCH_THREADS"):
         monkeypatch.delenv(name, raising=False)
     assert (env.driver_memory(), env.shuffle_partitions(), env.torch_threads()) == ("4g", "64", 1)
-    monkeypatch.setenv("MINING_DRIVER_MEMORY", "4gb")
-    assert env.driver_memory() == "4gb"
     monkeypatch.setenv("MINING_DRIVER_MEMORY", "512m")
     monkeypatch.setenv("MINING_SHUFFLE_PARTITIONS", "200")
     assert (env.driver_memory(), env.shuffle_partitions()) == ("512m", "200")

@@ -103,8 +103,9 @@ def diff_training_sets(old, new, decisions: pd.DataFrame | None = None) -> pd.Da
     rows = []
     reasons = {}
     if decisions is not None and len(decisions):
-        reasons = {(r.locale, normalize(r.utterance)): r.reason for r in decisions.itertuples()
-                   if _none(r.reason)}
+        for r in decisions.itertuples():       # the first reason of a key wins
+            if _none(r.reason):
+                reasons.setdefault((r.locale, normalize(r.utterance)), r.reason)
     for r in m.itertuples(index=False):
         side = r[-1]                                # the merge indicator
         if side == "right_only":

@@ -165,6 +165,8 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     per_locale = {r["locale"]: r["count"] for r in hashed.groupBy("locale").count().collect()}
     device = resolve_device(ec.device)
     specs = {loc: encoder_spec(loc, ec, device) for loc in sorted(per_locale)}
+    env.torch_threads()     # checked on the driver: a bad value is a configuration error here,
+    #                        not a Python worker's failure (exit 1, retried) in the encoding job
     parts, stats = [], {"distinct_texts": 0, "cache_hits": 0, "encoded": 0, "by_model": {}}
     for spec in sorted(set(specs.values()), key=lambda s: s.model_id):
         mine = [loc for loc, s in specs.items() if s == spec]

@@ -76,9 +76,9 @@ def list_partitions(logs: str, start: dt.date | None, end: dt.date | None) -> li
     """``[(dt, folder)]`` of ``LOGS/dt=YYYY-MM-DD`` folders in [start, end], sorted by date.
 
     Raises :class:`NoInputPartitions` when none exists, :class:`BadPartitionName` for a
-    ``dt=`` folder whose name is shaped like a date but is none (``dt=2026-02-30``): its rows
-    would otherwise be left out unseen. Other ``dt=`` folder names (``dt=latest``) are
-    logged as not read."""
+    ``dt=`` folder in the range whose name is shaped like a date but is none
+    (``dt=2026-02-30``): its rows would otherwise be left out unseen. Other ``dt=`` folder
+    names (``dt=latest``) are logged as not read."""
     found = []
     for child in sorted(Path(logs).iterdir()) if Path(logs).is_dir() else []:
         m = DT_RE.match(child.name)
@@ -86,12 +86,13 @@ def list_partitions(logs: str, start: dt.date | None, end: dt.date | None) -> li
             if child.name.startswith("dt=") and child.is_dir():
                 log.warning("%s: not a dt=YYYY-MM-DD partition, not read", child)
             continue
+        name = m.group(1)      # YYYY-MM-DD compares as a string: a folder outside the range is not read
+        if (start and name < start.isoformat()) or (end and name > end.isoformat()):
+            continue
         try:
-            day = dt.date.fromisoformat(m.group(1))
+            dt.date.fromisoformat(name)
         except ValueError as e:
             raise BadPartitionName(f"{child}: the partition name is no date ({e})") from None
-        if (start and day < start) or (end and day > end):
-            continue
         found.append((m.group(1), child))
     if not found:
         raise NoInputPartitions(f"no dt= partitions under {logs} in [{start or '*'}, {end or '*'}]")
@@ -362,29 +363,25 @@ def _file_rows(spark, rows: list[tuple[str, str, str, str]]):
 
 
 def _parquet_groups(files: list[Path]):
-    """(schema groups {schema text: [paths]}, unreadable [(path, error)]) from the footers."""
+    """(schema groups {(schema text, ts is INT64 nanoseconds): [paths]}, unreadable
+    [(path, error)]) from the footers. The Arrow schema alone cannot tell a pandas
+    TIMESTAMP(NANOS) ``ts``, which Spark reads as a long (:func:`_convert`), from a Spark/Hive
+    INT96 one, which it reads as a timestamp: both are ``timestamp[ns]`` to Arrow."""
     import pyarrow.parquet as pq
 
     groups, bad = {}, []
     for p in files:
         try:
-            schema = pq.read_schema(p).remove_metadata()
+            meta = pq.read_metadata(p)
+            schema = meta.schema.to_arrow_schema().remove_metadata()
         except Exception as e:  # noqa: BLE001 - any footer error makes the file unreadable
             bad.append((str(p), f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
             continue
-        groups.setdefault(schema.to_string(), []).append(str(p))
+        cols = [meta.schema.column(i) for i in range(len(meta.schema))]
+        ts = next((c for c in cols if c.path == "ts"), None)
+        nanos = ts is not None and ts.physical_type == "INT64" and '"timeUnit":"nanoseconds"' in ts.logical_type.to_json()
+        groups.setdefault((schema.to_string(), nanos), []).append(str(p))
     return groups, bad
-
-
-def _ts_is_nanos(path: str) -> bool:
-    """Whether the Parquet file's ``ts`` column is a nanosecond timestamp (pandas' and
-    pyarrow's default for datetime64[ns]); the files of one schema group share it."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pq.read_schema(path)
-    i = schema.get_field_index("ts")
-    return i >= 0 and pa.types.is_timestamp(schema.field(i).type) and schema.field(i).type.unit == "ns"
 
 
 def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> LogRead:
@@ -426,10 +423,10 @@ def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> L
         for path, err in bad:
             stats["unreadable"].append(path)
             file_rows.append(("unreadable_file", dt_value, path, f"unreadable Parquet file: {err}"))
-        for paths in groups.values():
+        for (_, nanos), paths in groups.items():
             stats["parquet"] += len(paths)
             frames.append(_conform(spark.read.parquet(*paths).withColumn("_source_file", F.input_file_name()),
-                                   dt_value, ts_nanos=_ts_is_nanos(paths[0])))
+                                   dt_value, ts_nanos=nanos))
         stats["jsonl"] += len(js_files)
         stats["gzip"] += len(gz_files)
         good = js_files + [p for p in gz_files if checks[p]["status"] in ("ok", "empty")]

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mining.core import quality
+from mining.core.text import normalize
 from mining.io import changelog, export, schemas, storage
 from mining.privacy import dp
 from mining.privacy import pii as privacy
@@ -49,7 +50,6 @@ def _retain(spark, cfg, labels, table: pa.Table, old: pd.DataFrame, version: str
     utterance, reason, vote_intent)."""
     from pyspark.sql import functions as F
 
-    from mining.core.text import normalize
     from mining.io import retention
 
     if old.empty:
@@ -113,9 +113,10 @@ def _changelog(spark, cfg, labels, table, previous: str | None, old: pd.DataFram
         decided = labels.join(F.broadcast(keys), ["locale", "text_norm"]) \
             .select("locale", "utterance", "decision", "text_users").toPandas()
         reasons = changelog.retire_reasons(decided, cfg.privacy.min_users, dp=cfg.privacy.dp.enabled)
-        if contradicted is not None and len(contradicted):
-            reasons = pd.concat([contradicted[["locale", "utterance", "reason"]], reasons]) \
-                .drop_duplicates(["locale", "utterance"])
+        if contradicted is not None and len(contradicted):   # contradicted first: it wins
+            reasons = pd.concat([contradicted[["locale", "utterance", "reason"]], reasons])
+            reasons = reasons[~pd.DataFrame({"locale": reasons["locale"], "key": reasons["utterance"].map(normalize)})
+                              .duplicated().to_numpy()]
         diff = changelog.diff_training_sets(old, new, reasons)
     changelog.write_changelog(staging / "changelog.jsonl", diff)
     entry = changelog.manifest_entry(previous, diff)

@@ -406,6 +406,8 @@ def test_exit_code_reads_the_kubernetes_drivers_code(stages_module):
     assert stages_module.exit_code(Exception(
         "Cannot execute: x. Error code is: 0. Kubernetes spark exit code is: 3")) == 3
     assert stages_module.exit_code(Exception("something else")) is None
+    # Kubernetes client mode: the provider reports the driver's code as 0; spark-submit's wins
+    assert stages_module.exit_code(Exception("x. Error code is: 3. Kubernetes spark exit code is: 0")) == 3
 
 
 @pytest.mark.parametrize(("code", "retried"), [(1, True), (2, False), (3, False), (4, False), (None, True)])

@@ -97,6 +97,8 @@ def test_a_partition_named_like_no_date_is_a_clear_error_and_others_are_logged(t
     (tmp_path / "dt=2026-02-30").mkdir()
     with pytest.raises(BadPartitionName, match=r"dt=2026-02-30: the partition name is no date"):
         ingest.list_partitions(str(tmp_path), None, None)
+    # outside the range read it stops no run
+    assert [d for d, _ in ingest.list_partitions(str(tmp_path), dt.date(2026, 11, 1), None)] == ["2026-11-02"]
     assert issubclass(BadPartitionName, FileNotFoundError)        # exit 3: fix the input
 
 
@@ -337,6 +339,13 @@ def test_nanosecond_timestamps_slot_structs_by_name_and_sub_folders(spark, tmp_p
              json.dumps({**_row(4, turn_id="j2"), "ts": "2026-11-02T09:00:04Z",
                          "nlu_slots": [{"name": "genre", "value": "jazz"}]})]
     (part / "c.jsonl").write_text("\n".join(lines) + "\n")
+    # a Spark/Hive INT96 file and a naive-ns one of the same Arrow schema (timestamp[ns] both):
+    # Spark reads the first as a timestamp, the second as a long, so they are read apart
+    contract = schemas.arrow_schema("interaction_turn")
+    naive_ns = contract.set(contract.get_field_index("ts"), pa.field("ts", pa.timestamp("ns")))
+    for tid, sec, int96 in (("i1", 6, True), ("n2", 7, False)):
+        pq.write_table(pa.Table.from_pylist([_row(sec, turn_id=tid)], schema=contract).cast(naive_ns),
+                       part / f"{tid}.parquet", use_deprecated_int96_timestamps=int96)
     (part / "hour=01").mkdir()                                     # not read: one counted reject
     pq.write_table(pa.Table.from_pylist([_row(5)], schema=schemas.arrow_schema("interaction_turn")),
                    part / "hour=01" / "late.parquet")
@@ -346,6 +355,7 @@ def test_nanosecond_timestamps_slot_structs_by_name_and_sub_folders(spark, tmp_p
     assert counts["by_reason"] == {"wrong_type_nlu_slots": 1, "bad_nlu_slots": 1, "unsupported_file": 1}
     assert logs.file_stats["unsupported"] == [str(part / "hour=01")]
     got = {r["turn_id"]: r for r in accepted.collect()}
-    assert sorted(got) == ["j2", "n1"]
+    assert sorted(got) == ["i1", "j2", "n1", "n2"]
+    assert (got["i1"]["ts"], got["n2"]["ts"]) == (dt.datetime(2026, 11, 2, 9, 0, 6), dt.datetime(2026, 11, 2, 9, 0, 7))
     assert got["n1"]["ts"] == dt.datetime(2026, 11, 2, 9, 0, 0, 123456)   # truncated to µs, UTC
     assert [(s["name"], s["value"]) for s in got["n1"]["nlu_slots"]] == [("genre", "jazz")]

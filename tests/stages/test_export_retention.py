@@ -42,12 +42,21 @@ def test_locale_restricted_changelog_retires_no_other_locale(spark, tmp_path):
     cfg = load_config(str(tmp_path / "logs"), str(tmp_path / "out"), locales=("de-DE",), environ={})
     old = _old([("en-US", "wake me at 7"), ("de-DE", "weck mich um 7"), ("de-DE", "stell den wecker")])
     new = pa.Table.from_pandas(_old([("de-DE", "weck mich um 7")]), preserve_index=False)
-    labels = spark.createDataFrame([], "locale string, utterance string, decision string, text_users long")
+    # this run's labels/ spells the retired text otherwise: its reason is found by text_norm
+    labels = spark.createDataFrame([("de-DE", "stell den wecker", "Stell den Wecker!", "conflicting_evidence", 3)],
+                                   "locale string, text_norm string, utterance string, decision string, "
+                                   "text_users long")
     (tmp_path / "staging").mkdir()
     entry = _changelog(spark, cfg, labels, new, "v20261101-aaaa", old, tmp_path / "staging")
     assert (entry["added"], entry["changed"], entry["retired"]) == (0, 0, 1)
     rows = [json.loads(line) for line in (tmp_path / "staging" / "changelog.jsonl").read_text().splitlines()]
-    assert [(r["locale"], r["utterance"], r["change"]) for r in rows] == [("de-DE", "stell den wecker", "retired")]
+    assert [(r["locale"], r["utterance"], r["change"], r["reason"]) for r in rows] == [
+        ("de-DE", "stell den wecker", "retired", "conflicting_evidence")]
+    # a contradicted label keeps that reason whatever spelling labels/ gives it
+    contradicted = pd.DataFrame({"locale": ["de-DE"], "utterance": ["stell den wecker"], "reason": ["contradicted"]})
+    _changelog(spark, cfg, labels, new, "v20261101-aaaa", old, tmp_path / "staging", contradicted)
+    rows = [json.loads(line) for line in (tmp_path / "staging" / "changelog.jsonl").read_text().splitlines()]
+    assert [r["reason"] for r in rows] == ["contradicted"]
 
 
 def test_labels_of_a_version_under_weaker_privacy_are_not_carried_forward(tmp_path):
