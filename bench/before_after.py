@@ -64,9 +64,10 @@ def run_once(tree: Path, stage: str, logs: Path, cache: Path, tag: str) -> dict:
     wall = time.perf_counter() - t0
     prof = spark_profile.profile(logs_written[0])
     # a timed run that encoded texts paid for the cache the other runs then read: not comparable
-    stats = out / "rephrase_pairs" / "_stats.json"
-    encoded = json.loads(stats.read_text()).get("embedding", {}).get("encoded", 0) \
-        if stage == "detect_rephrases" and stats.exists() else 0
+    stats = {"detect_rephrases": out / "rephrase_pairs" / "_stats.json",
+             "embed_utterances": out / "embeddings" / "_stats.json"}.get(stage)
+    doc = json.loads(stats.read_text()) if stats is not None and stats.exists() else {}
+    encoded = doc.get("embedding", doc).get("encoded", 0)
     if encoded:
         raise SystemExit(f"{tag}: {stage} encoded {encoded:,} texts: the shared cache {cache} lacked them, so "
                          f"the runs are not comparable; warm it first (python bench/scale.py --sizes N)")

@@ -68,17 +68,17 @@ def _checked(name: str, default: str, pattern: str, expected: str) -> str:
 def driver_memory() -> str:
     """``$MINING_DRIVER_MEMORY`` (default ``4g``): a JVM heap size with its unit (``4g``,
     ``512m``): the launcher hands it to ``-Xmx``, which refuses ``4gb`` or a bare number."""
-    return _checked("MINING_DRIVER_MEMORY", "4g", r"[1-9]\d*[kKmMgGtT]", "a JVM heap size such as 4g or 512m")
+    return _checked("MINING_DRIVER_MEMORY", "4g", r"[1-9][0-9]*[kKmMgGtT]", "a JVM heap size such as 4g or 512m")
 
 
 def shuffle_partitions() -> str:
     """``$MINING_SHUFFLE_PARTITIONS`` (default 64): a positive integer."""
-    return _checked("MINING_SHUFFLE_PARTITIONS", "64", r"[1-9]\d*", "a positive integer")
+    return _checked("MINING_SHUFFLE_PARTITIONS", "64", r"[1-9][0-9]*", "a positive integer")
 
 
 def torch_threads() -> int:
     """``$MINING_TORCH_THREADS`` (default 1): a positive integer."""
-    return int(_checked("MINING_TORCH_THREADS", "1", r"[1-9]\d*", "a positive integer"))
+    return int(_checked("MINING_TORCH_THREADS", "1", r"[1-9][0-9]*", "a positive integer"))
 
 
 def schema_dir() -> str | None:

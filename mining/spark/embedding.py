@@ -159,14 +159,14 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     from mining.core.encoders import resolve_device
 
     ec = embedding
+    env.torch_threads()     # checked on the driver first: a bad value is a configuration error,
+    #                        not a Python worker's failure (exit 1, retried) in the encoding job
     # one pass over the texts' lineage (it may be a whole stage): hashed, kept, counted by locale
     hashed = (texts.select("locale", "text_norm").where(F.col("text_norm") != "").distinct()
               .withColumn("text_hash", F.sha2("text_norm", 256)).persist())
     per_locale = {r["locale"]: r["count"] for r in hashed.groupBy("locale").count().collect()}
     device = resolve_device(ec.device)
     specs = {loc: encoder_spec(loc, ec, device) for loc in sorted(per_locale)}
-    env.torch_threads()     # checked on the driver: a bad value is a configuration error here,
-    #                        not a Python worker's failure (exit 1, retried) in the encoding job
     parts, stats = [], {"distinct_texts": 0, "cache_hits": 0, "encoded": 0, "by_model": {}}
     for spec in sorted(set(specs.values()), key=lambda s: s.model_id):
         mine = [loc for loc, s in specs.items() if s == spec]
