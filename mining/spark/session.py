@@ -42,8 +42,7 @@ def get_spark(app_name: str = "utterance-mining", master: str | None = None, *,
                .config("spark.ui.showConsoleProgress", str(bool(console_progress)).lower())
                .config("spark.sql.shuffle.partitions", env.shuffle_partitions())
                .config("spark.sql.adaptive.enabled", "true")
-               .config("spark.sql.adaptive.coalescePartitions.enabled", "true")
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
+               .config("spark.sql.adaptive.coalescePartitions.enabled", "true"))
     if master.startswith("local"):
         builder = (builder.config("spark.ui.enabled", "false")
                    .config("spark.driver.memory", env.driver_memory()))

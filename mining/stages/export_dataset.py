@@ -113,10 +113,8 @@ def _changelog(spark, cfg, labels, table, previous: str | None, old: pd.DataFram
         decided = labels.join(F.broadcast(keys), ["locale", "text_norm"]) \
             .select("locale", "utterance", "decision", "text_users").toPandas()
         reasons = changelog.retire_reasons(decided, cfg.privacy.min_users, dp=cfg.privacy.dp.enabled)
-        if contradicted is not None and len(contradicted):   # contradicted first: it wins
+        if contradicted is not None and len(contradicted):   # first: the diff keeps a key's first reason
             reasons = pd.concat([contradicted[["locale", "utterance", "reason"]], reasons])
-            reasons = reasons[~pd.DataFrame({"locale": reasons["locale"], "key": reasons["utterance"].map(normalize)})
-                              .duplicated().to_numpy()]
         diff = changelog.diff_training_sets(old, new, reasons)
     changelog.write_changelog(staging / "changelog.jsonl", diff)
     entry = changelog.manifest_entry(previous, diff)
