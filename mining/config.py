@@ -10,7 +10,7 @@
 Values from the environment and ``--set`` are parsed as TOML values (``0.6``, ``true``,
 ``["en", "de"]``); what does not parse is a string (``cpu``). An unknown key, at any layer,
 fails naming the key and where it came from. Sections become frozen dataclasses that
-validate their types and ranges (``ValueError`` on a bad value, naming the key);
+validate their types and ranges (``ConfigError`` on a bad value, naming the key);
 :func:`resolve_sections` also reports where each value came from (``mining config show``).
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from mining import env
+from mining.errors import ConfigError
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 #: Environment variables ``MINING__<SECTION>__<KEY>`` override single values.
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 def _check_by_locale(table: dict, key: str, lo: float, hi: float) -> None:
-    """``ValueError`` unless every value of a per-locale table is a number in [lo, hi]."""
+    """``ConfigError`` unless every value of a per-locale table is a number in [lo, hi]."""
     for locale, value in table.items():
         _check(isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi,
                f"{key}.{locale}", value, f"a number in [{lo}, {hi}]")
@@ -46,7 +47,7 @@ def _check_by_locale(table: dict, key: str, lo: float, hi: float) -> None:
 
 def _check(cond: bool, key: str, value: Any, rule: str) -> None:
     if not cond:
-        raise ValueError(f"config {key}={value!r}: must be {rule}")
+        raise ConfigError(f"config {key}={value!r}: must be {rule}")
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,7 @@ class RunConfig:
 
     def __post_init__(self):
         if self.start_date and self.end_date and self.start_date > self.end_date:
-            raise ValueError(f"start_date {self.start_date} is after end_date {self.end_date}")
+            raise ConfigError(f"start_date {self.start_date} is after end_date {self.end_date}")
 
     @property
     def cache_dir(self) -> str:
@@ -363,11 +364,11 @@ OPEN_TABLES = {"friction.cues", "rephrase.threshold_by_locale", "cluster.min_sim
 def _merge(base: dict, override: dict, where: str, origins: dict[str, str] | None = None,
            origin: str = "") -> dict:
     """``base`` updated by ``override`` (a copy); records ``origins[dotted key] = origin``
-    for every value set. ``ValueError`` for a key ``base`` does not have."""
+    for every value set. ``ConfigError`` for a key ``base`` does not have."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         if key not in out and f"{where}{key}" not in OPTIONAL_KEYS and where.rstrip(".") not in OPEN_TABLES:
-            raise ValueError(f"unknown config key {where}{key}")
+            raise ConfigError(f"unknown config key {where}{key}")
         if key in out and isinstance(out[key], dict) and isinstance(value, dict):
             out[key] = _merge(out[key], value, f"{where}{key}.", origins, origin)
         else:
@@ -393,7 +394,7 @@ def parse_set(items: list[str]) -> dict:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or "." not in key:
-            raise ValueError(f"--set expects section.key=value, got {item!r}")
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
         *tables, name = key.split(".")  # privacy.dp.epsilon=1 sets a key of a nested table
         target = nested
         for table in tables:
@@ -405,12 +406,12 @@ def parse_set(items: list[str]) -> dict:
 def env_layers(environ: Mapping[str, str]) -> list[Layer]:
     """One layer per ``MINING__<SECTION>__<KEY>[__<SUBKEY>]`` variable, sorted by name:
     ``("env MINING__PRIVACY__MIN_USERS", {"privacy": {"min_users": 3}})``. Names are
-    lower-cased into keys. ``ValueError`` for a name with fewer than two parts."""
+    lower-cased into keys. ``ConfigError`` for a name with fewer than two parts."""
     layers = []
     for name in sorted(k for k in environ if k.upper().startswith(ENV_PREFIX)):
         path = name[len(ENV_PREFIX):].lower().split("__")
         if len(path) < 2 or not all(path):
-            raise ValueError(f"environment variable {name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
+            raise ConfigError(f"environment variable {name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
         nested: Any = _parse_value(environ[name])
         for part in reversed(path):
             nested = {part: nested}
@@ -427,7 +428,7 @@ _TYPES = {"float": ((int, float), "a number"), "float | None": ((int, float), "a
 
 
 def _check_types(sections: dict, origins: Mapping[str, str]) -> None:
-    """``ValueError`` naming the key (and its origin) when a value has the wrong TOML type
+    """``ConfigError`` naming the key (and its origin) when a value has the wrong TOML type
     (``"abc"`` for an integer; booleans are not numbers)."""
     for name, cls in SECTIONS.items():
         _check(isinstance(sections.get(name), dict), name, sections.get(name),
@@ -452,7 +453,7 @@ def resolve_sections(config_file: str | None = None, overrides: dict | Sequence[
 
     Returns (sections, origins): the merged nested dict, and for every value set above the
     defaults its dotted key → origin (``"file my.toml"``, ``"env MINING__X__Y"``, ``"--set"``).
-    Raises ``ValueError`` for unknown keys (naming the key and its origin), wrong value
+    Raises ``ConfigError`` for unknown keys (naming the key and its origin), wrong value
     types, an unparsable or a missing config file (a configuration error, exit 2)."""
     environ, layers = env.environ() if environ is None else environ, []
     config_file = config_file or environ.get(CONFIG_ENV) or None
@@ -460,7 +461,7 @@ def resolve_sections(config_file: str | None = None, overrides: dict | Sequence[
         try:   # a missing, unreadable or unparsable file: a configuration error (exit 2)
             layers.append((f"file {config_file}", tomllib.loads(Path(config_file).read_text())))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
-            raise ValueError(f"config file {config_file} (--config or ${CONFIG_ENV}): {e}") from None
+            raise ConfigError(f"config file {config_file} (--config or ${CONFIG_ENV}): {e}") from None
     layers += env_layers(environ)
     layers += [("override", overrides)] if isinstance(overrides, dict) else list(overrides or ())
     sections = tomllib.loads(DEFAULTS_PATH.read_text())
@@ -468,14 +469,14 @@ def resolve_sections(config_file: str | None = None, overrides: dict | Sequence[
     for origin, values in layers:
         try:
             sections = _merge(sections, values, "", origins, origin)
-        except ValueError as e:
-            raise ValueError(f"{e} (from {origin})") from None
+        except ConfigError as e:
+            raise ConfigError(f"{e} (from {origin})") from None
     _check_types(sections, origins)
     return sections, origins
 
 
 def build_sections(sections: dict) -> dict[str, Any]:
-    """{section: validated frozen dataclass} of merged ``sections`` (``ValueError`` naming a
+    """{section: validated frozen dataclass} of merged ``sections`` (``ConfigError`` naming a
     key whose value is out of range)."""
     return {name: cls(**sections[name]) for name, cls in SECTIONS.items()}
 
@@ -488,8 +489,7 @@ def load_config(logs: str, out: str, *, config_file: str | None = None,
     TOML file, ``MINING__*`` variables of ``environ``, ``overrides``); logs the file used
     and each value the environment set.
 
-    Raises ``ValueError`` for unknown keys or bad values, ``FileNotFoundError``
-    for a missing config file."""
+    Raises ``ConfigError`` for unknown keys, bad values or a missing config file."""
     sections, origins = resolve_sections(config_file, overrides, environ)
     for origin in sorted({o for o in origins.values() if o.startswith("file ")}):
         log.info("config: %s", origin)

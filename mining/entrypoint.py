@@ -80,10 +80,7 @@ def guarded(fn, *a) -> int:
     try:
         result = fn(*a)
     except tuple(t for _, _, types in KNOWN_FAILURES for t in types) as e:
-        known = classify(e)
-        if known is None:   # a data/IO ValueError (mining.errors.RUNTIME_VALUE_ERRORS): exit 1
-            raise
-        code, kind = known
+        code, kind = classify(e)
         log.debug("%s error", kind, exc_info=True)
         print(f"mining: {kind} error: {one_line(e)}", file=sys.stderr)
         return code

@@ -29,6 +29,8 @@ import re
 import sys
 from collections.abc import Iterator, Mapping
 
+from mining.errors import ConfigError
+
 CONFIG_ENV = "MINING_CONFIG"
 CONFIG_PREFIX = "MINING__"
 KEY_ENV = "MINING_PSEUDONYM_KEY"
@@ -57,11 +59,11 @@ def spark_master() -> str:
 
 
 def _checked(name: str, default: str, pattern: str, expected: str) -> str:
-    """``$name`` (or ``default``) when it matches ``pattern``, else ``ValueError`` naming the
+    """``$name`` (or ``default``) when it matches ``pattern``, else ``ConfigError`` naming the
     variable (exit 2: a configuration error, not retried)."""
     value = os.environ.get(name) or default
     if not re.fullmatch(pattern, value):
-        raise ValueError(f"{name}={value!r}: expected {expected}")
+        raise ConfigError(f"{name}={value!r}: expected {expected}")
     return value
 
 

@@ -8,7 +8,6 @@ Standard library only: the DAG processor imports this module at parse time.
 from __future__ import annotations
 
 import argparse
-import json
 
 EXIT_OK = 0
 EXIT_ERROR = 1          # unexpected error: one line on stderr, the traceback with -v
@@ -71,38 +70,28 @@ class AuditError(RuntimeError):
     without the needed columns or with too few reviewed rows (exit 3)."""
 
 
-#: (exit code, kind named on stderr, exception types), first match wins. ``ValueError``
-#: covers configuration validation (``mining.config``); ``FileNotFoundError`` a missing
-#: upstream stage (``mining.io.storage.require_stage``).
+class ConfigError(ValueError):
+    """A bad argument or configuration value: an unknown key, a value out of range, an unknown
+    corpus, locale or backend name, an output folder that must not exist yet (exit 2: a retry
+    cannot fix it). A ``ValueError``, so callers that catch ``ValueError`` still catch it.
+    A plain ``ValueError`` (a bug, a data or I/O failure: numpy, pandas, pyarrow, a truncated
+    manifest) is no configuration error: it takes the unexpected-error path (exit 1, retried)."""
+
+
+#: (exit code, kind named on stderr, exception types), first match wins. ``ConfigError``
+#: covers configuration validation (``mining.config``) and bad arguments; ``FileNotFoundError``
+#: a missing upstream stage (``mining.io.storage.require_stage``).
 KNOWN_FAILURES: tuple[tuple[int, str, tuple[type[BaseException], ...]], ...] = (
-    (EXIT_CONFIG, "configuration", (ValueError, argparse.ArgumentTypeError)),
+    (EXIT_CONFIG, "configuration", (ConfigError, argparse.ArgumentTypeError)),
     (EXIT_INPUT, "input", (NoInputPartitions, RejectShareExceeded, FileNotFoundError, DatasetNotFound,
                            QualityGateFailed, AuditError)),
     (EXIT_PRIVACY, "privacy", (PrivacyError,)),
 )
 
 
-#: ValueError subclasses that are data or I/O failures met at run time (a truncated manifest,
-#: a badly encoded file), not configuration: they take the unexpected-error path (exit 1,
-#: retried). The configuration raises plain ``ValueError`` (mining/config.py).
-RUNTIME_VALUE_ERRORS: tuple[type[ValueError], ...] = (json.JSONDecodeError, UnicodeError)
-#: Packages whose ValueError subclasses are runtime data errors as well (``pyarrow.lib.ArrowInvalid``,
-#: ``pyspark.errors.PySparkValueError``): matched by module, so this module imports neither.
-RUNTIME_ERROR_PACKAGES: tuple[str, ...] = ("pyarrow", "pyspark", "py4j")
-
-
-def _runtime_value_error(error: BaseException) -> bool:
-    return isinstance(error, RUNTIME_VALUE_ERRORS) or any(
-        t.__module__.split(".")[0] in RUNTIME_ERROR_PACKAGES for t in type(error).__mro__)
-
-
 def classify(error: BaseException) -> tuple[int, str] | None:
-    """``(exit code, kind)`` of a known failure (:data:`KNOWN_FAILURES`), else None (exit 1).
-    A ValueError of :data:`RUNTIME_VALUE_ERRORS` or :data:`RUNTIME_ERROR_PACKAGES` is no
-    configuration error: None."""
+    """``(exit code, kind)`` of a known failure (:data:`KNOWN_FAILURES`), else None (exit 1)."""
     for code, kind, types in KNOWN_FAILURES:
         if isinstance(error, types):
-            if code == EXIT_CONFIG and _runtime_value_error(error):
-                return None
             return code, kind
     return None

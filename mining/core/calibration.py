@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mining.errors import ConfigError
+
 PACKAGED_CALIBRATION = Path(__file__).resolve().parents[1] / "models" / "calibration.toml"
 EVIDENCE_KINDS = ("rephrase", "variant")
 
@@ -62,12 +64,16 @@ IDENTITY = Calibration(version="none")
 
 def load_calibration(path: str | Path | None = None) -> Calibration:
     """Read a calibration TOML (``None``/"" → :data:`PACKAGED_CALIBRATION`; "none" →
-    :data:`IDENTITY`). ``FileNotFoundError`` if missing; ``ValueError`` if a map's ``x``
-    is not increasing, its ``y`` decreases or leaves [0, 1], or no ``pooled`` map exists."""
+    :data:`IDENTITY`). ``FileNotFoundError`` if missing; :class:`mining.errors.ConfigError` if
+    it is no TOML, a map's ``x`` is not increasing, its ``y`` decreases or leaves [0, 1], or
+    no ``pooled`` map exists."""
     if str(path) == "none":
         return IDENTITY
     path = Path(path) if path else PACKAGED_CALIBRATION
-    raw = tomllib.loads(path.read_text())
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not a calibration TOML: {e}") from None
     maps = {}
     for kind in (*EVIDENCE_KINDS, "pooled"):
         if kind not in raw:
@@ -75,10 +81,10 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
         x, y = np.asarray(raw[kind]["x"], float), np.asarray(raw[kind]["y"], float)
         if len(x) != len(y) or len(x) == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()) \
                 or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
-            raise ValueError(f"{path}: [{kind}] must have finite x increasing and y non-decreasing in [0, 1]")
+            raise ConfigError(f"{path}: [{kind}] must have finite x increasing and y non-decreasing in [0, 1]")
         maps[kind] = (x, y)
     if "pooled" not in maps:
-        raise ValueError(f"{path}: needs a [pooled] map")
+        raise ConfigError(f"{path}: needs a [pooled] map")
     return Calibration(version=raw["version"], maps=maps, fit=raw.get("fit", {}))
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mining.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -44,7 +46,7 @@ CALIBRATION_TEXTS = 300
 
 def _check_runtime(runtime: str) -> None:
     if runtime not in RUNTIMES:
-        raise ValueError(f"unknown encoder runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+        raise ConfigError(f"unknown encoder runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
 
 
 def runtime_model_id(model_id: str, runtime: str) -> str:
@@ -76,7 +78,7 @@ def st_layout(path: str) -> dict:
     folder = {m["type"].rsplit(".", 1)[-1]: root / m["path"] for m in modules}
     other = sorted(set(folder) - {"Transformer", "Pooling", "Normalize"})
     if other:
-        raise ValueError(f"{path}: modules {other} are not run by the exported runtimes; "
+        raise ConfigError(f"{path}: modules {other} are not run by the exported runtimes; "
                          "use embedding.backend = \"torch\"")
     st_cfg = folder["Transformer"] / "sentence_bert_config.json"
     cfg = json.loads(st_cfg.read_text()) if st_cfg.exists() else {}
@@ -87,7 +89,7 @@ def st_layout(path: str) -> dict:
     else:
         modes = [k.split("_")[2] for k, v in pool.items() if k.startswith("pooling_mode_") and v]
     if modes not in (["mean"], ["cls"]):
-        raise ValueError(f"{path}: pooling {modes} not supported by the exported runtimes (mean or cls)")
+        raise ConfigError(f"{path}: pooling {modes} not supported by the exported runtimes (mean or cls)")
     return {"transformer": str(folder["Transformer"]), "max_seq_length": cfg.get("max_seq_length"),
             "do_lower_case": bool(cfg.get("do_lower_case")), "pooling": modes[0],
             "dim": int(pool.get("word_embedding_dimension") or pool["embedding_dimension"])}

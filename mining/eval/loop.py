@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mining.errors import ConfigError
+
 
 log = logging.getLogger(__name__)
 
@@ -122,17 +124,17 @@ def run_loop(out: str | Path, *, corpus: str = "hwu64", locales: tuple[str, ...]
     ``"hwu64"`` or ``"slurp"``). ``policy``: ``export.label_retention``. Writes
     ``out/loop.json`` (``{"config", "records", "targets"}``), ``out/loop.html`` and
     ``out/loop.png``; returns the records. Same arguments → same records except ``seconds``.
-    Raises ``ValueError`` on bad arguments, among them an ``out`` that already holds a loop
+    Raises ``ConfigError`` on bad arguments, among them an ``out`` that already holds a loop
     (``out/loop.json`` exists): a bad argument (exit 2) that a retry cannot fix."""
     from mining.config import RETENTION_POLICIES, load_config
 
     if nights < 1 or turns < 1 or lookback_days < 1:
-        raise ValueError("nights, turns and lookback_days must be >= 1")
+        raise ConfigError("nights, turns and lookback_days must be >= 1")
     if policy not in RETENTION_POLICIES:
-        raise ValueError(f"policy must be one of {RETENTION_POLICIES}, got {policy!r}")
+        raise ConfigError(f"policy must be one of {RETENTION_POLICIES}, got {policy!r}")
     out = Path(out)
     if (out / "loop.json").exists():
-        raise ValueError(f"{out / 'loop.json'} exists (a finished loop): choose another --out")
+        raise ConfigError(f"{out / 'loop.json'} exists (a finished loop): choose another --out")
     from mining import env
     from mining.eval.evaluation import gold_intents_for_run, label_correct
     from mining.io import export

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from mining.core.calibration import EVIDENCE_KINDS
-from mining.errors import AuditError, PrivacyError
+from mining.errors import AuditError, ConfigError, PrivacyError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def candidate_population(labels: pd.DataFrame, min_users: int, locales: tuple[st
     if missing:
         raise ValueError(f"labels lack columns {missing}")
     if min_users < 1:
-        raise ValueError(f"min_users must be >= 1, got {min_users}")
+        raise ConfigError(f"min_users must be >= 1, got {min_users}")
     pop = labels[labels["candidate_intent"].notna() & labels["decision"].isin(GATED_DECISIONS)
                  & (labels["text_users"] >= min_users)]
     if locales:
@@ -95,7 +95,7 @@ def stratified_sample(pop: pd.DataFrame, n: int, seed: int, strata: int = DEFAUL
 
     ``ValueError`` when ``n < 1`` or ``strata < 1``."""
     if n < 1 or strata < 1:
-        raise ValueError(f"n and strata must be >= 1, got n={n}, strata={strata}")
+        raise ConfigError(f"n and strata must be >= 1, got n={n}, strata={strata}")
     m = len(pop)
     rng = np.random.default_rng(seed)
     k = max(1, min(strata, n, m))
@@ -183,7 +183,7 @@ def sample_run(run: str | Path, n: int, out: str | Path, *, seed: int = 0, strat
         raise PrivacyError("privacy.dp is on: the export publishes only the texts its DP release selects, "
                            "so an audit sample would show others; audit a run mined without privacy.dp")
     if out.exists() and not force:
-        raise ValueError(f"{out} exists (a filled review?): choose another --out or pass --force")
+        raise ConfigError(f"{out} exists (a filled review?): choose another --out or pass --force")
     labels = _read(Path(storage.require_stage(run, "labels", "aggregate_labels")))
     pop = candidate_population(labels, min_users, locales)
     where = f"{run}/labels" + (f" (locales {', '.join(locales)})" if locales else "")

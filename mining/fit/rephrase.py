@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from mining.core.rephrase_model import PACKAGED_MODEL, RephraseModel, fit_model, save_model
+from mining.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def fit(corpora: list[str], n_turns: int, seed: int, work: Path, *, c: float,
 
     unknown = sorted(set(corpora) - set(DEV_CORPORA))
     if unknown:
-        raise ValueError(f"fit-rephrase: {unknown} are not development corpora; valid: {', '.join(DEV_CORPORA)}")
+        raise ConfigError(f"fit-rephrase: {unknown} are not development corpora; valid: {', '.join(DEV_CORPORA)}")
     spark = get_spark("fit-rephrase")
     runs = [simulate_and_detect(spark, corpus, n_turns, seed, work, reuse=reuse) for corpus in corpora]
     frame = training_frame(runs)

@@ -42,6 +42,7 @@ from mining.privacy import pii as privacy
 
 from mining.io import schemas
 from mining.core.slots import DROP_REASONS, project_slots
+from mining.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ def massive_records(table: pa.Table | pd.DataFrame, dev_share: float, seed: int)
 
     Raises ``ValueError`` when ``dev_share`` is outside [0, 1] or a column is missing."""
     if not 0.0 <= dev_share <= 1.0:
-        raise ValueError(f"dev_share must be in [0, 1], got {dev_share}")
+        raise ConfigError(f"dev_share must be in [0, 1], got {dev_share}")
     columns = table.column_names if isinstance(table, pa.Table) else list(table.columns)
     missing = [c for c in _EXPORT_INPUT if c not in columns]
     if missing:

@@ -84,6 +84,8 @@ from functools import lru_cache
 
 import pandas as pd
 
+from mining.errors import ConfigError
+
 LIBRARY = "opendp"
 MECHANISM = "laplace_threshold"  # OpenDP make_laplace_threshold: discrete Laplace + threshold
 MECHANISM_REF = ("OpenDP make_laplace_threshold (Rogers 2023, arXiv:2309.09170); discrete Laplace "
@@ -138,9 +140,9 @@ def calibrate(epsilon: float, delta: float, max_texts_per_user: int) -> Calibrat
     map for one user changing up to ``max_texts_per_user`` counts by 1, is at most
     (``epsilon``, ``delta``).
 
-    ``ValueError`` when ε ≤ 0, δ ∉ (0, 1) or ``max_texts_per_user`` < 1."""
+    ``ConfigError`` when ε ≤ 0, δ ∉ (0, 1) or ``max_texts_per_user`` < 1."""
     if not epsilon > 0 or not 0 < delta < 1 or max_texts_per_user < 1:
-        raise ValueError(f"need epsilon > 0, 0 < delta < 1, max_texts_per_user >= 1; got "
+        raise ConfigError(f"need epsilon > 0, 0 < delta < 1, max_texts_per_user >= 1; got "
                          f"{epsilon}, {delta}, {max_texts_per_user}")
     d_in = (max_texts_per_user, max_texts_per_user, 1)
     scale = max_texts_per_user / epsilon        # ε = ℓ1 / scale for the discrete Laplace

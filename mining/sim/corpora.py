@@ -38,6 +38,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mining.errors import ConfigError
+
 DATA_DIR = Path(__file__).parent / "data"
 KNOWN_CORPORA = ("hwu64", "slurp")
 #: HINT3 corpora (``mining/sim/data/hint3/<bot>_{train,test}.csv``), real chatbot queries.
@@ -120,7 +122,7 @@ def load_corpus(name: str) -> pd.DataFrame:
 
         return load_hassil_corpus(name[len(HASSIL_PREFIX):])
     if name not in KNOWN_CORPORA + HINT3_CORPORA:
-        raise ValueError(f"unknown corpus {name!r}; known corpora: {', '.join(corpus_names())}")
+        raise ConfigError(f"unknown corpus {name!r}; known corpora: {', '.join(corpus_names())}")
     return _load_cached(name).copy()
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from mining.sim.corruption_io import CONTRACT, read_clean_rows
 from mining.sim.corruption_kinds import KINDS, REQUIRED, Ctx
+from mining.errors import ConfigError
 
 __all__ = ["CONTRACT", "KINDS", "REQUIRED", "SUMMARY_FILE", "corrupt_logs", "parse_kinds",
            "read_clean_rows"]
@@ -41,13 +42,13 @@ SUMMARY_FILE = "_corruption.json"
 
 def parse_kinds(spec: str | list[str] | None) -> list[str]:
     """``"all"``/None → every kind; ``"a,b"`` or a list → those, in :data:`KINDS` order.
-    Raises ``ValueError`` naming an unknown kind."""
+    Raises ``ConfigError`` naming an unknown kind."""
     if spec is None or spec == "all" or spec == ["all"]:
         return list(KINDS)
     names = [k.strip() for part in ([spec] if isinstance(spec, str) else spec) for k in part.split(",") if k.strip()]
     unknown = [k for k in names if k not in KINDS]
     if unknown:
-        raise ValueError(f"unknown corruption kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+        raise ConfigError(f"unknown corruption kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
     return [k for k in KINDS if k in names]
 
 
@@ -71,14 +72,14 @@ def corrupt_logs(logs: str | Path, out: str | Path, kinds: str | list[str] | Non
                           "expected": {reason | "accepted": rows}, "detail": {...}}},
          "total_rows": clean rows + sum of kinds' rows}
 
-    Raises ``ValueError`` (unknown kind, rows_per_kind < 1, ``out`` not empty) and
+    Raises ``ConfigError`` (unknown kind, rows_per_kind < 1, ``out`` not empty) and
     ``FileNotFoundError`` (no clean rows)."""
     names = parse_kinds(kinds)
     if rows_per_kind < 1:
-        raise ValueError(f"rows_per_kind must be >= 1, got {rows_per_kind}")
+        raise ConfigError(f"rows_per_kind must be >= 1, got {rows_per_kind}")
     src, dst = Path(logs), Path(out)
     if dst.exists() and any(dst.iterdir()):
-        raise ValueError(f"output folder {dst} exists and is not empty")
+        raise ConfigError(f"output folder {dst} exists and is not empty")
     clean = read_clean_rows(src)
     dst.mkdir(parents=True, exist_ok=True)
     clean_rows = {}

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from mining.sim.corpora import _SLOT_RE, load_corpus
+from mining.errors import ConfigError
 
 COLUMNS = ["text", "intent", "origin_utt_id", "transform", "annot_utt"]
 
@@ -347,9 +348,9 @@ def grow_utterances(corpus: str | pd.DataFrame, n: int, seed: int) -> pd.DataFra
     a frame lacking ``text`` / ``intent``, or when the transforms cannot reach ``n``
     distinct texts (the message says how many were reached)."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be an int >= 0, got {n!r}")
+        raise ConfigError(f"n must be an int >= 0, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        raise ConfigError(f"seed must be an int >= 0, got {seed!r}")
     frame = load_corpus(corpus) if isinstance(corpus, str) else corpus
     rows = _prepare(frame)
     n, seed = int(n), int(seed)
@@ -376,7 +377,7 @@ def grow_utterances(corpus: str | pd.DataFrame, n: int, seed: int) -> pd.DataFra
             if len(texts) == n:
                 break
         if len(texts) < n and len(texts) - before < _MIN_YIELD * _BATCH:
-            raise ValueError(
+            raise ConfigError(
                 f"the growth transforms reached only {len(texts):,} distinct texts from "
                 f"{len(rows):,} distinct corpus utterances; {n:,} were asked for")
     del seen

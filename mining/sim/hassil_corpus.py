@@ -34,6 +34,8 @@ from functools import lru_cache
 
 import pandas as pd
 
+from mining.errors import ConfigError
+
 #: locale (BCP-47) → home-assistant-intents language code.
 LOCALES: dict[str, str] = {
     "de-DE": "de", "fr-FR": "fr", "es-ES": "es", "ru-RU": "ru",
@@ -82,9 +84,9 @@ def load_hassil_corpus(locale: str) -> pd.DataFrame:
     hassil expanded it, unnormalized), ``intent`` (Home Assistant intent name),
     ``annot_utt`` (= text), ``slots`` (empty lists), ``locale``. Row order: intent, then
     the keyed-hash order above; a fresh RangeIndex. Each call returns a new copy.
-    Raises ``ValueError`` for a locale outside :func:`all_locales`."""
+    Raises ``ConfigError`` for a locale outside :func:`all_locales`."""
     if locale not in all_locales():
-        raise ValueError(f"no hassil corpus for locale {locale!r}; known: {', '.join(all_locales())}")
+        raise ConfigError(f"no hassil corpus for locale {locale!r}; known: {', '.join(all_locales())}")
     return _generate(locale).copy()
 
 

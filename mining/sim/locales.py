@@ -23,6 +23,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from mining.errors import ConfigError
+
 #: Seed utterances per intent of the weak NLU of a generated locale. Template expansions
 #: are systematic, so with HWU64's 8 the NLU got 85-97% of their traffic right (measured,
 #: 90k turns, seed 7) and those locales had little friction to mine; 3 brings them closer to
@@ -36,12 +38,12 @@ DEFAULT_LOCALES = ("en-US", "de-DE", "fr-FR", "es-ES", "ru-RU", "zh-CN", "th-TH"
 
 def corpus_of(locale: str) -> str:
     """The corpus simulated for ``locale``: ``hwu64`` for en-US, else ``hassil-<locale>``.
-    Raises ``ValueError`` for a locale without a corpus."""
+    Raises ``ConfigError`` for a locale without a corpus."""
     from mining.sim.corpora import HASSIL_PREFIX, corpus_names
 
     name = "hwu64" if locale == "en-US" else HASSIL_PREFIX + locale
     if name not in corpus_names():
-        raise ValueError(f"no corpus for locale {locale!r}; known: en-US, "
+        raise ConfigError(f"no corpus for locale {locale!r}; known: en-US, "
                          + ", ".join(n[len(HASSIL_PREFIX):] for n in corpus_names() if n.startswith(HASSIL_PREFIX)))
     return name
 
@@ -54,7 +56,7 @@ def simulate_locales(locales: tuple[str, ...], n_turns: int, logs_dir: str | Pat
     corpus, see :func:`corpus_of`) into one log root; locale ``i`` uses seed
     ``seed * 100 + i``. ``config``: further :class:`mining.sim.simulation.SimulationConfig`
     fields, the same for every locale. Returns ``{"turns", "locales": {locale: counts},
-    "seconds"}``. Same arguments → same bytes. Raises ``ValueError`` on an unknown or
+    "seconds"}``. Same arguments → same bytes. Raises ``ConfigError`` on an unknown or
     repeated locale and as :func:`mining.sim.simulation.simulate` does. ``nlu_training``:
     per locale, extra (``text``, ``intent``) rows for that locale's production NLU."""
     from mining.sim.simulation import SimulationConfig, simulate
@@ -62,7 +64,7 @@ def simulate_locales(locales: tuple[str, ...], n_turns: int, logs_dir: str | Pat
 
     started = time.perf_counter()
     if len(set(locales)) != len(locales) or not locales:
-        raise ValueError(f"locales must be distinct and non-empty, got {locales}")
+        raise ConfigError(f"locales must be distinct and non-empty, got {locales}")
     corpora = {loc: corpus_of(loc) for loc in locales}
     logs_dir, gold_dir = Path(logs_dir).resolve(), Path(gold_dir).resolve()
     check_output_dirs(logs_dir, gold_dir, overwrite)

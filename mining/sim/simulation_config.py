@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mining.sim.corpora import corpus_names
+from mining.errors import ConfigError
 
 BEHAVIOURS = ("new_goal", "rephrase", "repeat", "switch")
 NEW_GOAL, REPHRASE, REPEAT, SWITCH = range(4)
@@ -63,7 +64,7 @@ DEFAULT_SEED_PER_INTENT, HINT3_SEED_PER_INTENT = 8, 3
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """What to simulate. Probabilities are in 0..1; ``ValueError`` on an invalid value.
+    """What to simulate. Probabilities are in 0..1; ``ConfigError`` on an invalid value.
 
     ``seed_per_intent`` utterances per intent train the weak NLU; ``test_share`` of each
     intent's utterances is held out; the rest is traffic. ``p_rephrase + p_repeat +
@@ -87,7 +88,7 @@ class SimulationConfig:
     carrier phrases, ASR-like noise; gold intent and annotation kept), for scale
     benchmarks whose logs must carry as many distinct texts as real traffic does (issue
     21). Seed and test splits stay the corpus's own. Must be at least the traffic split's
-    number of distinct texts (``ValueError`` from :func:`mining.sim.simulation.simulate`
+    number of distinct texts (``ConfigError`` from :func:`mining.sim.simulation.simulate`
     otherwise)."""
 
     corpus: str = "hwu64"
@@ -121,11 +122,11 @@ class SimulationConfig:
         if isinstance(self.start_date, str):
             object.__setattr__(self, "start_date", dt.date.fromisoformat(self.start_date))
         if self.corpus not in corpus_names():
-            raise ValueError(f"corpus must be one of {corpus_names()}, got {self.corpus!r}")
+            raise ConfigError(f"corpus must be one of {corpus_names()}, got {self.corpus!r}")
         if self.out_format not in ("parquet", "jsonl"):
-            raise ValueError(f"out_format must be 'parquet' or 'jsonl', got {self.out_format!r}")
+            raise ConfigError(f"out_format must be 'parquet' or 'jsonl', got {self.out_format!r}")
         if self.behaviour_model not in BEHAVIOUR_MODELS:
-            raise ValueError(f"behaviour_model must be one of {BEHAVIOUR_MODELS}, got {self.behaviour_model!r}")
+            raise ConfigError(f"behaviour_model must be one of {BEHAVIOUR_MODELS}, got {self.behaviour_model!r}")
         if self.seed_per_intent is None:
             object.__setattr__(self, "seed_per_intent", HINT3_SEED_PER_INTENT if self.corpus.startswith("hint3-")
                                else DEFAULT_SEED_PER_INTENT)
@@ -148,9 +149,9 @@ class SimulationConfig:
             _check(name, getattr(self, name), getattr(self, name) >= 0.0, ">= 0")
         total = self.p_rephrase + self.p_repeat + self.p_switch + self.p_give_up
         if not math.isclose(total, 1.0, abs_tol=1e-9):
-            raise ValueError(f"p_rephrase + p_repeat + p_switch + p_give_up must be 1, got {total}")
+            raise ConfigError(f"p_rephrase + p_repeat + p_switch + p_give_up must be 1, got {total}")
         if self.p_next_goal >= 1.0:
-            raise ValueError("p_next_goal must be < 1 (sessions must end)")
+            raise ConfigError("p_next_goal must be < 1 (sessions must end)")
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-ready values (``start_date`` as an ISO string)."""
@@ -161,4 +162,4 @@ class SimulationConfig:
 
 def _check(name: str, value: Any, ok: bool, expected: str) -> None:
     if not ok:
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
+        raise ConfigError(f"{name} must be {expected}, got {value!r}")

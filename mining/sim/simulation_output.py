@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from mining.sim.corpora import attribution
 from mining.sim.simulation_config import SimulationConfig
 from mining.sim.simulation_tables import epoch_us
+from mining.errors import ConfigError
 
 SPLITS_SCHEMA = pa.schema([pa.field(name, pa.string(), nullable=False)
                            for name in ("utt_id", "text", "intent", "annot_utt", "split")])
@@ -72,11 +73,11 @@ def write_logs(logs: pa.Table, cfg: SimulationConfig, logs_dir: Path,
 
 
 def check_output_dirs(logs_dir: Path, gold_dir: Path, overwrite: bool) -> None:
-    """``ValueError`` when one folder is inside the other (the miner must never see the
+    """``ConfigError`` when one folder is inside the other (the miner must never see the
     gold); ``FileExistsError`` when one is a non-empty folder or a file and not
     ``overwrite``."""
     if logs_dir == gold_dir or logs_dir in gold_dir.parents or gold_dir in logs_dir.parents:
-        raise ValueError(f"logs_dir {logs_dir} and gold_dir {gold_dir} must not contain "
+        raise ConfigError(f"logs_dir {logs_dir} and gold_dir {gold_dir} must not contain "
                          "each other: the miner must never read the gold")
     for path in (logs_dir, gold_dir):
         if path.exists() and not path.is_dir():

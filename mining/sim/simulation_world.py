@@ -25,6 +25,7 @@ from mining.sim.growth import grow_utterances, normalize_whitespace
 from mining.sim.simulation_config import (POPULARITY_STREAM, REJECTED, RIGHT, SPLIT_STREAM, WRONG,
                                           SimulationConfig)
 from mining.sim.weak_nlu import WeakNLU
+from mining.errors import ConfigError
 
 
 def split_corpus(corpus: pd.DataFrame, seed_per_intent: int, test_share: float,
@@ -135,7 +136,7 @@ def _build_world(cfg: SimulationConfig, nlu_training: pd.DataFrame | None) -> tu
         traffic = grow_traffic(traffic, cfg.traffic_utterances, cfg.seed)
         corpus = pd.concat([corpus[corpus.split != "traffic"], traffic], ignore_index=True)
     if traffic["intent"].nunique() < 2:
-        raise ValueError("fewer than two intents have traffic utterances; lower "
+        raise ConfigError("fewer than two intents have traffic utterances; lower "
                          "seed_per_intent or test_share")
     texts, intents = list(seed_rows["text"]), list(seed_rows["intent"])
     if nlu_training is not None:
@@ -162,7 +163,7 @@ def grow_traffic(traffic: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     transforms cannot reach ``n``."""
     distinct = traffic["text"].map(lambda t: normalize_whitespace(str(t))).nunique()
     if n < distinct:
-        raise ValueError(f"traffic_utterances={n:,} is below the traffic split's {distinct:,} "
+        raise ConfigError(f"traffic_utterances={n:,} is below the traffic split's {distinct:,} "
                          "distinct texts")
     grown = grow_utterances(traffic, n, seed)
     origin = traffic.drop_duplicates("utt_id").set_index("utt_id")

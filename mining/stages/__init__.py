@@ -13,6 +13,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mining.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -61,11 +63,11 @@ STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 
 
 def get(name: str) -> Stage:
-    """The stage called ``name`` (``ValueError`` naming the known ones otherwise)."""
+    """The stage called ``name`` (``ConfigError`` naming the known ones otherwise)."""
     for stage in STAGES:
         if stage.name == name:
             return stage
-    raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
+    raise ConfigError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
 
 
 def stage_fn(name: str) -> Callable[..., dict]:

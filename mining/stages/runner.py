@@ -19,7 +19,7 @@ def run_all(spark, cfg, stages: Sequence[str] = STAGE_NAMES, *, progress: bool |
 
     Logs one line at each stage's start and end; ``progress`` (default: stderr is a
     terminal) also shows a bar over the stages (:func:`mining.run_logging.stage_progress`).
-    Raises ``ValueError`` for an unknown stage before any stage runs."""
+    Raises ``ConfigError`` for an unknown stage before any stage runs."""
     from mining.run_logging import current_run_id, stage_progress
 
     fns = {name: stage_fn(get(name).name) for name in stages}

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mining.errors import DatasetNotFound
+from mining.errors import ConfigError, DatasetNotFound
 from mining.io import export
 
 #: Confidence quantiles reported, by name.
@@ -124,7 +124,7 @@ def summarize(path: str | Path, *, samples: int = 5, locale: str | None = None,
     ``slots_dropped``, ``pii_scrubbed`` (most first), ``samples`` (``samples`` rows in
     :data:`SAMPLE_ORDER`) and ``warnings``. Raises :class:`DatasetNotFound`."""
     if samples < 0:
-        raise ValueError(f"samples must be >= 0, got {samples}")
+        raise ConfigError(f"samples must be >= 0, got {samples}")
     version_dir = resolve_version(path)
     manifest = read_manifest(version_dir)
     table = export.read_training_set(version_dir, locale, intent, columns=SAMPLE_COLUMNS)

@@ -60,7 +60,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mining.core.text import normalize
-from mining.errors import DatasetNotFound
+from mining.errors import ConfigError, DatasetNotFound
 from mining.io import export, storage
 
 REQUIRED_COLUMNS = ("locale", "utt", "annot_utt", "intent", "partition")
@@ -121,7 +121,7 @@ def _plan(base: pd.DataFrame, mined: pd.DataFrame) -> tuple[pd.DataFrame, pd.Dat
     b = _prepare(base, "base", "human")
     m = _prepare(mined, "mined", "mined")
     if (m["label_source"] != "mined").any():
-        raise ValueError("mined rows must have label_source 'mined'; pass human labels as base")
+        raise ConfigError("mined rows must have label_source 'mined'; pass human labels as base")
     b_unique, m_unique = _collapse_base(b), _collapse_mined(m)
     view = b_unique[_KEY + list(_BASE_VIEW)].rename(columns=_BASE_VIEW)
     joined = m_unique.merge(view, on=_KEY, how="left", validate="one_to_one")

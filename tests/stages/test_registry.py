@@ -71,7 +71,7 @@ def test_cli_help_lists_every_exit_code_of_the_table():
 
 
 @pytest.mark.parametrize("error, code", [
-    (ValueError("bad key"), errors.EXIT_CONFIG),
+    (errors.ConfigError("bad key"), errors.EXIT_CONFIG),
     (errors.NoInputPartitions("none"), errors.EXIT_INPUT),
     (errors.RejectShareExceeded("5%"), errors.EXIT_INPUT),
     (errors.QualityGateFailed("rows"), errors.EXIT_INPUT),
@@ -85,7 +85,7 @@ def test_known_failures_map_to_their_exit_code(error, code):
 
 
 def _data_errors():
-    """ValueError subclasses a run meets on bad data, not bad configuration."""
+    """ValueErrors a run meets on bad data or from a bug (numpy, pandas), not bad configuration."""
     import json
 
     import pyarrow as pa
@@ -97,7 +97,19 @@ def _data_errors():
         truncated = e
     return [truncated, UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
             pa.lib.ArrowInvalid("Parquet magic bytes not found"),
-            PySparkValueError(errorClass="CANNOT_BE_NONE", messageParameters={"arg_name": "x"})]
+            PySparkValueError(errorClass="CANNOT_BE_NONE", messageParameters={"arg_name": "x"}),
+            ValueError("Input contains NaN"),              # what numpy, pandas or scikit-learn raise
+            _numpy_value_error()]
+
+
+def _numpy_value_error() -> ValueError:
+    import numpy as np
+
+    try:
+        np.zeros(3).reshape(2, 2)
+    except ValueError as e:
+        return e
+    raise AssertionError("reshape did not fail")
 
 
 @pytest.mark.parametrize("error", _data_errors(), ids=lambda e: type(e).__name__)
@@ -123,8 +135,12 @@ def test_configuration_value_errors_stay_exit_2(tmp_path, capsys):
 
     bad_file = tmp_path / "bad.toml"
     bad_file.write_bytes(b"[privacy]\nmin_users = \xff\n")
+    (tmp_path / "syntax.toml").write_text("version = \n")
     for kwargs in ({"overrides": {"privacy": {"no_such_key": 1}}}, {"overrides": {"privacy": {"min_users": -1}}},
-                   {"config_file": str(bad_file)}):
+                   {"config_file": str(bad_file)},
+                   # a file a key names that is no TOML: the calibration, the rephrase model
+                   {"overrides": {"aggregation": {"calibration": str(bad_file)}}},
+                   {"overrides": {"rephrase": {"model": str(tmp_path / "syntax.toml")}}}):
         assert top_level(guarded, lambda: load_config("logs", "out", environ={}, **kwargs)) == errors.EXIT_CONFIG
         assert "configuration error" in capsys.readouterr().err
 
