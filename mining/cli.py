@@ -128,11 +128,15 @@ def _fit_calibration(args, argv: list[str]) -> dict:
                                 ("--seed", args.seed), ("--min-users", args.min_users)) if v is not None]
         if given:
             raise argparse.ArgumentTypeError(f"--audit refits from the reviewed CSV alone: drop {', '.join(given)}")
+        from mining.core.calibration import MIN_PER_KIND
         from mining.fit.audit import fit_from_audit
-        cal, out = fit_from_audit(args.audit, args.out, min_per_kind=args.min_per_kind, argv=argv)
+        cal, out = fit_from_audit(args.audit, args.out, argv=argv,
+                                  min_per_kind=MIN_PER_KIND if args.min_per_kind is None else args.min_per_kind)
         return {"version": cal.version, "out": str(out), **cal.fit}
     if not args.work:
         raise argparse.ArgumentTypeError("needs --work (refit on simulator gold) or --audit (a reviewed CSV)")
+    if args.min_per_kind is not None:
+        raise argparse.ArgumentTypeError("--min-per-kind applies to --audit only")
     cal = calibration_fit.fit(args.corpus or ["hwu64"], args.turns or 80_000,
                               calibration_fit.FIT_SEED if args.seed is None else args.seed, Path(args.work),
                               min_users=_or_config(args.min_users, "privacy", "min_users"), out=Path(args.out) if args.out else None, argv=argv)
@@ -373,9 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--audit", metavar="CSV", action="append",
                      help="refit from this reviewed `mining audit sample` CSV instead of simulating (a new "
                           "domain's own calibration; repeatable: several nights' audits together)")
-    cal.add_argument("--min-per-kind", type=count_arg, default=200, metavar="N",
+    cal.add_argument("--min-per-kind", type=count_arg, metavar="N",
                      help="with --audit: an evidence kind needs N reviewed rows for a map of its own, "
-                          "else it uses the pooled map (default 200)")
+                          "else it uses the pooled map (default 200, the simulator refit's)")
     cal.add_argument("--turns", type=int, help="simulated turns per corpus (default 80000)")
     cal.add_argument("--seed", type=int, help="simulation seed (default: FIT_SEED of mining/fit/calibration.py; "
                      "the benchmark uses others)")
@@ -396,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "column for the reviewer (see mining/fit/audit.py).")
     smp.add_argument("--run", required=True, metavar="OUT_DIR", help="output root of the run (its labels/ is read)")
     smp.add_argument("--n", required=True, type=count_arg, metavar="N", help="labels to sample")
-    smp.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    smp.add_argument("--seed", type=count_arg, default=0, help="sampling seed, >= 0 (default 0)")
     smp.add_argument("--strata", type=count_arg, default=10, metavar="K", help="equal-count strata (default 10)")
     smp.add_argument("--locale", action="append", default=[], metavar="LOCALE", help="only this locale (repeatable)")
     smp.add_argument("--min-users", type=int, metavar="K",

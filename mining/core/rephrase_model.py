@@ -145,16 +145,21 @@ class RephraseModel:
 
 def load_model(path: str | Path | None = None) -> RephraseModel:
     """Read a model TOML (``None`` → :data:`PACKAGED_MODEL`). ``FileNotFoundError`` if
-    missing, :class:`mining.errors.ConfigError` when it is no TOML, on unknown features or a
-    threshold outside [0, 1]."""
+    missing, :class:`mining.errors.ConfigError` when it is no TOML, lacks a key or a number, on
+    unknown features or a threshold outside [0, 1]."""
     path = Path(path) if path else PACKAGED_MODEL
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not a rephrase model TOML: {e}") from None
-    return RephraseModel(version=raw["version"], intercept=float(raw["intercept"]),
-                         weights={k: float(v) for k, v in raw["weights"].items()},
-                         threshold=float(raw["threshold"]), fit=raw.get("fit", {}))
+    try:
+        return RephraseModel(version=raw["version"], intercept=float(raw["intercept"]),
+                             weights={k: float(v) for k, v in raw["weights"].items()},
+                             threshold=float(raw["threshold"]), fit=raw.get("fit", {}))
+    except ConfigError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:   # a key missing or not a number
+        raise ConfigError(f"{path}: not a rephrase model TOML ({type(e).__name__}: {e})") from None
 
 
 def save_model(model: RephraseModel, path: str | Path) -> None:

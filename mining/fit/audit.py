@@ -45,10 +45,16 @@ AUDIT_COLUMNS = ["audit_id", "locale", "text", "candidate_intent", "evidence", "
                  "calibration_version", "correct"]
 #: Columns ``mining fit-calibration --audit`` needs.
 REVIEW_COLUMNS = ("raw_score", "evidence", "correct")
-TRUE_VALUES = frozenset({"1", "1.0", "yes", "y", "true", "t"})
-FALSE_VALUES = frozenset({"0", "0.0", "no", "n", "false", "f"})
+#: Spreadsheets save booleans in their own language (here German, French, Italian, Spanish) and
+#: numbers with a decimal comma where ``;`` separates the cells.
+TRUE_VALUES = frozenset({"1", "1.0", "1,0", "yes", "y", "true", "t", "wahr", "vrai", "vero", "verdadero"})
+FALSE_VALUES = frozenset({"0", "0.0", "0,0", "no", "n", "false", "f", "falsch", "faux", "falso"})
 #: Why a reviewed row was not used; every row of the file is counted under ``used`` or one of these.
-SKIP_REASONS = ("not_reviewed", "unreadable_correct", "bad_raw_score", "unknown_evidence", "duplicate_audit_id")
+SKIP_REASONS = ("not_reviewed", "unreadable_correct", "bad_raw_score", "unknown_evidence", "duplicate_audit_id",
+                "duplicate_label")
+#: What names one reviewed label across files: the same label of the same run reviewed twice
+#: (two overlapping audits) is used once (``duplicate_label``).
+LABEL_KEY = ("labels_digest", "locale", "text", "candidate_intent")
 DEFAULT_STRATA = 10
 #: Decisions of the candidates that reach the confidence gate: the population calibrated.
 GATED_DECISIONS = ("labeled", "low_confidence")
@@ -66,12 +72,13 @@ def candidate_population(labels: pd.DataFrame, min_users: int, locales: tuple[st
     of those locales; sorted by (raw_score, locale, text_norm, candidate_intent) with a
     fresh index.
 
-    ``ValueError`` on missing columns or ``min_users < 1``."""
+    ``AuditError`` on missing columns or a raw score outside [0, 1] (a run of another code
+    version, or a corrupt one: exit 3); ``ConfigError`` for ``min_users < 1``."""
     need = {"locale", "text_norm", "utterance", "candidate_intent", "candidate_evidence", "raw_score",
             "confidence", "decision", "support_users", "text_users"}
     missing = sorted(need - set(labels.columns))
     if missing:
-        raise ValueError(f"labels lack columns {missing}")
+        raise AuditError(f"labels lack columns {missing}: a run of another code version? rerun aggregate_labels")
     if min_users < 1:
         raise ConfigError(f"min_users must be >= 1, got {min_users}")
     pop = labels[labels["candidate_intent"].notna() & labels["decision"].isin(GATED_DECISIONS)
@@ -81,7 +88,7 @@ def candidate_population(labels: pd.DataFrame, min_users: int, locales: tuple[st
     raw = pop["raw_score"].astype(float)
     bad = ~np.isfinite(raw) | (raw < 0) | (raw > 1)
     if bad.any():   # aggregation sets raw_score for every candidate: a bad one is a corrupt run
-        raise ValueError(f"{int(bad.sum())} candidate labels have no raw_score in [0, 1]")
+        raise AuditError(f"{int(bad.sum())} candidate labels have no raw_score in [0, 1]: a corrupt labels/")
     return pop.sort_values(["raw_score", "locale", "text_norm", "candidate_intent"], kind="stable").reset_index(drop=True)
 
 
@@ -121,10 +128,36 @@ def labels_digest(out: str | Path) -> str:
     return f"labels-{h.hexdigest()[:12]}"
 
 
-def dataset_version(out: str | Path) -> str:
-    """The run's published dataset version (``OUT/manifest.json``), "" when it has none."""
+def _manifest(out: str | Path) -> dict:
     path = Path(out) / "manifest.json"
-    return json.loads(path.read_text(encoding="utf-8")).get("dataset_version", "") if path.exists() else ""
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def dataset_version(out: str | Path) -> str:
+    """The run's published dataset version (``OUT/manifest.json``) when it was exported from
+    the ``labels/`` there now (the manifest's ``stages.labels`` equals ``labels/_stats.json``);
+    "" when the run has none, or its labels are newer (export not run yet, or a failed gate)."""
+    from mining.io import storage
+
+    manifest = _manifest(out)
+    if manifest.get("stages", {}).get("labels") != storage.read_stats(out, "labels"):
+        return ""
+    return manifest.get("dataset_version", "")
+
+
+def run_privacy(out: str | Path) -> tuple[int, bool]:
+    """(min_users, dp) a run's labels were aggregated or exported under: the largest
+    ``privacy.min_users`` and whether any ``privacy.dp.enabled`` of ``labels/_stats.json``
+    (``privacy``, written by aggregate_labels) and ``OUT/manifest.json`` (the last export's
+    ``config`` and ``dp``); (1, False) where neither records them."""
+    from mining.io import storage
+
+    manifest = _manifest(out)
+    recorded = storage.read_stats(out, "labels").get("privacy", {})
+    exported = manifest.get("config", {}).get("privacy", {})
+    min_users = max(int(recorded.get("min_users", 1)), int(exported.get("min_users", 1)))
+    dp = bool(recorded.get("dp") or exported.get("dp", {}).get("enabled") or manifest.get("dp", {}).get("enabled"))
+    return min_users, dp
 
 
 def _safe_cell(text: str) -> str:
@@ -163,14 +196,19 @@ def sample_run(run: str | Path, n: int, out: str | Path, *, seed: int = 0, strat
     """Write the audit CSV of ``n`` candidate labels of the run ``run`` to ``out`` (UTF-8,
     atomic; :func:`candidate_population` → :func:`stratified_sample` → :func:`audit_frame`).
 
-    ``dp``: ``privacy.dp.enabled`` of the configuration; with it, or when the run's manifest
-    says its export ran under DP, the audit is refused: the DP release publishes only the
-    texts it selects, and an audit of k-anonymous texts would show others.
+    ``min_users``: the k-anonymity gate of the configuration (or ``--min-users``); a run
+    mined or exported under a larger one (:func:`run_privacy`) uses the larger, so an audit
+    never shows a text that run's export would not publish.
+
+    ``dp``: ``privacy.dp.enabled`` of the configuration; with it, or when the run was
+    aggregated or exported under DP (:func:`run_privacy`), the audit is refused: the DP
+    release publishes only the texts it selects, and an audit of k-anonymous texts would
+    show others.
 
     Returns counts (population, written, per evidence, per stratum).
     :raises PrivacyError: ``dp`` or the run's export under DP (exit 4).
     :raises FileNotFoundError: ``run`` has no committed ``labels/`` (exit 3).
-    :raises ValueError: ``out`` exists and ``force`` is false (a filled review is never
+    :raises ConfigError: ``out`` exists and ``force`` is false (a filled review is never
         overwritten by accident; exit 2).
     :raises AuditError: no candidate label, or fewer than ``n``: then all of them are written
         first (exit 3)."""
@@ -178,8 +216,11 @@ def sample_run(run: str | Path, n: int, out: str | Path, *, seed: int = 0, strat
     from mining.io import storage
 
     out = Path(out)
-    manifest = Path(run) / "manifest.json"
-    if dp or (manifest.exists() and json.loads(manifest.read_text(encoding="utf-8")).get("dp", {}).get("enabled")):
+    run_min_users, run_dp = run_privacy(run)
+    if run_min_users > min_users:
+        log.warning("audit sample: min_users %d raised to %d, the run's own privacy.min_users", min_users, run_min_users)
+        min_users = run_min_users
+    if dp or run_dp:
         raise PrivacyError("privacy.dp is on: the export publishes only the texts its DP release selects, "
                            "so an audit sample would show others; audit a run mined without privacy.dp")
     if out.exists() and not force:
@@ -222,8 +263,9 @@ def parse_correct(value) -> bool | None:
 def read_review(path: str | Path) -> tuple[pd.DataFrame, dict]:
     """Read a reviewed audit CSV (UTF-8, a BOM allowed; ``,`` or ``;`` separated, as
     spreadsheets save it). Returns (usable rows: ``raw_score`` float64, ``evidence`` str,
-    ``correct`` bool; counts: ``rows``, ``used`` and every :data:`SKIP_REASONS` key, which
-    add up to ``rows``). Nothing is dropped uncounted.
+    ``correct`` bool, ``label_key`` str (:data:`LABEL_KEY` joined; None without those columns);
+    counts: ``rows``, ``used`` and every :data:`SKIP_REASONS` key, which add up to ``rows``).
+    Nothing is dropped uncounted.
 
     :raises FileNotFoundError: no such file (exit 3).
     :raises AuditError: not UTF-8 CSV, a column of :data:`REVIEW_COLUMNS` is missing, or the file
@@ -244,7 +286,9 @@ def read_review(path: str | Path) -> tuple[pd.DataFrame, dict]:
     if "audit_id" in df.columns:
         ids = df["audit_id"].str.strip()
         reason[(ids != "") & ids.duplicated(keep="first")] = "duplicate_audit_id"
-    raw = pd.to_numeric(df["raw_score"].str.strip(), errors="coerce")
+    # "0,923456": the decimal comma of a spreadsheet saved in a German or French setting
+    raw = pd.to_numeric(df["raw_score"].str.strip().str.replace(r"^(\d+),(\d+)$", r"\1.\2", regex=True),
+                        errors="coerce")
     reason[(reason == "") & ~(raw.between(0, 1))] = "bad_raw_score"
     evidence = df["evidence"].str.strip()
     reason[(reason == "") & ~evidence.isin(EVIDENCE_KINDS)] = "unknown_evidence"
@@ -262,9 +306,12 @@ def read_review(path: str | Path) -> tuple[pd.DataFrame, dict]:
     used = reason == ""
     counts = {"rows": len(df), "used": int(used.sum()),
               **{r: int((reason == r).sum()) for r in SKIP_REASONS}}
+    key = (df[list(LABEL_KEY)].apply(lambda c: c.str.strip()).agg("\x1f".join, axis=1)
+           if all(c in df.columns for c in LABEL_KEY) else pd.Series([None] * len(df), index=df.index, dtype=object))
     rows = pd.DataFrame({"raw_score": raw[used].astype(float).to_numpy(),
                          "evidence": evidence[used].to_numpy(dtype=object),
-                         "correct": np.array([c for c, u in zip(correct, used) if u], dtype=bool)})
+                         "correct": np.array([c for c, u in zip(correct, used) if u], dtype=bool),
+                         "label_key": key[used].to_numpy(dtype=object)})
     extra = {"dataset_versions": sorted(set(df["dataset_version"]) - {""}) if "dataset_version" in df else [],
              "labels_digests": sorted(set(df["labels_digest"]) - {""}) if "labels_digest" in df else []}
     return rows, {**counts, **extra}
@@ -280,14 +327,26 @@ def file_sha256(path: str | Path) -> str:
 
 def read_reviews(paths: list[str | Path]) -> tuple[pd.DataFrame, dict]:
     """:func:`read_review` of each file (several nights' audits), rows concatenated; counts
-    summed, run versions united. ``audit_id`` repeats are checked within a file only."""
-    frames, total = [], {}
+    summed, run versions united. ``audit_id`` repeats are checked within a file; a label
+    reviewed in an earlier file (same :data:`LABEL_KEY`) is not used again, but counted
+    (``duplicate_label``), so two overlapping audits never weigh a label twice.
+
+    :raises AuditError: one file given twice (the same bytes), which would double every row."""
+    frames, total, seen = [], {}, {}
     for path in paths:
+        digest = file_sha256(path)
+        if digest in seen:
+            raise AuditError(f"{path} has the same bytes as {seen[digest]}: each review counts once")
+        seen[digest] = path
         rows, counts = read_review(path)
         frames.append(rows)
         for k, v in counts.items():
             total[k] = sorted(set(total.get(k, [])) | set(v)) if isinstance(v, list) else total.get(k, 0) + v
-    return pd.concat(frames, ignore_index=True), total
+    rows = pd.concat(frames, ignore_index=True)
+    repeat = rows["label_key"].notna() & rows["label_key"].duplicated(keep="first")
+    total["used"] -= int(repeat.sum())
+    total["duplicate_label"] += int(repeat.sum())
+    return rows[~repeat].reset_index(drop=True), total
 
 
 def fit_from_audit(audit: str | Path | list[str | Path], out: str | Path | None, *, min_per_kind: int,
@@ -325,7 +384,10 @@ def fit_from_audit(audit: str | Path | list[str | Path], out: str | Path | None,
             "precision_reviewed": round(float(rows["correct"].mean()), 4), "python": sys.version.split()[0]}
     cal = fit_calibration(rows["raw_score"].to_numpy(), rows["correct"].to_numpy(), rows["evidence"].to_numpy(),
                           version="calibration-isotonic-audit", min_per_kind=min_per_kind, fit_info=info)
-    cal.fit["pooled_for"] = {k: f"{n} reviewed rows < min_per_kind {min_per_kind}: uses the pooled map"
+    distinct = rows.groupby("evidence")["raw_score"].nunique()
+    cal.fit["pooled_for"] = {k: (f"{n} reviewed rows < min_per_kind {min_per_kind}" if n < min_per_kind else
+                                 f"{n} reviewed rows with {int(distinct.get(k, 0))} distinct raw score(s) < 2")
+                             + ": uses the pooled map"
                              for k, n in cal.fit["labels_by_evidence"].items() if k not in cal.maps}
     cal = with_content_version(cal)
     conf = cal.apply(rows["raw_score"].to_numpy(), rows["evidence"].to_numpy())

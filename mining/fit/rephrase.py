@@ -133,13 +133,17 @@ def direction_table(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             rows.append({"locale": locale, "feature": f, "rephrase_mean": float(pos[f].mean()),
                          "switch_mean": float(neg[f].mean()), "n_rephrase": len(pos), "n_switch": len(neg),
                          "direction": 0 if abs(d) < 1e-9 else (1 if d > 0 else -1)})
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=["locale", "feature", "rephrase_mean", "switch_mean", "n_rephrase",
+                                        "n_switch", "direction"])
     flips = sorted(f for f, g in table.groupby("feature") if {1, -1} <= set(g["direction"])) if len(table) else []
     return table, flips
 
 
 def format_direction_table(table: pd.DataFrame, features=None) -> str:
-    """Markdown: one row per feature, per locale "rephrase mean / switch mean"."""
+    """Markdown: one row per feature, per locale "rephrase mean / switch mean" (a note when
+    no locale has both cases)."""
+    if table.empty:
+        return "(no locale with both true rephrases and goal switches)"
     locales = sorted(table["locale"].unique())
     features = features or list(dict.fromkeys(table["feature"]))
     lines = ["| feature | " + " | ".join(locales) + " |", "|---" * (len(locales) + 1) + "|"]

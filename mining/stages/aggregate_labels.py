@@ -110,7 +110,9 @@ def run(spark, cfg) -> dict:
                        "by_evidence": counts_by(l.where("decision = 'labeled'"), "evidence"),
                        "calibration": ac.fitted_calibration.version, "logs_check": _check_stats(l),
                        "target_failure": {loc: m.to_dict() for loc, m in sorted(failure.items())},
-                       "groups": groups})
+                       "groups": groups,
+                       # what `mining audit sample` must respect (the export gates on them, mining/fit/audit.py)
+                       "privacy": {"min_users": cfg.privacy.min_users, "dp": bool(cfg.privacy.dp.enabled)}})
     finally:
         base.unpersist()
 

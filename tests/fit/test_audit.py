@@ -73,7 +73,7 @@ def test_population_is_the_k_anonymous_candidates_sorted_by_raw_score():
     (lambda l: l.assign(raw_score=np.where(l["candidate_intent"].notna(), np.nan, 0.0)), "no raw_score"),
 ])
 def test_population_refuses_corrupt_labels(change, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(AuditError, match=match):                  # an input problem: exit 3
         audit.candidate_population(change(_labels()), min_users=2)
 
 
@@ -160,9 +160,35 @@ def test_sample_run_refuses_under_differential_privacy(tmp_path):
     with pytest.raises(PrivacyError, match="privacy.dp"):
         audit.sample_run(run, 5, tmp_path / "a.csv", min_users=2)
     assert not (tmp_path / "a.csv").exists()
-    (run / "manifest.json").write_text(json.dumps({"dataset_version": "v1", "dp": {"enabled": False}}))
+    stats = json.loads((run / "labels" / "_stats.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({"dataset_version": "v1", "dp": {"enabled": False},
+                                                   "stages": {"labels": stats}}))
     audit.sample_run(run, 5, tmp_path / "a.csv", min_users=2)
     assert set(pd.read_csv(tmp_path / "a.csv")["dataset_version"]) == {"v1"}
+    # labels/ newer than the published version (export not run yet, or its gate failed): no stamp
+    (run / "labels" / "_stats.json").write_text(json.dumps({**stats, "texts_with_friction": 1}))
+    audit.sample_run(run, 5, tmp_path / "b.csv", min_users=2)
+    assert pd.read_csv(tmp_path / "b.csv", dtype=str, keep_default_na=False)["dataset_version"].tolist() == [""] * 5
+    # a run whose labels were aggregated under DP is refused whatever this configuration says
+    (run / "labels" / "_stats.json").write_text(json.dumps({**stats, "privacy": {"min_users": 2, "dp": True}}))
+    with pytest.raises(PrivacyError, match="privacy.dp"):
+        audit.sample_run(run, 5, tmp_path / "c.csv", min_users=2)
+
+
+def test_sample_run_never_goes_below_the_runs_own_min_users(tmp_path):
+    """A run mined with `--config` privacy.min_users = 5, audited without that config, still
+    shows only texts of >= 5 users: the larger of the configured, the labels stage's and the
+    last export's k-anonymity gate."""
+    run = _run(tmp_path, _labels(400))
+    stats = json.loads((run / "labels" / "_stats.json").read_text())
+    (run / "labels" / "_stats.json").write_text(json.dumps({**stats, "privacy": {"min_users": 5, "dp": False}}))
+    summary = audit.sample_run(run, 20, tmp_path / "a.csv", seed=0, min_users=2)
+    assert summary["min_users"] == 5
+    assert pd.read_csv(tmp_path / "a.csv")["text_users"].min() >= 5
+    (run / "labels" / "_stats.json").write_text(json.dumps(stats))          # an older run: no record
+    (run / "manifest.json").write_text(json.dumps({"config": {"privacy": {"min_users": 4}}}))
+    assert audit.sample_run(run, 20, tmp_path / "b.csv", seed=0, min_users=2)["min_users"] == 4
+    assert audit.sample_run(run, 20, tmp_path / "c.csv", seed=0, min_users=5)["min_users"] == 5
 
 
 # ---- reading a review ----------------------------------------------------------------
@@ -180,14 +206,15 @@ def test_review_parsing_counts_every_skipped_row_by_reason(tmp_path):
         (1, 0.9, "rephrase", "1"), (2, 0.8, "rephrase", "Yes"), (3, 0.7, "variant", "false"),
         (4, 0.6, "rephrase", " N "), (5, 0.5, "rephrase", ""), (6, 0.4, "rephrase", "maybe"),
         (7, '"0,4"', "rephrase", "1"), (8, 1.7, "rephrase", "0"), (9, 0.3, "friend", "1"), (1, 0.9, "rephrase", "1"),
-        (10, 0.2, "variant", "TRUE"),
+        (10, 0.2, "variant", "TRUE"), (11, '"0,4,1"', "rephrase", "1"),
     ])
     rows, counts = audit.read_review(path)
-    assert counts["rows"] == 11 and counts["used"] == 5
+    assert counts["rows"] == 12 and counts["used"] == 6             # "0,4": a decimal comma
     assert {r: counts[r] for r in audit.SKIP_REASONS} == {
-        "not_reviewed": 1, "unreadable_correct": 1, "bad_raw_score": 2, "unknown_evidence": 1, "duplicate_audit_id": 1}
+        "not_reviewed": 1, "unreadable_correct": 1, "bad_raw_score": 2, "unknown_evidence": 1, "duplicate_audit_id": 1,
+        "duplicate_label": 0}
     assert counts["used"] + sum(counts[r] for r in audit.SKIP_REASONS) == counts["rows"]
-    assert rows["correct"].tolist() == [True, True, False, False, True]
+    assert rows["correct"].tolist() == [True, True, False, False, True, True]
     assert rows["raw_score"].dtype == np.float64
 
 
@@ -195,6 +222,17 @@ def test_review_reads_semicolons_and_a_bom(tmp_path):
     rows, counts = audit.read_review(_review(tmp_path, [(1, 0.9, "rephrase", "1"), (2, 0.1, "variant", "0")],
                                              sep=";", bom=True))
     assert counts["used"] == 2 and rows["evidence"].tolist() == ["rephrase", "variant"]
+
+
+def test_review_reads_a_spreadsheet_saved_in_a_german_or_french_setting(tmp_path):
+    """``;`` cells, decimal commas, CRLF and the spreadsheet's own booleans: every row used."""
+    path = tmp_path / "de.csv"
+    path.write_bytes("\ufeffaudit_id;raw_score;evidence;correct\r\n1;0,923456;rephrase;WAHR\r\n"
+                     "2;0,100000;variant;FALSCH\r\n3;0,5;rephrase;vrai\r\n4;1,0;rephrase;1,0\r\n".encode("utf-8"))
+    rows, counts = audit.read_review(path)
+    assert counts["used"] == 4 and counts["bad_raw_score"] == 0
+    assert rows["raw_score"].tolist() == [0.923456, 0.1, 0.5, 1.0]
+    assert rows["correct"].tolist() == [True, False, True, True]
 
 
 @pytest.mark.parametrize("value, expect", [("1", True), ("0", False), ("YES", True), ("no", False),
@@ -258,6 +296,45 @@ def test_refit_from_several_audits_sums_their_rows(tmp_path):
     assert fit["labels_by_evidence"]["rephrase"] + fit["labels_by_evidence"]["variant"] == fit["audit_rows"]["used"]
 
 
+def test_a_review_counts_once_across_files(tmp_path):
+    """The same file twice is refused; a label reviewed in two overlapping audits of one run
+    (same labels_digest, locale, text, intent) is used once and counted as duplicate_label."""
+    one = _review(tmp_path, _gold_rows(150, seed=1), name="night1.csv")
+    with pytest.raises(AuditError, match="same bytes"):
+        audit.fit_from_audit([one, one], tmp_path / "c.toml", min_per_kind=200, argv=[])
+
+    def keyed(name: str, ids: range) -> Path:
+        df = pd.DataFrame({"audit_id": [str(i) for i in ids], "locale": "en-US", "text": [f"text {i}" for i in ids],
+                           "candidate_intent": "alarm_set", "labels_digest": "labels-abc", "evidence": "rephrase",
+                           "raw_score": [f"{0.1 + i / 100:.4f}" for i in ids], "correct": [str(i % 2) for i in ids]})
+        df.to_csv(tmp_path / name, index=False)
+        return tmp_path / name
+
+    rows, counts = audit.read_reviews([keyed("a.csv", range(0, 30)), keyed("b.csv", range(20, 50))])
+    assert counts["rows"] == 60 and counts["used"] == 50 and counts["duplicate_label"] == 10
+    assert len(rows) == 50 and rows["label_key"].is_unique
+
+
+def test_pooled_for_names_the_real_reason(tmp_path):
+    rows = [(i, 0.2 + i / 100, "rephrase", i % 2) for i in range(40)] + \
+           [(100 + i, 0.5, "variant", i % 2) for i in range(25)]          # enough rows, one raw score
+    path = _review(tmp_path, rows)
+    cal, _ = audit.fit_from_audit(path, tmp_path / "c.toml", min_per_kind=20, argv=[])
+    assert cal.fit["pooled_for"] == {"variant": "25 reviewed rows with 1 distinct raw score(s) < 2: uses the pooled map"}
+
+
+def test_a_calibration_file_missing_a_map_array_is_a_configuration_error(tmp_path):
+    from mining.errors import ConfigError
+
+    bad = tmp_path / "cal.toml"
+    bad.write_text('version = "v"\n[pooled]\ny = [0.0, 1.0]\n')
+    with pytest.raises(ConfigError, match=r"\[pooled\] needs arrays"):
+        load_calibration(bad)
+    bad.write_text('[pooled]\nx = [0.0, 1.0]\ny = [0.0, 1.0]\n')
+    with pytest.raises(ConfigError, match="version"):
+        load_calibration(bad)
+
+
 def test_refit_refuses_too_few_reviewed_rows(tmp_path):
     path = _review(tmp_path, [(i, 0.5 + i / 100, "rephrase", "" if i > 5 else 1) for i in range(30)])
     with pytest.raises(AuditError, match=r"6 usable reviewed rows of 30 \(not_reviewed 24\)"):
@@ -295,3 +372,8 @@ def test_cli_sample_review_fit_load(tmp_path, capsys, monkeypatch):
     assert cli.main(["fit-calibration", "--audit", str(csv), "--work", str(tmp_path)]) == 2
     assert cli.main(["fit-calibration"]) == 2
     assert "--audit" in capsys.readouterr().err
+    assert cli.main(["fit-calibration", "--work", str(tmp_path), "--min-per-kind", "50"]) == 2
+    assert "--min-per-kind applies to --audit only" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad_seed:                        # argparse: a negative seed
+        cli.main(["audit", "sample", "--run", str(run), "--n", "5", "--seed", "-1", "--out", str(tmp_path / "s.csv")])
+    assert bad_seed.value.code == 2

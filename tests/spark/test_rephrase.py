@@ -440,6 +440,10 @@ def test_direction_table_finds_flips_and_with_background_needs_every_locale():
     emb = table[table["feature"] == "embedding_rel"].set_index("locale")
     assert (emb["direction"] == 1).all() and (emb["rephrase_mean"] > emb["switch_mean"]).all()
     assert "| embedding_rel |" in format_direction_table(table)
+    # no locale with both cases: an empty table, reported, not a KeyError after the fit
+    alone, none = direction_table(frame[frame["case"] == "true_rephrase"])
+    assert alone.empty and none == [] and "no locale" in format_direction_table(alone)
+    assert alone.groupby("locale").size().empty
     pairs = pd.DataFrame({"locale": ["de-DE", "xx-XX"]})
     with pytest.raises(ValueError, match="xx-XX"):
         with_background(pairs, {"de-DE": {"mean": 0.8, "std": 0.04}})
