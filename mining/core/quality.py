@@ -7,8 +7,11 @@ the previous version. The checks (all recorded in the manifest's ``quality``):
 
 - ``schema``: the columns are the ``training_set`` contract's, in order, and the table
   casts to its Arrow schema (:mod:`mining.io.schemas`);
-- ``required_values``: no null ``utterance``/``locale``/``intent``/``evidence``;
-  ``confidence`` in [0, 1]; ``support_users`` ≥ 1;
+- ``required_values``: no null ``utterance``/``locale``/``intent``/``evidence``, none
+  empty or blank; ``evidence`` one of the contract's symbols; ``confidence`` in [0, 1];
+  ``support_users`` and ``support_events`` ≥ 1; no two rows with one key (locale,
+  :func:`mining.core.text.normalize` of the utterance), the key ``labels/``, retention and
+  ``mining merge`` use;
 - ``reject_share``: share of input rows rejected at validation ≤
   ``validation.max_reject_share`` (ingest already fails past it; recorded here too);
 - ``min_rows``: at least ``quality.min_rows`` exported rows;
@@ -18,7 +21,13 @@ the previous version. The checks (all recorded in the manifest's ``quality``):
   such) without a baseline or when it has fewer than ``quality.min_baseline_rows`` rows.
   A sudden drop or surge of mined labels between nightly versions usually means an
   upstream change (a logging bug, a new NLU build, a config change), which someone should
-  look at before training picks the new version up.
+  look at before training picks the new version up;
+- ``fresh_row_change``: the same test on this run's own labels (``fresh_rows``: the rows
+  before label retention carried the previous version's forward) against the baseline's
+  own (its manifest's ``retention.fresh``, else its ``rows``). Under retention a night whose
+  mining collapsed still exports the previous labels, so ``row_change`` alone would not see
+  the collapse. Skipped like ``row_change``, and when nothing was retained (then it is
+  ``row_change``).
 """
 from __future__ import annotations
 
@@ -48,11 +57,34 @@ def baseline_manifest(out: str | Path, baseline: str) -> dict | None:
     return json.loads(path.read_text())
 
 
-def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, max_reject_share: float) -> list[dict]:
+def _duplicate_keys(table: pa.Table) -> int:
+    """Rows of ``table`` whose (locale, normalized utterance) key an earlier row has."""
+    from mining.core.text import normalize
+
+    keys = set()
+    for locale, utt in zip(table.column("locale").to_pylist(), table.column("utterance").to_pylist()):
+        keys.add((locale, normalize(utt or "")))
+    return table.num_rows - len(keys)
+
+
+def _change_check(name: str, rows: int, old: int | None, baseline: dict | None, qcfg, what: str) -> dict:
+    if old is None or old < qcfg.min_baseline_rows:
+        return _check(name, True, None, qcfg.max_row_change,
+                      "skipped: no baseline version" if old is None else
+                      f"skipped: baseline has {old} {what} < quality.min_baseline_rows")
+    change = abs(rows - old) / old
+    return _check(name, change <= qcfg.max_row_change, round(change, 6), qcfg.max_row_change,
+                  f"{old} {what} in baseline {baseline.get('dataset_version')}, {rows} now")
+
+
+def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, max_reject_share: float,
+                 fresh_rows: int | None = None) -> list[dict]:
     """Run every check on the collected training set ``table`` (contract columns).
 
     ``rejects``: the ``rejects`` stage stats (``input``, ``rejected``); ``baseline``: a
-    previous version's manifest or None; ``qcfg``: :class:`mining.config.QualityConfig`.
+    previous version's manifest or None; ``qcfg``: :class:`mining.config.QualityConfig`;
+    ``fresh_rows``: rows of ``table`` from this run's own labels (None: all of them, no
+    label retention).
     Returns the checks ``[{"name", "ok", "value", "limit", "detail"}]``; raises
     :class:`QualityGateFailed` (one line: the failed checks) when any fails."""
     contract = schemas.arrow_schema("training_set")
@@ -69,6 +101,13 @@ def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, ma
     if names_ok:
         for col in ("utterance", "locale", "intent", "evidence"):
             bad[f"null_{col}"] = int(table.column(col).null_count)
+            blank = pc.equal(pc.utf8_trim_whitespace(table.column(col)), "")
+            bad[f"empty_{col}"] = int(pc.sum(blank).as_py() or 0)
+        symbols = pa.array(schemas.enum_symbols("training_set", "evidence"))
+        bad["unknown_evidence"] = int(pc.sum(pc.invert(pc.is_in(table.column("evidence"), value_set=symbols))
+                                             ).as_py() or 0) - int(table.column("evidence").null_count)
+        bad["support_events_below_1"] = int(pc.sum(pc.less(table.column("support_events"), 1)).as_py() or 0)
+        bad["duplicate_keys"] = _duplicate_keys(table)
         conf = table.column("confidence")
         outside = pc.or_(pc.or_(pc.less(conf, 0.0), pc.greater(conf, 1.0)), pc.is_nan(conf))  # NaN: neither
         bad["confidence_outside_0_1"] = int(pc.sum(outside).as_py() or 0) + int(conf.null_count)
@@ -81,14 +120,13 @@ def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, ma
     rows = table.num_rows
     checks.append(_check("min_rows", rows >= qcfg.min_rows, rows, qcfg.min_rows))
     old = int(baseline.get("rows", 0)) if baseline else None
-    if old is None or old < qcfg.min_baseline_rows:
-        checks.append(_check("row_change", True, None, qcfg.max_row_change,
-                             "skipped: no baseline version" if old is None else
-                             f"skipped: baseline has {old} rows < quality.min_baseline_rows"))
+    checks.append(_change_check("row_change", rows, old, baseline, qcfg, "rows"))
+    if fresh_rows is None or fresh_rows == rows:
+        checks.append(_check("fresh_row_change", True, None, qcfg.max_row_change,
+                             "skipped: no retained rows (the same as row_change)"))
     else:
-        change = abs(rows - old) / old
-        checks.append(_check("row_change", change <= qcfg.max_row_change, round(change, 6), qcfg.max_row_change,
-                             f"{old} rows in baseline {baseline.get('dataset_version')}, {rows} now"))
+        old_fresh = int((baseline.get("retention") or {}).get("fresh", baseline.get("rows", 0))) if baseline else None
+        checks.append(_change_check("fresh_row_change", fresh_rows, old_fresh, baseline, qcfg, "fresh rows"))
     failed = [c for c in checks if not c["ok"]]
     if failed:
         raise QualityGateFailed("data-quality gate failed, nothing published: " + "; ".join(

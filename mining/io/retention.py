@@ -59,7 +59,8 @@ def contradicts(label_intent: str, vote_intent, vote_share: float, vote_events: 
 
 def carry_forward(previous: pd.DataFrame, fresh: pd.DataFrame, votes: pd.DataFrame,
                   gates: Callable[[str], tuple[float, int, float]],
-                  dataset_version: str, locales: Collection[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  dataset_version: str, locales: Collection[str] = (),
+                  contradict: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The previous version's labels that stay (policy ``until_contradicted``).
 
     ``previous``: rows of the previous version's training set (the ``training_set`` contract
@@ -77,7 +78,12 @@ def carry_forward(previous: pd.DataFrame, fresh: pd.DataFrame, votes: pd.DataFra
     ``locales``: the run's locales (``RunConfig.locales``; empty = all). A locale-restricted
     run exports only those locales, so only ``previous``'s rows of those locales are carried
     forward; rows of other locales are left out of the new version (neither retained nor
-    contradicted: the run has no evidence about them)."""
+    contradicted: the run has no evidence about them).
+
+    ``contradict`` False (``privacy.dp``): ``votes`` retire nothing. The votes are exact
+    counts, so one user's single event could decide whether a text stays in the release,
+    beyond what the DP release covers (:mod:`mining.privacy.dp`); a retained label then
+    leaves only when a fresh (DP-selected) label of its text replaces it."""
     prev = previous[previous["locale"].isin(list(locales))] if locales else previous
     prev = prev.copy()
     if "evidence_version" not in prev.columns:
@@ -91,7 +97,7 @@ def carry_forward(previous: pd.DataFrame, fresh: pd.DataFrame, votes: pd.DataFra
     m = prev.merge(v, on=["locale", "text_norm"], how="left")
     against = [contradicts(r.intent, r.vote_intent, r.vote_share, r.vote_events, r.defect_rate, *gates(r.locale))
                for r in m.itertuples(index=False)]
-    against = pd.Series(against, index=m.index, dtype=bool)
+    against = pd.Series(against, index=m.index, dtype=bool) & contradict
     retained = m.loc[~against, list(dict.fromkeys([*previous.columns, "evidence_version"]))].copy()
     retained["dataset_version"] = dataset_version
     contradicted = m.loc[against, ["locale", "utterance", "vote_intent"]].assign(reason="contradicted")

@@ -29,7 +29,7 @@ Mechanism (:func:`select_texts`):
    (opendp/opendp#2922: the map's δ at T is the true δ at T + 1).
 3. The released per-text count is that same noisy value (no extra budget: post-processing).
 
-Guarantee (stated the same way in the README). With ``privacy.dp.enabled``, the pair
+Guarantee (stated the same way in docs/operations.md). With ``privacy.dp.enabled``, the pair
 (set of selected (locale, text), noisy user count of each) is (ε, δ)-differentially private
 with respect to adding or removing all turns of one user, for one run over its input
 window. Consequences: a text that only one user said is released with probability at
@@ -45,7 +45,9 @@ them); ``utterance`` is the most frequent raw form of the text (case and punctua
 come from few users). The k-anonymity gate (``privacy.min_users``) stays on but reads the
 noisy counts (post-processing: the exact gate would release a text of exactly ``min_users``
 users on one user's data, beyond δ), and the changelog gives every labeled text left out
-one reason, ``dp_not_selected``. The manifest's stage statistics and drop counts, ``report.html`` and the
+one reason, ``dp_not_selected``. Label retention carries the previous version's released
+labels forward, but no exact vote retires one (``contradicted``): only a fresh selected label
+of the same text replaces it (:func:`mining.io.retention.carry_forward`). The manifest's stage statistics and drop counts, ``report.html`` and the
 intermediate stage folders (turns, rephrase_pairs, clusters, labels) hold exact counts and
 unreleased texts: operator-internal, never to be handed out. Privacy loss composes across
 releases: every run (every night, every rerun with another config or code version) over

@@ -62,8 +62,10 @@ def _retain(spark, cfg, labels, table: pa.Table, old: pd.DataFrame, version: str
         ac = cfg.aggregation.for_locale(locale)
         return ac.min_top_share, ac.min_events, ac.min_defect_rate
 
+    # under DP no exact vote may retire a released label (carry_forward's contradict)
     retained, contradicted = retention.carry_forward(old, table.select(["locale", "utterance"]).to_pandas(),
-                                                     votes, gates, version, locales=cfg.locales)
+                                                     votes, gates, version, locales=cfg.locales,
+                                                     contradict=not cfg.privacy.dp.enabled)
     if len(retained):
         extra = pa.Table.from_pandas(retained[table.column_names], schema=table.schema, preserve_index=False)
         table = pa.concat_tables([table, extra]).sort_by(
@@ -219,7 +221,7 @@ def run(spark, cfg) -> dict:
         table, contradicted = _retain(spark, cfg, labels, table, old, version)
     # the data-quality gate runs before anything is written (mining/core/quality.py)
     checks = quality.check_export(table, upstream["rejects"], quality.baseline_manifest(out, cfg.quality.baseline),
-                                  cfg.quality, cfg.validation.max_reject_share)
+                                  cfg.quality, cfg.validation.max_reject_share, fresh_rows=fresh_rows)
     staging = storage.staging_path(out, f"version-{version}")
     export.write_training_set(table, staging / "training_set")
     massive = export.write_massive_jsonl(table, staging / "massive", cfg.export.dev_share, cfg.export.split_seed)

@@ -29,7 +29,8 @@ REJECTS = {"input": 1000, "rejected": 10}
 
 def test_a_clean_table_passes_every_check(qcfg):
     checks = check_export(_table(200), REJECTS, {"rows": 150, "dataset_version": "v0"}, qcfg, 0.05)
-    assert [c["name"] for c in checks] == ["schema", "required_values", "reject_share", "min_rows", "row_change"]
+    assert [c["name"] for c in checks] == ["schema", "required_values", "reject_share", "min_rows", "row_change",
+                                           "fresh_row_change"]
     assert all(c["ok"] for c in checks)
     assert checks[4]["value"] == pytest.approx(50 / 150)
 
@@ -41,7 +42,7 @@ def test_row_change_against_the_baseline_fails_with_one_line(qcfg):
 
 def test_row_change_is_skipped_without_a_large_enough_baseline(qcfg):
     for baseline in (None, {"rows": 10}):
-        rc = check_export(_table(5), REJECTS, baseline, qcfg, 0.05)[-1]
+        rc = check_export(_table(5), REJECTS, baseline, qcfg, 0.05)[-2]
         assert rc["ok"] and rc["detail"].startswith("skipped")
 
 
@@ -56,6 +57,36 @@ def test_bad_values_schema_rejects_and_empty_exports_fail(qcfg):
         check_export(_table(3), {"input": 100, "rejected": 6}, None, qcfg, 0.05)
     with pytest.raises(QualityGateFailed, match="min_rows = 0"):
         check_export(_table(0), REJECTS, None, qcfg, 0.05)
+
+
+def test_blank_values_unknown_evidence_no_events_and_duplicate_keys_fail(qcfg):
+    """What a null check cannot see: "" or blank required strings, an evidence outside the
+    contract's symbols, support_events < 1, and two rows of one (locale, normalized text) key."""
+    bad = _table(5, locale=["en-US", "", "en-US", "en-US", "en-US"], utterance=["a", "b", "  ", "Wake me at 3!", "e"],
+                 support_events=[1, 1, 1, 1, -5])
+    with pytest.raises(QualityGateFailed, match="required_values") as e:
+        check_export(bad, REJECTS, None, qcfg, 0.05)
+    for key in ('"empty_locale": 1', '"empty_utterance": 1', '"support_events_below_1": 1'):
+        assert key in str(e.value)
+    dup = _table(4, utterance=["wake me at 0", "Wake me at 0!", "wake me at 1", "wake me at 2"])
+    with pytest.raises(QualityGateFailed, match='"duplicate_keys": 1'):
+        check_export(dup, REJECTS, None, qcfg, 0.05)
+    other = pa.Table.from_pydict({**_table(3).to_pydict(), "evidence": ["rephrase", "guess", "variant"]})
+    with pytest.raises(QualityGateFailed, match='"unknown_evidence": 1'):
+        check_export(other, REJECTS, None, qcfg, 0.05)
+
+
+def test_retained_labels_do_not_hide_a_collapse_of_the_nights_own(qcfg):
+    """Under label retention a night that mined almost nothing still exports the previous
+    version's labels: the row count holds, the fresh row count does not."""
+    baseline = {"rows": 1000, "dataset_version": "v0", "retention": {"fresh": 1000}}
+    table = _table(1000)
+    with pytest.raises(QualityGateFailed, match=r"fresh_row_change = 0\.98 \(limit 0\.5; 1000 fresh rows"):
+        check_export(table, REJECTS, baseline, qcfg, 0.05, fresh_rows=20)
+    checks = check_export(table, REJECTS, baseline, qcfg, 0.05, fresh_rows=900)
+    assert checks[4]["value"] == 0.0 and checks[5]["value"] == pytest.approx(0.1)
+    # a baseline written before retention counts its rows as fresh
+    assert check_export(table, REJECTS, {"rows": 950}, qcfg, 0.05, fresh_rows=900)[5]["ok"]
 
 
 def test_baseline_is_latest_or_an_explicit_manifest(tmp_path):

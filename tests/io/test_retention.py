@@ -39,6 +39,9 @@ def test_quiet_labels_stay_fresh_ones_win_and_contrary_evidence_retires():
     assert list(kept.columns) == list(previous.columns)
     assert gone.to_dict("records") == [{"locale": "en-US", "utterance": "lights off", "reason": "contradicted",
                                         "vote_intent": "iot_hue_lightup"}]
+    # under privacy.dp the exact votes retire nothing: only a fresh (DP-selected) label replaces one
+    kept, gone = retention.carry_forward(previous, fresh, votes, lambda loc: GATES, "v20261102-bbbb", contradict=False)
+    assert list(kept["utterance"]) == ["Wake me at 7", "lights off", "olly time", "whats on"] and gone.empty
 
 
 @pytest.mark.parametrize("vote,expected", [

@@ -233,4 +233,5 @@ def test_export_quality_gate_failure_publishes_nothing(run, spark):
     assert (os.readlink(out / "latest"), sorted(p.name for p in (out / "versions").iterdir())) == before
     manifest = json.loads((out / "manifest.json").read_text())
     assert {c["name"]: c["ok"] for c in manifest["quality"]} == {
-        "schema": True, "required_values": True, "reject_share": True, "min_rows": True, "row_change": True}
+        "schema": True, "required_values": True, "reject_share": True, "min_rows": True, "row_change": True,
+        "fresh_row_change": True}
