@@ -168,7 +168,9 @@ _DATE = re.compile(r"\s*(?:(\d{4})([./-])(\d{1,2})\2(\d{1,2})"
 _DIGIT_RUN = re.compile(r"\d{5,}")
 #: Two years 1900-2099 ("songs from 1990-1999", "the 2019 2020 season"): no number to scrub.
 _YEAR_RANGE = re.compile(r"(?:19|20)\d\d[ .-](?:19|20)\d\d")
-_DIGIT_GROUPS = re.compile(r"(?<![\d:.,])\d+(?:[ .-]\d+)+(?![\d:,]|\.\d)")
+# not inside a longer number: no digit, nor a digit then ":", "." or "," ("10:30", "1,5"), either
+# side; punctuation before a space or the end ("123-45-6789, thanks", "ssn:123-45-6789") is no digit
+_DIGIT_GROUPS = re.compile(r"(?<!\d)(?<!\d[:.,])\d+(?:[ .-]\d+)+(?!\d|[:.,]\d)")
 _SPOKEN = {
     "en": "zero oh o one two three four five six seven eight nine double triple",
     "de": "null eins zwei drei vier fünf fuenf sechs sieben acht neun",
@@ -239,9 +241,12 @@ def _cards(shadow: str):
 def _is_date(s: str) -> bool:
     """True if ``s`` (surrounding whitespace allowed) is a date: Y-M-D with a 4-digit year,
     or D-M-Y / M-D-Y with a 2- or 4-digit year, one separator kind (``.``, ``/``, ``-``;
-    single spaces for D M Y), month 1-12 and day 1-31."""
+    single spaces for D M Y), month 1-12, day 1-31 and a 4-digit year in 1900-2099."""
     m = _DATE.fullmatch(s)
     if not m:
+        return False
+    years = [g for g in re.findall(r"\d+", s) if len(g) == 4]
+    if years and not 1900 <= int(years[0]) <= 2099:     # "call 12 05 1234": no year, a number
         return False
     if m[1]:
         return 1 <= int(m[3]) <= 12 and 1 <= int(m[4]) <= 31

@@ -26,9 +26,28 @@ def test_digit_groups_shaped_like_dates_are_scrubbed(text, locale, expected):
     _scrubbed(text, locale, expected)
 
 
+# 1b. a grouped number right before "," or ":" or right after ":" (automatic punctuation) is one
+# number, not a short group that is then kept; a "year" outside 1900-2099 makes no date
+@pytest.mark.parametrize("text, locale, expected", [
+    ("my ssn is 123-45-6789, thanks", "en-US", "my ssn is <number>, thanks"),
+    ("my ssn is 123 45 6789, thanks", "en-US", "my ssn is <number>, thanks"),
+    ("ssn:123-45-6789", "en-US", "ssn:<number>"),
+    ("account 1234 5678, please", "en-US", "account <number>, please"),
+    ("member id 123 456 789, please", "en-US", "member id <number>, please"),
+    ("ssn 123.45.6789, ok", "en-US", "ssn <number>, ok"),
+    ("my ssn is 123-45-6789.", "en-US", "my ssn is <number>."),
+    ("call 12 05 1234", "en-US", "call <number>"),
+    ("ruf 12.05.5678 an", "de-DE", "ruf <phone> an"),
+    ("call 31-12-9999", "en-US", "call <number>"),
+])
+def test_grouped_numbers_next_to_punctuation_or_with_no_real_year_are_scrubbed(text, locale, expected):
+    _scrubbed(text, locale, expected)
+
+
 @pytest.mark.parametrize("text, locale", [
     ("2026-11-03", "en-US"), ("3.11.2026", "de-DE"), ("remind me on 06/21/2026", "en-US"),
     ("le 21/06/26", "fr-FR"), ("wake me on 12 05 2026", "en-US"), ("10:30", "en-US"),
+    ("on 12 05 2026, at 10:30, please", "en-US"), ("it is 10 30:15", "en-US"), ("born 01.01.1900", "de-DE"),
 ])
 def test_real_dates_and_times_are_kept(text, locale):
     _kept(text, locale)
