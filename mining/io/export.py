@@ -63,8 +63,12 @@ def drop_reason(text_users: int, min_users: int, dp: bool = False, dp_selected: 
     return None
 
 
-def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, dp: bool = False) -> pd.DataFrame:
+def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, dp: bool = False,
+                    cluster_key: bytes | None = None) -> pd.DataFrame:
     """Apply the k-anonymity gate, slot projection and PII scrubbing to labeled rows.
+
+    ``cluster_key``: :func:`mining.privacy.pii.derive_key` ``(key, "cluster_id")``; the exported
+    ``cluster_id`` is then :func:`mining.privacy.pii.opaque_cluster_id` (None: as in ``labels``).
 
     ``dp`` (``privacy.dp.enabled``): ``labels`` also has ``dp_users``, the DP noisy user count
     of the text where :func:`mining.privacy.dp.select_texts` selected it, else null. Rows with a null
@@ -89,7 +93,9 @@ def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, 
             "utterance": utt, "locale": rec["locale"], "intent": rec["intent"], "slots": slots,
             "annot_utt": annot, "confidence": float(rec["confidence"]),
             **_support(rec, dp),
-            "evidence": rec["evidence"], "cluster_id": rec["cluster_id"],
+            "evidence": rec["evidence"],
+            "cluster_id": (privacy.opaque_cluster_id(rec["cluster_id"], cluster_key) if cluster_key
+                           else rec["cluster_id"]),
             "dataset_version": dataset_version, "evidence_version": dataset_version,
             "text_norm": rec.get("text_norm"),
             "drop_reason": drop_reason(rec["dp_users"] if dp else rec["text_users"], min_users, dp,

@@ -61,6 +61,25 @@ def pseudonymize(value: str, key: bytes) -> str:
     return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def derive_key(key: bytes, purpose: str) -> bytes:
+    """A sub-key of the pseudonymization ``key`` for one ``purpose`` (domain separation):
+    HMAC-SHA256(key, "mining/" + purpose), 32 bytes. What it keys reveals nothing about
+    ``key`` or the pseudonyms, even where the sub-key reaches Python workers."""
+    return hmac.new(key, f"mining/{purpose}".encode("utf-8"), hashlib.sha256).digest()
+
+
+def opaque_cluster_id(cluster_id: str | None, key: bytes) -> str | None:
+    """The exported form of a ``cluster_id`` (``<locale>:<12 hex of sha256(medoid text)>``,
+    :func:`mining.core.clustering.cluster_frame`): ``<locale>:`` + 16 hex of HMAC-SHA256
+    under ``key`` (:func:`derive_key` ``"cluster_id"``). The internal id is an unkeyed hash of
+    the medoid's text, which need not be k-anonymous: anyone could test a guessed text
+    against it. Same key and cluster → same id (stable across nights); None stays None."""
+    if cluster_id is None or cluster_id != cluster_id:
+        return None
+    locale = cluster_id.split(":", 1)[0]
+    return f"{locale}:{hmac.new(key, cluster_id.encode('utf-8'), hashlib.sha256).hexdigest()[:16]}"
+
+
 #: The columns :func:`with_hmac_key` adds and :func:`spark_pseudonymize` reads.
 HMAC_KEY_COLUMNS = ("_hmac_ipad", "_hmac_opad")
 

@@ -201,9 +201,12 @@ def run(spark, cfg) -> dict:
     if dp_on:
         labeled, dp_record = _dp_select(spark, cfg, labeled, fingerprint)
 
+    # the exported cluster_id is keyed: the internal one hashes the medoid's text without a key
+    cluster_key = privacy.derive_key(privacy.resolve_key(), "cluster_id")
+
     def finalize(batches):
         for pdf in batches:
-            yield export.finalize_labels(pdf, min_users, version, dp=dp_on)
+            yield export.finalize_labels(pdf, min_users, version, dp=dp_on, cluster_key=cluster_key)
 
     final = labeled.mapInPandas(finalize, export.final_schema()).cache()
     drops = counts_by(final.where("drop_reason IS NOT NULL"), "drop_reason")

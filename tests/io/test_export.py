@@ -232,3 +232,29 @@ def test_annot_utt_and_slot_values_are_spans_of_the_exported_utterance():
         assert text == " ".join(row.utterance.split())
         assert slots == [dict(s) for s in row.slots]
         assert all(s["value"] in row.utterance for s in row.slots)
+
+
+def test_the_exported_cluster_id_is_keyed_not_a_hash_of_the_medoid_text():
+    """The internal cluster_id hashes the medoid's normalized text without a key; the medoid
+    need not be k-anonymous, so anyone could test a guessed text against an exported id."""
+    import pandas as pd
+
+    from mining.core.text import text_hash
+    from mining.io.export import finalize_labels
+    from mining.privacy.pii import derive_key
+
+    medoid = "play jazz for anna smith at 12 elm street"
+    internal = f"en-US:{text_hash(medoid)[:12]}"
+    base = {"locale": "en-US", "intent": "play_music", "confidence": 0.9, "support_users": 3, "support_events": 3,
+            "evidence": "variant", "text_users": 3, "slots": []}
+    labels = pd.DataFrame([{**base, "utterance": "play jazz music", "cluster_id": internal},
+                           {**base, "utterance": "play some jazz", "cluster_id": internal},
+                           {**base, "utterance": "play blues", "cluster_id": None}])
+    key = derive_key(b"k" * 32, "cluster_id")
+    out = finalize_labels(labels, 1, "v1", cluster_key=key)
+    ids = out["cluster_id"].tolist()
+    assert ids[0] == ids[1] and ids[0] != internal and ids[0].startswith("en-US:") and len(ids[0]) == 6 + 16
+    assert text_hash(medoid)[:12] not in ids[0] and ids[2] is None
+    assert finalize_labels(labels, 1, "v1", cluster_key=key)["cluster_id"].tolist() == ids       # stable
+    assert finalize_labels(labels, 1, "v1", cluster_key=derive_key(b"j" * 32, "cluster_id"))["cluster_id"][0] != ids[0]
+    assert derive_key(b"k" * 32, "cluster_id") != derive_key(b"k" * 32, "dp")
