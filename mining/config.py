@@ -176,13 +176,14 @@ class ClusterConfig:
 
     def for_locale(self, locale: str, derived: Mapping | None = None) -> "ClusterConfig":
         """This config with ``min_sim`` of ``locale``: its ``min_sim_by_locale`` entry (an
-        override), else ``derived["cluster_min_sim"]`` (the run's own, from the locale's
-        background: :func:`mining.core.background.derive_thresholds`), else ``min_sim``."""
+        override), else the run's own at ``min_sim_rel`` on the locale's stored background
+        (``derived``: :func:`mining.core.background.cosine_for`), else ``min_sim``."""
+        from mining.core.background import cosine_for
+
         if locale in self.min_sim_by_locale:
             return replace(self, min_sim=float(self.min_sim_by_locale[locale]))
-        if derived and derived.get("cluster_min_sim") is not None:
-            return replace(self, min_sim=float(derived["cluster_min_sim"]))
-        return self
+        sim = cosine_for(derived, "cluster_min_sim", self.min_sim_rel, self.min_sim)
+        return self if sim is None else replace(self, min_sim=sim)
 
 
 @dataclass(frozen=True)
@@ -229,14 +230,13 @@ class AggregationConfig:
     def for_locale(self, locale: str, derived: Mapping | None = None) -> "AggregationConfig":
         """This config with ``variant_min_sim`` and ``min_events`` of ``locale``: its entries
         of ``variant_min_sim_by_locale`` / ``min_events_by_locale`` (overrides), else for
-        ``variant_min_sim`` ``derived["variant_min_sim"]`` (the run's own, from the locale's
-        background: :func:`mining.core.background.derive_thresholds`; ``derived`` is the
-        locale's entry of :func:`mining.core.background.read_derived`), else the global ones.
-        ``min_events`` is one global value (not derived per run)."""
-        sim = self.variant_min_sim
-        if derived and derived.get("variant_min_sim") is not None:
-            sim = float(derived["variant_min_sim"])
-        sim = float(self.variant_min_sim_by_locale.get(locale, sim))
+        ``variant_min_sim`` the run's own at ``variant_min_sim_rel`` on the locale's stored
+        background (``derived``, its entry of :func:`mining.core.background.read_derived`:
+        :func:`mining.core.background.cosine_for`), else the global ones."""
+        from mining.core.background import cosine_for
+
+        sim = cosine_for(derived, "variant_min_sim", self.variant_min_sim_rel, self.variant_min_sim)
+        sim = float(self.variant_min_sim_by_locale.get(locale, self.variant_min_sim if sim is None else sim))
         events = int(self.min_events_by_locale.get(locale, self.min_events))
         if sim == self.variant_min_sim and events == self.min_events:
             return self

@@ -35,14 +35,15 @@ Sample: per locale the texts are ordered by their text hash (SHA-256 of the
 normalized text, so the order is pseudo-random and the same on every run) and the first
 ``max_texts`` kept; pairs are drawn from them with ``numpy.random.default_rng(seed)``.
 A locale with fewer than :data:`MIN_TEXTS` texts has too few for its own background: it
-borrows the pooled background of the run's locales embedded by the same encoder (even when
-they hold fewer than :data:`MIN_TEXTS` together, as long as they hold two), never of other
-encoders: a cosine between two encoders' vectors means nothing, and their dimensions may
+borrows the pooled background of the run's locales embedded by the same encoder, pairs drawn
+within each locale (even when they hold fewer than :data:`MIN_TEXTS` together, as long as one
+holds two), never of other encoders: a cosine between two encoders' vectors means nothing, and their dimensions may
 differ. An encoder with fewer than two texts in the run has none (μ 0: the relative cosine
 is the cosine itself) and the stages fall back to the configured cosines.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -92,20 +93,46 @@ def random_pairs(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return i.astype(np.int64), j.astype(np.int64)
 
 
+def _pair_cosines(locale: str, emb: np.ndarray, n_pairs: int, seed: int) -> np.ndarray:
+    emb = np.asarray(emb, dtype=np.float64)
+    if emb.ndim != 2 or len(emb) < 2:
+        raise ValueError(f"background of {locale}: need a 2-D array of at least 2 rows, got shape {emb.shape}")
+    if not np.isfinite(emb).all():    # a NaN vector would make every derived threshold NaN
+        raise ValueError(f"background of {locale}: {int((~np.isfinite(emb).all(axis=1)).sum())} "
+                         "embeddings hold NaN or infinity (the encoder's output)")
+    i, j = random_pairs(len(emb), n_pairs, seed)
+    return np.einsum("ij,ij->i", emb[i], emb[j])
+
+
+def _from_cosines(locale: str, source: str, n_texts: int, cos: np.ndarray) -> Background:
+    return Background(locale=locale, source=source, n_texts=int(n_texts), n_pairs=int(len(cos)),
+                      mean=float(cos.mean()), std=float(max(cos.std(), 1e-6)),
+                      q50=float(np.quantile(cos, 0.5)), q99=float(np.quantile(cos, 0.99)))
+
+
 def background(locale: str, emb: np.ndarray, *, n_pairs: int = N_PAIRS, seed: int = 0,
                source: str = "own") -> Background:
     """The :class:`Background` of ``emb``: float (n, d) L2-normalized rows of distinct texts
     (n ≥ 2). Cosines of ``n_pairs`` pairs of :func:`random_pairs`; σ is floored at 1e-6 so a
     degenerate locale (all texts one vector) cannot divide by zero.
-    ``ValueError`` for fewer than two rows or a non-2-D array."""
-    emb = np.asarray(emb, dtype=np.float64)
-    if emb.ndim != 2 or len(emb) < 2:
-        raise ValueError(f"background of {locale}: need a 2-D array of at least 2 rows, got shape {emb.shape}")
-    i, j = random_pairs(len(emb), n_pairs, seed)
-    cos = np.einsum("ij,ij->i", emb[i], emb[j])
-    return Background(locale=locale, source=source, n_texts=int(len(emb)), n_pairs=n_pairs,
-                      mean=float(cos.mean()), std=float(max(cos.std(), 1e-6)),
-                      q50=float(np.quantile(cos, 0.5)), q99=float(np.quantile(cos, 0.99)))
+    ``ValueError`` for fewer than two rows, a non-2-D array or a non-finite value."""
+    return _from_cosines(locale, source, len(emb), _pair_cosines(locale, emb, n_pairs, seed))
+
+
+def pooled_background(locale: str, parts: list[np.ndarray], *, n_pairs: int = N_PAIRS, seed: int = 0,
+                      source: str = "pooled") -> Background:
+    """The :class:`Background` of several locales' rows ``parts`` (each float (n_k, d)),
+    pairs drawn *within* each part with ≥ 2 rows, ``n_pairs`` split in proportion to the
+    parts' rows (at least one each). Pairs across parts would be pairs of two languages,
+    whose cosines sit lower under a multilingual encoder; ``n_texts`` counts every row.
+    ``ValueError`` when no part has two rows."""
+    usable = [(k, p) for k, p in enumerate(parts) if len(p) >= 2]
+    if not usable:
+        raise ValueError(f"background of {locale}: no pooled locale has two texts")
+    total = sum(len(p) for _, p in usable)
+    cos = np.concatenate([_pair_cosines(locale, p, max(1, round(n_pairs * len(p) / total)), seed + k)
+                          for k, p in usable])
+    return _from_cosines(locale, source, sum(len(p) for p in parts), cos)
 
 
 def none_background(locale: str) -> Background:
@@ -117,8 +144,8 @@ def locale_backgrounds(samples: dict[str, np.ndarray], groups: dict[str, str], *
                        seed: int = 0, min_texts: int = MIN_TEXTS) -> dict[str, Background]:
     """{locale: Background} for every locale of ``samples`` ({locale: float (n, d) sampled
     L2-normalized rows}); ``groups`` maps a locale to its encoder (model id). A locale with
-    at least ``min_texts`` rows gets its own; a smaller one the pooled rows of its encoder's
-    locales (``pooled:<model id>``) when they hold at least two, else
+    at least ``min_texts`` rows gets its own; a smaller one the :func:`pooled_background` of
+    its encoder's locales (``pooled:<model id>``) when one of them holds at least two, else
     :func:`none_background`. Rows of different encoders are never pooled.
     Deterministic for a given ``seed``."""
     out: dict[str, Background] = {}
@@ -129,9 +156,8 @@ def locale_backgrounds(samples: dict[str, np.ndarray], groups: dict[str, str], *
             continue
         group = groups.get(locale, "")
         pooled = [samples[k] for k in sorted(samples) if groups.get(k, "") == group and len(samples[k])]
-        if pooled and sum(map(len, pooled)) >= 2:
-            out[locale] = background(locale, np.concatenate(pooled), n_pairs=n_pairs, seed=seed,
-                                     source=f"pooled:{group}")
+        if any(len(p) >= 2 for p in pooled):
+            out[locale] = pooled_background(locale, pooled, n_pairs=n_pairs, seed=seed, source=f"pooled:{group}")
         else:
             out[locale] = none_background(locale)
     return out
@@ -148,6 +174,22 @@ def derive_thresholds(bg: Background, *, cluster_rel: float, variant_rel: float,
     else:
         cluster, variant = bg.cosine_at(cluster_rel), bg.cosine_at(variant_rel)
     return {**bg.to_dict(), "cluster_min_sim": round(cluster, 6), "variant_min_sim": round(variant, 6)}
+
+
+def cosine_for(derived: Mapping | None, key: str, rel: float, default: float) -> float | None:
+    """The cosine a stage applies for ``key`` (``"cluster_min_sim"`` or ``"variant_min_sim"``)
+    from a locale's stored :func:`derive_thresholds` entry ``derived``, at the relative cosine
+    ``rel`` of the stage's own configuration: a stage rerun with another ``*_min_sim_rel``
+    applies it, not the cosine ``detect_rephrases`` stored (the same when ``rel`` is). The
+    configured ``default`` where the background is ``"none"``; the stored cosine for an entry
+    without ``mean`` (a run of an older version); None without an entry."""
+    if not derived or derived.get(key) is None:
+        return None
+    if "mean" not in derived or "source" not in derived:
+        return float(derived[key])
+    if derived["source"] == "none":
+        return float(default)
+    return round(float(np.clip(derived["mean"] + rel * (1.0 - derived["mean"]), -1.0, 1.0)), 6)
 
 
 def read_derived(out) -> dict[str, dict]:

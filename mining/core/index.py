@@ -167,19 +167,22 @@ def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | N
                 val.append(part[2])
         else:
             kq, top = kk, min(GPU_MAX_K - 1, n - 1)      # + 1 below: the row itself
+
+            def keep(rows, d, i):      # a row's hits come most similar first: max_degree as on CPU
+                m = d.shape[1] if not max_degree else min(d.shape[1], max_degree + 1)
+                src.append(np.repeat(rows, m))
+                dst.append(i[:, :m].ravel())
+                val.append(d[:, :m].ravel())
+
             while len(cut) and kq < top:
                 kq = min(2 * kq, top)
                 d, i = index.search(q, kq + 1)
                 done = d[:, -1] < min_sim
-                src.append(np.repeat(cut[done], kq + 1))
-                dst.append(i[done].ravel())
-                val.append(d[done].ravel())
+                keep(cut[done], d[done], i[done])
                 cut, q = cut[~done], q[~done]
             if len(cut):   # still cut at the GPU's maximum k: keep what it found
                 d, i = index.search(q, kq + 1)
-                src.append(np.repeat(cut, kq + 1))
-                dst.append(i.ravel())
-                val.append(d.ravel())
+                keep(cut, d, i)
         log.info("neighbour graph: %d rows had more than %d neighbours above %.2f", n_cut, kk, min_sim)
     del index                          # its copy of the vectors is not needed for the graph
     src, dst, val = (np.concatenate(a) for a in (src, dst, val))

@@ -66,6 +66,33 @@ def test_small_locales_borrow_a_pooled_background_and_say_so():
     assert locale_backgrounds({"a": unit_rows(1)}, {}, seed=0)["a"].source == "none"
 
 
+def test_a_pooled_background_pairs_texts_of_one_locale_not_two_languages():
+    """Under a multilingual encoder two languages' texts sit apart: cross-locale pairs would
+    pull a small locale's pooled mean (and its derived edge) far below any locale's own."""
+    rng = np.random.default_rng(0)
+    shared = rng.standard_normal(64)
+
+    def lang(n, seed):
+        own = np.random.default_rng(seed).standard_normal(64)
+        x = 2.0 * shared + 2.0 * own + np.random.default_rng(seed + 100).standard_normal((n, 64))
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    samples = {"de-DE": lang(2000, 1), "fr-FR": lang(2000, 2), "it-IT": lang(2000, 3), "sw-KE": lang(30, 4)}
+    out = locale_backgrounds(samples, dict.fromkeys(samples, "e5"), seed=0)
+    own = [out[k].mean for k in ("de-DE", "fr-FR", "it-IT")]
+    assert out["sw-KE"].source == "pooled:e5" and out["sw-KE"].n_texts == 6030
+    assert min(own) - 0.02 < out["sw-KE"].mean < max(own) + 0.02
+    mixed = bgm.background("sw-KE", np.concatenate(list(samples.values())), seed=0)      # the old pool
+    assert mixed.mean < min(own) - 0.1
+
+
+def test_a_nan_embedding_is_refused_naming_the_locale():
+    emb = unit_rows(200, seed=1)
+    emb[7] = np.nan
+    with pytest.raises(ValueError, match="de-DE: 1 embeddings hold NaN"):
+        bgm.background("de-DE", emb)
+
+
 def test_derived_thresholds_are_cosines_of_the_fitted_z_or_the_configured_fallback():
     bg = Background("de-DE", "own", 2000, 20000, mean=0.8, std=0.04, q50=0.8, q99=0.9)
     d = derive_thresholds(bg, cluster_rel=0.8, variant_rel=0.9, cluster_default=0.75, variant_default=0.8)
@@ -81,13 +108,32 @@ def test_config_for_locale_prefers_override_then_derived_then_global():
 
     c = load_config("-", "-", overrides={"cluster": {"min_sim_by_locale": {"zh-CN": 0.9}},
                                          "aggregation": {"variant_min_sim_by_locale": {"zh-CN": 0.95}}})
-    derived = {"cluster_min_sim": 0.93, "variant_min_sim": 0.97}
+    derived = {"cluster_min_sim": 0.93, "variant_min_sim": 0.97}          # an older run: cosines only
     assert c.cluster.for_locale("zh-CN", derived).min_sim == 0.9
     assert c.cluster.for_locale("de-DE", derived).min_sim == 0.93
     assert c.cluster.for_locale("de-DE").min_sim == c.cluster.min_sim
     assert c.aggregation.for_locale("zh-CN", derived).variant_min_sim == 0.95
     assert c.aggregation.for_locale("de-DE", derived).variant_min_sim == 0.97
     assert c.aggregation.for_locale("de-DE").variant_min_sim == c.aggregation.variant_min_sim
+
+
+def test_a_stage_rerun_with_another_relative_threshold_applies_it():
+    """cluster_variants or aggregate_labels rerun with --set cluster.min_sim_rel=… on an OUT
+    whose detect_rephrases stored the background: the new r applies, not the stored cosine."""
+    from mining.config import load_config
+
+    bg = Background("de-DE", "own", 2000, 20000, mean=0.85, std=0.04, q50=0.85, q99=0.95)
+    stored = derive_thresholds(bg, cluster_rel=0.8, variant_rel=0.85, cluster_default=0.75, variant_default=0.8)
+    same = load_config("-", "-", overrides={"cluster": {"min_sim_rel": 0.8}, "aggregation": {"variant_min_sim_rel": 0.85}})
+    assert same.cluster.for_locale("de-DE", stored).min_sim == stored["cluster_min_sim"] == 0.97
+    assert same.aggregation.for_locale("de-DE", stored).variant_min_sim == stored["variant_min_sim"]
+    rerun = load_config("-", "-", overrides={"cluster": {"min_sim_rel": 0.5}, "aggregation": {"variant_min_sim_rel": 0.6}})
+    assert rerun.cluster.for_locale("de-DE", stored).min_sim == pytest.approx(0.925)
+    assert rerun.aggregation.for_locale("de-DE", stored).variant_min_sim == pytest.approx(0.94)
+    none = derive_thresholds(bgm.none_background("yy"), cluster_rel=0.8, variant_rel=0.85, cluster_default=0.75,
+                             variant_default=0.8)
+    other = load_config("-", "-", overrides={"cluster": {"min_sim": 0.7}})
+    assert other.cluster.for_locale("yy", none).min_sim == 0.7         # no background: this run's cosine
 
 
 def test_default_config_ships_no_per_locale_table():

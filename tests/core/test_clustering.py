@@ -310,3 +310,9 @@ def test_gpu_fallback_never_asks_for_more_than_the_gpu_k_limit(monkeypatch):
     graph = index.neighbour_graph(emb, 64, 0.8, device="cuda")
     assert max(asked) == index.GPU_MAX_K
     assert graph.getnnz(axis=1).min() >= index.GPU_MAX_K - 1      # every row keeps the most it could
+    # max_degree caps a widened row as the CPU's range search does: the same graph on both
+    capped = index.neighbour_graph(emb, 64, 0.8, max_degree=50, device="cuda")
+    cpu = index.neighbour_graph(emb, 64, 0.8, max_degree=50)
+    # (kNN and range search round the cosines apart, so near-ties at the cap may swap)
+    both = capped.multiply(cpu).nnz
+    assert capped.nnz < graph.nnz / 10 and both > 0.99 * max(capped.nnz, cpu.nnz)
