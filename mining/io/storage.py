@@ -174,7 +174,8 @@ def commit(staging: Path, final: Path, *, durable: bool = True) -> None:
     ``durable``: fsync the staging folder's files and folders first, and the parent after.
     An existing ``final`` is swapped with ``staging`` atomically (:func:`_exchange`) and
     then deleted; without that system call it is renamed aside first, so ``final`` is
-    missing for an instant at most. Either way it never holds a mix of old and new files."""
+    missing for an instant at most (and put back when the second rename fails). Either way
+    it never holds a mix of old and new files."""
     staging, final = Path(staging), Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     if durable:
@@ -186,7 +187,11 @@ def commit(staging: Path, final: Path, *, durable: bool = True) -> None:
             trash = final.parent / ".staging" / f"old-{final.name}-{uuid.uuid4().hex[:8]}"
             trash.parent.mkdir(parents=True, exist_ok=True)
             os.replace(final, trash)
-            os.replace(staging, final)
+            try:
+                os.replace(staging, final)
+            except BaseException:                # interrupted between the renames: the old output
+                os.replace(trash, final)         # goes back, so final is never left missing
+                raise
         if durable:
             fsync_dir(final.parent)
         if trash.is_dir() and not trash.is_symlink():

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from mining.io import storage
 
 DAY = 24 * 3600
@@ -121,3 +123,29 @@ def test_a_failed_stage_write_leaves_no_staging_copy(spark, tmp_path):
     assert not [p for p in (tmp_path / ".staging").iterdir()]
     assert storage.write_parquet_stage(df, tmp_path, "turns", {"rows": 2}) == {"rows": 2}
     assert (tmp_path / "turns" / "_SUCCESS").exists()
+
+
+def test_a_commit_interrupted_between_its_two_renames_puts_the_old_output_back(tmp_path, monkeypatch):
+    """Without renameat2 (NFS, non-Linux) commit renames the old output aside, then the new one
+    in: an interruption in between must not leave the stage missing (the caller's cleanup
+    then deletes the staging copy, so the new data would be gone as well)."""
+    final, staging = tmp_path / "labels", tmp_path / ".staging" / "labels-1"
+    final.mkdir()
+    (final / "old.parquet").write_text("old")
+    staging.mkdir(parents=True)
+    (staging / "new.parquet").write_text("new")
+    monkeypatch.setattr(storage, "_exchange", lambda a, b: False)
+    real, calls = os.replace, []
+
+    def flaky(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        storage.commit(staging, final, durable=False)
+    monkeypatch.setattr(os, "replace", real)
+    assert sorted(p.name for p in final.iterdir()) == ["old.parquet"]
+    assert (staging / "new.parquet").exists()
