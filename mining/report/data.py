@@ -62,12 +62,13 @@ def count_by(path: str | Path, keys: list[str], filter=None, batch_rows: int = B
 
 
 def resolve_version_dir(out: str | Path, version_dir: str | Path | None = None) -> Path:
-    """The dataset version to report: ``version_dir`` when given, else ``OUT/latest`` when
-    it has a manifest, else ``OUT`` itself."""
+    """The dataset version to report: ``version_dir`` when given, else the version
+    ``OUT/latest`` points at (resolved once: a report read while the next night publishes
+    never mixes two versions' files) when it has a manifest, else ``OUT`` itself."""
     out = Path(out)
     if version_dir is not None:
         return Path(version_dir)
-    return out / "latest" if (out / "latest" / "manifest.json").exists() else out
+    return (out / "latest").resolve() if (out / "latest" / "manifest.json").exists() else out
 
 
 def read_manifest(version_dir: str | Path) -> dict:

@@ -287,7 +287,9 @@ def resolve_mined_path(path: str | Path) -> Path:
     path = Path(path)
     for name in ("massive", "training_set"):
         if (path / name).is_dir():
-            return path / name
+            # OUT/massive is a link through OUT/latest: resolved once, so the files listed and
+            # read are one version's even if the next night publishes meanwhile
+            return (path / name).resolve()
     if path.is_dir() and _is_run_root(path):
         raise DatasetNotFound(f"{path} is a run's output root without a published dataset version "
                               "(no massive/ or training_set/): run export_dataset (`mining export-dataset` "

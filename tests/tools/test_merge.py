@@ -346,3 +346,17 @@ def test_merge_cli_dev_share_outside_0_1_exits_2(tmp_path, capsys, share):
     with pytest.raises(SystemExit) as exit_:
         _merge_cli(tmp_path, tmp_path / "base.jsonl", tmp_path / "mined.jsonl", "--dev-share", share)
     assert exit_.value.code == 2 and "--dev-share: expected a number in [0, 1]" in capsys.readouterr().err
+
+
+def test_a_run_root_is_read_through_latest_resolved_once(tmp_path):
+    """OUT/massive → latest/massive: the folder is resolved to versions/<v>/massive before its
+    files are listed, so a publish in between (latest flips) cannot mix two versions' files."""
+    out = tmp_path / "out"
+    for v in ("v1", "v2"):
+        (out / "versions" / v / "massive").mkdir(parents=True)
+    (out / "latest").symlink_to("versions/v1")
+    (out / "massive").symlink_to("latest/massive")
+    got = merge.resolve_mined_path(out)
+    assert got == (out / "versions" / "v1" / "massive").resolve()
+    storage.replace_symlink(out / "latest", "versions/v2", durable=False)
+    assert got.name == "massive" and got.parent.name == "v1"          # still the version it began with
