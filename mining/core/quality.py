@@ -16,7 +16,7 @@ the previous version. The checks (all recorded in the manifest's ``quality``):
   ``validation.max_reject_share`` (ingest already fails past it; recorded here too);
 - ``min_rows``: at least ``quality.min_rows`` exported rows;
 - ``row_change``: against the baseline version (``quality.baseline``: a manifest path, or
-  "" for the version ``OUT/latest`` points at before this export), the relative change of
+  "" for the version this export follows, :func:`baseline_manifest`), the relative change of
   the row count ``|new − old| / old`` ≤ ``quality.max_row_change``. Skipped (recorded as
   such) without a baseline or when it has fewer than ``quality.min_baseline_rows`` rows.
   A sudden drop or surge of mined labels between nightly versions usually means an
@@ -45,16 +45,30 @@ def _check(name: str, ok: bool, value, limit, detail: str = "") -> dict:
     return {"name": name, "ok": bool(ok), "value": value, "limit": limit, "detail": detail}
 
 
-def baseline_manifest(out: str | Path, baseline: str) -> dict | None:
-    """The manifest to compare against: ``baseline`` (a manifest path) or, when "", the
-    one ``OUT/latest`` points at; None when there is none. ``FileNotFoundError`` when an
-    explicit ``baseline`` is missing."""
-    path = Path(baseline) if baseline else Path(out) / "latest" / "manifest.json"
-    if not path.exists():
-        if baseline:
+def baseline_manifest(baseline: str, previous_dir: str | Path | None = None,
+                      locales: tuple[str, ...] = ()) -> dict | None:
+    """The manifest to compare against: ``baseline`` (a manifest path) or, when "", the one
+    of ``previous_dir``, the version this export follows
+    (:func:`mining.io.changelog.previous_version`: a rerun of a night compares with what that
+    night followed, never with itself, so it writes the same bytes; a backfill with what it
+    followed, not a later night); None when there is none. ``locales`` (a ``--locale``
+    run): ``rows`` counts those locales' rows only (``rows_by_locale_intent``), and
+    ``only_locales`` names them (the baseline's ``retention.fresh`` is not kept per locale).
+    ``FileNotFoundError`` when an explicit ``baseline`` is missing."""
+    if baseline:
+        path = Path(baseline)
+        if not path.exists():
             raise FileNotFoundError(f"quality.baseline {baseline} does not exist")
+    elif previous_dir is None or not (Path(previous_dir) / "manifest.json").exists():
         return None
-    return json.loads(path.read_text())
+    else:
+        path = Path(previous_dir) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if locales:
+        by = manifest.get("rows_by_locale_intent") or {}
+        rows = sum(int(n) for k, n in by.items() if k.split("/", 1)[0] in locales)
+        manifest = {**manifest, "rows": rows, "only_locales": list(locales)}
+    return manifest
 
 
 def _duplicate_keys(table: pa.Table) -> int:
@@ -124,6 +138,9 @@ def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, ma
     if fresh_rows is None or fresh_rows == rows:
         checks.append(_check("fresh_row_change", True, None, qcfg.max_row_change,
                              "skipped: no retained rows (the same as row_change)"))
+    elif baseline is not None and baseline.get("only_locales"):
+        checks.append(_check("fresh_row_change", True, None, qcfg.max_row_change,
+                             "skipped: a --locale run (the baseline's fresh rows are not kept per locale)"))
     else:
         old_fresh = int((baseline.get("retention") or {}).get("fresh", baseline.get("rows", 0))) if baseline else None
         checks.append(_change_check("fresh_row_change", fresh_rows, old_fresh, baseline, qcfg, "fresh rows"))

@@ -223,8 +223,9 @@ def run(spark, cfg) -> dict:
     elif retain and old is not None:
         table, contradicted = _retain(spark, cfg, labels, table, old, version)
     # the data-quality gate runs before anything is written (mining/core/quality.py)
-    checks = quality.check_export(table, upstream["rejects"], quality.baseline_manifest(out, cfg.quality.baseline),
-                                  cfg.quality, cfg.validation.max_reject_share, fresh_rows=fresh_rows)
+    baseline = quality.baseline_manifest(cfg.quality.baseline, previous_dir, cfg.locales)
+    checks = quality.check_export(table, upstream["rejects"], baseline, cfg.quality, cfg.validation.max_reject_share,
+                                  fresh_rows=fresh_rows)
     staging = storage.staging_path(out, f"version-{version}")
     export.write_training_set(table, staging / "training_set")
     massive = export.write_massive_jsonl(table, staging / "massive", cfg.export.dev_share, cfg.export.split_seed)

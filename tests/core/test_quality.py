@@ -89,12 +89,21 @@ def test_retained_labels_do_not_hide_a_collapse_of_the_nights_own(qcfg):
     assert check_export(table, REJECTS, {"rows": 950}, qcfg, 0.05, fresh_rows=900)[5]["ok"]
 
 
-def test_baseline_is_latest_or_an_explicit_manifest(tmp_path):
-    assert baseline_manifest(tmp_path, "") is None
+def test_baseline_is_the_followed_version_or_an_explicit_manifest(tmp_path):
+    """Not OUT/latest: a rerun of the night latest holds would compare with itself (and write
+    other manifest bytes under a published name), a backfill with a later night."""
+    assert baseline_manifest("", None) is None
     (tmp_path / "versions" / "v0").mkdir(parents=True)
-    (tmp_path / "versions" / "v0" / "manifest.json").write_text(json.dumps({"rows": 7}))
-    (tmp_path / "latest").symlink_to("versions/v0")
-    assert baseline_manifest(tmp_path, "")["rows"] == 7
-    assert baseline_manifest("/elsewhere", str(tmp_path / "latest" / "manifest.json"))["rows"] == 7
+    (tmp_path / "versions" / "v0" / "manifest.json").write_text(json.dumps(
+        {"rows": 7, "rows_by_locale_intent": {"de-DE/a": 3, "en-US/a": 4}, "retention": {"fresh": 6}}))
+    (tmp_path / "versions" / "v1").mkdir(parents=True)
+    (tmp_path / "versions" / "v1" / "manifest.json").write_text(json.dumps({"rows": 9}))
+    (tmp_path / "latest").symlink_to("versions/v1")
+    assert baseline_manifest("", tmp_path / "versions" / "v0")["rows"] == 7
+    assert baseline_manifest(str(tmp_path / "latest" / "manifest.json"), tmp_path / "versions" / "v0")["rows"] == 9
+    only_de = baseline_manifest("", tmp_path / "versions" / "v0", ("de-DE",))
+    assert only_de["rows"] == 3 and only_de["only_locales"] == ["de-DE"]
+    skipped = check_export(_table(3), REJECTS, only_de, load_config("l", "o").quality, 0.05, fresh_rows=2)[-1]
+    assert skipped["ok"] and "--locale" in skipped["detail"]
     with pytest.raises(FileNotFoundError, match="quality.baseline"):
-        baseline_manifest(tmp_path, str(tmp_path / "missing.json"))
+        baseline_manifest(str(tmp_path / "missing.json"))
