@@ -221,13 +221,16 @@ def test_spark_submit_job_reexports_the_same_bytes(run, small_sim):
 
 
 def test_export_quality_gate_failure_publishes_nothing(run, spark):
-    """A version whose row count collapses against the published one is not published."""
+    """A version whose row count collapses against the published one is not published. (A
+    rerun of the same night compares with what that night followed, here nothing: the
+    published version is named as the baseline.)"""
     from mining.core.quality import QualityGateFailed
 
     out = run["out"]
     before = (os.readlink(out / "latest"), sorted(p.name for p in (out / "versions").iterdir()))
     cfg = load_config(run["cfg"].logs, str(out), overrides={
-        "privacy": {"min_users": 100000}, "quality": {"min_baseline_rows": 1}})
+        "privacy": {"min_users": 100000},
+        "quality": {"min_baseline_rows": 1, "baseline": str(out / "latest" / "manifest.json")}})
     with pytest.raises(QualityGateFailed, match=r"min_rows = 0 .*row_change = 1\.0"):
         stage_fn("export_dataset")(spark, cfg)
     assert (os.readlink(out / "latest"), sorted(p.name for p in (out / "versions").iterdir())) == before
