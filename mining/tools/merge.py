@@ -23,9 +23,11 @@ en-US and en-GB are two keys (two rows).
 
 Rules, applied in this order:
 
-1. Duplicates inside ``mined`` collapse to one row per key: the highest ``confidence``
-   wins (missing confidence ranks last), ties broken by (``utt``, ``intent``,
-   ``annot_utt``) ascending: ``duplicate_in_mined``.
+1. Duplicates inside ``mined`` collapse to one row per key: the newest export wins (the
+   date of ``dataset_version``, ``vYYYYMMDD-…``; none ranks oldest), then the highest
+   ``confidence`` (missing ranks last), ties broken by (``utt``, ``intent``,
+   ``annot_utt``) ascending: ``duplicate_in_mined``. So several nights' exports merged at
+   once give what merging them night by night gives.
 2. Duplicates inside ``base`` (human corpora have some) collapse to one row per key: a
    human row before a mined one, then the first in base order: ``duplicate_in_base``.
 3. Per remaining mined row, by what ``base`` holds at its key:
@@ -33,15 +35,17 @@ Rules, applied in this order:
    - a human row with the same intent → dropped, ``duplicate_of_human``;
    - a human row with another intent → dropped, ``conflicts_with_human``; listed by
      :func:`human_conflicts` for review (a stale human label or a miner error);
-   - a mined row (an earlier merge) → the new row replaces it (newer evidence),
-     ``replaced_mined``; it keeps the base row's ``partition``, so a text never moves
-     between train and dev across merges;
+   - a mined row (an earlier merge) of the same or an older export date → the new row
+     replaces it (newer evidence), ``replaced_mined``; it keeps the base row's
+     ``partition``, so a text never moves between train and dev across merges;
+   - a mined row of a newer export date → the base row stays, ``older_than_base`` (an
+     older export merged late never brings back a label a newer night replaced);
    - nothing → ``added``, with its own ``partition``.
 
 Base rows keep their partition. Accounting (checked on every merge)::
 
     mined_rows  = added + replaced_mined + duplicate_of_human + conflicts_with_human
-                  + duplicate_in_mined
+                  + duplicate_in_mined + older_than_base
     output_rows = base_rows - duplicate_in_base + added
 
 The output has one row per key (verified), sorted by (locale, label_source, intent, utt).
@@ -70,7 +74,14 @@ MANIFEST_NAME = "merge_manifest.json"
 _KEY = ["locale", "_merge_norm"]
 _BASE_VIEW = {"label_source": "_merge_base_source", "intent": "_merge_base_intent",
               "partition": "_merge_base_partition", "id": "_merge_base_id", "utt": "_merge_base_utt",
-              "annot_utt": "_merge_base_annot_utt"}
+              "annot_utt": "_merge_base_annot_utt", "_merge_day": "_merge_base_day"}
+
+
+def _version_day(version) -> str:
+    """``YYYYMMDD`` of a ``dataset_version`` (``v20261105-…``: its last input day), "" when
+    it names none (ranks oldest)."""
+    v = str(version) if isinstance(version, str) else ""
+    return v[1:9] if len(v) > 9 and v[0] == "v" and v[1:9].isdigit() and v[9] == "-" else ""
 
 
 def _prepare(df: pd.DataFrame, name: str, default_source: str) -> pd.DataFrame:
@@ -97,6 +108,8 @@ def _prepare(df: pd.DataFrame, name: str, default_source: str) -> pd.DataFrame:
                  for i, loc, utt in zip(ids, out["locale"], out["utt"])]
     out["_merge_norm"] = [normalize(u) for u in out["utt"]]
     out["_merge_order"] = np.arange(len(out))
+    versions = out["dataset_version"] if "dataset_version" in out.columns else pd.Series([None] * len(out))
+    out["_merge_day"] = [_version_day(v) for v in versions]
     return out
 
 
@@ -104,8 +117,8 @@ def _collapse_mined(mined: pd.DataFrame) -> pd.DataFrame:
     conf = pd.to_numeric(mined["confidence"], errors="coerce") if "confidence" in mined.columns \
         else pd.Series(np.nan, index=mined.index)
     ranked = mined.assign(_merge_conf=conf).sort_values(
-        ["_merge_conf", "utt", "intent", "annot_utt", "_merge_order"],
-        ascending=[False, True, True, True, True], na_position="last", kind="mergesort")
+        ["_merge_day", "_merge_conf", "utt", "intent", "annot_utt", "_merge_order"],
+        ascending=[False, False, True, True, True, True], na_position="last", kind="mergesort")
     return ranked.drop_duplicates(_KEY, keep="first").sort_values("_merge_order").drop(columns="_merge_conf")
 
 
@@ -126,10 +139,11 @@ def _plan(base: pd.DataFrame, mined: pd.DataFrame) -> tuple[pd.DataFrame, pd.Dat
     view = b_unique[_KEY + list(_BASE_VIEW)].rename(columns=_BASE_VIEW)
     joined = m_unique.merge(view, on=_KEY, how="left", validate="one_to_one")
     human = joined["_merge_base_source"].eq("human")
+    base_mined = joined["_merge_base_source"].eq("mined")
     joined["_merge_status"] = np.select(
         [human & joined["intent"].eq(joined["_merge_base_intent"]), human,
-         joined["_merge_base_source"].eq("mined")],
-        ["duplicate_of_human", "conflicts_with_human", "replaced_mined"], default="added")
+         base_mined & (joined["_merge_day"] >= joined["_merge_base_day"]), base_mined],
+        ["duplicate_of_human", "conflicts_with_human", "replaced_mined", "older_than_base"], default="added")
     counts = {"base_rows": len(b), "mined_rows": len(m), "duplicate_in_base": len(b) - len(b_unique),
               "duplicate_in_mined": len(m) - len(m_unique)}
     return b_unique, joined, counts
@@ -174,7 +188,7 @@ def merge_training_sets(base: pd.DataFrame, mined: pd.DataFrame) -> tuple[pd.Dat
     ``label_source``, the mined extras, then other columns; sorted by (locale,
     label_source, intent, utt), fresh index. stats: ``base_rows``, ``mined_rows``,
     ``added``, ``replaced_mined``, ``duplicate_of_human``, ``conflicts_with_human``,
-    ``duplicate_in_mined``, ``duplicate_in_base``, ``output_rows`` (ints).
+    ``older_than_base``, ``duplicate_in_mined``, ``duplicate_in_base``, ``output_rows`` (ints).
     Raises :class:`mining.errors.DatasetNotFound` for a missing column or an unknown
     ``label_source`` (bad input), ``ValueError`` when ``mined`` holds human rows."""
     b_unique, joined, counts = _plan(base, mined)
@@ -189,10 +203,12 @@ def merge_training_sets(base: pd.DataFrame, mined: pd.DataFrame) -> tuple[pd.Dat
     out = out[_column_order(out.columns)]
     check_unique_keys(out)
     stats = {**counts, **{s: int((status == s).sum()) for s in
-                          ("added", "replaced_mined", "duplicate_of_human", "conflicts_with_human")},
+                          ("added", "replaced_mined", "duplicate_of_human", "conflicts_with_human",
+                           "older_than_base")},
              "output_rows": len(out)}
     stats = {k: int(stats[k]) for k in sorted(stats)}
-    dropped = ("added", "replaced_mined", "duplicate_of_human", "conflicts_with_human", "duplicate_in_mined")
+    dropped = ("added", "replaced_mined", "duplicate_of_human", "conflicts_with_human", "duplicate_in_mined",
+               "older_than_base")
     if stats["mined_rows"] != sum(stats[k] for k in dropped) or \
             stats["output_rows"] != stats["base_rows"] - stats["duplicate_in_base"] + stats["added"]:
         raise RuntimeError(f"merge accounting does not add up: {stats}")

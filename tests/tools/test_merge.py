@@ -86,6 +86,22 @@ def test_merge_collapses_mined_duplicates_by_confidence_then_text():
     assert sorted(out["utt"]) == ["Turn on the light.", "Wake me up", "turn on the lights"]
 
 
+def test_merging_exports_in_any_order_keeps_the_newest_nights_label():
+    """An older export merged after a newer one (or both at once) never brings back the label
+    the newer night replaced: the same result in every order, and the stats say why."""
+    base = pd.DataFrame([m_row("wake me up", "alarm_set")])
+    v1 = pd.DataFrame([m_row("what time is my alarm", "alarm_query", confidence=0.95, dataset_version="v20261101-aaaa")])
+    v2 = pd.DataFrame([m_row("What time is my alarm?", "alarm_set", confidence=0.80, dataset_version="v20261105-bbbb")])
+    forward, _ = merge.merge_training_sets(merge.merge_training_sets(base, v1)[0], v2)
+    backward, late = merge.merge_training_sets(merge.merge_training_sets(base, v2)[0], v1)
+    together, both = merge.merge_training_sets(base, pd.concat([v1, v2], ignore_index=True))
+    for out in (forward, backward, together):
+        row = out[out["utt"].str.lower().str.startswith("what time")]
+        assert row[["intent", "dataset_version"]].values.tolist() == [["alarm_set", "v20261105-bbbb"]]
+    assert late["older_than_base"] == 1 and late["replaced_mined"] == 0
+    assert both["duplicate_in_mined"] == 1 and both["added"] == 1
+
+
 def test_merge_dedups_on_normalized_text():
     base = pd.DataFrame([m_row("Wake me up!", "alarm_set")])
     mined = pd.DataFrame([m_row("wake me up", "alarm_set", confidence=0.9),
