@@ -199,9 +199,29 @@ _SPOKEN = {
     "nl": "nul een één twee drie vier vijf zes zeven acht negen",
     "pt": "zero um uma dois duas três tres quatro cinco seis sete oito nove",
 }
-_SPOKEN_RE = {lang: re.compile(r"(?<!\w)(?:(?:%s|\d{1,4})(?:[ ,-]+|$)){5,}" % "|".join(sorted(words.split(), key=len, reverse=True)),
+#: Number words of two digits (teens and tens): "five five five twelve thirty four", French
+#: digit pairs ("zéro six douze trente-quatre"). Each counts two digits.
+_SPOKEN_PAIRS = {
+    "en": "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty "
+          "forty fifty sixty seventy eighty ninety",
+    "de": "zehn elf zwölf zwoelf dreizehn vierzehn fünfzehn sechzehn siebzehn achtzehn neunzehn zwanzig "
+          "dreißig dreissig vierzig fünfzig sechzig siebzig achtzig neunzig",
+    "fr": "dix onze douze treize quatorze quinze seize vingt trente quarante cinquante soixante",
+    "es": "diez once doce trece catorce quince dieciséis veinte treinta cuarenta cincuenta sesenta setenta "
+          "ochenta noventa",
+    "it": "dieci undici dodici tredici quattordici quindici sedici venti trenta quaranta cinquanta sessanta "
+          "settanta ottanta novanta",
+    "nl": "tien elf twaalf dertien veertien vijftien zestien twintig dertig veertig vijftig zestig zeventig "
+          "tachtig negentig",
+    "pt": "dez onze doze treze catorze quinze dezesseis vinte trinta quarenta cinquenta sessenta setenta "
+          "oitenta noventa",
+}
+# a run of number tokens split by spaces, commas, dashes or full stops; what ends a sentence may follow
+_SPOKEN_RE = {lang: re.compile(r"(?<!\w)(?:(?:%s|\d{1,4})(?:[ ,.-]+|[.?!]?$)){3,}" % "|".join(
+                  sorted({*words.split(), *_SPOKEN_PAIRS.get(lang, "").split()}, key=len, reverse=True)),
                                re.IGNORECASE)
               for lang, words in _SPOKEN.items()}
+_SPOKEN_PAIR_SETS = {lang: frozenset(w.casefold() for w in words.split()) for lang, words in _SPOKEN_PAIRS.items()}
 #: Region used for phone numbers when a locale names none (``en`` → US); unknown → none,
 #: then only numbers written with ``+`` and a country code are recognized as phone numbers.
 DEFAULT_REGIONS = {"en": "US", "de": "DE", "fr": "FR", "es": "ES", "it": "IT", "nl": "NL", "pt": "BR",
@@ -297,16 +317,23 @@ def _digit_runs(shadow: str):
 
 
 def _spoken(shadow: str, locale: str | None):
+    """Spans of spoken digit sequences: at least 5 number tokens, or 7 digits counting a
+    numeral's digits and two per teen or tens word (a phone number's shortest), so
+    "call five five five 1234" and "five five five twelve thirty four" go while "twenty five
+    minutes" stays; numerals alone are a list ("top 10, 20, 30, 40, 50 songs") unless all
+    single digits."""
     lang = (locale or "en").replace("_", "-").split("-")[0].lower()
     pattern = _SPOKEN_RE.get(lang)
     if pattern is None:
         return
+    pairs = _SPOKEN_PAIR_SETS.get(lang, frozenset())
     for m in pattern.finditer(shadow):
-        tokens = re.split(r"[ ,-]+", m.group().strip(" ,-"))
-        # numerals alone are a list ("top 10, 20, 30, 40, 50 songs") unless all single digits
+        tokens = re.split(r"[ ,.-]+", m.group().strip(" ,.-?!"))
         if all(t.isdigit() for t in tokens) and any(len(t) > 1 for t in tokens):
             continue
-        yield m.start(), m.start() + len(m.group().rstrip(" ,-"))
+        digits = sum(len(t) if t.isdigit() else 2 if t.casefold() in pairs else 1 for t in tokens)
+        if len(tokens) >= 5 or digits >= 7:
+            yield m.start(), m.start() + len(m.group().rstrip(" ,.-?!"))
 
 
 def scrub_pii(text: str, locale: str | None = None) -> tuple[str, dict[str, int]]:
@@ -359,9 +386,9 @@ def scrub_pii(text: str, locale: str | None = None) -> tuple[str, dict[str, int]
 
 
 def _maybe_spoken(shadow: str) -> bool:
-    """Cheap pre-check: at least 4 separators (a spoken digit sequence has >= 5 tokens
-    split by spaces, commas or dashes)."""
-    return shadow.count(" ") + shadow.count(",") + shadow.count("-") >= 4
+    """Cheap pre-check: at least 2 separators (a spoken digit sequence has >= 3 tokens
+    split by spaces, commas, dashes or full stops)."""
+    return shadow.count(" ") + shadow.count(",") + shadow.count("-") + shadow.count(".") >= 2
 
 
 def placeholder_counts(text: str | None) -> dict[str, int]:

@@ -94,9 +94,25 @@ def test_decimal_numbers_are_kept(text, locale):
     ("five,five,five,one,two,three,four", "en-US", "<number>"),
     ("call 555 one two three four", "en-US", "call <number>"),
     ("ruf null-eins-fünf-eins-zwei an", "de-DE", "ruf <number> an"),
+    # digits counted, not tokens; teens and tens; full stops between groups or at the end
+    ("call five five five 1234", "en-US", "call <number>"),
+    ("call five five five twelve thirty four", "en-US", "call <number>"),
+    ("five five five. one two three. four five six seven", "en-US", "<number>"),
+    ("call five five five one two three four.", "en-US", "call <number>."),
+    ("appelle le zéro six douze trente-quatre cinquante-six soixante-dix-huit", "fr-FR", "appelle le <number>"),
 ])
 def test_spoken_digit_runs_with_any_separator_or_numerals_are_scrubbed(text, locale, expected):
     _scrubbed(text, locale, expected)
+
+
+@pytest.mark.parametrize("text, locale", [
+    ("set a timer for twenty five minutes", "en-US"), ("the twenty twenty five season", "en-US"),
+    ("wake me at six thirty", "en-US"), ("add two eggs and three apples", "en-US"),
+    ("play songs from the fifties and sixties", "en-US"), ("stelle den timer auf zwanzig minuten", "de-DE"),
+    ("version 3.5 - 4.0", "en-US"), ("set it to 21.5", "en-US"),
+])
+def test_short_number_phrases_are_kept(text, locale):
+    _kept(text, locale)
 
 
 @pytest.mark.parametrize("text, locale", [
