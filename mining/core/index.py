@@ -131,9 +131,10 @@ def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | N
     sentence-transformers' community_detection grows its top-k until it passes the
     threshold. GPU indexes have no range search: there the cut rows are searched again
     with k doubled up to :data:`GPU_MAX_K` results, the row itself included. ``max_degree``
-    keeps only a range-searched row's most similar neighbours (a cluster centre claims at most
-    ``cluster.max_cluster_size`` texts anyway); range searches run ``batch`` rows at a time,
-    so a dense region's result lists never all sit in memory at once. ``emb``: float32
+    keeps only a cut row's ``max_degree`` most similar neighbours (a cluster centre claims at
+    most ``cluster.max_cluster_size`` texts anyway): on CPU a kNN search of ``max_degree + 1``
+    then, not a range search, so memory stays O(batch · max_degree) however dense the region.
+    Searches run ``batch`` rows at a time. ``emb``: float32
     (n, d) L2-normalized. Memory O(n·k + edges)."""
     n = len(emb)
     sims, ids, index = _search(emb, k, **index_kwargs)
@@ -151,7 +152,18 @@ def neighbour_graph(emb: np.ndarray, k: int, min_sim: float, max_degree: int | N
     n_cut = len(cut)
     if n_cut:
         q = np.ascontiguousarray(emb[cut], dtype=np.float32)
-        if hasattr(index, "range_search") and not type(index).__name__.startswith("Gpu"):
+        if max_degree and not type(index).__name__.startswith("Gpu"):
+            # capped: the max_degree + 1 nearest (the row itself may be one) are what a range
+            # search then a cap would keep, in O(batch · max_degree) memory: a range search
+            # lists every hit of a dense region first (4096 rows × 100k near-duplicates = 400M)
+            m = min(max_degree + 1, n)
+            for b in range(0, len(cut), batch):
+                d, i = index.search(q[b:b + batch], m)
+                hit = (d >= min_sim) & (i >= 0)
+                src.append(np.repeat(cut[b:b + batch].astype(itype), hit.sum(axis=1)))
+                dst.append(i[hit].astype(itype))
+                val.append(d[hit].astype(np.float32))
+        elif hasattr(index, "range_search") and not type(index).__name__.startswith("Gpu"):
             for b in range(0, len(cut), batch):
                 lims, dist, found = index.range_search(q[b:b + batch], float(min_sim))
                 counts = np.diff(lims.astype(np.int64))

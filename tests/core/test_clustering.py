@@ -316,3 +316,26 @@ def test_gpu_fallback_never_asks_for_more_than_the_gpu_k_limit(monkeypatch):
     # (kNN and range search round the cosines apart, so near-ties at the cap may swap)
     both = capped.multiply(cpu).nnz
     assert capped.nnz < graph.nnz / 10 and both > 0.99 * max(capped.nnz, cpu.nnz)
+
+
+def test_a_capped_dense_region_keeps_each_rows_nearest_as_brute_force_does():
+    """With max_degree, a row cut short by k keeps its max_degree most similar neighbours
+    (a kNN search of max_degree + 1, bounded memory, not a range search listing the whole
+    dense region): the graph equals brute force's top max_degree per row, symmetrized."""
+    from scipy.sparse import csr_matrix
+
+    from mining.core import index
+
+    rng = np.random.default_rng(0)
+    emb = (np.eye(16, dtype=np.float32)[0] + 0.05 * rng.standard_normal((1500, 16))).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    graph = index.neighbour_graph(emb, 16, 0.8, max_degree=40)
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -1)
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :40]
+    rows = np.repeat(np.arange(len(emb)), 40)
+    keep = sims[rows, top.ravel()] >= 0.8
+    brute = csr_matrix((np.ones(keep.sum()), (rows[keep], top.ravel()[keep])), shape=graph.shape)
+    brute = ((brute + brute.T) > 0).astype(np.float64)
+    both = graph.multiply(brute).nnz
+    assert graph.nnz > 40 * len(emb) and both > 0.99 * max(graph.nnz, brute.nnz)
