@@ -184,7 +184,8 @@ _CARD_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]*\d){12,18}(?![\d])")
 _DATE = re.compile(r"\s*(?:(\d{4})([./-])(\d{1,2})\2(\d{1,2})"
                    r"|(\d{1,2})([./-])(\d{1,2})\6(?:\d{4}|\d{2})"
                    r"|(\d{1,2}) (\d{1,2}) (?:\d{4}|\d{2}))\s*")
-_DIGIT_RUN = re.compile(r"\d{5,}")
+# not the decimals of a number ("pi 3.14159", "2,71828"): an identifier has no decimal point
+_DIGIT_RUN = re.compile(r"(?<!\d[.,])\d{5,}")
 #: Two years 1900-2099 ("songs from 1990-1999", "the 2019 2020 season"): no number to scrub.
 _YEAR_RANGE = re.compile(r"(?:19|20)\d\d[ .-](?:19|20)\d\d")
 # not inside a longer number: no digit, nor a digit then ":", "." or "," ("10:30", "1,5"), either

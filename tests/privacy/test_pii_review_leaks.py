@@ -82,7 +82,7 @@ def test_card_numbers_with_separator_runs_or_after_punctuation_are_scrubbed(text
 
 @pytest.mark.parametrize("text, locale", [
     ("set the temperature to 3.5 degrees", "en-US"), ("it costs 1,299.99 dollars", "en-US"),
-    ("version 3.5 - 4.0", "en-US"),
+    ("version 3.5 - 4.0", "en-US"), ("what is pi 3.14159", "en-US"), ("e ist 2,71828", "de-DE"),
 ])
 def test_decimal_numbers_are_kept(text, locale):
     _kept(text, locale)
