@@ -38,8 +38,12 @@ _BLOCK_ROWS = 16_384
 
 
 def medoids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """int64 (C,) row index of each cluster's medoid: the highest summed cosine to the other
-    members; ties (within 1e-9) → the lowest index.
+    """int64 (C,) row index of each cluster's medoid: the highest summed cosine to the
+    members, its own included; equal scores → the lowest index. The own term is 1 only up
+    to float32 rounding (about 1e-7), so in a cluster of two (whose members' cosines to each
+    other are one number) that rounding, not the index, decides: deterministic all the same.
+    Taking the term out changed 175 of the demo's 3,013 medoids, and with them which member
+    of a pair is scored as the centre downstream, for no gain in quality: kept as it is.
 
     ``emb``: float32 (n, d) L2-normalized rows; ``labels``: int (n,) in 0..C-1, every
     label used. Time O(n·d), memory O(C·d) (float64 sums; rows in blocks of ``_BLOCK_ROWS``)."""
@@ -57,13 +61,10 @@ def medoids(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
         r0, r1 = starts[c0], (starts[c1] if c1 < n_clusters else len(labels))
         sums[c0:c1] = np.add.reduceat(emb[order[r0:r1]].astype(np.float64), starts[c0:c1] - r0, axis=0)
         c0 = c1
-    # a row's summed cosine to the *others*: its own term (1 up to float32 rounding, 1e-7) is
-    # taken out, and scores are compared to 1e-9, so a tie (a 2-text cluster) is one
-    score = np.concatenate([np.einsum("ij,ij->i", x, sums[labels[i:i + block]]) - np.einsum("ij,ij->i", x, x)
-                            for i in range(0, len(labels), block)
-                            for x in (emb[i:i + block].astype(np.float64),)])
+    score = np.concatenate([np.einsum("ij,ij->i", emb[i:i + block].astype(np.float64), sums[labels[i:i + block]])
+                            for i in range(0, len(labels), block)])
     # per cluster: highest score, then lowest index
-    best = np.lexsort((np.arange(len(labels)), -np.round(score, 9), labels))
+    best = np.lexsort((np.arange(len(labels)), -score, labels))
     first = np.searchsorted(labels[best], np.arange(n_clusters))
     return best[first].astype(np.int64)
 

@@ -340,14 +340,3 @@ def test_a_capped_dense_region_keeps_each_rows_nearest_as_brute_force_does():
     both = graph.multiply(brute).nnz
     assert graph.nnz > 40 * len(emb) and both > 0.99 * max(graph.nnz, brute.nnz)
 
-
-def test_a_two_text_clusters_medoid_is_its_lower_index_as_documented():
-    """An exact tie (each member's cosine to the other is the same number) goes to the lowest
-    index, not to whichever vector's float32 norm rounds higher."""
-    from mining.core.clustering import medoids
-
-    rng = np.random.default_rng(0)
-    emb = rng.standard_normal((4000, 32)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    labels = np.repeat(np.arange(2000), 2)
-    assert (medoids(emb, labels) == np.arange(0, 4000, 2)).all()
