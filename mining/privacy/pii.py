@@ -281,12 +281,12 @@ def _cards(shadow: str):
 def _is_date(s: str) -> bool:
     """True if ``s`` (surrounding whitespace allowed) is a date: Y-M-D with a 4-digit year,
     or D-M-Y / M-D-Y with a 2- or 4-digit year, one separator kind (``.``, ``/``, ``-``;
-    single spaces for D M Y), month 1-12, day 1-31 and a 4-digit year in 1900-2099."""
+    single spaces for D M Y), month 1-12, day 1-31 and a 4-digit year in 1500-2099."""
     m = _DATE.fullmatch(s)
     if not m:
         return False
     years = [g for g in re.findall(r"\d+", s) if len(g) == 4]
-    if years and not 1900 <= int(years[0]) <= 2099:     # "call 12 05 1234": no year, a number
+    if years and not 1500 <= int(years[0]) <= 2099:     # "call 12 05 1234": no year, a number
         return False
     if m[1]:
         return 1 <= int(m[3]) <= 12 and 1 <= int(m[4]) <= 31
@@ -318,10 +318,12 @@ def _digit_runs(shadow: str):
 
 
 def _spoken(shadow: str, locale: str | None):
-    """Spans of spoken digit sequences: at least 5 number tokens, or 7 digits counting a
-    numeral's digits and two per teen or tens word (a phone number's shortest), so
-    "call five five five 1234" and "five five five twelve thirty four" go while "twenty five
-    minutes" stays; numerals alone are a list ("top 10, 20, 30, 40, 50 songs") unless all
+    """Spans of spoken digit sequences: at least 5 single-digit tokens (digit words, 1-digit
+    numerals), or 7 digits (a phone number's shortest: a numeral counts its digits, a teen or
+    tens word two) in a run with 4 single-digit tokens or a numeral of 3+ digits. So "call
+    five five five 1234" and "five five five twelve thirty four" go, while clock times
+    ("six forty five, seven fifteen"), scores ("twenty one, nineteen") and "twenty five
+    minutes" stay; numerals alone are a list ("top 10, 20, 30, 40, 50 songs") unless all
     single digits."""
     lang = (locale or "en").replace("_", "-").split("-")[0].lower()
     pattern = _SPOKEN_RE.get(lang)
@@ -332,8 +334,9 @@ def _spoken(shadow: str, locale: str | None):
         tokens = re.split(r"[ ,.-]+", m.group().strip(" ,.-?!"))
         if all(t.isdigit() for t in tokens) and any(len(t) > 1 for t in tokens):
             continue
+        single = sum(len(t) == 1 if t.isdigit() else t.casefold() not in pairs for t in tokens)
         digits = sum(len(t) if t.isdigit() else 2 if t.casefold() in pairs else 1 for t in tokens)
-        if len(tokens) >= 5 or digits >= 7:
+        if single >= 5 or (digits >= 7 and (single >= 4 or any(t.isdigit() and len(t) >= 3 for t in tokens))):
             yield m.start(), m.start() + len(m.group().rstrip(" ,.-?!"))
 
 

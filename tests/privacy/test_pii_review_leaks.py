@@ -110,6 +110,13 @@ def test_spoken_digit_runs_with_any_separator_or_numerals_are_scrubbed(text, loc
     ("wake me at six thirty", "en-US"), ("add two eggs and three apples", "en-US"),
     ("play songs from the fifties and sixties", "en-US"), ("stelle den timer auf zwanzig minuten", "de-DE"),
     ("version 3.5 - 4.0", "en-US"), ("set it to 21.5", "en-US"),
+    ("set alarms for six forty five, seven fifteen", "en-US"),
+    ("set alarms for six thirty, seven thirty, eight thirty", "en-US"),
+    ("count down from ten nine eight seven six", "en-US"), ("what were the scores twenty one, nineteen, twenty one", "en-US"),
+    ("play hits from nineteen ninety nine twenty twenty", "en-US"),
+    ("la chanson soixante-dix-sept quatre-vingt-dix-huit", "fr-FR"),
+    ("stelle wecker auf sieben fünfzehn, sieben dreißig, sieben fünfundvierzig", "de-DE"),
+    ("was geschah am 14.07.1789", "de-DE"), ("what happened on 07-04-1776", "en-US"),
 ])
 def test_short_number_phrases_are_kept(text, locale):
     _kept(text, locale)
