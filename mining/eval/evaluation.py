@@ -29,7 +29,7 @@ import pyarrow.dataset as ds
 
 from mining.sim.corpora import parse_annot_utt
 from mining.core.text import normalize
-from mining.errors import ConfigError
+from mining.errors import StageOutputMismatch
 
 
 def _read(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -409,12 +409,13 @@ def evaluate(gold_dir: str, out: str, abstain: tuple[str, ...] = ()) -> dict:
         training set before every label and retraining figure (``bench/abstain_whatif.py``).
         Empty (default): the run as published.
     :raises FileNotFoundError: the run has no published training set.
-    :raises ValueError: ``abstain`` is given but the run's ``labels/`` has no ``logs_check``."""
+    :raises StageOutputMismatch: ``abstain`` is given but the run's ``labels/`` has no
+        ``logs_check`` (a run of an older code version: exit 3)."""
     frames = _load_run(Path(gold_dir), Path(out))
     if abstain:
         train = frames["train"]
         if "logs_check" not in train:
-            raise ConfigError(f"{out}: labels/ has no logs_check column, nothing to abstain on")
+            raise StageOutputMismatch(f"{out}: labels/ has no logs_check column (an older run?), nothing to abstain on")
         frames["train"] = train[~train["logs_check"].isin(list(abstain))]
     result = _score(frames)
     locales = sorted(frames["turns"]["locale"].unique())

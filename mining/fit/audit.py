@@ -331,12 +331,12 @@ def read_reviews(paths: list[str | Path]) -> tuple[pd.DataFrame, dict]:
     reviewed in an earlier file (same :data:`LABEL_KEY`) is not used again, but counted
     (``duplicate_label``), so two overlapping audits never weigh a label twice.
 
-    :raises AuditError: one file given twice (the same bytes), which would double every row."""
+    :raises ConfigError: one file given twice (the same bytes), which would double every row (exit 2)."""
     frames, total, seen = [], {}, {}
     for path in paths:
         digest = file_sha256(path)
         if digest in seen:
-            raise AuditError(f"{path} has the same bytes as {seen[digest]}: each review counts once")
+            raise ConfigError(f"{path} has the same bytes as {seen[digest]}: each review counts once")
         seen[digest] = path
         rows, counts = read_review(path)
         frames.append(rows)

@@ -31,6 +31,7 @@ are not re-counted (the releasing of an already released row costs no privacy bu
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 
 import pandas as pd
@@ -105,3 +106,44 @@ def carry_forward(previous: pd.DataFrame, fresh: pd.DataFrame, votes: pd.DataFra
     return (retained.sort_values(order, kind="mergesort").reset_index(drop=True),
             contradicted[["locale", "utterance", "reason", "vote_intent"]]
             .sort_values(order, kind="mergesort").reset_index(drop=True))
+
+
+#: The internal cluster_id (``<locale>:<12 hex>``, an unkeyed hash of the medoid's text) that
+#: versions exported before the exported id was keyed carry.
+_INTERNAL_CLUSTER_ID = re.compile(r"[^:]+:[0-9a-f]{12}")
+
+
+def refresh_privacy(previous: pd.DataFrame, cluster_key: bytes | None) -> tuple[pd.DataFrame, dict]:
+    """The previous version's rows as this code would export them, before they are carried
+    forward: the utterance scrubbed again with :func:`mining.privacy.pii.scrub_pii` (a text a
+    newer rule catches is published scrubbed, its slots projected again onto the scrubbed
+    words as the export does), an internal ``cluster_id`` made opaque
+    (:func:`mining.privacy.pii.opaque_cluster_id`; ``cluster_key`` None leaves ids alone),
+    and of rows that now share a (locale, normalized text) key the first kept (sorted by
+    locale, utterance, intent). Returns (rows, counts ``rescrubbed``, ``rekeyed``,
+    ``collapsed``). Pure; the same inputs give the same frame."""
+    from mining.core.slots import project_slots
+    from mining.privacy import pii
+
+    out = previous.copy()
+    counts = {"rescrubbed": 0, "rekeyed": 0, "collapsed": 0}
+    if out.empty:
+        return out, counts
+    utts, slots, annots = [], [], []
+    for utt, sl, annot, loc in zip(out["utterance"], out["slots"], out["annot_utt"], out["locale"]):
+        scrubbed, _ = pii.scrub_pii(utt, loc)
+        if scrubbed != utt:
+            counts["rescrubbed"] += 1
+            sl, annot, _ = project_slots(scrubbed, sl, loc)
+        utts.append(scrubbed)
+        slots.append(sl)
+        annots.append(annot)
+    out["utterance"], out["slots"], out["annot_utt"] = utts, slots, annots
+    if cluster_key is not None and "cluster_id" in out.columns:
+        internal = out["cluster_id"].map(lambda c: isinstance(c, str) and bool(_INTERNAL_CLUSTER_ID.fullmatch(c)))
+        counts["rekeyed"] = int(internal.sum())
+        out.loc[internal, "cluster_id"] = [pii.opaque_cluster_id(c, cluster_key) for c in out.loc[internal, "cluster_id"]]
+    out = out.sort_values(["locale", "utterance", "intent"], kind="mergesort")
+    dup = pd.Series(list(zip(out["locale"], out["utterance"].map(normalize))), index=out.index).duplicated()
+    counts["collapsed"] = int(dup.sum())
+    return out[~dup.to_numpy()].reset_index(drop=True), counts

@@ -40,20 +40,26 @@ def _dp_select(spark, cfg, labeled, fingerprint: str):
     return out, dp.manifest_record(dc, cal, texts_considered=tally["considered"], texts_selected=tally["selected"])
 
 
-def _retain(spark, cfg, labels, table: pa.Table, old: pd.DataFrame, version: str) -> tuple[pa.Table, pd.DataFrame]:
+def _retain(spark, cfg, labels, table: pa.Table, old: pd.DataFrame, version: str,
+            cluster_key: bytes | None = None) -> tuple[pa.Table, pd.DataFrame]:
     """``export.label_retention = "until_contradicted"``: the previous version's labels
     (``old``: its training set) that tonight's run neither relabels nor contradicts are added to ``table``
     (:func:`mining.io.retention.carry_forward`). A run restricted to some locales (``cfg.locales``)
     carries forward only the previous version's rows of those locales: a locale-restricted
-    version holds those locales only, as its manifest's ``locales`` says. Returns (the
-    training set, sorted by locale, intent, utterance; the contradicted labels: locale,
-    utterance, reason, vote_intent)."""
+    version holds those locales only, as its manifest's ``locales`` says. The previous rows
+    are first made what this code exports (:func:`mining.io.retention.refresh_privacy`: PII
+    scrubbed again, the cluster_id keyed with ``cluster_key``). Returns (the training set,
+    sorted by locale, intent, utterance; the contradicted labels: locale, utterance, reason,
+    vote_intent)."""
     from pyspark.sql import functions as F
 
     from mining.io import retention
 
     if old.empty:
         return table, pd.DataFrame(columns=["locale", "utterance", "reason", "vote_intent"])
+    old, refreshed = retention.refresh_privacy(old, cluster_key)
+    if any(refreshed.values()):
+        log.info("label retention: previous rows refreshed: %s", refreshed)
     keys = old[["locale"]].assign(text_norm=old["utterance"].map(normalize)).drop_duplicates()
     votes = labels.join(F.broadcast(spark.createDataFrame(keys, "locale string, text_norm string")),
                         ["locale", "text_norm"]).select(*retention.VOTE_COLUMNS).toPandas()
@@ -190,9 +196,11 @@ def run(spark, cfg) -> dict:
     # with retention the bytes depend on the version carried from: it is part of the name
     # the lineage names the logs read (their listing: a late file is another version), the
     # detect_rephrases config and code; None for outputs from before lineage stamps
+    # and the exported cluster_ids are keyed: a keyed hash names the key they depend on
     fingerprint = json.dumps({"config": settings, "partitions": partitions, "locales": list(cfg.locales),
                               "code": code_version(), **({"lineage": lineage} if lineage else {}),
-                              **({"previous": previous} if retain and previous else {})},
+                              **({"previous": previous} if retain and previous else {}),
+                              "key": privacy.pseudonymize("export", privacy.resolve_key())},
                              sort_keys=True)
     version = export.dataset_version(end_date, fingerprint)
     out = Path(cfg.out)
@@ -221,7 +229,7 @@ def run(spark, cfg) -> dict:
     if blocked:
         log.warning("label retention skipped: %s", blocked)
     elif retain and old is not None:
-        table, contradicted = _retain(spark, cfg, labels, table, old, version)
+        table, contradicted = _retain(spark, cfg, labels, table, old, version, cluster_key)
     # the data-quality gate runs before anything is written (mining/core/quality.py)
     baseline = quality.baseline_manifest(cfg.quality.baseline, previous_dir, cfg.locales)
     checks = quality.check_export(table, upstream["rejects"], baseline, cfg.quality, cfg.validation.max_reject_share,

@@ -26,8 +26,9 @@ Rules, applied in this order:
 1. Duplicates inside ``mined`` collapse to one row per key: the newest export wins (the
    date of ``dataset_version``, ``vYYYYMMDD-…``; none ranks oldest), then the highest
    ``confidence`` (missing ranks last), ties broken by (``utt``, ``intent``,
-   ``annot_utt``) ascending: ``duplicate_in_mined``. So several nights' exports merged at
-   once give what merging them night by night gives.
+   ``annot_utt``) ascending: ``duplicate_in_mined``; the winner takes the ``partition`` of
+   the key's oldest export. So several nights' exports merged at once give what merging
+   them night by night in date order gives.
 2. Duplicates inside ``base`` (human corpora have some) collapse to one row per key: a
    human row before a mined one, then the first in base order: ``duplicate_in_base``.
 3. Per remaining mined row, by what ``base`` holds at its key:
@@ -119,7 +120,13 @@ def _collapse_mined(mined: pd.DataFrame) -> pd.DataFrame:
     ranked = mined.assign(_merge_conf=conf).sort_values(
         ["_merge_day", "_merge_conf", "utt", "intent", "annot_utt", "_merge_order"],
         ascending=[False, False, True, True, True, True], na_position="last", kind="mergesort")
-    return ranked.drop_duplicates(_KEY, keep="first").sort_values("_merge_order").drop(columns="_merge_conf")
+    # the winner keeps the oldest export's partition of its key, as a replaced row keeps the
+    # base row's: a text never moves between train and dev whatever the merge order
+    oldest = ranked.sort_values(["_merge_day", "_merge_order"], kind="mergesort").drop_duplicates(_KEY)
+    first = ranked.drop_duplicates(_KEY, keep="first")
+    first = first.assign(partition=first[_KEY].merge(oldest[[*_KEY, "partition"]], on=_KEY, how="left")
+                         ["partition"].to_numpy())
+    return first.sort_values("_merge_order").drop(columns="_merge_conf")
 
 
 def _collapse_base(base: pd.DataFrame) -> pd.DataFrame:
@@ -301,6 +308,8 @@ def resolve_mined_path(path: str | Path) -> Path:
     without either (no version published: run export_dataset), so the stage outputs under
     it (turns/, labels/, ...) are never read as a training set."""
     path = Path(path)
+    if path.is_dir() and path.name in ("massive", "training_set"):
+        return path.resolve()              # OUT/massive itself: a link through OUT/latest
     for name in ("massive", "training_set"):
         if (path / name).is_dir():
             # OUT/massive is a link through OUT/latest: resolved once, so the files listed and

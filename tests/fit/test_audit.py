@@ -300,7 +300,9 @@ def test_a_review_counts_once_across_files(tmp_path):
     """The same file twice is refused; a label reviewed in two overlapping audits of one run
     (same labels_digest, locale, text, intent) is used once and counted as duplicate_label."""
     one = _review(tmp_path, _gold_rows(150, seed=1), name="night1.csv")
-    with pytest.raises(AuditError, match="same bytes"):
+    from mining.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="same bytes"):
         audit.fit_from_audit([one, one], tmp_path / "c.toml", min_per_kind=200, argv=[])
 
     def keyed(name: str, ids: range) -> Path:

@@ -76,3 +76,25 @@ def test_locale_restricted_run_carries_forward_only_its_locales():
     assert gone.empty
     kept, _ = retention.carry_forward(previous, empty, _votes([]), lambda loc: GATES, "v2")   # all locales
     assert list(kept["locale"]) == ["de-DE", "en-US"]
+
+
+def test_retained_rows_are_exported_as_this_code_exports_them():
+    """A label carried forward from a version written before a privacy fix is published with
+    it: PII scrubbed again (slots projected onto the scrubbed words), an internal cluster_id
+    keyed; rows that now share a key collapse to one."""
+    from mining.privacy.pii import derive_key
+
+    prev = _previous([("call five five five 1234", "calling_call", None), ("call five five five 9876", "calling_call", None),
+                      ("wake me at 7", "alarm_set", None)])
+    prev["cluster_id"] = ["en-US:0123456789ab", None, "en-US:" + "f" * 16]
+    prev["slots"] = [[{"name": "number", "value": "five five five 1234"}], [], [{"name": "time", "value": "7"}]]
+    key = derive_key(b"k" * 32, "cluster_id")
+    out, counts = retention.refresh_privacy(prev, key)
+    assert counts == {"rescrubbed": 2, "rekeyed": 1, "collapsed": 1}
+    assert out["utterance"].tolist() == ["call <number>", "wake me at 7"]
+    assert out["cluster_id"].iloc[0].startswith("en-US:") and len(out["cluster_id"].iloc[0]) == 6 + 16
+    assert out["cluster_id"].iloc[1] == "en-US:" + "f" * 16                     # already opaque
+    assert out["annot_utt"].iloc[1] == "wake me at 7" and list(out["slots"].iloc[1]) == [{"name": "time", "value": "7"}]
+    assert "five" not in out["annot_utt"].iloc[0]
+    same, none = retention.refresh_privacy(prev.iloc[2:], None)
+    assert none == {"rescrubbed": 0, "rekeyed": 0, "collapsed": 0} and same["cluster_id"].tolist() == ["en-US:" + "f" * 16]

@@ -100,6 +100,15 @@ def test_merging_exports_in_any_order_keeps_the_newest_nights_label():
         assert row[["intent", "dataset_version"]].values.tolist() == [["alarm_set", "v20261105-bbbb"]]
     assert late["older_than_base"] == 1 and late["replaced_mined"] == 0
     assert both["duplicate_in_mined"] == 1 and both["added"] == 1
+    # the partition: merged at once as night by night in date order (v1's, the first export);
+    # an older export merged late never moves a text that is already in the base
+    v1["partition"], v2["partition"] = "dev", "train"
+
+    def part(out):
+        return out[out["utt"].str.lower().str.startswith("what time")]["partition"].tolist()
+    assert part(merge.merge_training_sets(merge.merge_training_sets(base, v1)[0], v2)[0]) == ["dev"]
+    assert part(merge.merge_training_sets(base, pd.concat([v2, v1], ignore_index=True))[0]) == ["dev"]
+    assert part(merge.merge_training_sets(merge.merge_training_sets(base, v2)[0], v1)[0]) == ["train"]
 
 
 def test_merge_dedups_on_normalized_text():
@@ -370,9 +379,10 @@ def test_a_run_root_is_read_through_latest_resolved_once(tmp_path):
     out = tmp_path / "out"
     for v in ("v1", "v2"):
         (out / "versions" / v / "massive").mkdir(parents=True)
+        (out / "versions" / v / "massive" / f"{v}.jsonl").write_text("")
     (out / "latest").symlink_to("versions/v1")
     (out / "massive").symlink_to("latest/massive")
-    got = merge.resolve_mined_path(out)
-    assert got == (out / "versions" / "v1" / "massive").resolve()
-    storage.replace_symlink(out / "latest", "versions/v2", durable=False)
-    assert got.name == "massive" and got.parent.name == "v1"          # still the version it began with
+    got, direct = merge.resolve_mined_path(out), merge.resolve_mined_path(out / "massive")
+    storage.replace_symlink(out / "latest", "versions/v2", durable=False)      # the next night publishes
+    for path in (got, direct):                                                  # still the version it began with
+        assert sorted(p.name for p in path.iterdir()) == ["v1.jsonl"]
