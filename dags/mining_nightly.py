@@ -36,7 +36,7 @@ weakly labeled NLU training set:
   With `MINING_GPU_POOL` / `MINING_GPU_QUEUE` set, `detect_rephrases` (which embeds
   the night's texts), `embed_utterances` and
   `cluster_variants` run in that pool or queue and ask Spark for GPU executors.
-- **Failures.** Stages retry twice with exponential backoff (5, then 10 minutes) except
+- **Failures.** Stages retry twice with exponential backoff (about 5-10, then 10-20 minutes) except
   on configuration, input, quality-gate and privacy errors (exit codes 2–4), which fail
   at once; a failed stage logs one line naming the task, the error, its output folder and
   the version still published there.

@@ -107,7 +107,8 @@ NON_RETRYABLE_EXIT_CODES: dict[int, str] = {code: EXIT_CODES[code] for code in _
 #: no ``MINING_PSEUDONYM_KEY`` (e.g. a secrets backend serves connections, not variables).
 PSEUDONYM_KEY_CONN_ID = "mining_pseudonym_key"
 
-#: Task arguments of every stage: retried twice, about 5 then 10 minutes after a failure.
+#: Task arguments of every stage: retried twice, about 5-10 then 10-20 minutes after a failure
+#: (exponential backoff; Airflow spreads the delays by a hash of the task).
 STAGE_TASK_DEFAULTS: dict[str, Any] = {
     "retries": 2,
     "retry_delay": timedelta(minutes=5),
@@ -227,6 +228,22 @@ def run_stats(out: str | None) -> dict[str, Any]:
     }
 
 
+def error_text(exception: BaseException | None, limit: int = 500) -> str:
+    """``str(exception)`` with secrets hidden, then clipped to ``limit`` characters. A failed
+    spark-submit's message repeats its command line, which on YARN/Kubernetes carries
+    ``MINING_PSEUDONYM_KEY=<key>``: clipping first could cut inside the key, and Airflow's
+    masker hides only the whole key, so the masker runs first and the variable's value is
+    replaced by ``***`` whatever the masker knows."""
+    text = str(exception)
+    try:
+        from airflow.sdk.execution_time.secrets_masker import redact
+
+        text = str(redact(text))
+    except Exception:  # noqa: BLE001 - the explicit replacement below still applies
+        pass
+    return re.sub(r"(MINING_PSEUDONYM_KEY=['\"]?)[^\s'\",]+", r"\1***", text)[:limit]
+
+
 def on_stage_failure(context: Mapping[str, Any]) -> None:
     """Failure callback of every stage: one ERROR line saying what failed and where its output is.
 
@@ -245,7 +262,7 @@ def on_stage_failure(context: Mapping[str, Any]) -> None:
             "mining stage failed: dag=%s run=%s task=%s try=%s error=%r output=%s "
             "published_version=%s (unchanged by the failed run) log=%s",
             getattr(ti, "dag_id", None), context.get("run_id"), getattr(ti, "task_id", None),
-            getattr(ti, "try_number", None), str(context.get("exception"))[:500], out or "-",
+            getattr(ti, "try_number", None), error_text(context.get("exception")), out or "-",
             published, getattr(ti, "log_url", None) or "-",
         )
     except Exception:  # noqa: BLE001 - a callback must never raise

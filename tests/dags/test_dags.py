@@ -494,6 +494,16 @@ def test_failure_callback_names_task_error_output_and_published_version(stages_m
     assert caplog.records
 
 
+def test_the_failure_line_never_shows_part_of_the_pseudonymization_key(stages_module):
+    """A failed spark-submit repeats its command; on YARN it carries the key. Clipped to 500
+    characters first, the line could end inside the key, which the masker cannot then find."""
+    key = "K" * 36                                     # a stand-in key (no real secret in the tests)
+    command = "x" * 420 + f" --conf spark.yarn.appMasterEnv.MINING_PSEUDONYM_KEY={key} --conf a=b"
+    text = stages_module.error_text(RuntimeError(f"Cannot execute: {command}"))
+    assert len(text) <= 500 and "KKK" not in text and "MINING_PSEUDONYM_KEY=***" in text
+    assert stages_module.error_text(RuntimeError(f"MINING_PSEUDONYM_KEY='{key}'")) == "MINING_PSEUDONYM_KEY='***'"
+
+
 def test_run_stats_carry_row_counts_from_the_manifest(stages_module, tmp_path):
     manifest = {"dataset_version": "v1", "rows": 5, "rows_by_locale_intent": {"de-DE/a": 2, "en-US/a": 1, "en-US/b": 2},
                 "stages": {"rejects": {"input": 100, "rejected": 3}, "turns": {"turns": 97},
