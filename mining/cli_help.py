@@ -153,7 +153,8 @@ evidence and correct columns.""",
   mining fit-calibration --audit audit.csv --out /data/mining/calibration-it.toml
 
 Samples labels/ rows with a candidate intent (decision labeled or low_confidence) said by
-at least --min-users users, in equal-count raw-score strata; same inputs and seed, same
+at least --min-users users (or the run's own privacy.min_users, if larger), in equal-count
+raw-score strata; same inputs and seed, same
 bytes. Texts are scrubbed as the export scrubs them; no pseudonym is written. Exit 3 when
 the run has no labels/ or no candidate label, and when it has fewer than N (all are then
 written); exit 2 when --out exists (--force overwrites); exit 4 under privacy.dp.""",

@@ -95,7 +95,9 @@ def test_rephrase_model_file_and_threshold_override(tmp_path):
     cfg = load_config("l", "o", overrides={"rephrase": {"model": str(tmp_path / "m.toml")}})
     assert cfg.rephrase.fitted.version == "t" and cfg.rephrase.threshold == 0.4
     assert '"version": "t"' in cfg.to_json()   # the model is part of the version hash input
-    with pytest.raises(FileNotFoundError):
+    from mining.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no such rephrase model file"):   # a wrong path: exit 2, not 3
         load_config("l", "o", overrides={"rephrase": {"model": str(tmp_path / "missing.toml")}})
 
 

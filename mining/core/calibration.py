@@ -64,8 +64,7 @@ IDENTITY = Calibration(version="none")
 
 def load_calibration(path: str | Path | None = None) -> Calibration:
     """Read a calibration TOML (``None``/"" → :data:`PACKAGED_CALIBRATION`; "none" →
-    :data:`IDENTITY`). ``FileNotFoundError`` if missing; :class:`mining.errors.ConfigError` if
-    it is no TOML, lacks ``version`` or a map's ``x``/``y``, a map's ``x`` decreases, its ``y``
+    :data:`IDENTITY`). :class:`mining.errors.ConfigError` (exit 2) if it is missing or no TOML, lacks ``version`` or a map's ``x``/``y``, a map's ``x`` decreases, its ``y``
     decreases or leaves [0, 1], or no ``pooled`` map exists."""
     if str(path) == "none":
         return IDENTITY
@@ -74,6 +73,8 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not a calibration TOML: {e}") from None
+    except FileNotFoundError:            # a configured path (aggregation.calibration) that is wrong
+        raise ConfigError(f"{path}: no such calibration file (aggregation.calibration)") from None
     maps = {}
     for kind in (*EVIDENCE_KINDS, "pooled"):
         if kind not in raw:

@@ -144,14 +144,16 @@ class RephraseModel:
 
 
 def load_model(path: str | Path | None = None) -> RephraseModel:
-    """Read a model TOML (``None`` → :data:`PACKAGED_MODEL`). ``FileNotFoundError`` if
-    missing, :class:`mining.errors.ConfigError` when it is no TOML, lacks a key or a number, on
+    """Read a model TOML (``None`` → :data:`PACKAGED_MODEL`). :class:`mining.errors.ConfigError`
+    (exit 2) when it is missing or no TOML, lacks a key or a number, on
     unknown features or a threshold outside [0, 1]."""
     path = Path(path) if path else PACKAGED_MODEL
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not a rephrase model TOML: {e}") from None
+    except FileNotFoundError:            # a configured path (rephrase.model) that is wrong
+        raise ConfigError(f"{path}: no such rephrase model file (rephrase.model)") from None
     try:
         return RephraseModel(version=raw["version"], intercept=float(raw["intercept"]),
                              weights={k: float(v) for k, v in raw["weights"].items()},

@@ -140,7 +140,8 @@ def test_configuration_value_errors_stay_exit_2(tmp_path, capsys):
                    {"config_file": str(bad_file)},
                    # a file a key names that is no TOML: the calibration, the rephrase model
                    {"overrides": {"aggregation": {"calibration": str(bad_file)}}},
-                   {"overrides": {"rephrase": {"model": str(tmp_path / "syntax.toml")}}}):
+                   {"overrides": {"rephrase": {"model": str(tmp_path / "syntax.toml")}}},
+                   {"overrides": {"aggregation": {"calibration": str(tmp_path / "missing.toml")}}}):
         assert top_level(guarded, lambda: load_config("logs", "out", environ={}, **kwargs)) == errors.EXIT_CONFIG
         assert "configuration error" in capsys.readouterr().err
 
