@@ -17,7 +17,6 @@ the ends, as ``out_of_bounds="clip"``), so applying needs neither sklearn nor th
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,17 +63,15 @@ IDENTITY = Calibration(version="none")
 
 def load_calibration(path: str | Path | None = None) -> Calibration:
     """Read a calibration TOML (``None``/"" → :data:`PACKAGED_CALIBRATION`; "none" →
-    :data:`IDENTITY`). :class:`mining.errors.ConfigError` (exit 2) if it is missing or no TOML, lacks ``version`` or a map's ``x``/``y``, a map's ``x`` decreases, its ``y``
+    :data:`IDENTITY`). :class:`mining.errors.ConfigError` (exit 2) if it is missing or no
+    TOML, lacks ``version`` or a map's ``x``/``y``, a map's ``x`` decreases, its ``y``
     decreases or leaves [0, 1], or no ``pooled`` map exists."""
     if str(path) == "none":
         return IDENTITY
     path = Path(path) if path else PACKAGED_CALIBRATION
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not a calibration TOML: {e}") from None
-    except FileNotFoundError:            # a configured path (aggregation.calibration) that is wrong
-        raise ConfigError(f"{path}: no such calibration file (aggregation.calibration)") from None
+    from mining.io.storage import read_toml
+
+    raw = read_toml(path, "calibration file (aggregation.calibration)")
     maps = {}
     for kind in (*EVIDENCE_KINDS, "pooled"):
         if kind not in raw:
@@ -82,7 +79,8 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
         try:
             x, y = np.asarray(raw[kind]["x"], float), np.asarray(raw[kind]["y"], float)
         except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(f"{path}: [{kind}] needs arrays of numbers x and y ({type(e).__name__}: {e})") from None
+            raise ConfigError(f"{path}: [{kind}] needs arrays of numbers x and y "
+                              f"({type(e).__name__}: {e})") from None
         if x.ndim != 1 or y.ndim != 1 or len(x) != len(y) or len(x) == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()) \
                 or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
             raise ConfigError(f"{path}: [{kind}] must have finite x non-decreasing and y non-decreasing in [0, 1]")

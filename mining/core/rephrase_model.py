@@ -24,7 +24,6 @@ The fit chooses the lowest threshold whose precision on the fit data reaches
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,12 +147,9 @@ def load_model(path: str | Path | None = None) -> RephraseModel:
     (exit 2) when it is missing or no TOML, lacks a key or a number, on
     unknown features or a threshold outside [0, 1]."""
     path = Path(path) if path else PACKAGED_MODEL
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not a rephrase model TOML: {e}") from None
-    except FileNotFoundError:            # a configured path (rephrase.model) that is wrong
-        raise ConfigError(f"{path}: no such rephrase model file (rephrase.model)") from None
+    from mining.io.storage import read_toml
+
+    raw = read_toml(path, "rephrase model file (rephrase.model)")
     try:
         return RephraseModel(version=raw["version"], intercept=float(raw["intercept"]),
                              weights={k: float(v) for k, v in raw["weights"].items()},

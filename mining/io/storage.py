@@ -249,6 +249,22 @@ def write_json(path: Path, payload: dict) -> None:
     write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def read_toml(path: str | Path, what: str) -> dict:
+    """The TOML file at ``path`` that a configuration key names (``what``: "calibration file
+    (aggregation.calibration)"). :class:`mining.errors.ConfigError` (exit 2) when it is
+    missing, not UTF-8 or no TOML: a wrong configured path is a configuration error."""
+    import tomllib
+
+    from mining.errors import ConfigError
+
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not a TOML {what}: {e}") from None
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what}") from None
+
+
 def write_toml(path: str | Path, payload: dict, header: str = "") -> None:
     """Write ``header`` (comment lines) + ``payload`` as TOML atomically (:func:`write_text`)."""
     import tomli_w
