@@ -232,16 +232,22 @@ def error_text(exception: BaseException | None, limit: int = 500) -> str:
     """``str(exception)`` with secrets hidden, then clipped to ``limit`` characters. A failed
     spark-submit's message repeats its command line, which on YARN/Kubernetes carries
     ``MINING_PSEUDONYM_KEY=<key>``: clipping first could cut inside the key, and Airflow's
-    masker hides only the whole key, so the masker runs first and the variable's value is
-    replaced by ``***`` whatever the masker knows."""
+    masker hides only the whole key, so the masker runs first; then the worker's own key and
+    the value given to ``MINING_PSEUDONYM_KEY`` (up to its closing quote, the next `` --`` or
+    the line end, so a passphrase with spaces goes whole) become ``***``."""
     text = str(exception)
     try:
-        from airflow.sdk.execution_time.secrets_masker import redact
+        from airflow.sdk.log import redact
 
         text = str(redact(text))
-    except Exception:  # noqa: BLE001 - the explicit replacement below still applies
+    except Exception:  # noqa: BLE001 - the replacements below still apply
         pass
-    return re.sub(r"(MINING_PSEUDONYM_KEY=['\"]?)[^\s'\",]+", r"\1***", text)[:limit]
+    key = os.environ.get("MINING_PSEUDONYM_KEY")
+    if key:                                  # the worker's own key, wherever it appears
+        text = text.replace(key, "***")
+    # KEY=value / 'KEY': 'value': the value up to its closing quote, the next " --" or the line end
+    text = re.sub(r"""(MINING_PSEUDONYM_KEY['"]?\s*[=:]\s*['"]?).*?(?=['"]|\s--|$)""", r"\1***", text, flags=re.M)
+    return text[:limit]
 
 
 def on_stage_failure(context: Mapping[str, Any]) -> None:

@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--locale", action="append", default=[], metavar="LOCALE", help="only this locale (repeatable)")
     smp.add_argument("--min-users", type=int, metavar="K",
                      help="only texts said by at least K users, those the export may publish "
-                          "(default: privacy.min_users of the configuration; the run's own if larger)")
+                          "(default: privacy.min_users of the configuration); the run's own is the floor either way")
     smp.add_argument("--out", required=True, metavar="CSV", help="audit CSV to write (UTF-8)")
     smp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     return parser

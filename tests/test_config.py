@@ -97,8 +97,9 @@ def test_rephrase_model_file_and_threshold_override(tmp_path):
     assert '"version": "t"' in cfg.to_json()   # the model is part of the version hash input
     from mining.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="no such rephrase model file"):   # a wrong path: exit 2, not 3
-        load_config("l", "o", overrides={"rephrase": {"model": str(tmp_path / "missing.toml")}})
+    for wrong in (tmp_path / "missing.toml", tmp_path):              # missing, or a folder: exit 2, not 3 or 1
+        with pytest.raises(ConfigError, match="no such readable rephrase model file"):
+            load_config("l", "o", overrides={"rephrase": {"model": str(wrong)}})
 
 
 def test_flags_without_a_value_take_the_config_value(monkeypatch):

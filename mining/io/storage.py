@@ -261,8 +261,8 @@ def read_toml(path: str | Path, what: str) -> dict:
         return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not a TOML {what}: {e}") from None
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such {what}") from None
+    except OSError as e:               # missing, a folder, unreadable: the configured path is wrong
+        raise ConfigError(f"{path}: no such readable {what} ({type(e).__name__})") from None
 
 
 def write_toml(path: str | Path, payload: dict, header: str = "") -> None:

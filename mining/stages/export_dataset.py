@@ -40,26 +40,21 @@ def _dp_select(spark, cfg, labeled, fingerprint: str):
     return out, dp.manifest_record(dc, cal, texts_considered=tally["considered"], texts_selected=tally["selected"])
 
 
-def _retain(spark, cfg, labels, table: pa.Table, old: pd.DataFrame, version: str,
-            cluster_key: bytes | None = None) -> tuple[pa.Table, pd.DataFrame]:
+def _retain(spark, cfg, labels, table: pa.Table, old: pd.DataFrame, version: str) -> tuple[pa.Table, pd.DataFrame]:
     """``export.label_retention = "until_contradicted"``: the previous version's labels
     (``old``: its training set) that tonight's run neither relabels nor contradicts are added to ``table``
     (:func:`mining.io.retention.carry_forward`). A run restricted to some locales (``cfg.locales``)
     carries forward only the previous version's rows of those locales: a locale-restricted
-    version holds those locales only, as its manifest's ``locales`` says. The previous rows
-    are first made what this code exports (:func:`mining.io.retention.refresh_privacy`: PII
-    scrubbed again, the cluster_id keyed with ``cluster_key``). Returns (the training set,
-    sorted by locale, intent, utterance; the contradicted labels: locale, utterance, reason,
-    vote_intent)."""
+    version holds those locales only, as its manifest's ``locales`` says. ``old`` has been
+    made what this code exports (:func:`mining.io.retention.refresh_privacy`). Returns (the
+    training set, sorted by locale, intent, utterance; the contradicted labels: locale,
+    utterance, reason, vote_intent)."""
     from pyspark.sql import functions as F
 
     from mining.io import retention
 
     if old.empty:
         return table, pd.DataFrame(columns=["locale", "utterance", "reason", "vote_intent"])
-    old, refreshed = retention.refresh_privacy(old, cluster_key)
-    if any(refreshed.values()):
-        log.info("label retention: previous rows refreshed: %s", refreshed)
     keys = old[["locale"]].assign(text_norm=old["utterance"].map(normalize)).drop_duplicates()
     votes = labels.join(F.broadcast(spark.createDataFrame(keys, "locale string, text_norm string")),
                         ["locale", "text_norm"]).select(*retention.VOTE_COLUMNS).toPandas()
@@ -225,11 +220,18 @@ def run(spark, cfg) -> dict:
     table = kept.select(*cols).orderBy("locale", "intent", "utterance").toArrow()
     fresh_rows, contradicted = table.num_rows, None
     old = export.read_training_set(previous_dir).to_pandas() if previous_dir is not None else None
+    refreshed: dict = {}
+    if old is not None:   # as this code would export it (PII rules, keyed ids): retention and changelog see that
+        from mining.io.retention import refresh_privacy
+
+        old, refreshed = refresh_privacy(old, cluster_key)
+        if any(refreshed.values()):
+            log.info("previous version's rows refreshed: %s", refreshed)
     blocked = retention_blocked(previous_dir, cfg) if retain and old is not None else None
     if blocked:
         log.warning("label retention skipped: %s", blocked)
     elif retain and old is not None:
-        table, contradicted = _retain(spark, cfg, labels, table, old, version, cluster_key)
+        table, contradicted = _retain(spark, cfg, labels, table, old, version)
     # the data-quality gate runs before anything is written (mining/core/quality.py)
     baseline = quality.baseline_manifest(cfg.quality.baseline, previous_dir, cfg.locales)
     checks = quality.check_export(table, upstream["rejects"], baseline, cfg.quality, cfg.validation.max_reject_share,
@@ -256,7 +258,8 @@ def run(spark, cfg) -> dict:
         "retention": {"policy": cfg.export.label_retention, "previous": previous, "fresh": fresh_rows,
                       "retained": table.num_rows - fresh_rows,
                       "contradicted": 0 if contradicted is None else int(len(contradicted)),
-                      **({"skipped": blocked} if blocked else {})},
+                      **({"skipped": blocked} if blocked else {}),
+                      **({"refreshed": refreshed} if any(refreshed.values()) else {})},
         "stages": upstream, "quality": checks, "changelog": changes, "checksums": export.checksums(staging),
         "dp": {**dp_record, **({"labels_released": sum(by_locale_intent.values()),
                                 "labels_not_selected": drops.get("dp_not_selected", 0)} if dp_on else {})},

@@ -41,7 +41,7 @@ Rules, applied in this order:
      ``partition``, so a text never moves between train and dev across merges;
    - a mined row of a newer export date → the base row stays, ``older_than_base`` (an
      older export merged late never brings back a label a newer night replaced);
-   - nothing → ``added``, with its own ``partition``.
+   - nothing → ``added``, with its own ``partition`` (its key's oldest export's, rule 1).
 
 Base rows keep their partition. Accounting (checked on every merge)::
 
@@ -308,7 +308,7 @@ def resolve_mined_path(path: str | Path) -> Path:
     without either (no version published: run export_dataset), so the stage outputs under
     it (turns/, labels/, ...) are never read as a training set."""
     path = Path(path)
-    if path.is_dir() and path.name in ("massive", "training_set"):
+    if path.is_dir() and path.name in ("massive", "training_set") and not _is_run_root(path):
         return path.resolve()              # OUT/massive itself: a link through OUT/latest
     for name in ("massive", "training_set"):
         if (path / name).is_dir():

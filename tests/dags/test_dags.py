@@ -502,6 +502,11 @@ def test_the_failure_line_never_shows_part_of_the_pseudonymization_key(stages_mo
     text = stages_module.error_text(RuntimeError(f"Cannot execute: {command}"))
     assert len(text) <= 500 and "KKK" not in text and "MINING_PSEUDONYM_KEY=***" in text
     assert stages_module.error_text(RuntimeError(f"MINING_PSEUDONYM_KEY='{key}'")) == "MINING_PSEUDONYM_KEY='***'"
+    # a passphrase with spaces, a JSON/dict form, the worker's own key anywhere
+    spaced = stages_module.error_text(RuntimeError("appMasterEnv.MINING_PSEUDONYM_KEY=horse battery staple --conf a=b"))
+    assert spaced == "appMasterEnv.MINING_PSEUDONYM_KEY=*** --conf a=b"
+    assert stages_module.error_text(RuntimeError("env={'MINING_PSEUDONYM_KEY': 'abcdabcd'}")) == \
+        "env={'MINING_PSEUDONYM_KEY': '***'}"
 
 
 def test_run_stats_carry_row_counts_from_the_manifest(stages_module, tmp_path):

@@ -98,3 +98,5 @@ def test_retained_rows_are_exported_as_this_code_exports_them():
     assert "five" not in out["annot_utt"].iloc[0]
     same, none = retention.refresh_privacy(prev.iloc[2:], None)
     assert none == {"rescrubbed": 0, "rekeyed": 0, "collapsed": 0} and same["cluster_id"].tolist() == ["en-US:" + "f" * 16]
+    kept, counts = retention.refresh_privacy(prev.iloc[:1], None)          # no key: an internal id stays
+    assert kept["cluster_id"].tolist() == ["en-US:0123456789ab"] and counts["rekeyed"] == 0

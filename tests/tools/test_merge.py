@@ -386,3 +386,10 @@ def test_a_run_root_is_read_through_latest_resolved_once(tmp_path):
     storage.replace_symlink(out / "latest", "versions/v2", durable=False)      # the next night publishes
     for path in (got, direct):                                                  # still the version it began with
         assert sorted(p.name for p in path.iterdir()) == ["v1.jsonl"]
+    named = tmp_path / "massive"                                  # a run root that is itself called massive
+    named.mkdir()
+    (named / "versions" / "v1" / "massive").mkdir(parents=True)
+    (named / "latest").symlink_to("versions/v1")
+    (named / "massive").symlink_to("latest/massive")
+    (named / "turns").mkdir()
+    assert merge.resolve_mined_path(named) == (named / "versions" / "v1" / "massive").resolve()
