@@ -66,7 +66,7 @@ import pyarrow.parquet as pq
 
 from mining.core.text import normalize
 from mining.errors import ConfigError, DatasetNotFound
-from mining.io import export, storage
+from mining.io import changelog, export, storage
 
 REQUIRED_COLUMNS = ("locale", "utt", "annot_utt", "intent", "partition")
 LABEL_SOURCES = ("human", "mined")
@@ -76,13 +76,6 @@ _KEY = ["locale", "_merge_norm"]
 _BASE_VIEW = {"label_source": "_merge_base_source", "intent": "_merge_base_intent",
               "partition": "_merge_base_partition", "id": "_merge_base_id", "utt": "_merge_base_utt",
               "annot_utt": "_merge_base_annot_utt", "_merge_day": "_merge_base_day"}
-
-
-def _version_day(version) -> str:
-    """``YYYYMMDD`` of a ``dataset_version`` (``v20261105-…``: its last input day), "" when
-    it names none (ranks oldest)."""
-    v = str(version) if isinstance(version, str) else ""
-    return v[1:9] if len(v) > 9 and v[0] == "v" and v[1:9].isdigit() and v[9] == "-" else ""
 
 
 def _prepare(df: pd.DataFrame, name: str, default_source: str) -> pd.DataFrame:
@@ -110,7 +103,9 @@ def _prepare(df: pd.DataFrame, name: str, default_source: str) -> pd.DataFrame:
     out["_merge_norm"] = [normalize(u) for u in out["utt"]]
     out["_merge_order"] = np.arange(len(out))
     versions = out["dataset_version"] if "dataset_version" in out.columns else pd.Series([None] * len(out))
-    out["_merge_day"] = [_version_day(v) for v in versions]
+    # the export's last input day from its name (changelog.manifest_end_date), "" = none: ranks oldest
+    out["_merge_day"] = [changelog.manifest_end_date({"dataset_version": v if isinstance(v, str) else None})
+                         for v in versions]
     return out
 
 
