@@ -63,6 +63,18 @@ def drop_reason(text_users: int, min_users: int, dp: bool = False, dp_selected: 
     return None
 
 
+def exported_text(utterance: str, slots, locale: str) -> tuple[str, list[dict[str, str]], str, dict[str, int]]:
+    """A label's text as the export writes it: (``utterance`` scrubbed with
+    :func:`mining.privacy.pii.scrub_pii`, ``slots`` projected onto the scrubbed words, its
+    ``annot_utt``, dropped slots by reason: :func:`mining.core.slots.project_slots`). The
+    slots follow the scrubbed words, so annot_utt and every slot value are spans of the
+    exported utterance: scrubbing them apart could split "[date : 7 12]" into an unparsable
+    "[date : <phone>" or leave in annot_utt digits the utterance lost."""
+    utt, _ = privacy.scrub_pii(utterance, locale)
+    out_slots, annot, dropped = project_slots(utt, slots, locale)
+    return utt, out_slots, annot, dropped
+
+
 def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, dp: bool = False,
                     cluster_key: bytes | None = None) -> pd.DataFrame:
     """Apply the k-anonymity gate, slot projection and PII scrubbing to labeled rows.
@@ -82,13 +94,9 @@ def finalize_labels(labels: pd.DataFrame, min_users: int, dataset_version: str, 
     rows = []
     for rec in labels.to_dict("records"):
         # scrubbed at ingest already (mining.spark.sessions); again here as a second line of
-        # defence. pii_<kind> counts the placeholders the exported text carries. The slots are
-        # projected onto the scrubbed words, so annot_utt and every slot value are spans of
-        # the exported utterance: scrubbing them apart could split "[date : 7 12]" into an
-        # unparsable "[date : <phone>" or leave in annot_utt digits the utterance lost
-        utt, _ = privacy.scrub_pii(rec["utterance"], rec["locale"])
+        # defence. pii_<kind> counts the placeholders the exported text carries
+        utt, slots, annot, dropped = exported_text(rec["utterance"], rec["slots"], rec["locale"])
         pii = privacy.placeholder_counts(utt)
-        slots, annot, dropped = project_slots(utt, rec["slots"], rec["locale"])
         rows.append({
             "utterance": utt, "locale": rec["locale"], "intent": rec["intent"], "slots": slots,
             "annot_utt": annot, "confidence": float(rec["confidence"]),

@@ -122,7 +122,7 @@ def refresh_privacy(previous: pd.DataFrame, cluster_key: bytes | None) -> tuple[
     and of rows that now share a (locale, normalized text) key the first kept (sorted by
     locale, utterance, intent). Returns (rows, counts ``rescrubbed``, ``rekeyed``,
     ``collapsed``). Pure; the same inputs give the same frame."""
-    from mining.core.slots import project_slots
+    from mining.io.export import exported_text
     from mining.privacy import pii
 
     out = previous.copy()
@@ -132,9 +132,9 @@ def refresh_privacy(previous: pd.DataFrame, cluster_key: bytes | None) -> tuple[
     utts, slots, annots = [], [], []
     for utt, sl, annot, loc in zip(out["utterance"], out["slots"], out["annot_utt"], out["locale"]):
         scrubbed, _ = pii.scrub_pii(utt, loc)
-        if scrubbed != utt:
+        if scrubbed != utt:                 # the export's own rule for the text and its slots
             counts["rescrubbed"] += 1
-            sl, annot, _ = project_slots(scrubbed, sl, loc)
+            scrubbed, sl, annot, _ = exported_text(utt, sl, loc)
         utts.append(scrubbed)
         slots.append(sl)
         annots.append(annot)
