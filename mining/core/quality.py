@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mining.errors import QualityGateFailed
+from mining.core.text import repeated_keys
 from mining.io import schemas
 
 
@@ -70,15 +71,6 @@ def baseline_manifest(baseline: str, previous_dir: str | Path | None = None,
         manifest = {**manifest, "rows": rows, "only_locales": list(locales)}
     return manifest
 
-
-def _duplicate_keys(table: pa.Table) -> int:
-    """Rows of ``table`` whose (locale, normalized utterance) key an earlier row has."""
-    from mining.core.text import normalize
-
-    keys = set()
-    for locale, utt in zip(table.column("locale").to_pylist(), table.column("utterance").to_pylist()):
-        keys.add((locale, normalize(utt or "")))
-    return table.num_rows - len(keys)
 
 
 def _change_check(name: str, rows: int, old: int | None, baseline: dict | None, qcfg, what: str) -> dict:
@@ -121,7 +113,8 @@ def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, ma
         bad["unknown_evidence"] = int(pc.sum(pc.invert(pc.is_in(table.column("evidence"), value_set=symbols))
                                              ).as_py() or 0) - int(table.column("evidence").null_count)
         bad["support_events_below_1"] = int(pc.sum(pc.less(table.column("support_events"), 1)).as_py() or 0)
-        bad["duplicate_keys"] = _duplicate_keys(table)
+        bad["duplicate_keys"] = sum(repeated_keys(table.column("locale").to_pylist(),
+                                                  table.column("utterance").to_pylist()))
         conf = table.column("confidence")
         outside = pc.or_(pc.or_(pc.less(conf, 0.0), pc.greater(conf, 1.0)), pc.is_nan(conf))  # NaN: neither
         bad["confidence_outside_0_1"] = int(pc.sum(outside).as_py() or 0) + int(conf.null_count)

@@ -126,6 +126,17 @@ def normalize(text: str | None) -> str:
     return " ".join(text.split())
 
 
+def repeated_keys(locales: Sequence[str], texts: Sequence[str | None]) -> list[bool]:
+    """Per row, whether an earlier row has its key (locale, :func:`normalize` of the text):
+    the key of a label in ``labels/``, retention, the quality gate and ``mining merge``."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for key in zip(locales, (normalize(t or "") for t in texts)):
+        out.append(key in seen)
+        seen.add(key)
+    return out
+
+
 def tokens(text_norm: str) -> list[str]:
     """Script-aware tokens of a (normalized) text, in order; ``""`` → ``[]``.
 

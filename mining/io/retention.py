@@ -37,7 +37,7 @@ from collections.abc import Callable, Collection
 import pandas as pd
 
 from mining.config import RETENTION_POLICIES as POLICIES  # noqa: F401  (the one list of policies)
-from mining.core.text import normalize
+from mining.core.text import normalize, repeated_keys
 #: Columns of the new run's ``labels/`` that :func:`carry_forward` reads.
 VOTE_COLUMNS = ("locale", "text_norm", "vote_intent", "vote_share", "vote_events", "defect_rate")
 
@@ -144,6 +144,6 @@ def refresh_privacy(previous: pd.DataFrame, cluster_key: bytes | None) -> tuple[
         counts["rekeyed"] = int(internal.sum())
         out.loc[internal, "cluster_id"] = [pii.opaque_cluster_id(c, cluster_key) for c in out.loc[internal, "cluster_id"]]
     out = out.sort_values(["locale", "utterance", "intent"], kind="mergesort")
-    dup = pd.Series(list(zip(out["locale"], out["utterance"].map(normalize))), index=out.index).duplicated()
-    counts["collapsed"] = int(dup.sum())
-    return out[~dup.to_numpy()].reset_index(drop=True), counts
+    dup = repeated_keys(out["locale"].tolist(), out["utterance"].tolist())
+    counts["collapsed"] = sum(dup)
+    return out[[not d for d in dup]].reset_index(drop=True), counts

@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mining.core.text import normalize
+from mining.core.text import normalize, repeated_keys
 from mining.errors import ConfigError, DatasetNotFound
 from mining.io import changelog, export, storage
 
@@ -172,10 +172,10 @@ def _concat_aligned(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def check_unique_keys(df: pd.DataFrame) -> None:
     """Raise ``ValueError`` naming up to 5 keys when two rows of ``df`` share a key
     (locale, normalized utt)."""
-    keys = pd.Series(list(zip(df["locale"], (normalize(u) for u in df["utt"]))), dtype=object)
-    dup = keys[keys.duplicated()]
-    if len(dup):
-        raise ValueError(f"{len(dup)} duplicate (locale, normalized utt) keys, e.g. {list(dup[:5])}")
+    repeated = repeated_keys(df["locale"].tolist(), df["utt"].tolist())
+    dup = [(loc, normalize(u)) for loc, u, r in zip(df["locale"], df["utt"], repeated) if r]
+    if dup:
+        raise ValueError(f"{len(dup)} duplicate (locale, normalized utt) keys, e.g. {dup[:5]}")
 
 
 def merge_training_sets(base: pd.DataFrame, mined: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

@@ -128,3 +128,10 @@ def test_normalize_is_idempotent_and_nfkc_on_every_code_point():
                 bad.append(text)
     assert not bad, bad[:10]
     assert normalize("Μαΐου") == "μαΐου" and sys.maxunicode >= 0x30000
+
+
+def test_repeated_keys_marks_later_rows_of_one_locale_and_normalized_text():
+    from mining.core.text import repeated_keys
+
+    assert repeated_keys(["en-US", "en-US", "en-GB", "en-US", "en-US"],
+                         ["Wake me up!", "wake me up", "wake me up", None, ""]) == [False, True, False, False, True]
