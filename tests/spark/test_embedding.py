@@ -114,3 +114,22 @@ def _missing(runtime: str) -> list[str]:
     from mining.core.encoders import missing_runtime_modules
 
     return missing_runtime_modules(runtime)
+
+
+def test_spread_keeps_one_task_per_core_when_shuffle_partitions_equal_it(spark):
+    """With ``spark.sql.shuffle.partitions`` equal to the encoding job's partitions, a
+    ``repartition(n, "text_hash")`` after a ``dropDuplicates`` on it was dropped as redundant and
+    adaptive execution coalesced the rest into one task: every text encoded on one core."""
+    from pyspark.sql import functions as F
+
+    before = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "2")
+    try:
+        texts = (spark.range(4000).select(F.col("id").cast("string").alias("text_norm"))
+                 .withColumn("text_hash", F.sha2("text_norm", 256)).dropDuplicates(["text_hash"]))
+        spread = embedding.spread(texts, 2).mapInArrow(lambda batches: batches, "text_norm string, text_hash string")
+        sizes = dict(spread.groupBy(F.spark_partition_id().alias("p")).count().collect())
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", before)
+    assert len(sizes) == 2 and sum(sizes.values()) == 4000
+    assert min(sizes.values()) > 1500    # hash-spread, about half each
