@@ -11,7 +11,9 @@ weakly labeled NLU training set:
   03:00 UTC; it starts once the interval has ended). It waits until
   `{logs}/dt={ds}` holds a data file, then mines partitions `ds - lookback_days + 1 … ds`,
   so friction and rephrases that straddle midnight are seen, and evidence is pooled
-  over a few days.
+  over a few days. A manual trigger needs a logical date of a finished day (yesterday or
+  earlier): one without a logical date, or with today's, fails at once, since today's
+  partition is still being written (`night_to_mine`); `mining_adhoc` mines any range.
 - **Outputs.** `{out_root}/runs/{ds}/` (`training_set/`, `manifest.json`, …), published
   atomically by the jobs; the training set is the Asset `mining_training_set`, whose
   event extra carries the run's path. The embedding cache `{out_root}/embedding_cache`
@@ -54,7 +56,8 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
-from mining_stages import DEFAULT_OUT_ROOT, build_stages, partition_ready, previous_run_manifest, shared_params
+from mining_stages import (DEFAULT_OUT_ROOT, build_stages, night_to_mine, partition_ready, previous_run_manifest,
+                           shared_params)
 
 DAG_ID = "mining_nightly"
 
@@ -114,7 +117,9 @@ def mining_nightly():
         retries=0,
     )
     def wait_for_logs(params=None, ds=None) -> PokeReturnValue:
-        """Wait until the day's partition `{logs}/dt={ds}` holds at least one data file."""
+        """Wait until the day's partition `{logs}/dt={ds}` holds at least one data file; a run
+        without a logical date, or of a day not over yet, fails at once (`night_to_mine`)."""
+        ds = night_to_mine(ds, datetime.now(timezone.utc))
         partition = f"{params['logs']}/dt={ds}"
         return PokeReturnValue(is_done=partition_ready(params["logs"], ds), xcom_value=partition)
 

@@ -30,7 +30,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +311,32 @@ def option_value(args: Sequence[str], flag: str) -> str | None:
     """Value of the last ``flag`` in flat arguments, or None."""
     values = [v for f, v in zip(args[::2], args[1::2]) if f == flag]
     return values[-1] if values else None
+
+
+def night_to_mine(ds: str | None, now: datetime) -> str:
+    """The night ``ds`` (``YYYY-MM-DD``) a ``mining_nightly`` run mines, checked before its
+    sensor waits for it.
+
+    A scheduled run's ``ds`` is a finished day (the data-interval timetable runs it at 03:00
+    UTC the next day). A manual trigger may carry no logical date at all (Airflow 3: ``ds`` is
+    then absent, and the templates would write ``runs/None``) or "now", today, whose partition
+    already holds the first hours' logs: the sensor would pass and a partial day would be
+    published as that night's version. Both fail here, without retries, naming the fix.
+
+    :param now: timezone-aware current time (UTC is used for "today")
+    Raises :class:`AirflowFailException` when ``ds`` is None or not before today (UTC)."""
+    if not ds:
+        raise AirflowFailException(
+            "mining_nightly mines the night of its logical date, and this run has none (a manual "
+            "trigger without one): trigger it with the night to mine as its logical date (03:00 "
+            "UTC, e.g. yesterday's), or run mining_adhoc with start_date/end_date")
+    today = now.astimezone(timezone.utc).date()
+    if date.fromisoformat(ds) >= today:
+        raise AirflowFailException(
+            f"night {ds} is not over (today is {today.isoformat()} UTC): its partition is still "
+            f"being written; trigger mining_nightly with an earlier logical date (yesterday: "
+            f"{(today - timedelta(days=1)).isoformat()})")
+    return ds
 
 
 def partition_ready(logs: str | os.PathLike[str], ds: str) -> bool:

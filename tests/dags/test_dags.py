@@ -607,6 +607,25 @@ def test_partition_ready(stages_module, tmp_path, files, ready):
     assert stages_module.partition_ready(tmp_path, "2026-11-06") is False
 
 
+def test_night_to_mine_refuses_a_run_without_a_finished_night(stages_module):
+    """A manual trigger without a logical date, or with today's, fails before the sensor could
+    pass on a partial partition; a scheduled night (run the next day at 03:00 UTC) passes."""
+    from datetime import datetime, timedelta, timezone
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    now = datetime(2026, 11, 6, 3, 0, 5, tzinfo=timezone.utc)
+    assert stages_module.night_to_mine("2026-11-05", now) == "2026-11-05"
+    with pytest.raises(AirflowFailException, match="has none"):
+        stages_module.night_to_mine(None, now)
+    with pytest.raises(AirflowFailException, match=r"night 2026-11-06 is not over.*yesterday: 2026-11-05"):
+        stages_module.night_to_mine("2026-11-06", now)
+    # "today" is UTC's: 01:00 on the 6th in UTC+5 is still the 5th in UTC
+    late = datetime(2026, 11, 6, 1, 0, tzinfo=timezone(timedelta(hours=5)))
+    with pytest.raises(AirflowFailException, match="not over"):
+        stages_module.night_to_mine("2026-11-05", late)
+
+
 # --- end to end ----------------------------------------------------------------------------
 
 _STUB_JOB = """\
