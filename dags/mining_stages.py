@@ -254,8 +254,9 @@ def on_stage_failure(context: Mapping[str, Any]) -> None:
     """Failure callback of every stage: one ERROR line saying what failed and where its output is.
 
     Names the DAG, run, task, try, the exception, the run's output folder (``--out``), the
-    version readers still see there (``latest``: the last published one; a failed run never
-    publishes) and the task log. Airflow calls it once the task has failed for good (after
+    version readers see there now (``latest``: the last published one; a stage that fails
+    publishes nothing, though ``export_dataset`` failing after its publish, e.g. while its
+    process shuts down, leaves its own version there) and the task log. Airflow calls it once the task has failed for good (after
     its retries); it never raises, so a broken callback cannot hide the original failure.
     """
     try:
@@ -266,7 +267,7 @@ def on_stage_failure(context: Mapping[str, Any]) -> None:
         published = latest.resolve().name if latest is not None and latest.exists() else "none"
         log.error(
             "mining stage failed: dag=%s run=%s task=%s try=%s error=%r output=%s "
-            "published_version=%s (unchanged by the failed run) log=%s",
+            "published_version=%s (what readers see now) log=%s",
             getattr(ti, "dag_id", None), context.get("run_id"), getattr(ti, "task_id", None),
             getattr(ti, "try_number", None), error_text(context.get("exception")), out or "-",
             published, getattr(ti, "log_url", None) or "-",
