@@ -178,9 +178,9 @@ def build_evaluation_report(out: str | Path, gold_dir: str | Path | None = None,
     """The run report of ``out`` with the gold figures (:func:`evaluation_extras`); other
     keyword arguments (``top_intents``, ``top_k``) as
     :func:`mining.report.run_report.build_report`. Byte-identical for identical inputs."""
-    extras = evaluation_extras(out, gold_dir, evaluation=evaluation, version_dir=version_dir,
-                               batch_rows=batch_rows)
-    return build_report(out, version_dir=version_dir, batch_rows=batch_rows, **extras, **kwargs)
+    vdir = resolve_version_dir(out, version_dir)   # once: a publish in between cannot mix two versions
+    extras = evaluation_extras(out, gold_dir, evaluation=evaluation, version_dir=vdir, batch_rows=batch_rows)
+    return build_report(out, version_dir=vdir, batch_rows=batch_rows, **extras, **kwargs)
 
 
 def write_evaluation_report(out: str | Path, path: str | Path, gold_dir: str | Path | None = None, *,

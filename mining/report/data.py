@@ -40,10 +40,13 @@ EXPORT_COLUMNS = ["locale", "intent", "utterance", "confidence", "support_users"
 def iter_batches(path: str | Path, columns: list[str], filter=None, batch_rows: int = BATCH_ROWS):
     """Record batches of a Parquet stage folder (hive partitions, ``_*`` files skipped),
     only ``columns``, rows matching the pyarrow ``filter``; nothing when the folder is
-    missing. Memory O(batch_rows · len(columns))."""
+    missing or holds no data file. Memory O(batch_rows · len(columns))."""
     if not Path(path).is_dir():
         return
-    for batch in ds.dataset(str(path), format="parquet", partitioning="hive").to_batches(columns=columns, filter=filter, batch_size=batch_rows):
+    dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
+    if not dataset.files:   # an empty folder (a run whose gates kept no row) has no columns to select
+        return
+    for batch in dataset.to_batches(columns=columns, filter=filter, batch_size=batch_rows):
         if batch.num_rows:
             yield batch
 

@@ -60,9 +60,17 @@ __all__ = ["FUNNEL", "LOCALE_COLUMNS", "SECTIONS", "build_report", "top_variants
 def _meta_section(manifest: dict, locales: list[str]) -> str:
     cfg = manifest.get("config", {})
     emb = cfg.get("embedding", {})
+    # the models that embedded this run as detect_rephrases resolved them (a custom
+    # model_path's own cache id; the id names the runtime), with the locales each embedded and
+    # the precision its executors ran in; the configured names for an older manifest
+    used = manifest.get("stages", {}).get("rephrase_pairs", {}).get("embedding", {}).get("by_model", {})
+    embedded = "; ".join(
+        f"{mid} ({', '.join(m.get('locales', []))}{'; ' + '/'.join(m['precision']) if m.get('precision') else ''})"
+        for mid, m in sorted(used.items())
+    ) or (f"{emb.get('model_id', '?')} ({', '.join(emb.get('languages', []))}); "
+          f"other locales: {emb.get('multilingual', '?')}")
     models = {**{f"{k} model": v for k, v in sorted(manifest.get("models", {}).items())},
-              "embedding model": f"{emb.get('model_id', '?')} ({', '.join(emb.get('languages', []))}); "
-                                 f"other locales: {emb.get('multilingual', '?')}"}
+              "embedding model": embedded}
     rows = [("dataset version", manifest.get("dataset_version", "?"), "dataset_version"),
             ("code version", manifest.get("code_version", "?"), "code_version"),
             ("created at", manifest.get("created_at") or "not recorded in the manifest", "created_at"),
@@ -145,16 +153,25 @@ def _target_failure_table(failure: dict) -> str:
                       "failure rate (misread)", "used"], rows, "target-failure-table"))
 
 
-def _scale_table(derived: dict) -> str:
+def _scale_table(derived: dict, used: dict | None = None) -> str:
     """Per locale, what the run derived from its own background (mining/core/background.py):
     texts sampled, where the background came from, its mean/std cosine, and the edge and
-    variant cosines used."""
+    variant cosines used. ``used``: {"cluster_min_sim" | "variant_min_sim": {locale: cosine}}
+    as ``cluster_variants`` and ``aggregate_labels`` applied them (a per-locale override, or a
+    stage rerun with its own ``*_min_sim_rel``); a locale missing there shows the derived value
+    (a run from before those stats were recorded)."""
     if not derived:
         return ""
+    used = used or {}
+
+    def cosine(loc: str, d: dict, k: str) -> float:
+        return float(used.get(k, {}).get(loc, d.get(k, 0.0)))
+
     rows = [f'<tr data-locale="{_e(loc)}"><th>{_e(loc)}</th><td>{_e(d.get("source", ""))}</td>'
             f'{_td(int(d.get("n_texts", 0)), f"scale.{loc}.n_texts")}'
-            + "".join(_td(round(float(d.get(k, 0.0)), 3), f"scale.{loc}.{k}")
-                      for k in ("mean", "std", "cluster_min_sim", "variant_min_sim")) + "</tr>"
+            + "".join(_td(round(float(d.get(k, 0.0)), 3), f"scale.{loc}.{k}") for k in ("mean", "std"))
+            + "".join(_td(round(cosine(loc, d, k), 3), f"scale.{loc}.{k}")
+                      for k in ("cluster_min_sim", "variant_min_sim")) + "</tr>"
             for loc, d in sorted(derived.items())]
     return ("<p class='note'>Similarity scale per locale, derived from this run's own texts "
             "(random same-locale pairs); thresholds in cosine units.</p>"
@@ -162,7 +179,7 @@ def _scale_table(derived: dict) -> str:
                      rows, "scale-table"))
 
 
-def _clusters_section(sizes: Counter, stats: dict, derived: dict | None = None) -> str:
+def _clusters_section(sizes: Counter, stats: dict, derived: dict | None = None, labels: dict | None = None) -> str:
     figures = {"texts": sum(s * n for s, n in sizes.items()), "clusters": sum(sizes.values()),
                "multi_member_clusters": sum(n for s, n in sizes.items() if s > 1),
                "largest_cluster": max(sizes) if sizes else 0}
@@ -176,7 +193,8 @@ def _clusters_section(sizes: Counter, stats: dict, derived: dict | None = None) 
     if stats.get("coarse_parts"):
         parts = json.dumps(stats["coarse_parts"], sort_keys=True)
         body += f"<p class='note'>Locales split by coarse k-means (parts): {_e(parts)}</p>"
-    body += _scale_table(derived or {})
+    body += _scale_table(derived or {}, {"cluster_min_sim": stats.get("min_sim_by_locale", {}),
+                                         "variant_min_sim": (labels or {}).get("variant_min_sim_by_locale", {})})
     return _section("clusters", "Variant clusters", body)
 
 
@@ -242,7 +260,8 @@ def build_report(out: str | Path, *, version_dir: str | Path | None = None, card
         "confidence": _confidence_section(confidence_histogram(vdir, batch_rows),
                                           stage_stats(out, manifest, "labels").get("target_failure")),
         "clusters": _clusters_section(cluster_sizes(out, batch_rows), stage_stats(out, manifest, "clusters"),
-                                      stage_stats(out, manifest, "rephrase_pairs").get("background")),
+                                      stage_stats(out, manifest, "rephrase_pairs").get("background"),
+                                      stage_stats(out, manifest, "labels")),
         "variants": _variants_section(top_variants(vdir, manifest, top_intents, top_k, batch_rows), top_k),
         "drops": _drops_section(manifest, stage_stats(out, manifest, "rejects"),
                                 stage_stats(out, manifest, "rephrase_pairs")),

@@ -111,6 +111,9 @@ def run(spark, cfg) -> dict:
                        "calibration": ac.fitted_calibration.version, "logs_check": _check_stats(l),
                        "target_failure": {loc: m.to_dict() for loc, m in sorted(failure.items())},
                        "groups": groups,
+                       # the variant cosine each locale's labels used (derived, or the override)
+                       "variant_min_sim_by_locale": {loc: ac.for_locale(loc, derived.get(loc)).variant_min_sim
+                                                     for loc in sorted(groups)},
                        # what `mining audit sample` must respect (the export gates on them, mining/fit/audit.py)
                        "privacy": {"min_users": cfg.privacy.min_users, "dp": bool(cfg.privacy.dp.enabled)}})
     finally:

@@ -149,6 +149,10 @@ def test_aggregate_labels_decides_every_failing_text(run):
     for m in failure.values():
         assert m["targets"] >= m["informative"] >= 0 and 0 <= m["share"] <= 1
         assert m["fitted"] or m["reason"]
+    # the variant cosine each locale's labels used: the one derived from the night's background
+    used = run["stats"]["aggregate_labels"]["variant_min_sim_by_locale"]
+    derived = run["stats"]["detect_rephrases"]["pairs"]["background"]
+    assert used and all(abs(v - derived[loc]["variant_min_sim"]) < 1e-12 for loc, v in used.items())
 
 
 def test_aggregate_labels_split_into_groups_gives_the_whole_locales_labels(run, spark, tmp_path, monkeypatch):

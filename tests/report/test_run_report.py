@@ -209,3 +209,42 @@ def test_changelog_section_counts_reasons_and_samples(tiny_run):
     assert _value(page, "changelog_reason.conflicting_evidence") == "1"
     assert "<code>v0</code>" in page and MALICIOUS not in page
     assert page.count('data-sample="added"') == 3 and page.count('data-sample="retired"') == 1
+
+
+def test_scale_table_shows_the_cosines_the_stages_used_and_meta_the_models_that_embedded(tiny_run):
+    """The edge and variant cosines come from cluster_variants' and aggregate_labels' stats (a
+    per-locale override or a stage rerun changes them after detect_rephrases derived its own);
+    the embedding model is the one that ran, not the configured name."""
+    path = tiny_run / "versions" / "v1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    background = {"en-US": {"source": "locale", "n_texts": 400, "mean": 0.2, "std": 0.1,
+                            "cluster_min_sim": 0.71, "variant_min_sim": 0.74},
+                  "de-DE": {"source": "pooled", "n_texts": 12, "mean": 0.3, "std": 0.1,
+                            "cluster_min_sim": 0.8, "variant_min_sim": 0.82}}
+    manifest["stages"]["rephrase_pairs"]["background"] = background
+    manifest["stages"]["rephrase_pairs"]["embedding"] = {"by_model": {
+        "enc-openvino-bf16": {"locales": ["en-US"], "precision": ["bf16"]},
+        "multilingual-e5-small-q4": {"locales": ["de-DE"], "precision": ["q4"]}}}
+    manifest["stages"]["clusters"] = {"min_sim_by_locale": {"en-US": 0.9}}
+    manifest["stages"]["labels"]["variant_min_sim_by_locale"] = {"en-US": 0.93, "de-DE": 0.82}
+    manifest["config"]["embedding"] = {"model_id": "all-MiniLM-L6-v2", "languages": ["en"]}
+    path.write_text(json.dumps(manifest))
+    page = report.build_report(tiny_run)
+    assert _value(page, "scale.en-US.cluster_min_sim") == "0.9"
+    assert _value(page, "scale.en-US.variant_min_sim") == "0.93"
+    assert _value(page, "scale.de-DE.cluster_min_sim") == "0.8"     # no stat recorded: the derived one
+    assert _value(page, "scale.en-US.mean") == "0.2"
+    meta = re.search(r'data-meta="model.embedding">([^<]*)<', page).group(1)
+    assert meta == "enc-openvino-bf16 (en-US; bf16); multilingual-e5-small-q4 (de-DE; q4)"
+
+
+def test_report_of_a_version_with_no_rows(tiny_run):
+    """A version whose gates kept no row (quality.min_rows = 0) has an empty training_set/:
+    the report says so instead of failing the export that builds it."""
+    import shutil
+
+    ts = tiny_run / "versions" / "v1" / "training_set"
+    shutil.rmtree(ts)
+    ts.mkdir()
+    page = report.build_report(tiny_run)
+    assert 'id="confidence"' in page and "wake me at 7" not in page
