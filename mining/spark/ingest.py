@@ -14,14 +14,15 @@ What counts as an input row ("nothing silently disappears"):
   any other; what follows is unreadable, so its rows cannot be counted one by one: the
   file's unreadable tail counts as one rejected row), ``unreadable_file`` (a Parquet file
   whose footer cannot be read) or ``unsupported_file`` (a file in a ``dt=`` folder whose
-  name ends in none of the supported suffixes). Empty files hold no rows; they are listed
-  in ``files.empty``.
+  name ends in none of the supported suffixes). Empty files (0 bytes, or a gzip file of no
+  data) hold no rows; they are listed in ``files.empty``.
 
 Repairs at read time, not rejects: a UTF-8 byte-order mark at the start of a JSON line is
 dropped; columns outside the contract are ignored (counted per name in ``extra_columns``).
 Values of the wrong type are never coerced to null silently: a value that does not convert
 to the contract type is marked, and rejected by :func:`mining.spark.validate.reject_reason`
-as ``wrong_type_<field>`` (``bad_timestamp`` for ``ts``); a value that converts losslessly
+as ``wrong_type_<field>`` (``bad_timestamp`` for ``ts``; a JSON object or array given for a
+string field too); a value that converts losslessly
 ("0.9" for a double, an integer for a double) is accepted.
 
 Everything runs in Spark SQL expressions (no per-row Python): invalid UTF-8 is found with
@@ -284,12 +285,26 @@ def _convert(df, c, src, field, ts_nanos: bool = False):
     return expr
 
 
-def _conform(df, dt_value: str, *, raw_line=None, valid_utf8=None, extra=None, blank=None, ts_nanos=False):
+def _valid_strings(struct, names: list[str]):
+    """Boolean Column: every named string field of ``struct`` is valid UTF-8 (null counts as valid)."""
+    from pyspark.sql import functions as F
+
+    ok = F.lit(True)
+    for n in names:
+        ok = ok & F.coalesce(F.is_valid_utf8(struct[n]), F.lit(True))
+    return ok
+
+
+def _conform(df, dt_value: str, *, raw_line=None, valid_utf8=None, extra=None, blank=None, ts_nanos=False,
+             structured=None):
     """Contract columns cast to contract types (missing ones null) plus the bookkeeping
     columns ``_type_error`` (first field whose non-null value did not convert),
     ``_invalid_utf8``, ``_corrupt_record``, ``_raw_line``, ``_file_error``, ``_blank``,
     ``_extra`` (names of non-contract columns present), ``dt``, ``_source_file``.
-    ``ts_nanos``: see :func:`_convert`."""
+    ``ts_nanos``: see :func:`_convert`. ``structured``: {field: boolean Column}, true where
+    the field's value was a JSON object or array (of the wrong type, :func:`_read_json`).
+    Without ``valid_utf8`` (Parquet) the top-level strings and the slots' names and values
+    are checked."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -303,10 +318,18 @@ def _conform(df, dt_value: str, *, raw_line=None, valid_utf8=None, extra=None, b
         conv = _convert(df, raw, types[field.name], field, ts_nanos)
         if conv is None:
             conv = F.lit(None).cast(field.dataType)
+        if structured and field.name in structured:
+            conv = F.when(structured[field.name], F.lit(None).cast(field.dataType)).otherwise(conv)
         cols.append(conv.alias(field.name))
         errors.append(F.when(raw.isNotNull() & conv.isNull(), F.lit(field.name)))
-        if isinstance(types[field.name], T.StringType):
+        src = types[field.name]
+        if isinstance(src, T.StringType):
             utf8.append(F.coalesce(F.is_valid_utf8(raw), F.lit(True)))
+        elif isinstance(src, T.ArrayType) and isinstance(src.elementType, T.StructType):
+            # the slots' strings too: invalid bytes would fail the scrub UDF's Arrow conversion
+            names = [f.name for f in src.elementType.fields if isinstance(f.dataType, T.StringType)]
+            if names:
+                utf8.append(F.coalesce(F.forall(raw, lambda x: _valid_strings(x, names)), F.lit(True)))
     type_error = F.coalesce(*errors, F.lit(None).cast("string")) if errors else F.lit(None).cast("string")
     if valid_utf8 is None:
         valid_utf8 = F.lit(True)
@@ -326,8 +349,10 @@ def _conform(df, dt_value: str, *, raw_line=None, valid_utf8=None, extra=None, b
 
 def _read_json(spark, paths: list[str], dt_value: str, ignore_corrupt: bool):
     """JSON Lines files (plain or gzip) as conformed rows: read as text (raw bytes kept),
-    UTF-8 checked, a leading BOM dropped, parsed with :func:`_json_string_schema`."""
+    UTF-8 checked, a leading BOM dropped, parsed with :func:`_json_string_schema`; an object
+    or array given for a string field is of the wrong type."""
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
     reader = spark.read.option("ignoreCorruptFiles", "true") if ignore_corrupt else spark.read
     text = reader.text(paths).select(F.col("value"), F.input_file_name().alias("_source_file"))
@@ -343,8 +368,18 @@ def _read_json(spark, paths: list[str], dt_value: str, ignore_corrupt: bool):
               .select("*", "_j.*").drop("_j"))
     extra = F.coalesce(F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in contract])),
                        F.array().cast("array<string>"))
+    # A JSON object or array given for a string field reaches us as its JSON text, which
+    # passes as a string: its token type is looked up (a second parse, as a variant) only
+    # where the text starts like one, so clean logs pay one prefix test per field.
+    structured = {}
+    for f in _contract_fields():
+        if isinstance(f.dataType, T.StringType):
+            looks = F.col(f.name).startswith("{") | F.col(f.name).startswith("[")
+            kind = F.schema_of_variant(F.try_variant_get(F.try_parse_json(value), f"$.{f.name}", "variant"))
+            structured[f.name] = F.coalesce(looks & (kind.startswith("OBJECT") | kind.startswith("ARRAY")),
+                                            F.lit(False))
     return _conform(parsed, dt_value, raw_line=F.make_valid_utf8(value), valid_utf8=F.col("_valid_utf8"),
-                    extra=extra, blank=F.col("_blank_line"))
+                    extra=extra, blank=F.col("_blank_line"), structured=structured)
 
 
 def _file_rows(spark, rows: list[tuple[str, str, str, str]]):
@@ -406,6 +441,12 @@ def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> L
     any_damaged = False
     for dt_value, folder in partitions:
         files = _files(folder)
+        # a 0-byte Parquet or JSON file holds no rows (a Parquet one has no footer to read);
+        # an empty gzip file is found by inspect_gzip below
+        empty = [p for p in files if not p.name.endswith(GZIP_SUFFIXES) and p.stat().st_size == 0
+                 and p.name.endswith(PARQUET_SUFFIXES + JSON_SUFFIXES)]
+        stats["empty"] += [str(p) for p in empty]
+        files = [p for p in files if p not in empty]
         pq_files = [p for p in files if p.name.endswith(PARQUET_SUFFIXES)]
         js_files = [str(p) for p in files if p.name.endswith(JSON_SUFFIXES)]
         gz_files = [str(p) for p in files if p.name.endswith(GZIP_SUFFIXES)]

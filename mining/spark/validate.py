@@ -22,7 +22,7 @@ from mining.io import schemas
 from mining.privacy import pii as privacy
 from mining.spark.ingest import CONTRACT
 
-BCP47_RE = r"^[a-z]{2,3}(-[A-Za-z]{4})?(-([A-Z]{2}|[0-9]{3}))?$"
+BCP47_RE = r"^[a-z]{2,3}(-[A-Za-z]{4})?(-([A-Z]{2}|[0-9]{3}))?\z"   # \z: Java's $ also matches before a final line break
 CONF_FIELDS = ("asr_confidence", "nlu_confidence")
 # Required by the contract, but an unusable value is repaired after validation instead of
 # rejected: see infer_sessions.
@@ -57,7 +57,8 @@ def reject_reason(validation, codes: tuple[list[str], list[str]] | None = None):
     counted as a row), ``invalid_utf8``, ``unparsable_record``, ``bad_timestamp`` /
     ``wrong_type_<field>``, ``missing_<field>`` (for :data:`ID_FIELDS` also a blank string),
     ``bad_nlu_slots`` (a slot that is null or lacks its name or value: the contract's slot
-    fields are required), ``empty_utterance``, ``utterance_too_long``, ``bad_locale`` (not
+    fields are required), ``blank_nlu_intent`` (an empty or whitespace-only intent: a turn
+    without one has a null intent), ``empty_utterance``, ``utterance_too_long``, ``bad_locale`` (not
     BCP-47 shaped), ``unknown_locale`` (a 2-letter language not in ISO 639-1, or a 2-letter
     region not in ISO 3166-1; ``codes`` from :func:`iso_codes`), ``unknown_response_status``,
     ``bad_<confidence>`` (NaN or outside 0..1), ``epoch_zero_timestamp`` (before
@@ -81,6 +82,9 @@ def reject_reason(validation, codes: tuple[list[str], list[str]] | None = None):
             rules.append((F.col(name).isNull() | F.col(name).rlike(r"(?U)^\s*$"), f"missing_{name}"))
         elif name not in INFERRED_FIELDS:
             rules.append((F.col(name).isNull(), f"missing_{name}"))
+    # an intent is null (the NLU found none) or a name: a blank one would count as a success and
+    # hand its empty label to the turns that rephrase into it
+    rules.append((F.col("nlu_intent").rlike(r"(?U)^\s*$"), "blank_nlu_intent"))
     slot_broken = lambda x: x.isNull() | x["name"].isNull() | x["value"].isNull()  # noqa: E731
     rules += [
         (F.exists("nlu_slots", slot_broken), "bad_nlu_slots"),   # a slot without name or value
@@ -91,7 +95,7 @@ def reject_reason(validation, codes: tuple[list[str], list[str]] | None = None):
     if codes:
         langs, regions = codes
         lang = F.regexp_extract("locale", r"^([a-z]{2,3})", 1)
-        region = F.regexp_extract("locale", r"-([A-Z]{2})$", 1)
+        region = F.regexp_extract("locale", r"-([A-Z]{2})\z", 1)
         rules.append((((F.length(lang) == 2) & ~lang.isin(langs)) | ((region != "") & ~region.isin(regions)),
                       "unknown_locale"))
     rules.append((~F.col("response_status").isin(statuses), "unknown_response_status"))

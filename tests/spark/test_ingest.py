@@ -46,9 +46,25 @@ def mixed_logs(tmp_path):
         json.dumps({**_row(15), "ts": "not a time"}),                            # bad_timestamp
         json.dumps({**_row(0), "ts": "2026-11-02T09:00:30Z"}),                   # duplicate turn_id
         "{this is not json",                                                     # unparsable
+        json.dumps({**_row(18), "ts": "2026-11-02T09:00:18Z", "locale": "en-US\n"}),   # bad_locale
+        json.dumps({**_row(19), "ts": "2026-11-02T09:00:19Z", "utterance": {"text": "play jazz"}}),
+        json.dumps({**_row(20), "ts": "2026-11-02T09:00:20Z", "user_id": ["a", "b"]}),
+        json.dumps({**_row(21), "ts": "2026-11-02T09:00:21Z", "utterance": "[music] {play} jazz"}),  # good
+        json.dumps({**_row(22), "ts": "2026-11-02T09:00:22Z", "nlu_intent": " "}),    # blank_nlu_intent
     ]
     with gzip.open(part / "b.jsonl.gz", "wt") as fh:
         fh.write("\n".join(lines) + "\n")
+    (part / "empty.parquet").write_bytes(b"")     # no rows, no footer: listed as empty, no reject
+    (part / "empty.jsonl").write_bytes(b"")
+    # invalid UTF-8 in a Parquet slot value (a binary array viewed as string: Arrow does not
+    # validate it, as a buggy producer's would not be): invalid_utf8, never a UDF crash later
+    table = pa.Table.from_pylist([_row(30)], schema=schemas.arrow_schema("interaction_turn"))
+    slot_type = table.schema.field("nlu_slots").type
+    value = pa.array([b"ab\xff"], pa.binary()).view(pa.string())
+    struct = pa.StructArray.from_arrays([pa.array(["song"]), value], fields=list(slot_type.value_type))
+    slots = pa.ListArray.from_arrays(pa.array([0, 1], pa.int32()), struct).cast(slot_type)
+    pq.write_table(table.set_column(table.schema.get_field_index("nlu_slots"), table.schema.field("nlu_slots"), slots),
+                   part / "c.parquet")
     (tmp_path / "logs" / "dt=2026-11-09").mkdir()  # outside the date range: not read
     return tmp_path / "logs"
 
@@ -58,15 +74,19 @@ def test_validate_quarantines_every_bad_row_with_its_reason(spark, mixed_logs):
     logs = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
     accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
     assert logs.partitions == ["2026-11-02"]
-    assert counts["input"] == 16 and counts["accepted"] == 8
+    assert counts["input"] == 22 and counts["accepted"] == 9
     assert counts["accepted"] + counts["rejected"] == counts["input"]
     assert counts["by_reason"] == {
-        "bad_nlu_confidence": 1, "bad_timestamp": 1, "duplicate_turn_id": 1, "future_timestamp": 1,
-        "missing_locale": 1, "partition_date_mismatch": 1, "unknown_response_status": 1,
-        "unparsable_record": 1}
+        "bad_locale": 1, "bad_nlu_confidence": 1, "bad_timestamp": 1, "blank_nlu_intent": 1,
+        "duplicate_turn_id": 1, "future_timestamp": 1, "invalid_utf8": 1, "missing_locale": 1,
+        "partition_date_mismatch": 1, "unknown_response_status": 1, "unparsable_record": 1,
+        "wrong_type_user_id": 1, "wrong_type_utterance": 1}
     assert counts["by_partition"] == {"2026-11-02": {
-        "input": 16, "accepted": 8, "rejected": 8, "by_reason": counts["by_reason"]}}
-    assert accepted.count() == 8 and rejects.count() == 8
+        "input": 22, "accepted": 9, "rejected": 13, "by_reason": counts["by_reason"]}}
+    assert sorted(logs.file_stats["empty"]) == sorted(str(mixed_logs / "dt=2026-11-02" / n)
+                                                     for n in ("empty.jsonl", "empty.parquet"))
+    assert accepted.count() == 9 and rejects.count() == 13
+    assert accepted.where("turn_id = 't21'").first()["utterance"] == "[music] {play} jazz"
     unparsable = rejects.where("reason = 'unparsable_record'").first()
     assert unparsable["record"] == "{}"  # no raw line beside the exports, only its keyed hash:
     assert unparsable["record_hmac"] == privacy.pseudonymize("{this is not json", privacy.resolve_key())
