@@ -1,10 +1,11 @@
 """Grow a small labeled corpus into many distinct, real-looking utterances with gold intents.
 
-For scale benchmarks of the embedding and variant-clustering stages only (20k ... 1M
-distinct utterances): the real corpora (:mod:`mining.sim.corpora`) hold 11,036 (HWU64) and
-5,005 (SLURP) utterances, and random vectors say nothing about how real text clusters.
-The log simulator (:mod:`mining.sim.simulation`) does NOT use this module: it replays corpus
-utterances verbatim.
+For scale benchmarks of the embedding and variant-clustering stages (20k ... 1M distinct
+utterances): the real corpora (:mod:`mining.sim.corpora`) hold 11,036 (HWU64) and 5,005
+(SLURP) utterances, and random vectors say nothing about how real text clusters. The log
+simulator (:mod:`mining.sim.simulation`) replays corpus utterances verbatim, unless its
+``traffic_utterances`` asks for more distinct requests than the corpus has: then its
+traffic comes from here (``bench/cold_night.py``'s realistic night).
 
 Every grown row is one corpus utterance (its ``origin_utt_id``) with a seeded random
 combination of transforms that keep its meaning, so its gold ``intent`` is the origin's by
@@ -71,7 +72,8 @@ SUFFIXES = ("please", "thanks", "thank you", "now", "right now")
 IMPERATIVE_SUFFIXES = ("for me",)
 FILLERS = ("um", "uh", "erm", "hmm")
 # Short function words ASR may miss; dropping one leaves the request understandable.
-FUNCTION_WORDS = frozenset({"the", "a", "an", "to", "for", "of", "in", "on", "at", "my",
+# Not "on"/"off": in "turn on the light" they carry the intent (iot_wemo_on vs _off).
+FUNCTION_WORDS = frozenset({"the", "a", "an", "to", "for", "of", "in", "at", "my",
                             "is", "are", "me", "some", "with", "from", "about", "that"})
 NOISE_OPS = ("drop_word", "repeat_word", "filler")
 # First words that make an utterance an imperative request ("can you <it>" reads well).
