@@ -108,11 +108,13 @@ def spark_pseudonymize(col):
     DataFrame that :func:`with_hmac_key` gave the key pads.
 
     HMAC(K, m) = H((K' ⊕ opad) ‖ H((K' ⊕ ipad) ‖ m)), K' = K zero-padded to 64 bytes
-    (K hashed first when longer than 64), RFC 2104."""
+    (K hashed first when longer than 64), RFC 2104. The message is the string's bytes as
+    stored (a cast, not ``encode``, which fails on invalid UTF-8): for a valid string its
+    UTF-8 encoding, for a raw line of invalid bytes those bytes."""
     from pyspark.sql import functions as F
 
     ipad, opad = (F.col(c) for c in HMAC_KEY_COLUMNS)
-    inner = F.unhex(F.sha2(F.concat(ipad, F.encode(col, "UTF-8")), 256))
+    inner = F.unhex(F.sha2(F.concat(ipad, col.cast("binary")), 256))
     return F.sha2(F.concat(opad, inner), 256)
 
 

@@ -378,7 +378,8 @@ def _read_json(spark, paths: list[str], dt_value: str, ignore_corrupt: bool):
             kind = F.schema_of_variant(F.try_variant_get(F.try_parse_json(value), f"$.{f.name}", "variant"))
             structured[f.name] = F.coalesce(looks & (kind.startswith("OBJECT") | kind.startswith("ARRAY")),
                                             F.lit(False))
-    return _conform(parsed, dt_value, raw_line=F.make_valid_utf8(value), valid_utf8=F.col("_valid_utf8"),
+    # the line as the text reader gave it (invalid bytes included): rejects' record_hmac
+    return _conform(parsed, dt_value, raw_line=F.col("value"), valid_utf8=F.col("_valid_utf8"),
                     extra=extra, blank=F.col("_blank_line"), structured=structured)
 
 

@@ -174,8 +174,9 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     parse is absent; ``{}`` for an unparsable line) with ``user_id`` and ``session_id``
     pseudonymized and ``utterance`` and slot values PII-scrubbed (:mod:`mining.privacy.pii`);
     ``record_hmac`` is HMAC-SHA256 under ``key`` (default :func:`mining.privacy.pii.resolve_key`)
-    of the row as it came (the raw JSON line; the row as JSON for Parquet; a message for a
-    file reason), so whoever may read the raw logs finds the row in ``source_file`` by
+    of the row as it came (the raw JSON line's bytes, invalid UTF-8 included, without its
+    line break and a file's leading byte-order mark, which Spark's text reader drops; for Parquet the row's contract fields as JSON, before the
+    control-character repair; a message for a file reason), so whoever may read the raw logs finds the row in ``source_file`` by
     hashing its lines with the same key. Duplicate ``turn_id``s keep the earliest valid row (ts,
     source file, utterance, session id, the whole row as JSON, then the raw line, so the choice
     never depends on partitioning); the other valid copies are rejected as
@@ -196,6 +197,7 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     row_json = F.to_json(F.struct(*contract_cols))
     ctrl = F.coalesce(F.col("utterance").rlike(CONTROL_RE), F.lit(False))
     df = (df.withColumn("_ctrl", ctrl)
+          .withColumn("_utterance_in", F.when(F.col("_ctrl"), F.col("utterance")))   # for record_hmac
           .withColumn("utterance", F.when(F.col("_ctrl"), F.trim(F.regexp_replace("utterance", CONTROL_RE, " ")))
                       .otherwise(F.col("utterance"))))
     df = df.withColumn("_reason", reject_reason(validation, iso_codes(df.sparkSession)))
@@ -223,7 +225,10 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     sessionized = infer_sessions(valid, sessions.inactivity_gap_s)
     accepted = sessionized.drop("_session_start")
     key = privacy.resolve_key() if key is None else key
-    raw_record = F.coalesce(F.col("_raw_line"), F.col("_corrupt_record"), row_json)
+    # the row as it came: the raw line (JSON), else the contract fields before the repair (Parquet)
+    row_in = F.to_json(F.struct(*[(F.coalesce("_utterance_in", "utterance") if c == "utterance" else F.col(c)).alias(c)
+                                  for c in contract_cols]))
+    raw_record = F.coalesce(F.col("_raw_line"), F.col("_corrupt_record"), row_in)
     scrub_text, scrub_slots = privacy.scrub_udfs()
     # valid UTF-8 first (an invalid_utf8 row's bytes would not cross into the Python UDFs)
     fixed = {f.name: F.make_valid_utf8(f.name) for f in schemas.spark_schema(CONTRACT)

@@ -54,6 +54,8 @@ def mixed_logs(tmp_path):
     ]
     with gzip.open(part / "b.jsonl.gz", "wt") as fh:
         fh.write("\n".join(lines) + "\n")
+    (part / "d.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps({**_row(23), "ts": "2026-11-02T09:00:23Z"})
+                                   .replace("turn number", "turn \\u00e9").encode().replace(b"\\u00e9", b"\xff") + b"\n")
     (part / "empty.parquet").write_bytes(b"")     # no rows, no footer: listed as empty, no reject
     (part / "empty.jsonl").write_bytes(b"")
     # invalid UTF-8 in a Parquet slot value (a binary array viewed as string: Arrow does not
@@ -74,22 +76,30 @@ def test_validate_quarantines_every_bad_row_with_its_reason(spark, mixed_logs):
     logs = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
     accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
     assert logs.partitions == ["2026-11-02"]
-    assert counts["input"] == 22 and counts["accepted"] == 9
+    assert counts["input"] == 23 and counts["accepted"] == 9
     assert counts["accepted"] + counts["rejected"] == counts["input"]
     assert counts["by_reason"] == {
         "bad_locale": 1, "bad_nlu_confidence": 1, "bad_timestamp": 1, "blank_nlu_intent": 1,
-        "duplicate_turn_id": 1, "future_timestamp": 1, "invalid_utf8": 1, "missing_locale": 1,
+        "duplicate_turn_id": 1, "future_timestamp": 1, "invalid_utf8": 2, "missing_locale": 1,
         "partition_date_mismatch": 1, "unknown_response_status": 1, "unparsable_record": 1,
         "wrong_type_user_id": 1, "wrong_type_utterance": 1}
     assert counts["by_partition"] == {"2026-11-02": {
-        "input": 22, "accepted": 9, "rejected": 13, "by_reason": counts["by_reason"]}}
+        "input": 23, "accepted": 9, "rejected": 14, "by_reason": counts["by_reason"]}}
     assert sorted(logs.file_stats["empty"]) == sorted(str(mixed_logs / "dt=2026-11-02" / n)
                                                      for n in ("empty.jsonl", "empty.parquet"))
-    assert accepted.count() == 9 and rejects.count() == 13
+    assert accepted.count() == 9 and rejects.count() == 14
     assert accepted.where("turn_id = 't21'").first()["utterance"] == "[music] {play} jazz"
     unparsable = rejects.where("reason = 'unparsable_record'").first()
     assert unparsable["record"] == "{}"  # no raw line beside the exports, only its keyed hash:
     assert unparsable["record_hmac"] == privacy.pseudonymize("{this is not json", privacy.resolve_key())
+    # record_hmac is of the line's own bytes, even where they are no valid UTF-8 (without the
+    # file's byte-order mark, which Spark's text reader drops)
+    import hashlib
+    import hmac
+
+    raw = (mixed_logs / "dt=2026-11-02" / "d.jsonl").read_bytes().rstrip(b"\n").removeprefix(b"\xef\xbb\xbf")
+    bad = rejects.where("reason = 'invalid_utf8' AND source_file LIKE '%d.jsonl'").first()
+    assert bad["record_hmac"] == hmac.new(privacy.resolve_key(), raw, hashlib.sha256).hexdigest()
     kept = accepted.where("turn_id = 't0'").first()
     assert kept["utterance"] == "turn number 0"          # the earliest duplicate wins
 
