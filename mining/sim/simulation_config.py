@@ -37,7 +37,7 @@ CORRECTION_CUES_BY_LANGUAGE: dict[str, tuple[str, ...]] = {
 }
 
 # Random-stream tags: default_rng([seed, tag, ...]) keeps the streams independent.
-SPLIT_STREAM, USER_STREAM, POPULARITY_STREAM, HARD_STREAM = 0, 1, 2, 3
+SPLIT_STREAM, USER_STREAM, POPULARITY_STREAM, HARD_STREAM, GROWTH_STREAM = 0, 1, 2, 3, 4
 
 #: Behaviour models of the simulated users (``SimulationConfig.behaviour_model``):
 #: ``default`` as described in :mod:`mining.sim.simulation`; ``hard`` adds the habits that

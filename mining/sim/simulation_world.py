@@ -22,7 +22,7 @@ import pyarrow as pa
 from mining.io.schemas import arrow_schema
 from mining.sim.corpora import load_corpus, parse_annot_utt
 from mining.sim.growth import grow_utterances, normalize_whitespace
-from mining.sim.simulation_config import (POPULARITY_STREAM, REJECTED, RIGHT, SPLIT_STREAM, WRONG,
+from mining.sim.simulation_config import (GROWTH_STREAM, POPULARITY_STREAM, REJECTED, RIGHT, SPLIT_STREAM, WRONG,
                                           SimulationConfig)
 from mining.sim.weak_nlu import WeakNLU
 from mining.errors import ConfigError
@@ -158,14 +158,17 @@ def grow_traffic(traffic: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     :mod:`mining.sim.corpora` plus ``split``). The split's distinct texts come first with
     their own ``utt_id``; a grown row's ``utt_id`` is ``"<origin utt_id>+g<row>"``, its
     intent and locale the origin's, its annotation the grown one
-    (:func:`mining.sim.growth.grow_utterances` with ``seed``). Raises ``ValueError`` when
+    (:func:`mining.sim.growth.grow_utterances`, seeded from ``seed`` on its own stream). Raises ``ValueError`` when
     ``n`` is below the split's number of distinct texts (growing must not drop any) or the
     transforms cannot reach ``n``."""
     distinct = traffic["text"].map(lambda t: normalize_whitespace(str(t))).nunique()
     if n < distinct:
         raise ConfigError(f"traffic_utterances={n:,} is below the traffic split's {distinct:,} "
                          "distinct texts")
-    grown = grow_utterances(traffic, n, seed)
+    # growth's own seed: grow_utterances draws from default_rng([seed, 0]) and ([seed, 1]),
+    # which with the run's seed would be the split's stream and user 0's (numpy drops
+    # trailing zeros of a seed list, so [s, 1] == [s, 1, 0])
+    grown = grow_utterances(traffic, n, int(np.random.SeedSequence([seed, GROWTH_STREAM]).generate_state(1)[0]))
     origin = traffic.drop_duplicates("utt_id").set_index("utt_id")
     original = grown["transform"].to_numpy() == "original"
     utt_id = np.where(original, grown["origin_utt_id"],
