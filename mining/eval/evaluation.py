@@ -329,7 +329,17 @@ def _with_logs_check(train: pd.DataFrame, labels_dir: Path) -> pd.DataFrame:
 
 
 def _load_run(gold_dir: Path, out: Path) -> dict:
-    """The frames :func:`_score` needs, read once (Parquet via pyarrow, no Spark)."""
+    """The frames :func:`_score` needs, read once (Parquet via pyarrow, no Spark): the version
+    ``OUT/latest`` points at, resolved once, beside stage outputs of its own run
+    (:func:`mining.report.data.check_live_outputs`: a backfill or ``--locale`` run into the
+    same OUT raises :class:`mining.errors.StageOutputMismatch` instead of scoring one run's
+    labels against another's turns)."""
+    from mining.io.export import read_training_set
+    from mining.report.data import check_live_outputs, resolve_version_dir
+
+    vdir = resolve_version_dir(out)
+    manifest = json.loads((vdir / "manifest.json").read_text())
+    check_live_outputs(out, manifest)
     turns = _read(out / "turns", ["turn_id", "session_pseudonym", "user_pseudonym", "ts", "text_norm", "locale",
                                   "utterance", "nlu_intent", "is_friction", "succeeded"])
     splits = pd.read_parquet(gold_dir / "splits.parquet")
@@ -339,9 +349,10 @@ def _load_run(gold_dir: Path, out: Path) -> dict:
     return {"gold": _read(gold_dir / "turns"), "splits": splits, "turns": turns,
             "pairs": _read(out / "rephrase_pairs", ["source_turn_id", "target_turn_id", "accepted", "score", "locale",
                                                     "is_repeat", "target_succeeded", "turn_distance"]),
-            "train": _with_logs_check(_read(out / "training_set"), out / "labels"),
+            # an export of no rows keeps its columns (it has no files to read them from)
+            "train": _with_logs_check(read_training_set(vdir).to_pandas(), out / "labels"),
             "clusters": _read(out / "clusters", ["text_norm", "cluster_id", "locale"]),
-            "manifest": json.loads((out / "manifest.json").read_text())}
+            "manifest": manifest}
 
 
 def _locale_subset(f: dict, locale: str) -> dict:
@@ -410,7 +421,8 @@ def evaluate(gold_dir: str, out: str, abstain: tuple[str, ...] = ()) -> dict:
         Empty (default): the run as published.
     :raises FileNotFoundError: the run has no published training set.
     :raises StageOutputMismatch: ``abstain`` is given but the run's ``labels/`` has no
-        ``logs_check`` (a run of an older code version: exit 3)."""
+        ``logs_check`` (a run of an older code version: exit 3), or the published version
+        sits beside another run's stage outputs (:func:`_load_run`)."""
     frames = _load_run(Path(gold_dir), Path(out))
     if abstain:
         train = frames["train"]

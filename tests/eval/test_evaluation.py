@@ -112,3 +112,53 @@ def test_with_logs_check_joins_the_labeled_rows_status_and_marks_rows_the_run_di
     (tmp_path / "old").mkdir()
     labels.drop(columns="logs_check").to_parquet(tmp_path / "old" / "part-0.parquet")
     assert "logs_check" not in _with_logs_check(train, tmp_path / "old")
+
+
+def _tiny_out(root):
+    """A run root with one version (no rows exported) and the stage outputs evaluate reads."""
+    import json
+    import os
+
+    out = root / "out"
+    cols = {"turns": ["turn_id", "session_pseudonym", "user_pseudonym", "ts", "text_norm", "locale", "utterance",
+                      "nlu_intent", "is_friction", "succeeded"],
+            "rephrase_pairs": ["source_turn_id", "target_turn_id", "accepted", "score", "locale", "is_repeat",
+                               "target_succeeded", "turn_distance"],
+            "clusters": ["text_norm", "cluster_id", "locale"], "labels": ["locale", "utterance", "decision"]}
+    for name, names in cols.items():
+        (out / name).mkdir(parents=True)
+        pd.DataFrame({c: ["x"] for c in names}).to_parquet(out / name / "part-0.parquet")
+        (out / name / "_stats.json").write_text(json.dumps({"lineage": "run-b"}))
+    version = out / "versions" / "v1"
+    (version / "training_set").mkdir(parents=True)      # an export that kept no row: no files
+    (version / "manifest.json").write_text(json.dumps({"dataset_version": "v1", "stages": {}}))
+    os.symlink("versions/v1", out / "latest")
+    gold = root / "gold"
+    (gold / "turns").mkdir(parents=True)
+    pd.DataFrame({"turn_id": ["x"]}).to_parquet(gold / "turns" / "part-0.parquet")
+    pd.DataFrame({"text": ["x"], "split": ["seed"], "intent": ["a"]}).to_parquet(gold / "splits.parquet")
+    return out, gold
+
+
+def test_load_run_reads_an_export_of_no_rows_with_its_columns(tmp_path):
+    from mining.eval.evaluation import _load_run
+
+    out, gold = _tiny_out(tmp_path)
+    frames = _load_run(gold, out)
+    assert frames["train"].empty and {"locale", "utterance", "intent", "confidence"} <= set(frames["train"])
+    assert frames["manifest"]["dataset_version"] == "v1"
+
+
+def test_load_run_refuses_a_version_beside_another_runs_stage_outputs(tmp_path):
+    """A backfill or --locale run into the same OUT leaves latest on an older version: its
+    labels must not be scored against the newer run's turns."""
+    import json
+
+    from mining.errors import StageOutputMismatch
+    from mining.eval.evaluation import _load_run
+
+    out, gold = _tiny_out(tmp_path)
+    (out / "versions" / "v1" / "manifest.json").write_text(json.dumps(
+        {"dataset_version": "v1", "stages": {"turns": {"lineage": "run-a"}}}))
+    with pytest.raises(StageOutputMismatch, match="another detect_rephrases run"):
+        _load_run(gold, out)
