@@ -164,7 +164,9 @@ def _pipeline(logs: Path, gold: Path, tag: str, min_users: list[str], sets: list
         marker = out / ".leaveout-run"   # holds the min_users of the latest export
         code = out / ".leaveout-code"    # and the commit of the run: another commit's run is redone
         inputs = out / ".leaveout-input"  # and its logs (seed, size) and --set: other ones are redone
-        key = "\n".join([str(logs), *sets])
+        # the logs' path names their size, seed and model; their simulate inputs name the locale
+        # set (another set of the same size reuses the path): all three decide a rerun
+        key = "\n".join([str(logs), (gold / ".leaveout-input").read_text(), *sets])
         if i == 0 and not (marker.exists() and code.exists() and code.read_text() == _code_version()
                            and inputs.exists() and inputs.read_text() == key):
             shutil.rmtree(out, ignore_errors=True)
@@ -174,6 +176,7 @@ def _pipeline(logs: Path, gold: Path, tag: str, min_users: list[str], sets: list
             inputs.write_text(key)
             timings.append(f"mining run {run_s:.0f} s")
         elif marker.read_text() != k:   # a further min_users, or a reused run exported with another
+            marker.unlink()             # first: an export that fails below leaves no run to reuse
             for name in ("latest", "manifest.json", "massive", "report.html", "rewrites", "training_set"):
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / "versions", ignore_errors=True)
@@ -181,6 +184,7 @@ def _pipeline(logs: Path, gold: Path, tag: str, min_users: list[str], sets: list
             marker.write_text(k)
             timings.append(f"export-dataset --min-users {k} {exp_s:.0f} s")
         report = runs / f"{tag}-mu{k}.json"
+        report.unlink(missing_ok=True)  # a failed evaluate leaves no older report to be rendered
         eval_s, _ = _run([*MINING, "evaluate", "--gold", str(gold), "--out", str(out), "--json", str(report)])
         timings.append(f"evaluate {eval_s:.0f} s")
         reports[k] = json.loads(report.read_text())
@@ -224,10 +228,10 @@ def main(argv=None) -> dict:
     if args.render_only:
         codes = set()
         for (name, _, _), model, k in ((j, m, k) for j in jobs for m in models for k in min_users):
-            report = runs / f"{name}-{model}-mu{k}.json"
+            report = runs / f"{name}-{model}-s{args.seed}-mu{k}.json"
             if report.exists():
                 results[(name, model, k)] = json.loads(report.read_text())
-                marker = runs / f"{name}-{model}" / ".leaveout-code"
+                marker = runs / f"{name}-{model}-s{args.seed}" / ".leaveout-code"
                 codes.add(marker.read_text() if marker.exists() else "unknown")
         code = ", ".join(sorted(codes)) or code    # the rendered runs' commits, not this checkout's
         jobs = []
@@ -238,7 +242,7 @@ def main(argv=None) -> dict:
             sim_s = _simulate(logs, gold, what, turns, args.seed, model)
             t0 = time.perf_counter()
             try:
-                reports, steps = _pipeline(logs, gold, f"{name}-{model}", min_users, sets, runs)
+                reports, steps = _pipeline(logs, gold, f"{name}-{model}-s{args.seed}", min_users, sets, runs)
             except subprocess.CalledProcessError as e:   # report it, go on with the next log
                 timings.append(f"{name} / {model}: FAILED after {time.perf_counter() - t0:.0f} s: "
                                f"{(e.stderr or '').strip()[-400:]}")

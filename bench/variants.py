@@ -96,7 +96,7 @@ def corpus_vectors(n: int, encoder=None) -> tuple[pd.DataFrame, np.ndarray]:
     suffix = f"-{encoder.model_id}" if encoder is not None else ""
     chunks, enc, t0, done = [], encoder, time.perf_counter(), 0
     for c in range(0, n, CHUNK):
-        path = WORK / f"emb-s{SEED}-{c // CHUNK:03d}{suffix}.npy"
+        path = WORK / f"emb-{MAX_N}-s{SEED}-{c // CHUNK:03d}{suffix}.npy"   # vectors of this text set
         if not path.exists():
             enc = enc or load_encoder("sentence-transformers", "", "cpu")
             vecs = enc.encode(texts["text_norm"].iloc[c:c + CHUNK].tolist(), 128)
@@ -104,7 +104,10 @@ def corpus_vectors(n: int, encoder=None) -> tuple[pd.DataFrame, np.ndarray]:
             done += len(vecs)
             log.info("encoded %d texts (%.0f texts/s)", c + len(vecs), done / (time.perf_counter() - t0))
         chunks.append(np.load(path))
-    return texts.iloc[:n], np.concatenate(chunks)[:n]
+    vecs = np.concatenate(chunks)[:n]
+    if len(vecs) != min(n, len(texts)):
+        raise SystemExit(f"{len(vecs)} cached vectors for {min(n, len(texts))} texts under {WORK}: remove the emb-* files")
+    return texts.iloc[:n], vecs
 
 
 def ours(emb: np.ndarray, cc) -> tuple[np.ndarray, float]:
@@ -135,22 +138,25 @@ def ours_split(emb: np.ndarray, cc, max_part: int) -> tuple[np.ndarray, int]:
     return labels, len(np.unique(part))
 
 
-def peer(emb: np.ndarray, threshold: float) -> tuple[list[list[int]], float]:
-    """community_detection's communities and wall time, cached under ``bench/.work`` per
-    (n, threshold): the peer's result does not depend on our code, and it is the slow part."""
+def peer(emb: np.ndarray, threshold: float, vectors: str = "") -> tuple[list[list[int]], float, bool]:
+    """community_detection's communities, wall time and whether both came from the cache under
+    ``bench/.work`` (per text set, n, threshold and ``vectors``, the encoder's id): the peer's
+    result does not depend on our code, and it is the slow part. A cached time was measured in
+    an earlier run, perhaps on another machine: :func:`print_table` marks its speed-up, and
+    ``bench/quick.py`` removes the cache to time the peer afresh."""
     import torch
     from sentence_transformers.util import community_detection
 
-    path = WORK / f"peer-{len(emb)}-t{threshold}-s{SEED}.json"
+    path = WORK / f"peer-{MAX_N}-{len(emb)}-t{threshold}-s{SEED}{'-' + vectors if vectors else ''}.json"
     if path.exists():
         cached = json.loads(path.read_text())
-        return cached["communities"], cached["seconds"]
+        return cached["communities"], cached["seconds"], True
     t0 = time.perf_counter()
     communities = community_detection(torch.from_numpy(np.ascontiguousarray(emb)), threshold=threshold,
                                       min_community_size=2, batch_size=1024)
     seconds = time.perf_counter() - t0
     path.write_text(json.dumps({"seconds": seconds, "communities": [[int(i) for i in c] for c in communities]}))
-    return communities, seconds
+    return communities, seconds, False
 
 
 def peer_labels(communities: list[list[int]], n: int) -> np.ndarray:
@@ -194,18 +200,18 @@ def sampled_recall_at_10(emb: np.ndarray, cc, queries: int = 2000) -> float:
     return recall_at_k(others(approx), others(flat))
 
 
-def compare(sizes: list[int], texts: pd.DataFrame, emb_all: np.ndarray, cc) -> list[dict]:
+def compare(sizes: list[int], texts: pd.DataFrame, emb_all: np.ndarray, cc, vectors: str = "") -> list[dict]:
     rows = []
     for n in sizes:
         emb = np.ascontiguousarray(emb_all[:n], dtype=np.float32)
         gold = texts["intent"].to_numpy()[:n]
         labels, t_ours = ours(emb, cc)
-        communities, t_peer = peer(emb, cc.min_sim)
+        communities, t_peer, peer_cached = peer(emb, cc.min_sim, vectors)
         star, pairs = pair_recall(communities, labels)
         q_ours = cluster_metrics(labels, gold)
         q_peer = cluster_metrics(peer_labels(communities, n), gold)
         split, cells = ours_split(emb, cc, max(1000, n // 2))
-        row = {"n": n, "ours_s": t_ours, "peer_s": t_peer, "speedup": t_peer / t_ours,
+        row = {"n": n, "ours_s": t_ours, "peer_s": t_peer, "speedup": t_peer / t_ours, "peer_cached": peer_cached,
                "split_cells": cells, "split_star_pair_recall": pair_recall(communities, split)[0],
                "star_pair_recall": star, "community_pair_recall": pairs,
                "recall_at_10": sampled_recall_at_10(emb, cc),
@@ -286,7 +292,8 @@ def print_table(rows: list[dict], m: dict | None, n: dict | None, cc) -> None:
           "pairs | of its same-community pairs | recall@10 vs exact |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']:,} | {r['index']} | {r['ours_s']:.1f} | {r['peer_s']:.1f} | {r['speedup']:.1f}x | "
+        cached = " (peer timed in an earlier run)" if r.get("peer_cached") else ""
+        print(f"| {r['n']:,} | {r['index']} | {r['ours_s']:.1f} | {r['peer_s']:.1f}{cached} | {r['speedup']:.1f}x | "
               f"{r['star_pair_recall']:.3f} | {r['community_pair_recall']:.3f} | {r['recall_at_10']:.3f} |")
     for r in rows:
         print(f"Split into {r['split_cells']} coarse k-means cells and clustered per cell, {r['n']:,} texts: "
