@@ -13,8 +13,10 @@ benchmarks' own code at small sizes (imported, not copied):
   (HWU64, seed 5, 3 days; logs shared with ``bench/scale.py``) over the scan floor's process
   (read, one window over sessions, noop sink) on the same logs (``bench/scale.py``:
   :func:`scale.run_stage`, :func:`scale.child`). The stage embeds the texts it scores, so it
-  is timed on its second run, with their vectors cached, as ``bench/scale.py`` times it on its
-  shared cache (the first run, encoding every text: ``details.detect.detect_cold_cache_s``).
+  is timed on its second run, with their vectors cached (the first run, encoding every text:
+  ``details.detect.detect_cold_cache_s``). ``bench/scale.py``'s sizes share one cache, emptied
+  at its start, so there a size encodes the texts the smaller sizes lacked: its ratios sit
+  between the two.
   Target ≤ 3x (at 1M and 10M turns).
 * ``embed_over_raw_encode``: throughput of ``ensure_embeddings`` with an empty cache over raw
   ``encode`` of the same encoder on all cores, ``--texts`` distinct grown HWU64 texts

@@ -159,7 +159,9 @@ def floor_encode(run: str, work: str) -> dict:
 
 
 def floor_community(run: str) -> dict:
-    """community_detection on the run's embeddings (the clustering peer)."""
+    """community_detection on the run's embeddings (the clustering peer), at the edge cosine
+    ``cluster_variants`` used on them (``clusters/_stats.json``: derived per locale from the
+    night's background; the configured fallback only when the run recorded none or several)."""
     import numpy as np
     import pandas as pd
     import torch
@@ -169,10 +171,14 @@ def floor_community(run: str) -> dict:
 
     emb = pd.read_parquet(Path(run) / "embeddings", columns=["embedding"])["embedding"]
     vecs = torch.from_numpy(np.ascontiguousarray(np.stack(emb.to_numpy()), dtype=np.float32))
-    threshold = load_config("-", "-").cluster.min_sim
+    from mining.io.storage import read_stats
+
+    used = set(read_stats(run, "clusters").get("min_sim_by_locale", {}).values())
+    threshold = used.pop() if len(used) == 1 else load_config("-", "-").cluster.min_sim
     t0 = time.perf_counter()
     communities = community_detection(vecs, threshold=threshold, min_community_size=2, batch_size=1024)
-    return {"texts": len(vecs), "communities": len(communities), "peer_s": time.perf_counter() - t0}
+    return {"texts": len(vecs), "communities": len(communities), "peer_s": time.perf_counter() - t0,
+            "threshold": threshold}
 
 
 def run_child(kind: str, args: list[str]) -> None:
