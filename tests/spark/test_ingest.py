@@ -56,6 +56,10 @@ def mixed_logs(tmp_path):
         fh.write("\n".join(lines) + "\n")
     (part / "d.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps({**_row(23), "ts": "2026-11-02T09:00:23Z"})
                                    .replace("turn number", "turn \\u00e9").encode().replace(b"\\u00e9", b"\xff") + b"\n")
+    # a file name holding a glob metacharacter is read as that file, not as a pattern (a[1]
+    # matched a1, read twice, and the bracketed file never)
+    (part / "e[1].jsonl").write_text(json.dumps({**_row(40), "ts": "2026-11-02T09:00:40Z"}) + "\n")
+    (part / "e1.jsonl").write_text(json.dumps({**_row(41), "ts": "2026-11-02T09:00:41Z"}) + "\n")
     (part / "empty.parquet").write_bytes(b"")     # no rows, no footer: listed as empty, no reject
     (part / "empty.jsonl").write_bytes(b"")
     # invalid UTF-8 in a Parquet slot value (a binary array viewed as string: Arrow does not
@@ -76,7 +80,7 @@ def test_validate_quarantines_every_bad_row_with_its_reason(spark, mixed_logs):
     logs = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
     accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
     assert logs.partitions == ["2026-11-02"]
-    assert counts["input"] == 23 and counts["accepted"] == 9
+    assert counts["input"] == 25 and counts["accepted"] == 11
     assert counts["accepted"] + counts["rejected"] == counts["input"]
     assert counts["by_reason"] == {
         "bad_locale": 1, "bad_nlu_confidence": 1, "bad_timestamp": 1, "blank_nlu_intent": 1,
@@ -84,10 +88,11 @@ def test_validate_quarantines_every_bad_row_with_its_reason(spark, mixed_logs):
         "partition_date_mismatch": 1, "unknown_response_status": 1, "unparsable_record": 1,
         "wrong_type_user_id": 1, "wrong_type_utterance": 1}
     assert counts["by_partition"] == {"2026-11-02": {
-        "input": 23, "accepted": 9, "rejected": 14, "by_reason": counts["by_reason"]}}
+        "input": 25, "accepted": 11, "rejected": 14, "by_reason": counts["by_reason"]}}
     assert sorted(logs.file_stats["empty"]) == sorted(str(mixed_logs / "dt=2026-11-02" / n)
                                                      for n in ("empty.jsonl", "empty.parquet"))
-    assert accepted.count() == 9 and rejects.count() == 14
+    assert accepted.count() == 11 and rejects.count() == 14
+    assert sorted(r.turn_id for r in accepted.where("turn_id IN ('t40', 't41')").collect()) == ["t40", "t41"]
     assert accepted.where("turn_id = 't21'").first()["utterance"] == "[music] {play} jazz"
     unparsable = rejects.where("reason = 'unparsable_record'").first()
     assert unparsable["record"] == "{}"  # no raw line beside the exports, only its keyed hash:
