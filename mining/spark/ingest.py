@@ -377,6 +377,12 @@ def _read_json(spark, paths: list[str], dt_value: str, ignore_corrupt: bool):
                                              "allowSingleQuotes": "false"}))
               .withColumn("_keys", F.when(F.col("_j._corrupt_record").isNull(), F.json_object_keys(value)))
               .select("*", "_j.*").drop("_j"))
+    # from_json parses the first JSON value of a line and ignores what follows, so two records
+    # on one line (a lost line break) kept the first and lost the second unseen: a line where
+    # an object closes and another opens and the key turn_id occurs twice (an unescaped quote:
+    # not inside a string) is unparsable as a whole. The regex count runs only past the guard.
+    glued = F.col("value").rlike(r"\}\s*\{") & (F.regexp_count(F.col("value"), F.lit(r'(?<!\\)"turn_id"\s*:')) > 1)
+    parsed = parsed.withColumn("_corrupt_record", F.when(glued, F.col("value")).otherwise(F.col("_corrupt_record")))
     extra = F.coalesce(F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in contract])),
                        F.array().cast("array<string>"))
     # A JSON object or array given for a string field reaches us as its JSON text, which
