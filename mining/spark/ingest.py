@@ -29,7 +29,7 @@ Everything runs in Spark SQL expressions (no per-row Python): invalid UTF-8 is f
 ``is_valid_utf8`` on the raw bytes (Spark 4.0+; Spark's own JSON reader would replace the
 bytes by U+FFFD without notice), JSON lines are parsed by ``from_json`` with every
 top-level field read as a string, so a value of the wrong type is seen instead of nulling
-the whole record. The only per-file Python is :func:`inspect_gzip`, one Spark task per
+the whole record. The only per-file Python is :func:`mining.spark.gzip_files.inspect_gzip`, one Spark task per
 ``.gz`` file (gzip is not splittable, so Spark reads it in one task as well).
 """
 from __future__ import annotations
@@ -38,19 +38,18 @@ import datetime as dt
 import hashlib
 import logging
 import re
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mining.errors import BadPartitionName, NoInputPartitions
+from mining.spark.gzip_files import inspect_gzips
 from mining.io import schemas
 
 log = logging.getLogger(__name__)
 
 CONTRACT = "interaction_turn"
 DT_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
-GZIP_SLICE = 1 << 16       # inspect_gzip: bytes of decompressed output per zlib call
 PARQUET_SUFFIXES = (".parquet",)
 JSON_SUFFIXES = (".jsonl", ".json")
 GZIP_SUFFIXES = (".jsonl.gz", ".json.gz")
@@ -118,95 +117,6 @@ def listing_digest(partitions: list[tuple[str, Path]]) -> str:
 def _files(folder: Path) -> list[Path]:
     """Data files of a partition folder: not hidden (``.``) and not markers (``_SUCCESS``)."""
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
-
-
-# ----------------------------------------------------------------------------- gzip
-
-def _lines_before_error(d, data: bytes) -> int:
-    """Newlines that decompressor ``d`` outputs from ``data`` before it raises, one output
-    byte per call (run once per damaged file, on one slice)."""
-    n = 0
-    try:
-        while True:
-            out = d.decompress(data, 1)
-            n += out.count(b"\n")
-            if not out and (not d.unconsumed_tail or d.unconsumed_tail == data):
-                return n
-            data = d.unconsumed_tail
-    except zlib.error:
-        return n
-
-
-def inspect_gzip(path: str, chunk_bytes: int = 1 << 20) -> dict:
-    """Check one gzip file by decompressing it as a stream (nothing is kept in memory).
-
-    Returns ``{"path", "status", "lines", "bytes", "error"}``: ``status`` is ``ok``,
-    ``empty`` (0 bytes, or members holding no data), ``truncated`` (the stream ends inside
-    a member: an interrupted copy) or ``corrupt`` (not gzip, bad deflate data or a CRC
-    mismatch); ``lines`` counts the complete (newline-terminated, or final unterminated in
-    an intact file) lines that decompress before the end or the damage. Concatenated
-    members (RFC 1952 §2.2, as Hadoop's ``GzipCodec`` reads them) are followed.
-
-    Uses :mod:`zlib` with ``wbits=31`` (gzip container; Python docs, "zlib — Compression
-    compatible with gzip"). Never raises for bad data; ``OSError`` for an unreadable path."""
-    lines = total = 0
-    last = b"\n"
-    status, error = "ok", None
-    d = zlib.decompressobj(31)
-    started = False
-    with open(path, "rb") as fh:
-        while True:
-            chunk = fh.read(chunk_bytes)
-            if not chunk:
-                break
-            total += len(chunk)
-            data = chunk
-            started = True
-            try:
-                # output in bounded slices; a call that raises returns none of its output, so
-                # the slice that met the damage is replayed from a copy (_lines_before_error)
-                while True:
-                    snap, pending = d.copy(), data
-                    out = d.decompress(data, GZIP_SLICE)
-                    if out:
-                        lines += out.count(b"\n")
-                        last = out[-1:]
-                    if d.eof:
-                        data = d.unused_data
-                        d = zlib.decompressobj(31)
-                        started = bool(data.strip(b"\0"))   # zero padding after the last member
-                        if not started:
-                            break
-                        continue
-                    data = d.unconsumed_tail
-                    if not data and len(out) < GZIP_SLICE:
-                        break                     # this chunk is used up (a full slice: more may wait)
-            except zlib.error as e:
-                status, error = "corrupt", str(e)
-                lines += _lines_before_error(snap, pending)
-                break
-    if status == "ok":
-        if total == 0:
-            status = "empty"
-        elif started and not d.eof:
-            status, error = "truncated", "the gzip stream ends inside a member"
-        elif last != b"\n":
-            lines += 1                            # an intact file's final line without newline
-        if status == "ok" and lines == 0:
-            status = "empty"
-    return {"path": path, "status": status, "lines": lines, "bytes": total, "error": error}
-
-
-def _inspect_gzips(spark, paths: list[str]) -> list[dict]:
-    """:func:`inspect_gzip` of every path, one Spark task per file (executors read the same
-    file system Spark reads the logs from)."""
-    if not paths:
-        return []
-    try:
-        sc = spark.sparkContext
-    except Exception:  # noqa: BLE001 - Spark Connect has no RDDs: check in the driver
-        return [inspect_gzip(p) for p in paths]
-    return sc.parallelize(paths, min(len(paths), max(1, sc.defaultParallelism * 4))).map(inspect_gzip).collect()
 
 
 def _quiet_skipped_file_warnings(spark) -> None:
@@ -445,7 +355,7 @@ def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> L
     ``*.json.gz``) may be mixed in one partition. Parquet files are grouped by their footer
     schema and each group is read on its own, so a file with other column types never
     fails the read (Spark's ``mergeSchema`` would). Every ``.gz`` file is checked first
-    (:func:`inspect_gzip`); a truncated or corrupt one is read with Spark's
+    (:func:`mining.spark.gzip_files.inspect_gzip`); a truncated or corrupt one is read with Spark's
     ``ignoreCorruptFiles`` (which keeps the lines read before the damage, Spark docs
     "Generic File Source Options") and adds one reject row for its unreadable rest."""
     from pyspark.sql import functions as F
@@ -455,7 +365,7 @@ def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> L
     partitions = list_partitions(logs, start, end)
     stats["listing"] = listing_digest(partitions)
     gz_all = [str(p) for _, folder in partitions for p in _files(folder) if p.name.endswith(GZIP_SUFFIXES)]
-    checks = {c["path"]: c for c in _inspect_gzips(spark, gz_all)}
+    checks = {c["path"]: c for c in inspect_gzips(spark, gz_all)}
     any_damaged = False
     for dt_value, folder in partitions:
         files = _files(folder)

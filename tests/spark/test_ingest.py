@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mining.spark import ingest, validate
+from mining.spark import gzip_files, ingest, validate
 
 from mining.privacy import pii as privacy
 
@@ -263,7 +263,7 @@ def _gz(data: bytes) -> bytes:
 def test_inspect_gzip_classifies_files(tmp_path, content, status, lines):
     p = tmp_path / "f.jsonl.gz"
     p.write_bytes(content)
-    got = ingest.inspect_gzip(str(p))
+    got = gzip_files.inspect_gzip(str(p))
     assert (got["status"], got["lines"]) == (status, lines)
 
 
@@ -277,20 +277,20 @@ def test_inspect_gzip_counts_the_complete_lines_before_a_truncation(tmp_path):
     cut = whole[: len(whole) // 2]
     p = tmp_path / "t.jsonl.gz"
     p.write_bytes(cut)
-    got = ingest.inspect_gzip(str(p), chunk_bytes=4096)        # crosses many read chunks
+    got = gzip_files.inspect_gzip(str(p), chunk_bytes=4096)        # crosses many read chunks
     assert got["status"] == "truncated"
     assert 0 < got["lines"] < 5000
     assert got["lines"] == zlib.decompressobj(31).decompress(cut).count(b"\n")
     flipped = bytearray(whole)
     flipped[len(whole) // 2] ^= 0xFF                          # damaged deflate data or CRC
     p.write_bytes(bytes(flipped))
-    assert ingest.inspect_gzip(str(p))["status"] == "corrupt"
+    assert gzip_files.inspect_gzip(str(p))["status"] == "corrupt"
     # a bad CRC: every line decompressed before the check fails, and is counted (the
     # decompress call that raises returns none of its output: counted in bounded slices)
     bad_crc = bytearray(whole)
     bad_crc[-8] ^= 0xFF
     p.write_bytes(bytes(bad_crc))
-    got = ingest.inspect_gzip(str(p))
+    got = gzip_files.inspect_gzip(str(p))
     # (zlib returns the last output byte, the 5000th newline, with the failed check: 4999)
     assert got["status"] == "corrupt" and got["lines"] == 4999
 
