@@ -228,10 +228,13 @@ def main(argv=None) -> dict:
     if args.render_only:
         codes = set()
         for (name, _, _), model, k in ((j, m, k) for j in jobs for m in models for k in min_users):
-            report = runs / f"{name}-{model}-s{args.seed}-mu{k}.json"
+            tag = f"{name}-{model}-s{args.seed}"
+            if not (runs / f"{tag}-mu{k}.json").exists() and args.seed == 13:
+                tag = f"{name}-{model}"     # a report written before runs were keyed by seed (all seed 13)
+            report = runs / f"{tag}-mu{k}.json"
             if report.exists():
                 results[(name, model, k)] = json.loads(report.read_text())
-                marker = runs / f"{name}-{model}-s{args.seed}" / ".leaveout-code"
+                marker = runs / tag / ".leaveout-code"
                 codes.add(marker.read_text() if marker.exists() else "unknown")
         code = ", ".join(sorted(codes)) or code    # the rendered runs' commits, not this checkout's
         jobs = []
@@ -251,6 +254,8 @@ def main(argv=None) -> dict:
             results.update({(name, model, k): r for k, r in reports.items()})
             timings.append(f"{name} / {model}: simulate {sim_s:.0f} s (0 = reused), " + ", ".join(steps))
             print(timings[-1], flush=True)
+    if not results:   # never overwrite the page with one of no tables
+        raise SystemExit(f"no evaluate report under {runs} for these parts, models and seed: nothing to render")
     text = render(args, argv, locales, results, timings, time.time() - started, code)
     args.results.write_text(text)
     print(text)

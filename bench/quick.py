@@ -90,7 +90,10 @@ def embed(texts) -> dict:
 def cluster(texts, vecs) -> dict:
     for cached in variants.WORK.glob("peer-*.json"):   # the peer is timed in this run
         cached.unlink()
-    return variants.compare([len(texts)], texts, vecs, load_config("-", "-").cluster)[0]
+    from mining.core.encoders import MINILM_MODEL_ID, runtime_model_id
+
+    vectors = runtime_model_id(MINILM_MODEL_ID, load_config("-", "-").embedding.backend)
+    return variants.compare([len(texts)], texts, vecs, load_config("-", "-").cluster, vectors=vectors)[0]
 
 
 def main(argv=None) -> None:

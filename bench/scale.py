@@ -23,8 +23,8 @@ Floors, each in a child process in the same run, on the same data:
   (Spark distinct, cache lookup, encoding in Python workers, cache write) with an empty
   cache on the same texts. Target: pipeline throughput ≥ 0.9x raw.
 * **community_detection** (clustering): sentence-transformers'
-  ``util.community_detection(threshold=cluster.min_sim, min_community_size=2)`` on the
-  size's ``embeddings/`` against the ``cluster_variants`` stage.
+  ``util.community_detection(min_community_size=2)`` on the size's ``embeddings/``, at the
+  edge cosine the ``cluster_variants`` stage used (``clusters/_stats.json``), against that stage.
 
 Also: the second night over overlapping logs (``bench/variants.py``'s two nights, 80k turns
 over 4 days, lookback 3 days; target < 10% of the second night's texts encoded), and the

@@ -65,6 +65,13 @@ log = logging.getLogger("bench.variants")
 CHUNK = 50_000
 
 
+def text_set() -> str:
+    """Names the grown text set in cache file names: its size, seed and the growth version."""
+    from mining.sim.growth import VERSION
+
+    return f"{MAX_N}-s{SEED}-g{VERSION}"
+
+
 def grown_texts() -> pd.DataFrame:
     """texts[text_norm, intent]: MAX_N distinct normalized grown HWU64 texts, one seeded
     shuffle (cached under ``bench/.work``)."""
@@ -72,7 +79,7 @@ def grown_texts() -> pd.DataFrame:
     from mining.core.text import normalize
 
     WORK.mkdir(parents=True, exist_ok=True)
-    path = WORK / f"texts-{MAX_N}-s{SEED}.parquet"
+    path = WORK / f"texts-{text_set()}.parquet"
     if path.exists():
         return pd.read_parquet(path)
     grown = grow_utterances("hwu64", int(MAX_N * 1.15), SEED)
@@ -96,7 +103,7 @@ def corpus_vectors(n: int, encoder=None) -> tuple[pd.DataFrame, np.ndarray]:
     suffix = f"-{encoder.model_id}" if encoder is not None else ""
     chunks, enc, t0, done = [], encoder, time.perf_counter(), 0
     for c in range(0, n, CHUNK):
-        path = WORK / f"emb-{MAX_N}-s{SEED}-{c // CHUNK:03d}{suffix}.npy"   # vectors of this text set
+        path = WORK / f"emb-{text_set()}-{c // CHUNK:03d}{suffix}.npy"   # vectors of this text set
         if not path.exists():
             enc = enc or load_encoder("sentence-transformers", "", "cpu")
             vecs = enc.encode(texts["text_norm"].iloc[c:c + CHUNK].tolist(), 128)
@@ -147,7 +154,7 @@ def peer(emb: np.ndarray, threshold: float, vectors: str = "") -> tuple[list[lis
     import torch
     from sentence_transformers.util import community_detection
 
-    path = WORK / f"peer-{MAX_N}-{len(emb)}-t{threshold}-s{SEED}{'-' + vectors if vectors else ''}.json"
+    path = WORK / f"peer-{text_set()}-{len(emb)}-t{threshold}{'-' + vectors if vectors else ''}.json"
     if path.exists():
         cached = json.loads(path.read_text())
         return cached["communities"], cached["seconds"], True
@@ -329,7 +336,7 @@ def main(argv=None) -> None:
         return nights_child()
     cc = load_config("-", "-").cluster
     texts, emb_all = corpus_vectors(max(args.sizes) if args.skip_million else MAX_N)
-    rows = compare(args.sizes, texts, emb_all, cc)
+    rows = compare(args.sizes, texts, emb_all, cc, vectors="all-MiniLM-L6-v2")
     m = None if args.skip_million else million(texts, emb_all)
     n = None if args.skip_nights else nights()
     print_table(rows, m, n, cc)

@@ -320,7 +320,7 @@ def night_to_mine(ds: str | None, now: datetime) -> str:
 
     A scheduled run's ``ds`` is a finished day (the data-interval timetable runs it at 03:00
     UTC the next day). A manual trigger may carry no logical date at all (Airflow 3: ``ds`` is
-    then absent, and the templates would write ``runs/None``) or "now", today, whose partition
+    then absent, and the stages' ``{{ ds }}`` templates could not render) or "now", today, whose partition
     already holds the first hours' logs: the sensor would pass and a partial day would be
     published as that night's version. Both fail here, without retries, naming the fix.
 

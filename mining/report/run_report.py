@@ -174,7 +174,8 @@ def _scale_table(derived: dict, used: dict | None = None) -> str:
                       for k in ("cluster_min_sim", "variant_min_sim")) + "</tr>"
             for loc, d in sorted(derived.items())]
     return ("<p class='note'>Similarity scale per locale, derived from this run's own texts "
-            "(random same-locale pairs); thresholds in cosine units.</p>"
+            "(random same-locale pairs); the edge and variant cosines are those the stages used "
+            "(a per-locale override or a stage rerun replaces the derived value).</p>"
             + _table(["locale", "background", "texts", "mean cosine", "std", "edge cosine", "variant cosine"],
                      rows, "scale-table"))
 

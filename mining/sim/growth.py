@@ -72,6 +72,9 @@ SUFFIXES = ("please", "thanks", "thank you", "now", "right now")
 IMPERATIVE_SUFFIXES = ("for me",)
 FILLERS = ("um", "uh", "erm", "hmm")
 # Short function words ASR may miss; dropping one leaves the request understandable.
+#: Bumped whenever a change alters what :func:`grow_utterances` returns for the same
+#: arguments: benchmarks key their cached grown texts (and vectors) by it.
+VERSION = 2
 # Not "on"/"off": in "turn on the light" they carry the intent (iot_wemo_on vs _off).
 FUNCTION_WORDS = frozenset({"the", "a", "an", "to", "for", "of", "in", "at", "my",
                             "is", "are", "me", "some", "with", "from", "about", "that"})

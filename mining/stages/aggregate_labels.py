@@ -33,7 +33,8 @@ def run(spark, cfg) -> dict:
 
     :return: stats: failing texts decided, counts per decision (``labeled`` or an abstain
         reason) and per evidence, the calibration version, ``groups`` (per locale, the pandas
-        groups its labels were computed in), and ``logs_check``: per locale the
+        groups its labels were computed in), ``variant_min_sim_by_locale`` (the variant
+        cosine each locale's labels used: derived, or the override), and ``logs_check``: per locale the
         candidates per check status (confirmed, contradicted, uninformative, unknown_intent,
         or the skip reason) and the labels it confirmed / abstained (``contradicted_by_logs``,
         ``variant_cluster_disagrees``).

@@ -607,6 +607,19 @@ def test_partition_ready(stages_module, tmp_path, files, ready):
     assert stages_module.partition_ready(tmp_path, "2026-11-06") is False
 
 
+def test_sensor_fails_a_run_without_a_logical_date_and_pokes_a_finished_night(dagbag, tmp_path):
+    """The nightly sensor's callable checks the night before it pokes (night_to_mine wired in)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    sensor = dagbag.dags["mining_nightly"].get_task("wait_for_logs")
+    with pytest.raises(AirflowFailException, match="has none"):
+        sensor.python_callable(params={"logs": str(tmp_path)}, ds=None)
+    (tmp_path / "dt=2026-11-05").mkdir()
+    (tmp_path / "dt=2026-11-05" / "part-0.parquet").write_text("x")
+    poke = sensor.python_callable(params={"logs": str(tmp_path)}, ds="2026-11-05")
+    assert poke.is_done and poke.xcom_value == f"{tmp_path}/dt=2026-11-05"
+
+
 def test_night_to_mine_refuses_a_run_without_a_finished_night(stages_module):
     """A manual trigger without a logical date, or with today's, fails before the sensor could
     pass on a partial partition; a scheduled night (run the next day at 03:00 UTC) passes."""
