@@ -289,22 +289,24 @@ def _read_json(spark, paths: list[str], dt_value: str, ignore_corrupt: bool):
               .select("*", "_j.*").drop("_j"))
     # from_json parses the first JSON value of a line and ignores what follows, so two records
     # on one line (a lost line break) kept the first and lost the second unseen: a line where
-    # an object closes and another opens and the key turn_id occurs twice (an unescaped quote:
-    # not inside a string) is unparsable as a whole. The regex count runs only past the guard.
-    glued = F.col("value").rlike(r"\}\s*\{") & (F.regexp_count(F.col("value"), F.lit(r'(?<!\\)"turn_id"\s*:')) > 1)
+    # an object closes and another opens outside any string (string contents blanked first)
+    # is unparsable as a whole. Inside a JSON object "}" is followed by "," or "]" or "}", never
+    # "{"; the blanking runs only on the few lines past the cheap guard.
+    strings = r'"(?:[^"\\]|\\.)*"'
+    glued = F.col("value").rlike(r"\}\s*\{") & F.regexp_replace("value", strings, '""').rlike(r"\}\s*\{")
     parsed = parsed.withColumn("_corrupt_record", F.when(glued, F.col("value")).otherwise(F.col("_corrupt_record")))
     extra = F.coalesce(F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in contract])),
                        F.array().cast("array<string>"))
     # A JSON object or array given for a string field reaches us as its JSON text, which
     # passes as a string: its token type is looked up (a second parse, as a variant) only
-    # where the text starts like one, so clean logs pay one prefix test per field.
+    # where the text starts like one (the parse sits once, inside the branch, so neither
+    # common-subexpression elimination nor a null field evaluates it for clean rows).
     structured = {}
     for f in _contract_fields():
         if isinstance(f.dataType, T.StringType):
-            looks = F.col(f.name).startswith("{") | F.col(f.name).startswith("[")
+            looks = F.coalesce(F.col(f.name).startswith("{") | F.col(f.name).startswith("["), F.lit(False))
             kind = F.schema_of_variant(F.try_variant_get(F.try_parse_json(value), f"$.{f.name}", "variant"))
-            structured[f.name] = F.coalesce(looks & (kind.startswith("OBJECT") | kind.startswith("ARRAY")),
-                                            F.lit(False))
+            structured[f.name] = F.coalesce(F.when(looks, kind).rlike("^(OBJECT|ARRAY)"), F.lit(False))
     # the line as the text reader gave it (invalid bytes included): rejects' record_hmac
     return _conform(parsed, dt_value, raw_line=F.col("value"), valid_utf8=F.col("_valid_utf8"),
                     extra=extra, blank=F.col("_blank_line"), structured=structured)
@@ -369,12 +371,11 @@ def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> L
     any_damaged = False
     for dt_value, folder in partitions:
         files = _files(folder)
-        # a 0-byte Parquet or JSON file holds no rows (a Parquet one has no footer to read);
-        # an empty gzip file is found by inspect_gzip below
-        empty = [p for p in files if not p.name.endswith(GZIP_SUFFIXES) and p.stat().st_size == 0
-                 and p.name.endswith(PARQUET_SUFFIXES + JSON_SUFFIXES)]
+        # a 0-byte Parquet or JSON file holds no rows: listed; a Parquet one has no footer to
+        # read, so it is not read (a JSON one reads as no lines); empty gzip: inspect_gzip below
+        empty = [p for p in files if p.name.endswith(PARQUET_SUFFIXES + JSON_SUFFIXES) and p.stat().st_size == 0]
         stats["empty"] += [str(p) for p in empty]
-        files = [p for p in files if p not in empty]
+        files = [p for p in files if not (p in empty and p.name.endswith(PARQUET_SUFFIXES))]
         pq_files = [p for p in files if p.name.endswith(PARQUET_SUFFIXES)]
         js_files = [str(p) for p in files if p.name.endswith(JSON_SUFFIXES)]
         gz_files = [str(p) for p in files if p.name.endswith(GZIP_SUFFIXES)]
@@ -419,7 +420,8 @@ def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> L
     if file_rows:
         frames.append(_file_rows(spark, file_rows))
     if not frames:
-        raise NoInputPartitions(f"partitions under {logs} hold no .parquet/.jsonl files")
+        raise NoInputPartitions(f"partitions under {logs} hold no .parquet/.jsonl files"
+                                + (f" but {len(stats['empty'])} empty ones" if stats["empty"] else ""))
     df = frames[0]
     for other in frames[1:]:
         df = df.unionByName(other)

@@ -57,8 +57,7 @@ def reject_reason(validation, codes: tuple[list[str], list[str]] | None = None):
     counted as a row), ``invalid_utf8``, ``unparsable_record``, ``bad_timestamp`` /
     ``wrong_type_<field>``, ``missing_<field>`` (for :data:`ID_FIELDS` also a blank string),
     ``bad_nlu_slots`` (a slot that is null or lacks its name or value: the contract's slot
-    fields are required), ``blank_nlu_intent`` (an empty or whitespace-only intent: a turn
-    without one has a null intent), ``empty_utterance``, ``utterance_too_long``, ``bad_locale`` (not
+    fields are required), ``empty_utterance``, ``utterance_too_long``, ``bad_locale`` (not
     BCP-47 shaped), ``unknown_locale`` (a 2-letter language not in ISO 639-1, or a 2-letter
     region not in ISO 3166-1; ``codes`` from :func:`iso_codes`), ``unknown_response_status``,
     ``bad_<confidence>`` (NaN or outside 0..1), ``epoch_zero_timestamp`` (before
@@ -82,9 +81,6 @@ def reject_reason(validation, codes: tuple[list[str], list[str]] | None = None):
             rules.append((F.col(name).isNull() | F.col(name).rlike(r"(?U)^\s*$"), f"missing_{name}"))
         elif name not in INFERRED_FIELDS:
             rules.append((F.col(name).isNull(), f"missing_{name}"))
-    # an intent is null (the NLU found none) or a name: a blank one would count as a success and
-    # hand its empty label to the turns that rephrase into it
-    rules.append((F.col("nlu_intent").rlike(r"(?U)^\s*$"), "blank_nlu_intent"))
     slot_broken = lambda x: x.isNull() | x["name"].isNull() | x["value"].isNull()  # noqa: E731
     rules += [
         (F.exists("nlu_slots", slot_broken), "bad_nlu_slots"),   # a slot without name or value
@@ -184,7 +180,9 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
 
     counts: ``input``, ``accepted``, ``rejected``, ``by_reason`` ({reason: rows}),
     ``by_partition`` ({dt: {"input", "accepted", "rejected", "by_reason"}}), ``skipped``
-    ({"blank_line": lines}, not rows), ``repaired`` ({"control_characters": accepted rows}),
+    ({"blank_line": lines}, not rows), ``repaired`` ({"control_characters", "blank_nlu_intent":
+    accepted rows: control characters replaced in ``utterance``; an empty or whitespace-only
+    ``nlu_intent`` set to null, which is how the contract says "no intent"}),
     ``extra_columns`` ({column: input rows carrying it}), ``sessions_inferred_turns``
     (accepted turns whose session id was derived), ``sessions_inferred`` (derived
     sessions) and, when ``file_stats`` is not None, ``files``.
@@ -196,10 +194,17 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     contract_cols = [f.name for f in schemas.spark_schema(CONTRACT)]
     row_json = F.to_json(F.struct(*contract_cols))
     ctrl = F.coalesce(F.col("utterance").rlike(CONTROL_RE), F.lit(False))
+    # an intent is null (the NLU found none) or a name: a blank one ("" from a producer that
+    # writes no intent so) is repaired to null and counted; kept, it would count as a success
+    # and hand an empty label to the turns that rephrase into it
+    blank_intent = F.coalesce(F.col("nlu_intent").rlike(r"(?U)^\s*$"), F.lit(False))
     df = (df.withColumn("_ctrl", ctrl)
+          .withColumn("_blank_intent", blank_intent)
           .withColumn("_utterance_in", F.when(F.col("_ctrl"), F.col("utterance")))   # for record_hmac
+          .withColumn("_intent_in", F.when(F.col("_blank_intent"), F.col("nlu_intent")))
           .withColumn("utterance", F.when(F.col("_ctrl"), F.trim(F.regexp_replace("utterance", CONTROL_RE, " ")))
-                      .otherwise(F.col("utterance"))))
+                      .otherwise(F.col("utterance")))
+          .withColumn("nlu_intent", F.when(~F.col("_blank_intent"), F.col("nlu_intent"))))
     df = df.withColumn("_reason", reject_reason(validation, iso_codes(df.sparkSession)))
     # Only turn ids that occur more than once need the ranking window (and its sort on the
     # whole row as JSON): find them with a narrow aggregation, rank just their rows. On
@@ -226,8 +231,8 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     accepted = sessionized.drop("_session_start")
     key = privacy.resolve_key() if key is None else key
     # the row as it came: the raw line (JSON), else the contract fields before the repair (Parquet)
-    row_in = F.to_json(F.struct(*[(F.coalesce("_utterance_in", "utterance") if c == "utterance" else F.col(c)).alias(c)
-                                  for c in contract_cols]))
+    before = {"utterance": F.coalesce("_utterance_in", "utterance"), "nlu_intent": F.coalesce("_intent_in", "nlu_intent")}
+    row_in = F.to_json(F.struct(*[before.get(c, F.col(c)).alias(c) for c in contract_cols]))
     raw_record = F.coalesce(F.col("_raw_line"), F.col("_corrupt_record"), row_in)
     scrub_text, scrub_slots = privacy.scrub_udfs()
     # valid UTF-8 first (an invalid_utf8 row's bytes would not cross into the Python UDFs)
@@ -246,8 +251,10 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
         F.col("_reason").alias("reason"), "dt", F.col("_source_file").alias("source_file"),
         record.alias("record"), privacy.spark_pseudonymize(raw_record).alias("record_hmac"))
     grouped = (df.groupBy("dt", "_reason")
-               .agg(F.count("*").alias("n"), F.count(F.when(F.col("_ctrl"), 1)).alias("ctrl")).collect())
-    by_partition, by_reason, skipped, repaired = {}, {}, {"blank_line": 0}, 0
+               .agg(F.count("*").alias("n"), F.count(F.when(F.col("_ctrl"), 1)).alias("ctrl"),
+                    F.count(F.when(F.col("_blank_intent"), 1)).alias("blank_intent")).collect())
+    by_partition, by_reason, skipped, repaired = {}, {}, {"blank_line": 0}, {"control_characters": 0,
+                                                                           "blank_nlu_intent": 0}
     for r in grouped:
         reason, n = r["_reason"], r["n"]
         if reason == "blank_line":
@@ -257,7 +264,8 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
         part["input"] += n
         if reason is None:
             part["accepted"] += n
-            repaired += r["ctrl"]
+            repaired["control_characters"] += r["ctrl"]
+            repaired["blank_nlu_intent"] += r["blank_intent"]
         else:
             part["rejected"] += n
             part["by_reason"][reason] = n
@@ -273,7 +281,7 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     counts = {"input": n_acc + n_rej, "accepted": n_acc, "rejected": n_rej,
               "by_reason": dict(sorted(by_reason.items())),
               "by_partition": dict(sorted(by_partition.items())),
-              "skipped": skipped, "repaired": {"control_characters": repaired},
+              "skipped": skipped, "repaired": repaired,
               "extra_columns": dict(sorted(extra.items())),
               "sessions_inferred_turns": inferred["turns"], "sessions_inferred": inferred["sessions"]}
     if file_stats is not None:

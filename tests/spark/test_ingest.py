@@ -50,11 +50,13 @@ def mixed_logs(tmp_path):
         json.dumps({**_row(19), "ts": "2026-11-02T09:00:19Z", "utterance": {"text": "play jazz"}}),
         json.dumps({**_row(20), "ts": "2026-11-02T09:00:20Z", "user_id": ["a", "b"]}),
         json.dumps({**_row(21), "ts": "2026-11-02T09:00:21Z", "utterance": "[music] {play} jazz"}),  # good
-        json.dumps({**_row(22), "ts": "2026-11-02T09:00:22Z", "nlu_intent": " "}),    # blank_nlu_intent
+        json.dumps({**_row(22), "ts": "2026-11-02T09:00:22Z", "nlu_intent": " "}),    # repaired: no intent
         # two records on one line (a lost line break): unparsable as a whole, never half read
         json.dumps({**_row(24), "ts": "2026-11-02T09:00:24Z"}) + json.dumps({**_row(25), "ts": "2026-11-02T09:00:25Z"}),
-        # a string holding the same characters is one record: accepted
-        json.dumps({**_row(26), "ts": "2026-11-02T09:00:26Z", "utterance": 'say }{ "turn_id": x'}),
+        # a string holding the same characters, and a nested object with its own turn_id, are
+        # one record: accepted
+        json.dumps({**_row(26), "ts": "2026-11-02T09:00:26Z", "utterance": 'say }{ "turn_id": x',
+                    "context": {"prev": {"turn_id": "t0"}}}),
     ]
     with gzip.open(part / "b.jsonl.gz", "wt") as fh:
         fh.write("\n".join(lines) + "\n")
@@ -84,22 +86,23 @@ def test_validate_quarantines_every_bad_row_with_its_reason(spark, mixed_logs):
     logs = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
     accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
     assert logs.partitions == ["2026-11-02"]
-    assert counts["input"] == 27 and counts["accepted"] == 12
+    assert counts["input"] == 27 and counts["accepted"] == 13
     assert counts["accepted"] + counts["rejected"] == counts["input"]
     assert counts["by_reason"] == {
-        "bad_locale": 1, "bad_nlu_confidence": 1, "bad_timestamp": 1, "blank_nlu_intent": 1,
+        "bad_locale": 1, "bad_nlu_confidence": 1, "bad_timestamp": 1,
         "duplicate_turn_id": 1, "future_timestamp": 1, "invalid_utf8": 2, "missing_locale": 1,
         "partition_date_mismatch": 1, "unknown_response_status": 1, "unparsable_record": 2,
         "wrong_type_user_id": 1, "wrong_type_utterance": 1}
     assert counts["by_partition"] == {"2026-11-02": {
-        "input": 27, "accepted": 12, "rejected": 15, "by_reason": counts["by_reason"]}}
+        "input": 27, "accepted": 13, "rejected": 14, "by_reason": counts["by_reason"]}}
     assert sorted(logs.file_stats["empty"]) == sorted(str(mixed_logs / "dt=2026-11-02" / n)
                                                      for n in ("empty.jsonl", "empty.parquet"))
-    assert accepted.count() == 12 and rejects.count() == 15
+    assert accepted.count() == 13 and rejects.count() == 14
+    assert counts["repaired"] == {"control_characters": 0, "blank_nlu_intent": 1}
+    assert accepted.where("turn_id = 't22'").first()["nlu_intent"] is None   # how the contract says "none"
     assert sorted(r.turn_id for r in accepted.where("turn_id IN ('t40', 't41')").collect()) == ["t40", "t41"]
     assert accepted.where("turn_id = 't21'").first()["utterance"] == "[music] {play} jazz"
-    unparsable = rejects.where("reason = 'unparsable_record' AND record_hmac = '%s'" % privacy.pseudonymize(
-        "{this is not json", privacy.resolve_key())).first()
+    unparsable = rejects.where("reason = 'unparsable_record' AND record = '{}'").first()
     assert unparsable["record"] == "{}"  # no raw line beside the exports, only its keyed hash:
     assert unparsable["record_hmac"] == privacy.pseudonymize("{this is not json", privacy.resolve_key())
     # record_hmac is of the line's own bytes, even where they are no valid UTF-8 (without the

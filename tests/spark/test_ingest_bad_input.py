@@ -137,7 +137,8 @@ def test_counts_add_up_overall_and_per_partition(validated, bad):
 def test_what_is_not_a_row_is_counted_too(validated, bad):
     c, kinds = validated["counts"], bad["summary"]["kinds"]
     assert c["skipped"] == {"blank_line": kinds["non_json_line"]["detail"]["blank_lines"]} == {"blank_line": 3}
-    assert c["repaired"] == {"control_characters": kinds["control_characters"]["detail"]["repaired"]}
+    assert c["repaired"] == {"control_characters": kinds["control_characters"]["detail"]["repaired"],
+                             "blank_nlu_intent": 0}
     assert c["extra_columns"] == {"app_version": 6, "debug": 6, "device_type": 6}
     files = c["files"]
     assert sorted(Path(p).name for p in files["empty"]) == [
