@@ -38,7 +38,6 @@ import logging
 import shlex
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +46,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mining.core.calibration import PACKAGED_CALIBRATION  # noqa: E402
+from mining.core.rephrase_model import PACKAGED_MODEL  # noqa: E402
 from mining.fit.calibration import FIT_SEED  # noqa: E402
 from mining.fit.rephrase import FIT_SEED as REPHRASE_FIT_SEED  # noqa: E402
+from mining.io.storage import read_toml  # noqa: E402
 
 AUDIT_SEED, EVAL_SEED = 13, 17
 SIZES = (25, 50, 100, 200, 400)
@@ -58,8 +60,8 @@ NOTES_MARK = "<!-- notes: written by hand, kept by audit_curve.py -->"
 TARGET_ECE = 0.03
 #: Corpora some packaged model or calibration was fitted on (their files' ``[fit] corpora``:
 #: HWU64 for both, SLURP for the rephrase model too), or development locales: never reported.
-DEVELOPMENT = tuple(sorted({c for name in ("calibration.toml", "rephrase_lr.toml")
-                            for c in tomllib.loads((ROOT / "mining" / "models" / name).read_text())["fit"]["corpora"]}))
+DEVELOPMENT = tuple(sorted({c for path in (PACKAGED_CALIBRATION, PACKAGED_MODEL)
+                            for c in read_toml(path, "packaged model")["fit"]["corpora"]}))
 assert not {FIT_SEED, REPHRASE_FIT_SEED, 7} & {AUDIT_SEED, EVAL_SEED}
 
 
