@@ -193,18 +193,22 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
 
     contract_cols = [f.name for f in schemas.spark_schema(CONTRACT)]
     row_json = F.to_json(F.struct(*contract_cols))
-    ctrl = F.coalesce(F.col("utterance").rlike(CONTROL_RE), F.lit(False))
-    # an intent is null (the NLU found none) or a name: a blank one ("" from a producer that
-    # writes no intent so) is repaired to null and counted; kept, it would count as a success
-    # and hand an empty label to the turns that rephrase into it
-    blank_intent = F.coalesce(F.col("nlu_intent").rlike(r"(?U)^\s*$"), F.lit(False))
-    df = (df.withColumn("_ctrl", ctrl)
-          .withColumn("_blank_intent", blank_intent)
-          .withColumn("_utterance_in", F.when(F.col("_ctrl"), F.col("utterance")))   # for record_hmac
-          .withColumn("_intent_in", F.when(F.col("_blank_intent"), F.col("nlu_intent")))
-          .withColumn("utterance", F.when(F.col("_ctrl"), F.trim(F.regexp_replace("utterance", CONTROL_RE, " ")))
-                      .otherwise(F.col("utterance")))
-          .withColumn("nlu_intent", F.when(~F.col("_blank_intent"), F.col("nlu_intent"))))
+    # Repairs, not rejects: {counted as: (field, where, repaired value)}. Each flags its rows
+    # (_rep_<name>, counted in ``repaired``) and keeps the value as it came (_in_<field>, for
+    # record_hmac). control_characters: replaced by spaces, the text trimmed; blank_nlu_intent:
+    # an intent is null (the NLU found none) or a name, and a blank one ("" from a producer that
+    # writes no intent so) would count as a success and hand an empty label to the turns that
+    # rephrase into it.
+    repairs = {
+        "control_characters": ("utterance", F.col("utterance").rlike(CONTROL_RE),
+                               F.trim(F.regexp_replace("utterance", CONTROL_RE, " "))),
+        "blank_nlu_intent": ("nlu_intent", F.col("nlu_intent").rlike(r"(?U)^\s*$"), F.lit(None).cast("string")),
+    }
+    for name, (field, where, fixed) in repairs.items():
+        flag = F.col(f"_rep_{name}")
+        df = (df.withColumn(f"_rep_{name}", F.coalesce(where, F.lit(False)))
+              .withColumn(f"_in_{field}", F.when(flag, F.col(field)))
+              .withColumn(field, F.when(flag, fixed).otherwise(F.col(field))))
     df = df.withColumn("_reason", reject_reason(validation, iso_codes(df.sparkSession)))
     # Only turn ids that occur more than once need the ranking window (and its sort on the
     # whole row as JSON): find them with a narrow aggregation, rank just their rows. On
@@ -231,8 +235,9 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     accepted = sessionized.drop("_session_start")
     key = privacy.resolve_key() if key is None else key
     # the row as it came: the raw line (JSON), else the contract fields before the repair (Parquet)
-    before = {"utterance": F.coalesce("_utterance_in", "utterance"), "nlu_intent": F.coalesce("_intent_in", "nlu_intent")}
-    row_in = F.to_json(F.struct(*[before.get(c, F.col(c)).alias(c) for c in contract_cols]))
+    repaired_fields = {field for field, _, _ in repairs.values()}
+    row_in = F.to_json(F.struct(*[(F.coalesce(f"_in_{c}", c) if c in repaired_fields else F.col(c)).alias(c)
+                                  for c in contract_cols]))
     raw_record = F.coalesce(F.col("_raw_line"), F.col("_corrupt_record"), row_in)
     scrub_text, scrub_slots = privacy.scrub_udfs()
     # valid UTF-8 first (an invalid_utf8 row's bytes would not cross into the Python UDFs)
@@ -251,10 +256,9 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
         F.col("_reason").alias("reason"), "dt", F.col("_source_file").alias("source_file"),
         record.alias("record"), privacy.spark_pseudonymize(raw_record).alias("record_hmac"))
     grouped = (df.groupBy("dt", "_reason")
-               .agg(F.count("*").alias("n"), F.count(F.when(F.col("_ctrl"), 1)).alias("ctrl"),
-                    F.count(F.when(F.col("_blank_intent"), 1)).alias("blank_intent")).collect())
-    by_partition, by_reason, skipped, repaired = {}, {}, {"blank_line": 0}, {"control_characters": 0,
-                                                                           "blank_nlu_intent": 0}
+               .agg(F.count("*").alias("n"), *[F.count(F.when(F.col(f"_rep_{name}"), 1)).alias(name)
+                                                 for name in repairs]).collect())
+    by_partition, by_reason, skipped, repaired = {}, {}, {"blank_line": 0}, dict.fromkeys(repairs, 0)
     for r in grouped:
         reason, n = r["_reason"], r["n"]
         if reason == "blank_line":
@@ -264,8 +268,8 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
         part["input"] += n
         if reason is None:
             part["accepted"] += n
-            repaired["control_characters"] += r["ctrl"]
-            repaired["blank_nlu_intent"] += r["blank_intent"]
+            for name in repairs:
+                repaired[name] += r[name]
         else:
             part["rejected"] += n
             part["by_reason"][reason] = n
