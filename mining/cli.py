@@ -40,9 +40,9 @@ SIMULATE_BEHAVIOUR_MODELS = ("default", "hard")
 def _or_config(value, section: str, key: str):
     """``value`` when the flag was given, else ``section.key`` of the effective configuration
     (mining/defaults.toml and its layers): the CLI never repeats a default of the file."""
-    from mining.config import resolve_sections
+    from mining.config import build_sections, resolve_sections
 
-    return value if value is not None else resolve_sections()[0][section][key]
+    return value if value is not None else getattr(build_sections(resolve_sections()[0])[section], key)
 
 
 def _run_stages(args, stages) -> dict:
@@ -153,15 +153,22 @@ def _audit_sample(args) -> dict:
                       dp=bool(resolve_sections()[0]["privacy"]["dp"]["enabled"]))
 
 
-def _share_arg(value: str) -> float:
-    """A share in [0, 1] (``merge --dev-share``), as ``export.dev_share`` of the configuration."""
-    try:
-        share = float(value)
-    except ValueError:
-        share = -1.0
-    if not 0.0 <= share <= 1.0:          # NaN fails too
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}")
-    return share
+def _number_arg(lo: float, hi: float, *, above: bool = False):
+    """argparse type: a finite number in [lo, hi], (lo, hi] when ``above`` (NaN fails)."""
+    def parse(value: str) -> float:
+        try:
+            x = float(value)
+        except ValueError:
+            x = float("nan")
+        if not (x == x and (x > lo if above else x >= lo) and x <= hi):
+            raise argparse.ArgumentTypeError(f"expected a number in {'(' if above else '['}{lo:g}, {hi:g}], "
+                                             f"got {value!r}")
+        return x
+    return parse
+
+
+#: ``merge --dev-share``: a share in [0, 1], as ``export.dev_share`` of the configuration
+_share_arg = _number_arg(0.0, 1.0)
 
 
 def _conflicts_path(value: str, out: str) -> Path:
@@ -362,8 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, help="simulation seed (default: FIT_SEED of mining/fit/rephrase.py; "
                      "the benchmark uses others)")
     fit.add_argument("--work", required=True, help="folder for the simulated logs and runs (reused)")
-    fit.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
-    fit.add_argument("--target-precision", type=float, default=0.97,
+    fit.add_argument("--c", type=_number_arg(0.0, 1e12, above=True), default=1.0,
+                     help="inverse L2 strength of the logistic regression (> 0)")
+    fit.add_argument("--target-precision", type=_number_arg(0.0, 1.0, above=True), default=0.97,
                      help="the threshold is the lowest with at least this pair precision on the fit data")
     fit.add_argument("--out", help="model TOML to write (default: the packaged mining/models/rephrase_lr.toml)")
     fit.add_argument("--reuse-runs", action="store_true",

@@ -15,7 +15,6 @@ validate their types and ranges (``ConfigError`` on a bad value, naming the key)
 """
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import logging
@@ -26,15 +25,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from mining import env
+from mining.config_layers import ENV_PREFIX, Layer, env_layers, merge_layer, parse_set  # noqa: F401  (parse_set: the CLI's)
 from mining.errors import ConfigError
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
-#: Environment variables ``MINING__<SECTION>__<KEY>`` override single values.
-ENV_PREFIX = env.CONFIG_PREFIX
 #: Environment variable naming the config file when ``--config`` is not given.
 CONFIG_ENV = env.CONFIG_ENV
-#: One override layer: (where it came from, nested {section: {key: value}}).
-Layer = tuple[str, dict]
 log = logging.getLogger(__name__)
 
 
@@ -59,6 +55,7 @@ class ValidationConfig:
     def __post_init__(self):
         _check(0 <= self.max_reject_share <= 1, "validation.max_reject_share", self.max_reject_share, "in [0, 1]")
         _check(self.max_utterance_chars > 0, "validation.max_utterance_chars", self.max_utterance_chars, "> 0")
+        _check(self.max_future_skew_s >= 0, "validation.max_future_skew_s", self.max_future_skew_s, ">= 0")
 
 
 @dataclass(frozen=True)
@@ -167,8 +164,10 @@ class ClusterConfig:
 
     def __post_init__(self):
         _check(self.k >= 1, "cluster.k", self.k, ">= 1")
-        _check(-1 <= self.min_sim_rel <= 1, "cluster.min_sim_rel", self.min_sim_rel, "in [-1, 1]")
-        _check(-1 <= self.min_sim <= 1, "cluster.min_sim", self.min_sim, "in [-1, 1]")
+        for k in ("min_sim_rel", "min_sim"):
+            _check(-1 <= getattr(self, k) <= 1, f"cluster.{k}", getattr(self, k), "in [-1, 1]")
+        for k in ("seed", "exact_max_n"):    # a seed reaches numpy's default_rng: negative fails there
+            _check(getattr(self, k) >= 0, f"cluster.{k}", getattr(self, k), ">= 0")
         _check_by_locale(self.min_sim_by_locale, "cluster.min_sim_by_locale", -1, 1)
         _check(self.max_cluster_size >= 2, "cluster.max_cluster_size", self.max_cluster_size, ">= 2")
         _check(self.ivf_nprobe >= 1, "cluster.ivf_nprobe", self.ivf_nprobe, ">= 1")
@@ -211,14 +210,15 @@ class AggregationConfig:
         from mining.core.calibration import load_calibration
 
         _check(self.prior > 0, "aggregation.prior", self.prior, "> 0")
-        for k in ("min_top_share", "min_defect_rate", "min_confidence"):
-            _check(0 <= getattr(self, k) <= 1, f"aggregation.{k}", getattr(self, k), "in [0, 1]")
+        for k, lo in (("min_top_share", 0), ("min_defect_rate", 0), ("min_confidence", 0),
+                      ("variant_min_sim", -1), ("variant_min_sim_rel", -1)):
+            _check(lo <= getattr(self, k) <= 1, f"aggregation.{k}", getattr(self, k), f"in [{lo}, 1]")
         _check(0 < self.credible_quantile < 1, "aggregation.credible_quantile", self.credible_quantile,
                "in (0, 1)")
         _check_by_locale(self.variant_min_sim_by_locale, "aggregation.variant_min_sim_by_locale", -1, 1)
         _check(isinstance(self.logs_check, bool), "aggregation.logs_check", self.logs_check, "true or false")
         for k, low in (("logs_check_max_texts", 2), ("logs_check_min_texts", 2), ("logs_check_folds", 2),
-                       ("min_events", 1), ("variant_min_events", 1)):   # 0: a text without events passes
+                       ("min_events", 1), ("variant_min_events", 1), ("logs_check_seed", 0)):   # 0: a text without events passes
             v = getattr(self, k)
             _check(isinstance(v, int) and not isinstance(v, bool) and v >= low, f"aggregation.{k}", v,
                    f"an integer >= {low}")
@@ -255,6 +255,7 @@ class ExportConfig:
 
     def __post_init__(self):
         _check(0 <= self.dev_share <= 1, "export.dev_share", self.dev_share, "in [0, 1]")
+        _check(self.split_seed >= 0, "export.split_seed", self.split_seed, ">= 0")
         _check(self.label_retention in RETENTION_POLICIES, "export.label_retention", self.label_retention,
                " or ".join(repr(p) for p in RETENTION_POLICIES))
 
@@ -283,13 +284,7 @@ class DPConfig:
     seed: int
     noise: str
 
-    def __post_init__(self):
-        for name, types, rule in (("enabled", (bool,), "true or false"), ("epsilon", (int, float), "a number"),
-                                  ("delta", (int, float), "a number"), ("max_texts_per_user", (int,), "an integer"),
-                                  ("seed", (int,), "an integer"), ("noise", (str,), "a string")):
-            value = getattr(self, name)
-            _check(isinstance(value, types) and (bool in types or not isinstance(value, bool)),
-                   f"privacy.dp.{name}", value, rule)
+    def __post_init__(self):   # types: _check_types
         _check(math.isfinite(self.epsilon) and self.epsilon > 0, "privacy.dp.epsilon", self.epsilon, "> 0")
         _check(0 < self.delta < 1, "privacy.dp.delta", self.delta, "in (0, 1)")
         _check(self.max_texts_per_user >= 1, "privacy.dp.max_texts_per_user", self.max_texts_per_user, ">= 1")
@@ -353,78 +348,13 @@ SECTIONS = {"validation": ValidationConfig, "friction": FrictionConfig, "session
             "quality": QualityConfig}
 
 
-# Keys without a default in defaults.toml (their default comes from elsewhere, see the
-# section's dataclass) that a config file or --set may still set.
-OPTIONAL_KEYS = {"rephrase.threshold"}
-# Tables whose keys are data (languages), not settings: an override replaces them per key.
-OPEN_TABLES = {"friction.cues", "rephrase.threshold_by_locale", "cluster.min_sim_by_locale",
-               "aggregation.variant_min_sim_by_locale", "aggregation.min_events_by_locale"}
-
-
-def _merge(base: dict, override: dict, where: str, origins: dict[str, str] | None = None,
-           origin: str = "") -> dict:
-    """``base`` updated by ``override`` (a copy); records ``origins[dotted key] = origin``
-    for every value set. ``ConfigError`` for a key ``base`` does not have."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if key not in out and f"{where}{key}" not in OPTIONAL_KEYS and where.rstrip(".") not in OPEN_TABLES:
-            raise ConfigError(f"unknown config key {where}{key}")
-        if key in out and isinstance(out[key], dict) and isinstance(value, dict):
-            out[key] = _merge(out[key], value, f"{where}{key}.", origins, origin)
-        else:
-            out[key] = value
-            if origins is not None:
-                origins[f"{where}{key}"] = origin
-    return out
-
-
-def _parse_value(raw: str) -> Any:
-    """A TOML value (``0.6``, ``true``, ``[1, 2]``, ``"x"``), else ``raw`` as a string."""
-    if "\n" in raw:
-        return raw
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
-
-
-def parse_set(items: list[str]) -> dict:
-    """``["rephrase.threshold=0.6", ...]`` → nested dict; values parsed as TOML scalars."""
-    nested: dict = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or "." not in key:
-            raise ConfigError(f"--set expects section.key=value, got {item!r}")
-        *tables, name = key.split(".")  # privacy.dp.epsilon=1 sets a key of a nested table
-        target = nested
-        for table in tables:
-            target = target.setdefault(table, {})
-        target[name] = _parse_value(raw)
-    return nested
-
-
-def env_layers(environ: Mapping[str, str]) -> list[Layer]:
-    """One layer per ``MINING__<SECTION>__<KEY>[__<SUBKEY>]`` variable, sorted by name:
-    ``("env MINING__PRIVACY__MIN_USERS", {"privacy": {"min_users": 3}})``. Names are
-    lower-cased into keys. ``ConfigError`` for a name with fewer than two parts."""
-    layers = []
-    for name in sorted(k for k in environ if k.upper().startswith(ENV_PREFIX)):
-        path = name[len(ENV_PREFIX):].lower().split("__")
-        if len(path) < 2 or not all(path):
-            raise ConfigError(f"environment variable {name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
-        nested: Any = _parse_value(environ[name])
-        for part in reversed(path):
-            nested = {part: nested}
-        layers.append((f"env {name}", nested))
-    return layers
-
-
 # dataclass field type (as written) → accepted Python types, and the rule in the message
 _TYPES = {"float": ((int, float), "a number"), "float | None": ((int, float), "a number"),
           "int": ((int,), "an integer"), "bool": ((bool,), "true or false"), "str": ((str,), "a string"),
           "tuple[str, ...]": ((list, tuple), "an array of strings"),
           "dict[str, tuple[str, ...]]": ((dict,), "a table of string arrays"),
-          "dict[str, float]": ((dict,), "a table of numbers")}
+          "dict[str, float]": ((dict,), "a table of numbers"), "dict[str, int]": ((dict,), "a table of integers"),
+          "DPConfig": ((dict,), "a table")}
 
 
 def _check_types(sections: dict, origins: Mapping[str, str]) -> None:
@@ -433,16 +363,25 @@ def _check_types(sections: dict, origins: Mapping[str, str]) -> None:
     for name, cls in SECTIONS.items():
         _check(isinstance(sections.get(name), dict), name, sections.get(name),
                "a table" + (f" (from {origins[name]})" if name in origins else ""))
-        for f in fields(cls):
-            if not f.init or f.name not in sections[name] or f.type not in _TYPES:
-                continue
-            value = sections[name][f.name]
+        _check_fields(cls, sections[name], name, origins)
+
+
+def _check_fields(cls, table: dict, name: str, origins: Mapping[str, str]) -> None:
+    for f in fields(cls):
+        if f.init and f.name in table and f.type in _TYPES:
+            value = table[f.name]
             types, rule = _TYPES[f.type]
             ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
             if ok and f.type.startswith("tuple"):
                 ok = all(isinstance(v, str) for v in value)
+            elif ok and f.type == "dict[str, tuple[str, ...]]":     # a string would split into characters
+                ok = all(isinstance(v, (list, tuple)) and all(isinstance(w, str) for w in v) for v in value.values())
+            elif ok and f.type.startswith("float"):    # NaN and inf pass some range checks
+                ok = math.isfinite(value)
             origin = origins.get(f"{name}.{f.name}")
             _check(ok, f"{name}.{f.name}", value, rule + (f" (from {origin})" if origin else ""))
+            if f.type == "DPConfig":
+                _check_fields(DPConfig, value, f"{name}.{f.name}", origins)
 
 
 def resolve_sections(config_file: str | None = None, overrides: dict | Sequence[Layer] | None = None,
@@ -468,7 +407,7 @@ def resolve_sections(config_file: str | None = None, overrides: dict | Sequence[
     origins: dict[str, str] = {}
     for origin, values in layers:
         try:
-            sections = _merge(sections, values, "", origins, origin)
+            sections = merge_layer(sections, values, "", origins, origin)
         except ConfigError as e:
             raise ConfigError(f"{e} (from {origin})") from None
     _check_types(sections, origins)

@@ -160,3 +160,18 @@ def test_simulate_refuses_to_grow_mixed_locales(tmp_path, capsys):
     assert code == cli.EXIT_CONFIG
     assert "--traffic-utterances grows one corpus" in capsys.readouterr().err
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--c", "-1"), ("--c", "0"), ("--c", "nan"),
+                                         ("--target-precision", "95"), ("--target-precision", "0"),
+                                         ("--target-precision", "nan")])
+def test_fit_rephrase_refuses_bad_numbers_before_any_work(flag, value, capsys):
+    """Found in review: ``--target-precision 95`` matched no threshold (0.99 was written into the
+    packaged model after minutes of simulation); a negative ``--c`` failed in sklearn at the end."""
+    from mining.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["fit-rephrase", "--work", "w", flag, value])
+    assert exit_.value.code == 2 and f"{flag}: expected a number in (0" in capsys.readouterr().err
+    args = build_parser().parse_args(["fit-rephrase", "--work", "w", "--c", "0.5", "--target-precision", "1"])
+    assert (args.c, args.target_precision) == (0.5, 1.0)

@@ -49,6 +49,20 @@ def test_file_then_overrides_win(tmp_path):
     ({"rephrase": {"no_such_key": 1}}, "unknown config key rephrase.no_such_key"),
     ({"aggregation": {"min_events": 0}}, "aggregation.min_events"),
     ({"aggregation": {"variant_min_events": 0}}, "aggregation.variant_min_events"),
+    # found in review: accepted, then silently wrong at run time
+    ({"validation": {"max_future_skew_s": -100}}, "validation.max_future_skew_s"),   # rejects valid rows
+    ({"validation": {"max_future_skew_s": float("nan")}}, "validation.max_future_skew_s"),  # turns the check off
+    ({"aggregation": {"variant_min_sim_rel": float("nan")}}, "aggregation.variant_min_sim_rel"),
+    ({"aggregation": {"variant_min_sim": 7.5}}, "aggregation.variant_min_sim"),
+    ({"aggregation": {"prior": float("inf")}}, "aggregation.prior"),
+    ({"sessions": {"inactivity_gap_s": float("inf")}}, "sessions.inactivity_gap_s"),
+    ({"cluster": {"seed": -1}}, "cluster.seed"),                       # numpy's default_rng: a plain ValueError
+    ({"aggregation": {"logs_check_seed": -5}}, "aggregation.logs_check_seed"),
+    ({"export": {"split_seed": -1}}, "export.split_seed"),
+    ({"aggregation": {"min_events_by_locale": 3}}, "aggregation.min_events_by_locale"),   # was AttributeError
+    ({"privacy": {"dp": 1}}, "privacy.dp"),
+    ({"privacy": {"dp": {"seed": "x"}}}, "privacy.dp.seed"),
+    ({"friction": {"cues": {"pl": "nie"}}}, "friction.cues"),         # was split into 'n', 'i', 'e'
 ])
 def test_bad_values_raise_naming_the_key(override, match):
     with pytest.raises(ValueError, match=match):
@@ -111,3 +125,24 @@ def test_flags_without_a_value_take_the_config_value(monkeypatch):
     assert cli._or_config(0.5, "export", "dev_share") == 0.5        # the flag wins
     monkeypatch.delenv("MINING__EXPORT__DEV_SHARE")
     assert cli._or_config(None, "privacy", "min_users") == load_config("l", "o", environ={}).privacy.min_users
+
+
+def test_environment_cannot_set_a_locale_key():
+    """Variable names are lower-cased, so ``…__MIN_SIM_BY_LOCALE__DE-DE`` would set ``de-de``,
+    which no locale matches: refused instead of accepted and ignored. Cue languages are
+    lower-case anyway."""
+    from mining.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot be set from the environment"):
+        load_config("l", "o", environ={"MINING__CLUSTER__MIN_SIM_BY_LOCALE__DE-DE": "0.7"})
+    assert load_config("l", "o", environ={"MINING__FRICTION__CUES__PL": '["nie"]'}).friction.cues["pl"] == ("nie",)
+
+
+def test_flag_defaults_from_the_configuration_are_range_checked(monkeypatch):
+    """``merge`` without ``--dev-share`` takes ``export.dev_share`` through the same checks as a run."""
+    from mining import cli
+    from mining.errors import ConfigError
+
+    monkeypatch.setenv("MINING__EXPORT__DEV_SHARE", "1.5")
+    with pytest.raises(ConfigError, match="export.dev_share"):
+        cli._or_config(None, "export", "dev_share")

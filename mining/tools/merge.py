@@ -192,7 +192,8 @@ def merge_training_sets(base: pd.DataFrame, mined: pd.DataFrame) -> tuple[pd.Dat
     ``added``, ``replaced_mined``, ``duplicate_of_human``, ``conflicts_with_human``,
     ``older_than_base``, ``duplicate_in_mined``, ``duplicate_in_base``, ``output_rows`` (ints).
     Raises :class:`mining.errors.DatasetNotFound` for a missing column or an unknown
-    ``label_source`` (bad input), ``ValueError`` when ``mined`` holds human rows."""
+    ``label_source`` (bad input), :class:`mining.errors.ConfigError` (exit 2: the arguments
+    are swapped) when ``mined`` holds human rows."""
     b_unique, joined, counts = _plan(base, mined)
     status = joined["_merge_status"]
     new = joined[status.isin(["added", "replaced_mined"])].copy()
@@ -329,7 +330,8 @@ def read_training_set(path: str | Path, *, dev_share: float | None = None, seed:
     ``label_source`` is left as the data has it (absent in our Parquet):
     :func:`merge_training_sets` fills it by role, ``"human"`` for base rows and ``"mined"``
     for mined ones. JSON integers come back as ``Int64``.
-    Raises ``FileNotFoundError`` when ``path`` holds no such data,
+    The ``massive/`` or ``training_set/`` folder of a published version without rows gives an
+    empty frame. Raises ``FileNotFoundError`` when ``path`` holds no such data,
     :class:`mining.errors.DatasetNotFound` when it is a run's output root (see
     :func:`resolve_mined_path`) or a line is no JSON object."""
     path = Path(path)
@@ -346,6 +348,8 @@ def read_training_set(path: str | Path, *, dev_share: float | None = None, seed:
                                   "massive/ or training_set/ (published by export_dataset)")
         if any(path.rglob("*.parquet")):
             return _read_parquet(path, dev_share, seed)
+        if path.name in ("massive", "training_set") and (path.parent / "manifest.json").is_file():
+            return _frame_from_records([])   # a published version with no rows (quality.min_rows = 0)
     raise FileNotFoundError(f"{path}: no MASSIVE JSONL file(s) or Parquet training set")
 
 

@@ -373,6 +373,25 @@ def test_merge_cli_dev_share_outside_0_1_exits_2(tmp_path, capsys, share):
     assert exit_.value.code == 2 and "--dev-share: expected a number in [0, 1]" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("clean_cli_state")
+def test_merge_cli_accepts_an_empty_published_version(tmp_path, capsys):
+    """Found in review: a night that published no rows (``quality.min_rows = 0`` allows it) left
+    empty massive/ and training_set/ folders, and merging it failed (exit 3); the base is kept."""
+    out, version = tmp_path / "out", tmp_path / "out" / "versions" / "v1"
+    for name in ("massive", "training_set"):
+        (version / name).mkdir(parents=True)
+    (version / "manifest.json").write_text("{}")
+    (out / "latest").symlink_to("versions/v1")
+    (out / "massive").symlink_to("latest/massive")
+    base = _jsonl(tmp_path / "base.jsonl", [m_row("play jazz", "play_music")])
+    assert _merge_cli(tmp_path, base, out) == 0
+    assert list(merge.read_training_set(tmp_path / "merged")["utt"]) == ["play jazz"]
+    assert len(merge.read_training_set(version / "training_set", dev_share=0.1)) == 0
+    (version / "manifest.json").unlink()                           # not a published version: still refused
+    with pytest.raises(FileNotFoundError):
+        merge.read_training_set(version / "massive")
+
+
 def test_a_run_root_is_read_through_latest_resolved_once(tmp_path):
     """OUT/massive → latest/massive: the folder is resolved to versions/<v>/massive before its
     files are listed, so a publish in between (latest flips) cannot mix two versions' files."""
