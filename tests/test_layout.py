@@ -13,7 +13,7 @@ MINING = Path(__file__).resolve().parents[1] / "mining"
 #: Packages a night's run imports (stages → spark/core/io/privacy → report), and the
 #: top-level modules a job imports (jobs/<stage>.py → stages.runner → entrypoint → config …).
 PRODUCTION = ("stages", "spark", "core", "io", "privacy", "report")
-PRODUCTION_TOP = ("config.py", "entrypoint.py", "env.py", "errors.py", "run_logging.py")
+PRODUCTION_TOP = ("config.py", "config_layers.py", "entrypoint.py", "env.py", "errors.py", "run_logging.py")
 #: What production must never import: the simulator, evaluation against gold, model fitting,
 #: operator tools and the CLI (the highest module).
 FORBIDDEN = ("mining.sim", "mining.eval", "mining.fit", "mining.tools", "mining.cli")
