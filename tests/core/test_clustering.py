@@ -281,6 +281,25 @@ def test_medoids_in_blocks_equal_medoids_in_one_block(monkeypatch):
     assert np.array_equal(medoids(emb, labels), whole)
 
 
+def test_nearest_centroid_does_not_depend_on_the_rows_searched_with_it():
+    """Found in review: FAISS's flat search rounds differently below and above 20 queries, so
+    a row near two centroids changed part with the size of the batch Spark sent it in."""
+    from mining.core.index import nearest_centroid
+
+    rng = np.random.default_rng(0)
+    cent = _unit(rng.normal(size=(40, 384)))
+    a, b = rng.integers(0, 40, 2000), rng.integers(0, 40, 2000)
+    emb = _unit(cent[a] + cent[b] + 1e-6 * rng.normal(size=(2000, 384)))      # near-ties
+    whole = nearest_centroid(emb, cent)
+    for size in (1, 7, 19, 20, 500):
+        assert (np.concatenate([nearest_centroid(emb[i:i + size], cent) for i in range(0, 2000, size)])
+                == whole).all(), size
+    assert (nearest_centroid(emb, cent, chunk=300) == whole).all()
+    assert set(whole) <= set(a) | set(b) and whole.dtype == np.int64
+    exact = (emb.astype(np.float64)[:, None, :] * cent.astype(np.float64)[None]).sum(axis=2)
+    assert (exact[np.arange(2000), whole] >= exact.max(axis=1) - 1e-9).all()     # the best, up to 1e-9
+
+
 def test_gpu_fallback_never_asks_for_more_than_the_gpu_k_limit(monkeypatch):
     """A region denser than GPU_MAX_K on a GPU index (no range search): the widened searches
     stay within the GPU's k-selection limit, the row itself included. The GPU index is a
@@ -298,7 +317,7 @@ def test_gpu_fallback_never_asks_for_more_than_the_gpu_k_limit(monkeypatch):
             self.cpu.add(x)
 
         def search(self, q, k):
-            asked.append(k)
+            asked.append((len(q), k))
             if k > index.GPU_MAX_K:
                 raise RuntimeError(f"GPU index only supports k up to {index.GPU_MAX_K} (requested {k})")
             return self.cpu.search(q, k)
@@ -307,11 +326,18 @@ def test_gpu_fallback_never_asks_for_more_than_the_gpu_k_limit(monkeypatch):
     rng = np.random.default_rng(0)
     emb = (np.eye(16, dtype=np.float32)[0] + 0.01 * rng.standard_normal((3000, 16))).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    graph = index.neighbour_graph(emb, 64, 0.8, device="cuda")
-    assert max(asked) == index.GPU_MAX_K
+    graph = index.neighbour_graph(emb, 64, 0.8, device="cuda", batch=1024)
+    widened = asked[1:]                                   # asked[0]: the first kNN search of every row
+    assert max(k for _, k in widened) == index.GPU_MAX_K
+    # found in review: the widened searches ran all cut rows at once, and the search at the
+    # limit twice; now ``batch`` rows at a time, once per k
+    assert max(nq for nq, _ in widened) <= 1024 and len(widened) == len(set(enumerate(widened)))
+    assert sum(nq for nq, k in widened if k == index.GPU_MAX_K) <= 3000
     assert graph.getnnz(axis=1).min() >= index.GPU_MAX_K - 1      # every row keeps the most it could
     # max_degree caps a widened row as the CPU's range search does: the same graph on both
+    asked.clear()
     capped = index.neighbour_graph(emb, 64, 0.8, max_degree=50, device="cuda")
+    assert max(k for _, k in asked[1:]) == 51              # no wider than what max_degree keeps
     cpu = index.neighbour_graph(emb, 64, 0.8, max_degree=50)
     # (kNN and range search round the cosines apart, so near-ties at the cap may swap)
     both = capped.multiply(cpu).nnz
