@@ -59,6 +59,19 @@ def test_bad_values_schema_rejects_and_empty_exports_fail(qcfg):
         check_export(_table(0), REJECTS, None, qcfg, 0.05)
 
 
+def test_mistyped_columns_fail_the_schema_check_not_with_an_arrow_error(qcfg):
+    """Found in review: a renamed slot field raised ArrowTypeError (a TypeError) past the
+    schema check, and a castable string column crashed the value checks."""
+    good = _table(3)
+    renamed = pa.array([[{"slot": "time", "value": "7"}]] * 3,
+                       pa.list_(pa.struct([("slot", pa.string()), ("value", pa.string())])))
+    with pytest.raises(QualityGateFailed, match=r"schema = .*struct fields.*required_values = \"not evaluated"):
+        check_export(good.set_column(good.column_names.index("slots"), "slots", renamed), REJECTS, None, qcfg, 0.05)
+    as_text = good.set_column(good.column_names.index("confidence"), "confidence", pa.array(["0.9", "1.5", "0.2"]))
+    with pytest.raises(QualityGateFailed, match='required_values = {"confidence_outside_0_1": 1}'):
+        check_export(as_text, REJECTS, None, qcfg, 0.05)       # cast to the contract's double, then checked
+
+
 def test_blank_values_unknown_evidence_no_events_and_duplicate_keys_fail(qcfg):
     """What a null check cannot see: "" or blank required strings, an evidence outside the
     contract's symbols, support_events < 1, and two rows of one (locale, normalized text) key."""
