@@ -137,7 +137,7 @@ def _fit_calibration(args, argv: list[str]) -> dict:
         raise argparse.ArgumentTypeError("needs --work (refit on simulator gold) or --audit (a reviewed CSV)")
     if args.min_per_kind is not None:
         raise argparse.ArgumentTypeError("--min-per-kind applies to --audit only")
-    cal = calibration_fit.fit(args.corpus or ["hwu64"], args.turns or 80_000,
+    cal = calibration_fit.fit(args.corpus or ["hwu64"], 80_000 if args.turns is None else args.turns,
                               calibration_fit.FIT_SEED if args.seed is None else args.seed, Path(args.work),
                               min_users=_or_config(args.min_users, "privacy", "min_users"), out=Path(args.out) if args.out else None, argv=argv)
     return {"version": cal.version, **cal.fit}
@@ -165,6 +165,17 @@ def _number_arg(lo: float, hi: float, *, above: bool = False):
                                              f"got {value!r}")
         return x
     return parse
+
+
+def _positive_arg(value: str) -> int:
+    """argparse type: an integer >= 1 (``--turns``, ``--min-users``)."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
+    return n
 
 
 #: ``merge --dev-share``: a share in [0, 1], as ``export.dev_share`` of the configuration
@@ -265,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="mixed multilingual logs instead: comma-separated locales (en-US from HWU64, "
                           "de-DE fr-FR es-ES ru-RU zh-CN th-TH ar-SA el-GR generated with hassil), or all; "
                           "--turns is split evenly, locale i uses seed SEED*100+i")
-    sim.add_argument("--turns", type=int, default=20_000, help="approximate number of turns")
+    sim.add_argument("--turns", type=_positive_arg, default=20_000, help="approximate number of turns")
     sim.add_argument("--traffic-utterances", type=count_arg, metavar="N",
                      help="grow the traffic utterances to N distinct texts (mining/sim/growth.py) so the "
                           "logs carry as many distinct texts as real traffic; for scale benchmarks")
@@ -365,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--corpus", action="append",
                      help="development corpus (repeatable; default and valid: DEFAULT_CORPORA and "
                           "DEV_CORPORA of mining/fit/rephrase.py)")
-    fit.add_argument("--turns", type=int, default=40_000, help="simulated turns per corpus")
+    fit.add_argument("--turns", type=_positive_arg, default=40_000, help="simulated turns per corpus")
     fit.add_argument("--seed", type=int, help="simulation seed (default: FIT_SEED of mining/fit/rephrase.py; "
                      "the benchmark uses others)")
     fit.add_argument("--work", required=True, help="folder for the simulated logs and runs (reused)")
@@ -388,10 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--min-per-kind", type=count_arg, metavar="N",
                      help="with --audit: an evidence kind needs N reviewed rows for a map of its own, "
                           "else it uses the pooled map (default 200, the simulator refit's)")
-    cal.add_argument("--turns", type=int, help="simulated turns per corpus (default 80000)")
+    cal.add_argument("--turns", type=_positive_arg, help="simulated turns per corpus (default 80000)")
     cal.add_argument("--seed", type=int, help="simulation seed (default: FIT_SEED of mining/fit/calibration.py; "
                      "the benchmark uses others)")
-    cal.add_argument("--min-users", type=int,
+    cal.add_argument("--min-users", type=_positive_arg,
                      help="fit on labels of texts said by at least this many users, the exported "
                           "population (default: privacy.min_users of the configuration)")
     cal.add_argument("--work", help="folder for the simulated logs and runs (reused); required without --audit")
@@ -411,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--seed", type=count_arg, default=0, help="sampling seed, >= 0 (default 0)")
     smp.add_argument("--strata", type=count_arg, default=10, metavar="K", help="equal-count strata (default 10)")
     smp.add_argument("--locale", action="append", default=[], metavar="LOCALE", help="only this locale (repeatable)")
-    smp.add_argument("--min-users", type=int, metavar="K",
+    smp.add_argument("--min-users", type=_positive_arg, metavar="K",
                      help="only texts said by at least K users, those the export may publish "
                           "(default: privacy.min_users of the configuration); the run's own is the floor either way")
     smp.add_argument("--out", required=True, metavar="CSV", help="audit CSV to write (UTF-8)")

@@ -175,3 +175,18 @@ def test_fit_rephrase_refuses_bad_numbers_before_any_work(flag, value, capsys):
     assert exit_.value.code == 2 and f"{flag}: expected a number in (0" in capsys.readouterr().err
     args = build_parser().parse_args(["fit-rephrase", "--work", "w", "--c", "0.5", "--target-precision", "1"])
     assert (args.c, args.target_precision) == (0.5, 1.0)
+
+
+
+@pytest.mark.parametrize("argv", [["simulate", "--logs", "l", "--turns", "-5"],
+                                  ["fit-calibration", "--work", "w", "--turns", "0"],
+                                  ["fit-calibration", "--work", "w", "--min-users", "-3"],
+                                  ["audit", "sample", "--run", "r", "--n", "10", "--out", "o.csv", "--min-users", "0"]])
+def test_counts_that_must_be_positive_are_refused_by_the_parser(argv, capsys):
+    """Found in review: ``fit-calibration --turns 0`` simulated 80,000 turns, ``--min-users -3``
+    refitted the packaged calibration without a k-anonymity gate."""
+    from mining.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    assert exit_.value.code == 2 and "expected an integer >= 1" in capsys.readouterr().err
