@@ -58,11 +58,12 @@ DP needs noise the reader cannot predict. ``noise = "keyed"`` (default) draws ea
 noise with an exact sampler (CKS20 Algorithms 1–2, integer arithmetic only, no floating
 point) from an HMAC-SHA256 stream keyed by the run's secret pseudonymization key
 (``$MINING_PSEUDONYM_KEY``) and labelled by the run fingerprint (config incl. ``seed``,
-input partitions, locales, code version, the logs' listing), the text and its exact count:
-reruns give identical bytes (and so leak nothing new), any change gives fresh independent
-noise (the count is in the label because the listing names file sizes, not bytes: a log
-rewritten to the same size would otherwise get the same noise, and two releases would
-differ by exactly the change in the counts), and the noise is only as
+input partitions, locales, code version, the logs' listing), a digest of the whole bounded
+counts table (:func:`spark_counts_digest`), the text and its exact count: reruns give
+identical bytes (and so leak nothing new), any change gives fresh independent noise for
+every text (the listing names file sizes, not bytes: a log rewritten to the same size
+would otherwise keep the noise of every unchanged count, and which texts kept theirs would
+tell whose counts changed), and the noise is only as
 unpredictable as that key is secret (in demo mode the key is public, so demo noise is
 not private). ``noise = "opendp"`` uses OpenDP's own measurement (OpenSSL CSPRNG) instead:
 no key needed, but output bytes differ run to run.
@@ -210,6 +211,21 @@ def spark_text_counts(pairs, max_texts_per_user: int, seed: int):
     w = Window.partitionBy("user_pseudonym").orderBy(rank)
     kept = src.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= max_texts_per_user)
     return kept.groupBy("locale", "text_norm").agg(F.count("*").cast("long").alias("n_users"))
+
+
+def spark_counts_digest(counts) -> str:
+    """Digest of the whole bounded counts table (:func:`spark_text_counts`: locale, text_norm,
+    n_users), independent of row order and partitioning: ``"<rows>:<sum of the rows' 64-bit
+    xxhash>"`` (the sum exact, as a 38-digit decimal). It labels the keyed noise with the run
+    fingerprint (:func:`noise_key`), so a change of any count, even one the fingerprint
+    misses (a log rewritten to the same size), draws fresh noise for every text: two
+    releases can then not be compared text by text (which texts kept their noise would tell
+    which counts changed, one user's presence)."""
+    from pyspark.sql import functions as F
+
+    r = counts.agg(F.count("*").alias("n"), F.sum(F.xxhash64("locale", "text_norm", "n_users")
+                                                   .cast("decimal(38,0)")).alias("s")).first()
+    return f"{r['n']}:{r['s'] or 0}"
 
 
 # ------------------------------------------------------------------- keyed exact sampler

@@ -28,9 +28,11 @@ def _dp_select(spark, cfg, labeled, fingerprint: str):
 
     dc = cfg.privacy.dp
     cal = dp.calibrate(float(dc.epsilon), float(dc.delta), dc.max_texts_per_user)
-    key = dp.noise_key(privacy.resolve_key(), fingerprint) if dc.noise == "keyed" else None
     pairs = spark.read.parquet(storage.require_stage(cfg.out, "rephrase_pairs", "detect_rephrases"))
-    counts = dp.spark_text_counts(pairs, dc.max_texts_per_user, dc.seed)
+    counts = dp.spark_text_counts(pairs, dc.max_texts_per_user, dc.seed).localCheckpoint()
+    # the noise is keyed by the whole counts table too: any changed count refreshes every text's
+    key = (dp.noise_key(privacy.resolve_key(), f"{fingerprint}\0{dp.spark_counts_digest(counts)}")
+           if dc.noise == "keyed" else None)
     # materialized once: with noise = "opendp" a recomputation would draw other noise
     released = counts.mapInPandas(dp.release_fn(cal, key), dp.RELEASE_SCHEMA).localCheckpoint()
     tally = released.agg(F.count("*").alias("considered"), F.count("dp_users").alias("selected")).first()

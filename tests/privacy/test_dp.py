@@ -151,6 +151,19 @@ def test_a_changed_count_draws_fresh_noise_so_two_releases_cannot_be_differenced
     assert both.sum() > 1900 and (diff != -1).mean() > 0.5
 
 
+def test_the_counts_digest_changes_with_any_count_and_not_with_row_order(spark):
+    """Found in review: with the same fingerprint, every text whose count was unchanged kept
+    its noise, so comparing two releases told which counts changed. The digest of the whole
+    counts table is in the noise's label: one changed count refreshes every text's noise."""
+    rows = [("en-US", f"t{i}", 3 + i % 4) for i in range(50)]
+    schema = "locale string, text_norm string, n_users long"
+    digest = dp.spark_counts_digest(spark.createDataFrame(rows, schema))
+    assert digest == dp.spark_counts_digest(spark.createDataFrame(rows[::-1], schema).repartition(3))
+    changed = rows[:-1] + [("en-US", "t49", rows[-1][2] + 1)]
+    assert digest != dp.spark_counts_digest(spark.createDataFrame(changed, schema))
+    assert digest.startswith("50:") and dp.spark_counts_digest(spark.createDataFrame([], schema)) == "0:0"
+
+
 # ---------------------------------------------------------------- config, export, manifest
 
 @pytest.mark.parametrize("bad", ["privacy.dp.epsilon=0", "privacy.dp.epsilon=-1", "privacy.dp.epsilon=inf",
