@@ -21,7 +21,9 @@ Reasons (:data:`REASONS`):
   export drop (``below_min_users``, ``dp_not_selected``); else ``no_evidence_in_window``
   (the text no longer occurs with friction in the new run's input partitions: only under
   ``export.label_retention = "window"``), or ``contradicted`` (tonight's users rephrase it
-  into another intent: :mod:`mining.io.retention`, which keeps every other label).
+  into another intent: :mod:`mining.io.retention`, which keeps every other label). Under
+  ``privacy.dp`` every retired text is ``dp_not_selected`` (``export_dataset``): the exact
+  reason would tell whether anyone said it.
 """
 from __future__ import annotations
 

@@ -44,8 +44,9 @@ from the non-noised evidence of :mod:`mining.core.aggregation` (one user's rephr
 them); ``utterance`` is the most frequent raw form of the text (case and punctuation may
 come from few users). The k-anonymity gate (``privacy.min_users``) stays on but reads the
 noisy counts (post-processing: the exact gate would release a text of exactly ``min_users``
-users on one user's data, beyond δ), and the changelog gives every labeled text left out
-one reason, ``dp_not_selected``. Label retention carries the previous version's released
+users on one user's data, beyond δ), and the changelog gives every text it retires one
+reason, ``dp_not_selected`` (an abstain decision, or no evidence at all, would tell whether
+anyone said the text). Label retention carries the previous version's released
 labels forward, but no exact vote retires one (``contradicted``): only a fresh selected label
 of the same text replaces it (:func:`mining.io.retention.carry_forward`). The manifest's stage statistics and drop counts, ``report.html`` and the
 intermediate stage folders (turns, rephrase_pairs, clusters, labels) hold exact counts and

@@ -102,7 +102,8 @@ def _changelog(spark, cfg, labels, table, previous: str | None, old: pd.DataFram
     """The changelog against the previous version (``previous``, ``old`` its training set:
     :func:`mining.io.changelog.previous_version`): writes ``staging/changelog.jsonl`` and
     returns the manifest's ``changelog`` entry. A retired text carries the reason this run's
-    ``labels/`` gives it (abstain reason or export drop), or ``contradicted``. A run restricted
+    ``labels/`` gives it (abstain reason or export drop), or ``contradicted``; under
+    ``privacy.dp`` every retired text ``dp_not_selected``. A run restricted
     to some locales (``cfg.locales``) compares those locales only: it read no other locale's
     logs, so it retires none of their labels."""
     from pyspark.sql import functions as F
@@ -112,7 +113,11 @@ def _changelog(spark, cfg, labels, table, previous: str | None, old: pd.DataFram
     new = table.select(list(changelog.READ_COLUMNS))
     diff = changelog.diff_training_sets(old, new)
     retired = diff.loc[diff["change"] == "retired", ["locale", "utterance"]]
-    if len(retired):   # matched on the normalized text, as the diff matches labels
+    if len(retired) and cfg.privacy.dp.enabled:
+        # one reason for all: the exact one (an abstain decision, or no labels/ row at all)
+        # would tell, unnoised, whether anyone said the text in this window
+        diff = changelog.diff_training_sets(old, new, retired.assign(reason="dp_not_selected"))
+    elif len(retired):   # matched on the normalized text, as the diff matches labels
         keys = spark.createDataFrame(retired.assign(text_norm=retired["utterance"].map(normalize))
                                      [["locale", "text_norm"]], "locale string, text_norm string")
         decided = labels.join(F.broadcast(keys), ["locale", "text_norm"]) \

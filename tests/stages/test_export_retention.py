@@ -59,6 +59,29 @@ def test_locale_restricted_changelog_retires_no_other_locale(spark, tmp_path):
     assert [r["reason"] for r in rows] == ["contradicted"]
 
 
+def test_under_dp_every_retired_text_has_one_reason(spark, tmp_path):
+    """Found in review: under DP the changelog told, unnoised, whether anyone said a retired text
+    in the window (no labels/ row: no_evidence_in_window; one user's abstain: its decision)."""
+    from mining.config import load_config
+    from mining.stages.export_dataset import _changelog
+
+    old = _old([("de-DE", "weck mich um 7"), ("de-DE", "stell den wecker"), ("de-DE", "licht an")])
+    new = pa.Table.from_pandas(_old([("de-DE", "weck mich um 7")]), preserve_index=False)
+    labels = spark.createDataFrame([("de-DE", "stell den wecker", "stell den wecker", "conflicting_evidence", 1)],
+                                   "locale string, text_norm string, utterance string, decision string, "
+                                   "text_users long")
+    (tmp_path / "staging").mkdir()
+    reasons = {}
+    for dp in (False, True):
+        cfg = load_config(str(tmp_path / "logs"), str(tmp_path / "out"), environ={},
+                          overrides={"privacy": {"dp": {"enabled": dp}}})
+        _changelog(spark, cfg, labels, new, "v20261101-aaaa", old, tmp_path / "staging")
+        rows = [json.loads(line) for line in (tmp_path / "staging" / "changelog.jsonl").read_text().splitlines()]
+        reasons[dp] = {r["utterance"]: r["reason"] for r in rows if r["change"] == "retired"}
+    assert reasons[False] == {"stell den wecker": "conflicting_evidence", "licht an": "no_evidence_in_window"}
+    assert reasons[True] == {"stell den wecker": "dp_not_selected", "licht an": "dp_not_selected"}
+
+
 def test_labels_of_a_version_under_weaker_privacy_are_not_carried_forward(tmp_path):
     """Retention must not re-export texts this run's gates refuse: a previous version made at a
     smaller min_users, or without DP when DP is on, is not carried from."""
