@@ -308,7 +308,7 @@ class RunConfig:
     """Where a run reads and writes, which partitions, and every stage's settings.
 
     ``start_date``/``end_date`` are inclusive dt partitions (None = all found);
-    ``locales`` empty = all locales."""
+    ``locales`` empty = all locales (sorted, once each: the order given changes no output or version)."""
     logs: str
     out: str
     start_date: dt.date | None
@@ -436,4 +436,4 @@ def load_config(logs: str, out: str, *, config_file: str | None = None,
         if origin.startswith("env "):
             log.info("config: %s from %s", key, origin)
     return RunConfig(logs=str(logs), out=str(out), start_date=start_date, end_date=end_date,
-                     locales=tuple(locales), sections=sections, **build_sections(sections))
+                     locales=tuple(sorted(set(locales))), sections=sections, **build_sections(sections))

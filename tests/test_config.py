@@ -146,3 +146,10 @@ def test_flag_defaults_from_the_configuration_are_range_checked(monkeypatch):
     monkeypatch.setenv("MINING__EXPORT__DEV_SHARE", "1.5")
     with pytest.raises(ConfigError, match="export.dev_share"):
         cli._or_config(None, "export", "dev_share")
+
+
+def test_locales_are_a_set_so_their_order_names_no_other_version():
+    """Found in review: ``--locale en-US --locale de-DE`` and the reverse named different
+    dataset versions (and lineages) for the same rows."""
+    a = load_config("l", "o", locales=("en-US", "de-DE", "en-US"), environ={})
+    assert a.locales == ("de-DE", "en-US") == load_config("l", "o", locales=("de-DE", "en-US"), environ={}).locales

@@ -42,6 +42,20 @@ def _dp_select(spark, cfg, labeled, fingerprint: str):
     return out, dp.manifest_record(dc, cal, texts_considered=tally["considered"], texts_selected=tally["selected"])
 
 
+def version_fingerprint(settings: dict, partitions: list, locales, lineage: str | None,
+                        previous: str | None) -> str:
+    """What names a dataset version (:func:`mining.io.export.dataset_version`), as canonical
+    JSON: the run settings, input partitions, locales, code version, the lineage (the logs'
+    listing, the detect_rephrases config and code; absent for outputs from before lineage
+    stamps), the previous version when there is one (the changelog, checksummed in the
+    version, is against it, and retention carries from it: whatever the retention policy),
+    and a keyed hash of the pseudonymization key (the exported cluster_ids are keyed)."""
+    return json.dumps({"config": settings, "partitions": partitions, "locales": list(locales),
+                       "code": code_version(), **({"lineage": lineage} if lineage else {}),
+                       **({"previous": previous} if previous else {}),
+                       "key": privacy.pseudonymize("export", privacy.resolve_key())}, sort_keys=True)
+
+
 def _retain(spark, cfg, labels, table: pa.Table, old: pd.DataFrame, version: str) -> tuple[pa.Table, pd.DataFrame]:
     """``export.label_retention = "until_contradicted"``: the previous version's labels
     (``old``: its training set) that tonight's run neither relabels nor contradicts are added to ``table``
@@ -195,15 +209,7 @@ def run(spark, cfg) -> dict:
     end_date = max(partitions) if partitions else "00000000"
     previous, previous_dir = changelog.previous_version(cfg.out, cfg.quality.baseline, end_date)
     retain = cfg.export.label_retention == "until_contradicted"
-    # with retention the bytes depend on the version carried from: it is part of the name
-    # the lineage names the logs read (their listing: a late file is another version), the
-    # detect_rephrases config and code; None for outputs from before lineage stamps
-    # and the exported cluster_ids are keyed: a keyed hash names the key they depend on
-    fingerprint = json.dumps({"config": settings, "partitions": partitions, "locales": list(cfg.locales),
-                              "code": code_version(), **({"lineage": lineage} if lineage else {}),
-                              **({"previous": previous} if retain and previous else {}),
-                              "key": privacy.pseudonymize("export", privacy.resolve_key())},
-                             sort_keys=True)
+    fingerprint = version_fingerprint(settings, partitions, cfg.locales, lineage, previous)
     version = export.dataset_version(end_date, fingerprint)
     out = Path(cfg.out)
     min_users, dp_on = cfg.privacy.min_users, cfg.privacy.dp.enabled

@@ -106,3 +106,14 @@ def test_labels_of_a_version_under_weaker_privacy_are_not_carried_forward(tmp_pa
     assert retention_blocked(previous(4, dp_on), cfg(dp=dp_on)) is None
     assert "privacy.dp" in retention_blocked(previous(6, dp_on), cfg(dp={**dp_on, "epsilon": 0.5}))
     assert "no privacy settings" in retention_blocked(tmp_path, cfg())
+
+
+def test_the_previous_version_names_the_version_whatever_the_retention_policy():
+    """Found in review: under ``label_retention = "window"`` the previous version was left out of
+    the name, but changelog.jsonl (checksummed in the version) is against it: a rerun with
+    another baseline wrote other bytes under the published name."""
+    from mining.stages.export_dataset import version_fingerprint
+
+    args = ({"export": {"label_retention": "window"}}, ["2026-11-01"], ("en-US",), "abc")
+    assert version_fingerprint(*args, None) != version_fingerprint(*args, "v20261031-aaaa")
+    assert version_fingerprint(*args, "v20261031-aaaa") == version_fingerprint(*args, "v20261031-aaaa")
