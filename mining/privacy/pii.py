@@ -131,10 +131,12 @@ def spark_pseudonymize(col):
 #   email           regex local@domain.tld (Unicode letters allowed, IDN), with   <email>
 #                   no Han/kana/Hangul/Thai/... letters (scripts written without
 #                   spaces run into the address: "メールはtaro@example.jpです");
-#                   TLD: >= 2 letters or punycode ``xn--...``
-#   iban            IBAN-shaped candidate, ISO 13616 mod-97 + country length      <iban>
+#                   TLD: >= 2 letters or punycode ``xn--...``; the local part may
+#                   hold RFC 5322's specials ("sean.o'connor@", "a&b@")
+#   iban            IBAN-shaped candidate (groups split by spaces or commas),     <iban>
+#                   ISO 13616 mod-97 + country length
 #                   (python-stdnum ``stdnum.iban.is_valid``)
-#   card_number     13-19 digits, runs of spaces/dashes allowed, Luhn check       <card>
+#   card_number     13-19 digits, runs of spaces/dashes/commas allowed, Luhn      <card>
 #                   (python-stdnum ``stdnum.luhn.is_valid``)
 #   phone_number    ``phonenumbers.PhoneNumberMatcher`` (Google libphonenumber     <phone>
 #                   port) with the region of the utterance's locale, leniency
@@ -142,7 +144,9 @@ def spark_pseudonymize(col):
 #                   plan calls valid; dates ("12.05.2026") are not
 #   long_digit_run  what is left: a run of >= 5 digits, or >= 7 digits written    <number>
 #                   in two or more groups split by single spaces/dashes/dots
-#                   ("5 5 5 1 2 3 4", "1234 5678"), dates excepted
+#                   ("5 5 5 1 2 3 4", "1234 5678"), dates excepted; or split by
+#                   ", " too with a group of >= 3 digits or a leading 0 ("415,
+#                   555, 2671", "06, 12, 34, 56, 78"; not "top 10, 20, 30, 40")
 #   (long_digit_run) >= 5 tokens in a row, each a digit word or a numeral of      <number>
 #                   1-4 digits, split by spaces/commas/dashes ("five five five
 #                   one two", "555-one-two-three-four"), for en, de, fr, es, it,
@@ -176,13 +180,16 @@ _ADDR_WORD = rf"[^\W{_NO_ADDR}]"                     # \w less _NO_ADDR
 # lookbehinds start a match only at the start of the local part (not once per character)
 # (domain labels may be in any script, "info@例え.jp"; only the local part and the TLD, where
 # the address runs into the sentence, leave the no-space scripts out)
-_EMAIL = re.compile(rf"(?<![.+\-])(?<!{_ADDR_WORD})(?:{_ADDR_WORD}|[.+\-])+@[\w-]+"
+#: the local part's other characters (RFC 5322 atext, and ".": "sean.o'connor", "a&b", "x=y")
+_ADDR_SPECIAL = r"[.+\-!#$%&'*/=?^`{|}~]"
+_EMAIL = re.compile(rf"(?<!{_ADDR_SPECIAL})(?<!{_ADDR_WORD})(?:{_ADDR_WORD}|{_ADDR_SPECIAL})+@[\w-]+"
                     rf"(?:\.[\w-]+)*\.(?:xn--[A-Za-z0-9-]*[A-Za-z0-9]|[^\W\d_{_NO_ADDR}]{{2,}})")
 #: What ``_EMAIL`` leaves: a local part or TLD in a no-space script ("张三@例子.中国"). The
 #: whole whitespace-delimited token goes (privacy first); "田中@東京に行きます" (no dot) stays.
 _EMAIL_FALLBACK = re.compile(r"[^\s@\0]+@[^\s@.\0]+(?:\.[^\s@.\0]+)+")
-_IBAN_CANDIDATE = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){10,30}")
-_CARD_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]*\d){12,18}(?![\d])")
+# groups split by spaces, dashes or commas (ASR punctuation of dictated numbers: "4111, 1111, …")
+_IBAN_CANDIDATE = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:(?:, ?| )?[A-Za-z0-9]){10,30}")
+_CARD_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ ,-]*\d){12,18}(?![\d])")
 _DATE = re.compile(r"\s*(?:(\d{4})([./-])(\d{1,2})\2(\d{1,2})"
                    r"|(\d{1,2})([./-])(\d{1,2})\6(?:\d{4}|\d{2})"
                    r"|(\d{1,2}) (\d{1,2}) (?:\d{4}|\d{2}))\s*")
@@ -193,6 +200,10 @@ _YEAR_RANGE = re.compile(r"(?:19|20)\d\d[ .-](?:19|20)\d\d")
 # not inside a longer number: no digit, nor a digit then ":", "." or "," ("10:30", "1,5"), either
 # side; punctuation before a space or the end ("123-45-6789, thanks", "ssn:123-45-6789") is no digit
 _DIGIT_GROUPS = re.compile(r"(?<!\d)(?<!\d[:.,])\d+(?:[ .-]\d+)+(?!\d|[:.,]\d)")
+#: the same with ", " between groups too ("call 415, 555, 2671": ASR punctuation); a number
+#: only with a group of 3+ digits or a leading 0 ("06, 12, 34, 56, 78"), so a list ("top 10,
+#: 20, 30, 40 songs", "scores 21, 19, 18, 22") stays; "1,000,000" (no space) is no such group
+_DIGIT_GROUPS_COMMA = re.compile(r"(?<!\d)(?<!\d[:.,])\d+(?:(?:, |[ .-])\d+)+(?!\d|[:.,]\d)")
 _SPOKEN = {
     "en": "zero oh o one two three four five six seven eight nine double triple",
     "de": "null eins zwei drei vier fünf fuenf sechs sieben acht neun",
@@ -264,9 +275,9 @@ def _ibans(shadow: str):
     for m in _IBAN_CANDIDATE.finditer(shadow):
         # the candidate may run into the next word: the longest valid prefix wins
         raw = m.group()
-        ends = [i + 1 for i, ch in enumerate(raw) if ch != " "]
+        ends = [i + 1 for i, ch in enumerate(raw) if ch not in " ,"]
         for end in reversed(ends[14:]):           # IBANs have 15 to 34 characters
-            if iban.is_valid(raw[:end].upper()):
+            if iban.is_valid(raw[:end].replace(",", "").upper()):
                 yield m.start(), m.start() + end
                 break
 
@@ -310,7 +321,13 @@ def _phones(shadow: str, region: str | None):
 
 
 def _digit_runs(shadow: str):
-    # groups first: "98765 4321" is one number, not "98765" and a leftover "4321"
+    # groups first: "98765 4321" is one number, not "98765" and a leftover "4321"; comma
+    # groups before the others, which they contain
+    for m in _DIGIT_GROUPS_COMMA.finditer(shadow):
+        groups = re.findall(r"\d+", m.group())
+        if ", " in m.group() and sum(map(len, groups)) >= 7 and not _is_date(m.group()) \
+                and (max(map(len, groups)) >= 3 or groups[0].startswith("0")):
+            yield m.span()
     for m in _DIGIT_GROUPS.finditer(shadow):
         if sum(ch.isdigit() for ch in m.group()) >= 7 and not _is_date(m.group()) \
                 and not _YEAR_RANGE.fullmatch(m.group()):

@@ -165,3 +165,28 @@ def test_emails_with_a_cjk_domain_or_local_part_are_scrubbed(text, locale, expec
 ])
 def test_year_ranges_and_numeral_lists_are_kept(text, locale):
     _kept(text, locale)
+
+
+# 6. dictated numbers with ASR commas between the groups; emails with RFC 5322 specials
+@pytest.mark.parametrize("text, locale, expected", [
+    ("card 4111, 1111, 1111, 1111", "en-US", "card <card>"),
+    ("card 4111,1111,1111,1111", "en-US", "card <card>"),
+    ("call 415, 555, 2671", "en-US", "call <number>"),
+    ("appelle le 06, 12, 34, 56, 78", "fr-FR", "appelle le <number>"),
+    ("IBAN DE89, 3704, 0044, 0532, 0130, 00", "de-DE", "IBAN <iban>"),
+    ("social 123, 45, 6789", "en-US", "social <number>"),
+    ("email sean.o'connor@example.com", "en-US", "email <email>"),
+    ("email jane.smith&family@example.com", "en-US", "email <email>"),
+    ("write to mary.jones=work@example.org", "en-US", "write to <email>"),
+])
+def test_comma_grouped_numbers_and_emails_with_specials_are_scrubbed_whole(text, locale, expected):
+    _scrubbed(text, locale, expected)
+
+
+@pytest.mark.parametrize("text, locale", [
+    ("scores 21, 19, 18, 22", "en-US"), ("top 10, 20, 30, 40 songs", "en-US"),
+    ("the sun is 149,600,000 km away", "en-US"), ("play 100, 200", "en-US"),
+    ("set alarms at 6, 7, 8, 9, 10, 11, 12", "en-US"),
+])
+def test_comma_lists_and_thousands_are_kept(text, locale):
+    _kept(text, locale)
