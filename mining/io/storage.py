@@ -29,6 +29,7 @@ staging folder is made beside them, once nothing under them has changed for
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -47,6 +48,17 @@ log = logging.getLogger(__name__)
 #: since anything under it last changed. A live writer adds files far more often, and a stage
 #: task of the DAGs is killed after 6 h (``execution_timeout``).
 STALE_STAGING_S = 24 * 3600
+
+
+@contextlib.contextmanager
+def removed_on_failure(staging: Path):
+    """Context: when the block raises (or is interrupted), remove the staging folder
+    ``staging`` before re-raising, so a failed or retried stage leaves no copy behind."""
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def staging_path(out: str | Path, name: str) -> Path:
@@ -282,15 +294,12 @@ def write_parquet_stage(df, out: str | Path, name: str, stats, *, num_files: int
     staging = staging_path(out, name)
     if num_files:
         df = df.coalesce(num_files)
-    try:
+    with removed_on_failure(staging):
         df.write.mode("error").parquet(str(staging))
         if callable(stats):
             stats = stats(df.sparkSession.read.parquet(str(staging)))
         write_json(staging / "_stats.json", stats)
         commit(staging, Path(out) / name)
-    except BaseException:   # a failed or interrupted stage leaves no staging copy to the retry
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return stats
 
 

@@ -250,39 +250,40 @@ def run(spark, cfg) -> dict:
     checks = quality.check_export(table, upstream["rejects"], baseline, cfg.quality, cfg.validation.max_reject_share,
                                   fresh_rows=fresh_rows)
     staging = storage.staging_path(out, f"version-{version}")
-    export.write_training_set(table, staging / "training_set")
-    massive = export.write_massive_jsonl(table, staging / "massive", cfg.export.dev_share, cfg.export.split_seed)
-    rewrite_entry = _rewrites(spark, cfg, kept, version, staging)   # before the checksums
-    changes = _changelog(spark, cfg, labels, table, previous, old, staging,   # checksummed
-                         contradicted)                                                # with the data
-    grouped = table.group_by(["locale", "intent"]).aggregate([([], "count_all")]).to_pylist()
-    by_locale_intent = dict(sorted((f"{r['locale']}/{r['intent']}", r["count_all"]) for r in grouped))
-    manifest = {
-        "dataset_version": version, "code_version": code_version(), "input_partitions": partitions,
-        "logs": cfg.logs, "locales": list(cfg.locales), "config": cfg.sections,
-        "rows": sum(by_locale_intent.values()), "rows_by_locale_intent": by_locale_intent,
-        "drops": {**{k: v for k, v in upstream["labels"].get("by_decision", {}).items() if k != "labeled"},
-                  **drops},
-        "pii_scrubbed": {k[4:]: int(v or 0) for k, v in tally.items() if k.startswith("pii_")},
-        "slots_dropped": {k[8:]: int(v or 0) for k, v in tally.items() if k.startswith("dropped_")},
-        "massive_jsonl": massive, "models": {"rephrase": cfg.rephrase.fitted.version,
-                                             "calibration": cfg.aggregation.fitted_calibration.version},
-        "rewrites": rewrite_entry,
-        "retention": {"policy": cfg.export.label_retention, "previous": previous, "fresh": fresh_rows,
-                      "retained": table.num_rows - fresh_rows,
-                      "contradicted": 0 if contradicted is None else int(len(contradicted)),
-                      **({"skipped": blocked} if blocked else {}),
-                      **({"refreshed": refreshed} if any(refreshed.values()) else {})},
-        "stages": upstream, "quality": checks, "changelog": changes, "checksums": export.checksums(staging),
-        "dp": {**dp_record, **({"labels_released": sum(by_locale_intent.values()),
-                                "labels_not_selected": drops.get("dp_not_selected", 0)} if dp_on else {})},
-    }
-    final.unpersist()
-    storage.write_json(staging / "manifest.json", manifest)
-    from mining.report import run_report as report
-    report.write_report(out, staging / "report.html", version_dir=staging)
-    version_dir = out / "versions" / version
-    storage.commit(staging, version_dir)
+    with storage.removed_on_failure(staging):   # a failed try leaves no copy of the version
+        export.write_training_set(table, staging / "training_set")
+        massive = export.write_massive_jsonl(table, staging / "massive", cfg.export.dev_share, cfg.export.split_seed)
+        rewrite_entry = _rewrites(spark, cfg, kept, version, staging)   # before the checksums
+        changes = _changelog(spark, cfg, labels, table, previous, old, staging,   # checksummed
+                             contradicted)                                                # with the data
+        grouped = table.group_by(["locale", "intent"]).aggregate([([], "count_all")]).to_pylist()
+        by_locale_intent = dict(sorted((f"{r['locale']}/{r['intent']}", r["count_all"]) for r in grouped))
+        manifest = {
+            "dataset_version": version, "code_version": code_version(), "input_partitions": partitions,
+            "logs": cfg.logs, "locales": list(cfg.locales), "config": cfg.sections,
+            "rows": sum(by_locale_intent.values()), "rows_by_locale_intent": by_locale_intent,
+            "drops": {**{k: v for k, v in upstream["labels"].get("by_decision", {}).items() if k != "labeled"},
+                      **drops},
+            "pii_scrubbed": {k[4:]: int(v or 0) for k, v in tally.items() if k.startswith("pii_")},
+            "slots_dropped": {k[8:]: int(v or 0) for k, v in tally.items() if k.startswith("dropped_")},
+            "massive_jsonl": massive, "models": {"rephrase": cfg.rephrase.fitted.version,
+                                                 "calibration": cfg.aggregation.fitted_calibration.version},
+            "rewrites": rewrite_entry,
+            "retention": {"policy": cfg.export.label_retention, "previous": previous, "fresh": fresh_rows,
+                          "retained": table.num_rows - fresh_rows,
+                          "contradicted": 0 if contradicted is None else int(len(contradicted)),
+                          **({"skipped": blocked} if blocked else {}),
+                          **({"refreshed": refreshed} if any(refreshed.values()) else {})},
+            "stages": upstream, "quality": checks, "changelog": changes, "checksums": export.checksums(staging),
+            "dp": {**dp_record, **({"labels_released": sum(by_locale_intent.values()),
+                                    "labels_not_selected": drops.get("dp_not_selected", 0)} if dp_on else {})},
+        }
+        final.unpersist()
+        storage.write_json(staging / "manifest.json", manifest)
+        from mining.report import run_report as report
+        report.write_report(out, staging / "report.html", version_dir=staging)
+        version_dir = out / "versions" / version
+        storage.commit(staging, version_dir)
     published = export.publish(out, version_dir)
     return {"dataset_version": version, "rows": manifest["rows"], "drops": manifest["drops"],
             "latest": published}

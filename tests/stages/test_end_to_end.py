@@ -151,3 +151,27 @@ def test_stage_outputs_of_another_detect_run_are_refused_not_mixed(evaluated, tm
     assert export.returncode == 3, export.stderr[-2000:]
     assert "different detect_rephrases runs" in export.stderr and "wrote embeddings/" in export.stderr
     assert os.readlink(out / "latest") == os.readlink(root / "out" / "latest")   # nothing published
+
+
+def test_a_failed_export_leaves_no_staging_copy_behind(evaluated, tmp_path, spark, monkeypatch):
+    """Found in review: an export that failed after writing its staging folder (here the report)
+    left a whole copy of the version under OUT/.staging for a day, one per retry."""
+    import shutil
+
+    from mining.config import load_config
+    from mining.report import run_report
+    from mining.stages import export_dataset
+
+    _, root = evaluated
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out, symlinks=True)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("report failed")
+
+    monkeypatch.setenv("MINING_DEMO_MODE", "1")
+    monkeypatch.setattr(run_report, "write_report", boom)
+    with pytest.raises(RuntimeError, match="report failed"):
+        export_dataset.run(spark, load_config(str(root / "logs"), str(out), overrides={"privacy": {"min_users": 2}}))
+    assert not list((out / ".staging").glob("version-*"))
+    assert os.readlink(out / "latest") == os.readlink(root / "out" / "latest")
