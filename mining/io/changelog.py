@@ -18,9 +18,10 @@ Reasons (:data:`REASONS`):
   label changes);
 - ``retired``: why the new run did not export the text, when its ``labels/`` decided it
   (:func:`retire_reasons`): an abstain reason such as ``conflicting_evidence``, or an
-  export drop (``below_min_users``, ``dp_not_selected``); else ``no_evidence_in_window``
-  (the text no longer occurs with friction in the new run's input partitions: only under
-  ``export.label_retention = "window"``), or ``contradicted`` (tonight's users rephrase it
+  export drop (``below_min_users``, ``dp_not_selected``, else ``not_exported``); else
+  ``no_evidence_in_window`` (the text no longer occurs with friction in the new run's input
+  partitions: under ``export.label_retention = "window"``, or when retention is skipped
+  because the previous version was made under weaker privacy gates), or ``contradicted`` (tonight's users rephrase it
   into another intent: :mod:`mining.io.retention`, which keeps every other label). Under
   ``privacy.dp`` every retired text is ``dp_not_selected`` (``export_dataset``): the exact
   reason would tell whether anyone said it.
