@@ -12,6 +12,34 @@ from mining.spark import embedding, ingest, rephrase, sessions, validate
 from mining.stages.common import code_version, counts_by, run_settings
 
 
+def _turn_counts(t) -> dict:
+    """``turns``, ``friction_turns``, ``pii_scrubbed`` (placeholders by kind) and ``by_signal``
+    (friction turns per signal) of the written ``turns/``, in two Spark jobs."""
+    from pyspark.sql import functions as F
+
+    pii = privacy.spark_placeholder_counts(F.col("utterance"))
+    row = t.agg(F.count("*").alias("_turns"), F.count(F.when(F.col("is_friction"), 1)).alias("_friction"),
+                *[c.alias(k) for k, c in pii.items()]).first().asDict()
+    return {"turns": row.pop("_turns"), "friction_turns": row.pop("_friction"), "pii_scrubbed": row,
+            "by_signal": counts_by(t.select(F.explode("friction_signals").alias("signal")), "signal")}
+
+
+def _pair_counts(p) -> dict:
+    """``candidates``, ``accepted_pairs``, ``by_decision`` and, per friction signal,
+    ``candidates_by_signal`` / ``accepted_by_signal`` of the written ``rephrase_pairs/``
+    (signals without an accepted pair absent from the latter), in two Spark jobs."""
+    from pyspark.sql import functions as F
+
+    accepted = F.count(F.when(F.col("accepted"), 1))
+    by_decision = p.groupBy("decision").agg(F.count("*").alias("n"), accepted.alias("a")).orderBy("decision").collect()
+    by_signal = (p.select(F.explode("friction_signals").alias("s"), "accepted").groupBy("s")
+                 .agg(F.count("*").alias("n"), accepted.alias("a")).orderBy("s").collect())
+    return {"candidates": sum(r["n"] for r in by_decision), "accepted_pairs": sum(r["a"] for r in by_decision),
+            "by_decision": {str(r["decision"]): r["n"] for r in by_decision},
+            "candidates_by_signal": {str(r["s"]): r["n"] for r in by_signal},
+            "accepted_by_signal": {str(r["s"]): r["a"] for r in by_signal if r["a"]}}
+
+
 def run(spark, cfg) -> dict:
     """Validate + quarantine → pseudonymize → sessions → friction → scored candidate pairs.
 
@@ -45,12 +73,7 @@ def run(spark, cfg) -> dict:
         accepted = accepted.where(F.col("locale").isin(list(cfg.locales)))
     turn_stats = storage.write_parquet_stage(
         sessions.prepare_turns(accepted, cfg.friction, cfg.rephrase, key), cfg.out, "turns",
-        lambda t: {"partitions": partitions, "locales": list(cfg.locales), "lineage": lineage, "turns": t.count(),
-                   "friction_turns": t.where("is_friction").count(),
-                   "pii_scrubbed": t.agg(*[c.alias(k) for k, c in
-                                           privacy.spark_placeholder_counts(F.col("utterance")).items()]
-                                         ).first().asDict(),
-                   "by_signal": counts_by(t.select(F.explode("friction_signals").alias("signal")), "signal")})
+        lambda t: {"partitions": partitions, "locales": list(cfg.locales), "lineage": lineage, **_turn_counts(t)})
     turns = spark.read.parquet(str(Path(cfg.out) / "turns"))
     candidates = rephrase.candidate_pairs(turns, cfg.rephrase).cache()
     # every distinct text of the night is embedded here (the cache makes embed_utterances
@@ -68,11 +91,7 @@ def run(spark, cfg) -> dict:
     pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg.rephrase, centroids, backgrounds))
     stats = storage.write_parquet_stage(
         pairs, cfg.out, "rephrase_pairs",
-        lambda p: {"lineage": lineage, "candidates": p.count(), "accepted_pairs": p.where("accepted").count(),
-                   "by_decision": counts_by(p, "decision"),
-                   "candidates_by_signal": counts_by(p.select(F.explode("friction_signals").alias("s")), "s"),
-                   "accepted_by_signal": counts_by(p.where("accepted")
-                                                 .select(F.explode("friction_signals").alias("s")), "s"),
+        lambda p: {"lineage": lineage, **_pair_counts(p),
                    "model": cfg.rephrase.fitted.version, "threshold": cfg.rephrase.threshold,
                    "threshold_by_locale": dict(sorted(cfg.rephrase.threshold_by_locale.items())),
                    "background": derived,
