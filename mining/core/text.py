@@ -1,9 +1,8 @@
 """Text normalization, script-aware tokenization and lexical similarity (pure functions, no Spark).
 
 Normalization: Unicode NFKC (UAX #15), full case folding (``str.casefold``; a no-op for
-scripts without case), apostrophes dropped, a hyphen-minus used as a sign ("-5") written
-as the minus sign U+2212 (kept: "-5" and "5" are other requests), other punctuation (Unicode
-category P*) replaced by spaces, whitespace collapsed. No step assumes that words are separated by spaces, so
+scripts without case), apostrophes dropped, other punctuation (Unicode category P*) replaced
+by spaces, whitespace collapsed. No step assumes that words are separated by spaces, so
 Chinese, Japanese and Thai text normalize correctly.
 
 Tokenization (:func:`tokens`): whitespace first; inside a whitespace chunk, every base
@@ -112,13 +111,8 @@ def _drop_or_space(ch: str) -> str:
     return " " if cat[0] == "P" else "" if cat == "Cf" and ch not in _KEPT_FORMAT else ch
 
 
-#: a hyphen-minus that is a sign: before a digit, not after a letter or digit ("-5", not "covid-19", "5-6")
-_SIGN = re.compile(r"(?<!\w)-(?=\d)")
-
-
 def normalize(text: str | None) -> str:
-    """NFKC + casefold + apostrophes dropped ("what's" → "whats") + a sign "-" → "−" (U+2212,
-    a math symbol, kept: "to -5" ≠ "to 5"; "−5" typed so stays the same) + invisible format
+    """NFKC + casefold + apostrophes dropped ("what's" → "whats") + invisible format
     characters dropped (category Cf: zero-width space, bidi marks, BOM, soft hyphen; not
     ZWNJ/ZWJ) + other punctuation → space + NFKC again + collapsed whitespace. ``None`` →
     ``""``. The second NFKC composes what casefolding or a dropped character left
@@ -126,10 +120,7 @@ def normalize(text: str | None) -> str:
     ``text_norm`` is a join and cache key."""
     if not text:
         return ""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    if "-" in text:
-        text = _SIGN.sub("\u2212", text)
-    text = "".join(map(_drop_or_space, text))
+    text = "".join(map(_drop_or_space, unicodedata.normalize("NFKC", text).casefold()))
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
     return " ".join(text.split())
