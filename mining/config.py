@@ -255,7 +255,6 @@ class ExportConfig:
 
     def __post_init__(self):
         _check(0 <= self.dev_share <= 1, "export.dev_share", self.dev_share, "in [0, 1]")
-        _check(self.split_seed >= 0, "export.split_seed", self.split_seed, ">= 0")
         _check(self.label_retention in RETENTION_POLICIES, "export.label_retention", self.label_retention,
                " or ".join(repr(p) for p in RETENTION_POLICIES))
 

@@ -4,6 +4,7 @@ where each value came from). The layers' order and precedence: :mod:`mining.conf
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from collections.abc import Mapping
 from typing import Any
@@ -75,9 +76,12 @@ def env_layers(environ: Mapping[str, str]) -> list[Layer]:
         path = name[len(ENV_PREFIX):].lower().split("__")
         if len(path) < 2 or not all(path):
             raise ConfigError(f"environment variable {name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
-        if len(path) > 2 and ".".join(path[:2]) in OPEN_TABLES - {"friction.cues"}:   # names are lower-cased
-            raise ConfigError(f"environment variable {name}: a locale key (de-DE) cannot be set from the "
-                              "environment; use a config file or --set")
+        # names are lower-cased: a locale with a region ("de-DE") cannot be named; a bare
+        # language ("en") can
+        if (len(path) > 2 and ".".join(path[:2]) in OPEN_TABLES - {"friction.cues"}
+                and not re.fullmatch(r"[a-z]{2,3}", path[2])):
+            raise ConfigError(f"environment variable {name}: a locale key with a region (de-DE) cannot be set "
+                              "from the environment; use a config file or --set")
         nested: Any = _parse_value(environ[name])
         for part in reversed(path):
             nested = {part: nested}

@@ -58,7 +58,6 @@ def test_file_then_overrides_win(tmp_path):
     ({"sessions": {"inactivity_gap_s": float("inf")}}, "sessions.inactivity_gap_s"),
     ({"cluster": {"seed": -1}}, "cluster.seed"),                       # numpy's default_rng: a plain ValueError
     ({"aggregation": {"logs_check_seed": -5}}, "aggregation.logs_check_seed"),
-    ({"export": {"split_seed": -1}}, "export.split_seed"),
     ({"aggregation": {"min_events_by_locale": 3}}, "aggregation.min_events_by_locale"),   # was AttributeError
     ({"privacy": {"dp": 1}}, "privacy.dp"),
     ({"privacy": {"dp": {"seed": "x"}}}, "privacy.dp.seed"),
@@ -136,6 +135,9 @@ def test_environment_cannot_set_a_locale_key():
     with pytest.raises(ConfigError, match="cannot be set from the environment"):
         load_config("l", "o", environ={"MINING__CLUSTER__MIN_SIM_BY_LOCALE__DE-DE": "0.7"})
     assert load_config("l", "o", environ={"MINING__FRICTION__CUES__PL": '["nie"]'}).friction.cues["pl"] == ("nie",)
+    bare = load_config("l", "o", environ={"MINING__REPHRASE__THRESHOLD_BY_LOCALE__EN": "0.7"})   # a bare language
+    assert bare.rephrase.threshold_for("en") == 0.7
+    assert load_config("l", "o", overrides={"export": {"split_seed": -1}}).export.split_seed == -1  # a hash input
 
 
 def test_flag_defaults_from_the_configuration_are_range_checked(monkeypatch):

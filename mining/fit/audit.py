@@ -331,7 +331,9 @@ def read_reviews(paths: list[str | Path]) -> tuple[pd.DataFrame, dict]:
     reviewed in an earlier file (same :data:`LABEL_KEY`) is not used again, but counted
     (``duplicate_label``), so two overlapping audits never weigh a label twice.
 
-    :raises ConfigError: one file given twice (the same bytes), which would double every row (exit 2)."""
+    :raises ConfigError: one file given twice (the same bytes), which would double every row (exit 2).
+    :raises AuditError: several files, one without the :data:`LABEL_KEY` columns: a label
+        reviewed in two of them could not be counted once (exit 3)."""
     frames, total, seen = [], {}, {}
     for path in paths:
         digest = file_sha256(path)
@@ -342,6 +344,11 @@ def read_reviews(paths: list[str | Path]) -> tuple[pd.DataFrame, dict]:
         frames.append(rows)
         for k, v in counts.items():
             total[k] = sorted(set(total.get(k, [])) | set(v)) if isinstance(v, list) else total.get(k, 0) + v
+    unkeyed = [str(p) for p, f in zip(paths, frames) if f["label_key"].isna().any()]
+    if len(paths) > 1 and unkeyed:
+        raise AuditError(f"{', '.join(unkeyed)}: no {', '.join(LABEL_KEY)} columns, so a label reviewed in two "
+                         f"of the {len(paths)} audits would count twice; keep those columns of `mining audit "
+                         "sample`'s CSV, or refit from one file")
     rows = pd.concat(frames, ignore_index=True)
     repeat = rows["label_key"].notna() & rows["label_key"].duplicated(keep="first")
     total["used"] -= int(repeat.sum())
@@ -361,8 +368,9 @@ def fit_from_audit(audit: str | Path | list[str | Path], out: str | Path | None,
     ``bench/audit_curve.py`` measures on another run). Returns
     (:class:`mining.core.calibration.Calibration`, the path written).
 
-    :raises AuditError: fewer than ``min_reviewed`` usable rows, or fewer than 2 distinct
-        raw scores among them (exit 3); the message gives the counts by reason."""
+    :raises AuditError: fewer than ``min_reviewed`` usable rows, fewer than 2 distinct raw
+        scores among them, or verdicts all right or all wrong (exit 3); the message gives the
+        counts by reason."""
     import shlex
     import sys
 
@@ -377,6 +385,9 @@ def fit_from_audit(audit: str | Path | list[str | Path], out: str | Path | None,
     if len(rows) < min_reviewed or rows["raw_score"].nunique() < 2:
         raise AuditError(f"{name}: {len(rows)} usable reviewed rows of {counts['rows']} "
                          f"({reasons or 'none skipped'}); a refit needs >= {min_reviewed} with >= 2 distinct raw scores")
+    if rows["correct"].nunique() < 2:    # the isotonic map would be flat: every label 1.0, or 0.0
+        raise AuditError(f"{name}: all {len(rows)} usable verdicts are {'right' if rows['correct'].iloc[0] else 'wrong'}; "
+                         "a calibration needs both: review more labels (the low-confidence strata first)")
     if reasons:
         log.warning("%s: %d of %d rows used; skipped: %s", name, len(rows), counts["rows"], reasons)
     info = {"command": "mining " + shlex.join(argv), "source": "audit", "audit_files": [p.name for p in paths],

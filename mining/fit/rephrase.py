@@ -170,6 +170,7 @@ def fit(corpora: list[str], n_turns: int, seed: int, work: Path, *, c: float,
             "python": sys.version.split()[0]}
     model = fit_model(frame, c=c, target_precision=target_precision, seed=seed,
                       version=f"rephrase-lr-{'+'.join(corpora)}-s{seed}", fit_info=info)
+    model = with_content_version(model)
     table, flips = direction_table(frame)
     model.fit["direction_flips"] = flips
     model.fit["feature_means"] = {loc: {r.feature: [round(r.rephrase_mean, 4), round(r.switch_mean, 4)]
@@ -180,3 +181,16 @@ def fit(corpora: list[str], n_turns: int, seed: int, work: Path, *, c: float,
     log.info("rephrase model %s: threshold %.2f, fit precision %.3f recall %.3f → %s", model.version,
              model.threshold, model.fit["fit_precision"], model.fit["fit_recall"], out or PACKAGED_MODEL)
     return model
+
+
+def with_content_version(model: RephraseModel) -> RephraseModel:
+    """``model`` with ``-<8 hex>`` appended to its version: the first 8 hex digits of the
+    sha256 of its intercept, threshold and weights, so manifests and ``rephrase_pairs``
+    stats tell two fits with other ``--turns``, ``--c`` or ``--target-precision`` apart (as
+    :func:`mining.fit.calibration.with_content_version` does for calibrations)."""
+    import dataclasses
+    import hashlib
+    import json
+
+    body = json.dumps({k: v for k, v in model.to_dict().items() if k not in ("version", "fit")}, sort_keys=True)
+    return dataclasses.replace(model, version=f"{model.version}-{hashlib.sha256(body.encode()).hexdigest()[:8]}")

@@ -249,6 +249,7 @@ def run(spark, cfg) -> dict:
     baseline = quality.baseline_manifest(cfg.quality.baseline, previous_dir, cfg.locales)
     checks = quality.check_export(table, upstream["rejects"], baseline, cfg.quality, cfg.validation.max_reject_share,
                                   fresh_rows=fresh_rows)
+    table = table.cast(schemas.arrow_schema("training_set"))   # what the gate checked: every file gets these types
     staging = storage.staging_path(out, f"version-{version}")
     with storage.removed_on_failure(staging):   # a failed try leaves no copy of the version
         export.write_training_set(table, staging / "training_set")

@@ -69,7 +69,8 @@ def test_mistyped_columns_fail_the_schema_check_not_with_an_arrow_error(qcfg):
         check_export(good.set_column(good.column_names.index("slots"), "slots", renamed), REJECTS, None, qcfg, 0.05)
     as_text = good.set_column(good.column_names.index("confidence"), "confidence", pa.array(["0.9", "1.5", "0.2"]))
     with pytest.raises(QualityGateFailed, match='required_values = {"confidence_outside_0_1": 1}'):
-        check_export(as_text, REJECTS, None, qcfg, 0.05)       # cast to the contract's double, then checked
+        check_export(as_text, REJECTS, None, qcfg, 0.05)       # cast to the contract's double (as the export
+                                                               # writes it), then checked
 
 
 def test_blank_values_unknown_evidence_no_events_and_duplicate_keys_fail(qcfg):

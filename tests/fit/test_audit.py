@@ -193,8 +193,11 @@ def test_sample_run_never_goes_below_the_runs_own_min_users(tmp_path):
 
 # ---- reading a review ----------------------------------------------------------------
 
-def _review(tmp_path: Path, rows: list[tuple], name="reviewed.csv", sep=",", bom=False) -> Path:
+def _review(tmp_path: Path, rows: list[tuple], name="reviewed.csv", sep=",", bom=False, keyed=False) -> Path:
     cols = ["audit_id", "raw_score", "evidence", "correct"]
+    if keyed:     # the label key of `mining audit sample`'s CSV: labels of this file's own run
+        cols += list(audit.LABEL_KEY)
+        rows = [(*r, f"labels-{name}", "en-US", f"text {r[0]}", "alarm_set") for r in rows]
     text = sep.join(cols) + "\n" + "".join(sep.join(map(str, r)) + "\n" for r in rows)
     path = tmp_path / name
     path.write_text(("\ufeff" if bom else "") + text, encoding="utf-8")
@@ -287,8 +290,8 @@ def test_refit_from_a_small_review_records_its_source_and_pooled_kinds(tmp_path)
 
 
 def test_refit_from_several_audits_sums_their_rows(tmp_path):
-    one = _review(tmp_path, _gold_rows(150, seed=1), name="night1.csv")
-    two = _review(tmp_path, _gold_rows(150, seed=2), name="night2.csv")   # same audit_ids: other file
+    one = _review(tmp_path, _gold_rows(150, seed=1), name="night1.csv", keyed=True)
+    two = _review(tmp_path, _gold_rows(150, seed=2), name="night2.csv", keyed=True)   # same audit_ids: other file
     _, out = audit.fit_from_audit([one, two], tmp_path / "c.toml", min_per_kind=200, argv=[])
     fit = tomllib.loads(out.read_text())["fit"]
     assert fit["audit_rows"]["rows"] == 300 and fit["audit_rows"]["duplicate_audit_id"] == 0
@@ -335,6 +338,20 @@ def test_a_calibration_file_missing_a_map_array_is_a_configuration_error(tmp_pat
     bad.write_text('[pooled]\nx = [0.0, 1.0]\ny = [0.0, 1.0]\n')
     with pytest.raises(ConfigError, match="version"):
         load_calibration(bad)
+
+
+def test_refit_refuses_one_sided_verdicts_and_unkeyed_files_together(tmp_path):
+    """Found in review: 25 reviews all "yes" gave a flat map, every label confidence 1.0; two
+    audits without the label key columns counted a label reviewed in both twice."""
+    same = _review(tmp_path, [(i, round(0.05 + i / 30, 4), "rephrase", "yes") for i in range(25)])
+    with pytest.raises(AuditError, match="all 25 usable verdicts are right"):
+        audit.fit_from_audit(same, tmp_path / "c.toml", min_per_kind=200, argv=[])
+    one = _review(tmp_path, _gold_rows(150, seed=1), name="night1.csv")
+    two = _review(tmp_path, _gold_rows(150, seed=2), name="night2.csv")
+    with pytest.raises(AuditError, match="would count twice"):
+        audit.fit_from_audit([one, two], tmp_path / "c.toml", min_per_kind=200, argv=[])
+    audit.fit_from_audit(one, tmp_path / "c.toml", min_per_kind=200, argv=[])      # one file: no key needed
+    assert (tmp_path / "c.toml").exists()
 
 
 def test_refit_refuses_too_few_reviewed_rows(tmp_path):

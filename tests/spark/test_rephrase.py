@@ -350,6 +350,18 @@ def test_fit_model_learns_the_direction_and_round_trips(tmp_path):
     np.testing.assert_allclose(back.score(feats), m.score(feats))
 
 
+def test_a_fit_version_names_its_content():
+    """Found in review: the version was "rephrase-lr-<corpora>-s<seed>" whatever --turns, --c or
+    --target-precision gave; now a content hash tells two fits apart (same fit: same version)."""
+    from mining.fit.rephrase import with_content_version
+
+    cands = synthetic_candidates()
+    a = with_content_version(fit_model(cands, target_precision=0.95, version="rephrase-lr-x-s1"))
+    b = with_content_version(fit_model(cands, c=0.01, target_precision=0.9, version="rephrase-lr-x-s1"))
+    again = with_content_version(fit_model(cands, target_precision=0.95, version="rephrase-lr-x-s1"))
+    assert a.version.startswith("rephrase-lr-x-s1-") and a.version != b.version and a.version == again.version
+
+
 def test_fit_model_needs_both_classes():
     with pytest.raises(ValueError, match="positive and negative"):
         fit_model(synthetic_candidates().assign(positive=True))
