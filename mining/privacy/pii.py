@@ -136,17 +136,18 @@ def spark_pseudonymize(col):
 #   iban            IBAN-shaped candidate (groups split by spaces or commas),     <iban>
 #                   ISO 13616 mod-97 + country length
 #                   (python-stdnum ``stdnum.iban.is_valid``)
-#   card_number     13-19 digits, runs of spaces/dashes/commas allowed, Luhn      <card>
+#   card_number     13-19 digits, runs of spaces/dashes/commas allowed (not       <card>
+#                   thousands separators "34,000,…"), Luhn
 #                   (python-stdnum ``stdnum.luhn.is_valid``)
 #   phone_number    ``phonenumbers.PhoneNumberMatcher`` (Google libphonenumber     <phone>
 #                   port) with the region of the utterance's locale, leniency
 #                   POSSIBLE; kept: >= 7 digits, or 5-6 digits that the region's
-#                   plan calls valid; dates ("12.05.2026") are not
+#                   plan calls valid; dates ("12.05.2026") are not; groups split
+#                   by ", " (dictated: "415, 555, 2671") when their digits joined
+#                   are a valid number of the region
 #   long_digit_run  what is left: a run of >= 5 digits, or >= 7 digits written    <number>
 #                   in two or more groups split by single spaces/dashes/dots
-#                   ("5 5 5 1 2 3 4", "1234 5678"), dates excepted; or split by
-#                   ", " too with a group of >= 3 digits or a leading 0 ("415,
-#                   555, 2671", "06, 12, 34, 56, 78"; not "top 10, 20, 30, 40")
+#                   ("5 5 5 1 2 3 4", "1234 5678"), dates excepted
 #   (long_digit_run) >= 5 tokens in a row, each a digit word or a numeral of      <number>
 #                   1-4 digits, split by spaces/commas/dashes ("five five five
 #                   one two", "555-one-two-three-four"), for en, de, fr, es, it,
@@ -200,9 +201,9 @@ _YEAR_RANGE = re.compile(r"(?:19|20)\d\d[ .-](?:19|20)\d\d")
 # not inside a longer number: no digit, nor a digit then ":", "." or "," ("10:30", "1,5"), either
 # side; punctuation before a space or the end ("123-45-6789, thanks", "ssn:123-45-6789") is no digit
 _DIGIT_GROUPS = re.compile(r"(?<!\d)(?<!\d[:.,])\d+(?:[ .-]\d+)+(?!\d|[:.,]\d)")
-#: the same with ", " between groups too ("call 415, 555, 2671": ASR punctuation); a number
-#: only with a group of 3+ digits or a leading 0 ("06, 12, 34, 56, 78"), so a list ("top 10,
-#: 20, 30, 40 songs", "scores 21, 19, 18, 22") stays; "1,000,000" (no space) is no such group
+#: the same with ", " between groups too ("call 415, 555, 2671": ASR punctuation of a dictated
+#: number); a phone number only when its digits joined are one the region's plan calls valid
+#: (:func:`_comma_phones`), so lists, years and dates with commas stay
 _DIGIT_GROUPS_COMMA = re.compile(r"(?<!\d)(?<!\d[:.,])\d+(?:(?:, |[ .-])\d+)+(?!\d|[:.,]\d)")
 _SPOKEN = {
     "en": "zero oh o one two three four five six seven eight nine double triple",
@@ -287,6 +288,8 @@ def _cards(shadow: str):
 
     for m in _CARD_CANDIDATE.finditer(shadow):
         digits = re.sub(r"\D", "", m.group())
+        if re.fullmatch(r"\d{1,3}(?:,\d{3})+", m.group()):    # thousands separators: an amount
+            continue
         if 13 <= len(digits) <= 19 and luhn.is_valid(digits):
             yield m.span()
 
@@ -320,14 +323,26 @@ def _phones(shadow: str, region: str | None):
             yield m.start, m.end
 
 
-def _digit_runs(shadow: str):
-    # groups first: "98765 4321" is one number, not "98765" and a leftover "4321"; comma
-    # groups before the others, which they contain
+def _comma_phones(shadow: str, region: str | None):
+    """Dictated phone numbers with commas between their groups, which ``PhoneNumberMatcher``
+    does not read as one number: at least 7 digits that, joined, the region's plan calls a
+    valid number ("415, 555, 2671" in the US; "06, 12, 34, 56, 78" in France), in groups all
+    of one digit or all of more."""
+    import phonenumbers
+
     for m in _DIGIT_GROUPS_COMMA.finditer(shadow):
-        groups = re.findall(r"\d+", m.group())
-        if ", " in m.group() and sum(map(len, groups)) >= 7 and not _is_date(m.group()) \
-                and (max(map(len, groups)) >= 3 or groups[0].startswith("0")):
-            yield m.span()
+        digits, sizes = re.sub(r"\D", "", m.group()), {min(len(g), 2) for g in re.findall(r"\d+", m.group())}
+        if ", " not in m.group() or len(digits) < 7 or len(sizes) > 1:   # 1-digit and longer groups mixed:
+            continue                                                     # a list ("6, 7, 8, 9, 10, 11, 12")
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(digits, region or "ZZ")):
+                yield m.span()
+        except phonenumbers.NumberParseException:
+            continue
+
+
+def _digit_runs(shadow: str):
+    # groups first: "98765 4321" is one number, not "98765" and a leftover "4321"
     for m in _DIGIT_GROUPS.finditer(shadow):
         if sum(ch.isdigit() for ch in m.group()) >= 7 and not _is_date(m.group()) \
                 and not _YEAR_RANGE.fullmatch(m.group()):
@@ -392,7 +407,9 @@ def scrub_pii(text: str, locale: str | None = None) -> tuple[str, dict[str, int]
     if sum(ch.isdigit() for ch in shadow) >= 5:
         take("iban", _ibans(shadow))
         take("card_number", _cards(shadow))
-        take("phone_number", _phones(shadow, locale_region(locale) if locale else "US"))
+        region = locale_region(locale) if locale else "US"
+        take("phone_number", _phones(shadow, region))
+        take("phone_number", _comma_phones(shadow, region))
         take("long_digit_run", _digit_runs(shadow))
     take("spoken_digits", _spoken(shadow, locale))
     if not spans:
