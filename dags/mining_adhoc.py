@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 
 from airflow.sdk import Param, dag
 
-from mining_stages import DEFAULT_OUT_ROOT, build_stages, shared_params
+from mining_stages import DEFAULT_OUT_ROOT, MIN_USERS_ARG, build_stages, shared_params
 
 DAG_ID = "mining_adhoc"
 
@@ -106,7 +106,7 @@ def mining_adhoc():
             "--start-date": "{{ params.start_date or '' }}",
             "--end-date": "{{ params.end_date or '' }}",
             "--locale": "{{ params.locales | tojson }}",
-            "--min-users": "{{ params.min_users }}",
+            "--min-users": MIN_USERS_ARG,
             "--cache-dir": f"{DEFAULT_OUT_ROOT}/embedding_cache",
             "--set": _THRESHOLD_OVERRIDES,
         },

@@ -56,8 +56,8 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
-from mining_stages import (DEFAULT_OUT_ROOT, build_stages, night_to_mine, partition_ready, previous_run_manifest,
-                           shared_params)
+from mining_stages import (DEFAULT_OUT_ROOT, MIN_USERS_ARG, build_stages, night_to_mine, partition_ready,
+                           previous_run_manifest, shared_params)
 
 DAG_ID = "mining_nightly"
 
@@ -131,7 +131,7 @@ def mining_nightly():
             "--start-date": "{{ macros.ds_add(ds, 1 - params.lookback_days) }}",
             "--end-date": "{{ ds }}",
             "--locale": "{{ params.locales | tojson }}",
-            "--min-users": "{{ params.min_users }}",
+            "--min-users": MIN_USERS_ARG,
             "--cache-dir": "{{ params.out_root }}/embedding_cache",
             # baseline of the quality gate's row-count check: the previous night's version
             "--set": "{% set m = previous_run_manifest(params.out_root, ds) %}"

@@ -289,6 +289,10 @@ def stage_args(options: Mapping[str, str | Sequence[str]]) -> list[str]:
     return args
 
 
+#: ``--min-users`` as rendered: empty (the flag dropped) unless the run sets the Param
+MIN_USERS_ARG = "{{ '' if params.min_users is none else params.min_users }}"
+
+
 def expand_options(args: Sequence[Any]) -> list[str]:
     """Post-process rendered ``[flag, value, flag, value, ...]`` arguments.
 
@@ -471,12 +475,14 @@ def shared_params() -> dict[str, Param]:
             title="Locales",
             description="BCP-47 locales to mine, e.g. en-US; empty = all locales in the logs.",
         ),
+        # null: the configuration's privacy.min_users (MINING_CONFIG, MINING__PRIVACY__MIN_USERS,
+        # defaults.toml); a value here would override a stricter configured gate (MIN_USERS_ARG)
         "min_users": Param(
-            2,
-            type="integer",
+            None,
+            type=["null", "integer"],
             minimum=1,
             title="Minimum distinct users",
             description="k-anonymity gate: an utterance text is exported only when at least "
-            "this many distinct users said it (privacy.min_users).",
+            "this many distinct users said it. Empty: privacy.min_users of the configuration.",
         ),
     }

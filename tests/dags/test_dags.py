@@ -335,7 +335,6 @@ def test_nightly_args_cover_the_lookback_window(dagbag, stages_module):
         "--end-date", "2026-11-05",
         "--locale", "en-US",
         "--locale", "de-DE",
-        "--min-users", "2",
         "--cache-dir", "/o/embedding_cache",
     ]  # fmt: skip
 
@@ -346,9 +345,21 @@ def test_adhoc_args_with_defaults_omit_optional_options(dagbag, stages_module):
     assert args == [
         "--logs", stages_module.DEFAULT_LOGS,
         "--out", f"{stages_module.DEFAULT_OUT_ROOT}/adhoc/manual__2026-11-21T1000000000",
-        "--min-users", "2",
         "--cache-dir", f"{stages_module.DEFAULT_OUT_ROOT}/embedding_cache",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_min_users_comes_from_the_configuration_unless_the_run_sets_it(dagbag, dag_id):
+    """Found in review: the Param's default 2 always rendered ``--min-users 2``, which beats
+    MINING_CONFIG and MINING__PRIVACY__MIN_USERS: a stricter configured k-anonymity gate was
+    lowered to 2 in Airflow. Now the flag is passed only when a run sets the Param."""
+    task = dagbag.dags[dag_id].get_task("export_dataset")
+    params = {"logs": "/l", "out": "/o/x", "out_root": "/o"}
+    assert "--min-users" not in render_args(task, run_id="r", ds="2026-11-05", params=params)
+    args = render_args(task, run_id="r", ds="2026-11-05", params={**params, "min_users": 5})
+    assert args[args.index("--min-users") + 1] == "5"
+    assert fresh_param(dagbag, dag_id, "min_users").resolve(None) is None
 
 
 def test_adhoc_args_pass_dates_locales_and_threshold(dagbag):
