@@ -72,12 +72,12 @@ def staging_entries(out: Path) -> list[str]:
 
 def reference_run(stack: E2EStack, ds: str, previous: str | None) -> subprocess.Popen:
     """``mining run`` of night ``ds`` with the arguments the nightly DAG renders (lookback 3,
-    min users 2, the previous night's manifest as quality baseline), on local[2], into its
+    min users from the configuration, the previous night's manifest as quality baseline), on local[2], into its
     own output root: the byte-for-byte reference of the Airflow run."""
     out = stack.root / "reference"
     start = (__import__("datetime").date.fromisoformat(ds) - __import__("datetime").timedelta(days=2)).isoformat()
     args = [str(BIN / "mining"), "run", "--logs", str(stack.logs), "--out", str(out / "runs" / ds),
-            "--start-date", start, "--end-date", ds, "--min-users", "2", "--cache-dir", str(out / "embedding_cache")]
+            "--start-date", start, "--end-date", ds, "--cache-dir", str(out / "embedding_cache")]
     if previous:
         args += ["--set", f"quality.baseline={out / 'runs' / previous / 'manifest.json'}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MINING_"))}
