@@ -189,7 +189,7 @@ _EMAIL = re.compile(rf"(?<!{_ADDR_SPECIAL})(?<!{_ADDR_WORD})(?:{_ADDR_WORD}|{_AD
 #: whole whitespace-delimited token goes (privacy first); "田中@東京に行きます" (no dot) stays.
 _EMAIL_FALLBACK = re.compile(r"[^\s@\0]+@[^\s@.\0]+(?:\.[^\s@.\0]+)+")
 # groups split by spaces, dashes or commas (ASR punctuation of dictated numbers: "4111, 1111, …")
-_IBAN_CANDIDATE = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:(?:, ?| )?[A-Za-z0-9]){10,30}")
+_IBAN_CANDIDATE = re.compile(r"(?<![\w])[A-Za-z]{2} *\d *\d(?:,? *[A-Za-z0-9]){10,30}")   # "DE 89 3704  0044"
 _CARD_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ ,-]*\d){12,18}(?![\d])")
 _DATE = re.compile(r"\s*(?:(\d{4})([./-])(\d{1,2})\2(\d{1,2})"
                    r"|(\d{1,2})([./-])(\d{1,2})\6(?:\d{4}|\d{2})"

@@ -174,6 +174,8 @@ def test_year_ranges_and_numeral_lists_are_kept(text, locale):
     ("call 415, 555, 2671", "en-US", "call <phone>"),
     ("appelle le 06, 12, 34, 56, 78", "fr-FR", "appelle le <phone>"),
     ("IBAN DE89, 3704, 0044, 0532, 0130, 00", "de-DE", "IBAN <iban>"),
+    ("IBAN DE 89 3704 0044 0532 0130 00", "de-DE", "IBAN <iban>"),       # a spaced country code
+    ("IBAN DE89  3704  0044  0532  0130  00 danke", "de-DE", "IBAN <iban> danke"),
     ("email sean.o'connor@example.com", "en-US", "email <email>"),
     ("email jane.smith&family@example.com", "en-US", "email <email>"),
     ("write to mary.jones=work@example.org", "en-US", "write to <email>"),
