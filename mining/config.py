@@ -163,7 +163,8 @@ class ClusterConfig:
     min_sim_by_locale: dict[str, float] = field(default_factory=dict)  # locale → min_sim (override)
 
     def __post_init__(self):
-        _check(self.k >= 1, "cluster.k", self.k, ">= 1")
+        # a GPU index returns at most 2048 results a query (mining.core.index.GPU_MAX_K), the row itself one
+        _check(1 <= self.k <= 2047, "cluster.k", self.k, "in [1, 2047]")
         for k in ("min_sim_rel", "min_sim"):
             _check(-1 <= getattr(self, k) <= 1, f"cluster.{k}", getattr(self, k), "in [-1, 1]")
         for k in ("seed", "exact_max_n"):    # a seed reaches numpy's default_rng: negative fails there
