@@ -120,19 +120,25 @@ def noise_floor(conf: np.ndarray, reps: int = 200, seed: int = 0) -> float:
 
 def curve(corpus: str, audit: pd.DataFrame, ev: pd.DataFrame, sizes: tuple[int, ...], seeds: int, work: Path,
           min_per_kind: int, min_confidence: float) -> list[dict]:
-    """One record per (N, sampling seed): the refit's figures on the evaluation run."""
+    """One record per (N, sampling seed): the refit's figures on the evaluation run. A refit
+    ``fit_from_audit`` refuses (a sample whose verdicts are all right: a flat map) keeps the
+    packaged map, as a user's would: its figures, ``refused`` true."""
     from mining.core.calibration import load_calibration
-    from mining.fit.audit import fit_from_audit, stratified_sample
+    from mining.fit.audit import AuditError, fit_from_audit, stratified_sample
 
     records = []
     for n in sorted({min(n, len(audit)) for n in sizes}):
         for s in range(seeds):
             sample = stratified_sample(audit, n, s)
             csv = reviewed_csv(sample, work / "audits" / f"{corpus}-n{n}-s{s}.csv", f"{corpus}-s{AUDIT_SEED}")
-            _, toml = fit_from_audit(csv, csv.with_suffix(".toml"), min_per_kind=min_per_kind,
-                                     argv=["fit-calibration", "--audit", str(csv)])
-            cal = load_calibration(toml)
-            records.append({"corpus": corpus, "n": n, "seed": s, "own_maps": sorted(set(cal.maps) - {"pooled"}),
+            try:
+                _, toml = fit_from_audit(csv, csv.with_suffix(".toml"), min_per_kind=min_per_kind,
+                                         argv=["fit-calibration", "--audit", str(csv)])
+                cal, refused = load_calibration(toml), False
+            except AuditError:
+                cal, refused = load_calibration(None), True
+            records.append({"corpus": corpus, "n": n, "seed": s, "refused": refused,
+                            "own_maps": sorted(set(cal.maps) - {"pooled"}),
                             "precision_reviewed": float(sample["correct"].mean()),
                             **measure(cal, ev, min_confidence)})
     return records
@@ -144,7 +150,8 @@ def summarize(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({"ece_mean": g["ece"].mean(), "ece_min": g["ece"].min(), "ece_max": g["ece"].max(),
                          "share_le_target": g["ece"].apply(lambda e: float((e <= TARGET_ECE).mean())),
                          "ece_exported_mean": g["ece_exported"].mean(), "exported_mean": g["exported"].mean(),
-                         "precision_conf90_mean": g["precision_conf90"].mean()}).reset_index()
+                         "precision_conf90_mean": g["precision_conf90"].mean(),
+                         "refused": g["refused"].sum()}).reset_index()
 
 
 def smallest_n(summary: pd.DataFrame, corpus: str, column: str, threshold: float) -> str:
@@ -177,6 +184,11 @@ def report(domains: list[dict], summary: pd.DataFrame, seeds: int, command: str)
         lines.append(f"| {r.corpus} | {r.n} | {f3(r.ece_mean)} | {f3(r.ece_min)}-{f3(r.ece_max)} | "
                      f"{r.share_le_target:.0%} | {r.exported_mean:.0f} | {f3(r.ece_exported_mean)} | "
                      f"{f3(r.precision_conf90_mean)} |")
+    refused = summary[summary["refused"] > 0]
+    lines += ["", "Refits refused (every sampled verdict right: `fit-calibration --audit` keeps the packaged "
+              "map, whose figures the rows above then include): "
+              + (", ".join(f"{r.corpus} N={r.n}: {int(r.refused)} of {seeds}" for r in refused.itertuples())
+                 or "none") + "."]
     lines.append("")
     for d in domains:
         c = d["corpus"]

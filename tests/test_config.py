@@ -56,8 +56,8 @@ def test_file_then_overrides_win(tmp_path):
     ({"aggregation": {"variant_min_sim": 7.5}}, "aggregation.variant_min_sim"),
     ({"aggregation": {"prior": float("inf")}}, "aggregation.prior"),
     ({"sessions": {"inactivity_gap_s": float("inf")}}, "sessions.inactivity_gap_s"),
-    ({"cluster": {"seed": -1}}, "cluster.seed"),
-    ({"cluster": {"k": 2048}}, "cluster.k"),                           # more than a GPU index returns                       # numpy's default_rng: a plain ValueError
+    ({"cluster": {"seed": -1}}, "cluster.seed"),                       # numpy's default_rng: a plain ValueError
+    ({"cluster": {"k": 2048}}, "cluster.k"),                           # more than a GPU index returns
     ({"aggregation": {"logs_check_seed": -5}}, "aggregation.logs_check_seed"),
     ({"aggregation": {"min_events_by_locale": 3}}, "aggregation.min_events_by_locale"),   # was AttributeError
     ({"privacy": {"dp": 1}}, "privacy.dp"),

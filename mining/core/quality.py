@@ -91,8 +91,8 @@ def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, ma
     previous version's manifest or None; ``qcfg``: :class:`mining.config.QualityConfig`;
     ``fresh_rows``: rows of ``table`` from this run's own labels (None: all of them, no
     label retention).
-    ``schema``: the contract's column names, in order, and a table that casts to its types
-    (the export then writes ``table`` cast so); the value checks read the cast values.
+    The ``schema`` check: the contract's column names, in order, and a table that casts to
+    its types (the export then writes ``table`` cast so); the value checks read the cast values.
     Returns the checks ``[{"name", "ok", "value", "limit", "detail"}]``; raises
     :class:`QualityGateFailed` (one line: the failed checks) when any fails."""
     contract = schemas.arrow_schema("training_set")

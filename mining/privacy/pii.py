@@ -273,14 +273,19 @@ def _shadow(text: str) -> str:
 def _ibans(shadow: str):
     from stdnum import iban
 
-    for m in _IBAN_CANDIDATE.finditer(shadow):
-        # the candidate may run into the next word: the longest valid prefix wins
+    pos = 0
+    while m := _IBAN_CANDIDATE.search(shadow, pos):
+        # the candidate may run into the next word: the longest valid prefix wins; none valid,
+        # the next candidate may start inside this one ("am 12 juni an DE89 3704 …")
         raw = m.group()
         ends = [i + 1 for i, ch in enumerate(raw) if ch not in " ,"]
-        for end in reversed(ends[14:]):           # IBANs have 15 to 34 characters
-            if iban.is_valid(raw[:end].replace(",", "").upper()):
-                yield m.start(), m.start() + end
-                break
+        valid = next((end for end in reversed(ends[14:])           # IBANs have 15 to 34 characters
+                      if iban.is_valid(raw[:end].replace(",", "").upper())), None)
+        if valid is None:
+            pos = m.start() + 1
+            continue
+        yield m.start(), m.start() + valid
+        pos = m.start() + valid
 
 
 def _cards(shadow: str):
@@ -326,14 +331,22 @@ def _phones(shadow: str, region: str | None):
 def _comma_phones(shadow: str, region: str | None):
     """Dictated phone numbers with commas between their groups, which ``PhoneNumberMatcher``
     does not read as one number: at least 7 digits that, joined, the region's plan calls a
-    valid number ("415, 555, 2671" in the US; "06, 12, 34, 56, 78" in France), in groups all
-    of one digit or all of more."""
+    valid number ("415, 555, 2671", "1, 800, 273, 8255" in the US; "06, 12, 34, 56, 78" in
+    France), shaped like one: after up to two leading one-digit groups (a country code, a
+    trunk 0), groups all of 2+ digits with one of 3+, or a trunk 0 first (lists of two-digit
+    numbers such as lottery numbers or temperatures stay), or groups all of one digit."""
     import phonenumbers
 
     for m in _DIGIT_GROUPS_COMMA.finditer(shadow):
-        digits, sizes = re.sub(r"\D", "", m.group()), {min(len(g), 2) for g in re.findall(r"\d+", m.group())}
-        if ", " not in m.group() or len(digits) < 7 or len(sizes) > 1:   # 1-digit and longer groups mixed:
-            continue                                                     # a list ("6, 7, 8, 9, 10, 11, 12")
+        groups = re.findall(r"\d+", m.group())
+        digits = "".join(groups)
+        lead = next((i for i, g in enumerate(groups[:2]) if len(g) > 1), min(2, len(groups)))
+        rest = groups[lead:]
+        shaped = (all(len(g) == 1 for g in groups)
+                  or (rest and all(len(g) > 1 for g in rest)
+                      and (lead or digits.startswith("0") or max(map(len, rest)) >= 3)))
+        if ", " not in m.group() or len(digits) < 7 or not shaped:
+            continue
         try:
             if phonenumbers.is_valid_number(phonenumbers.parse(digits, region or "ZZ")):
                 yield m.span()

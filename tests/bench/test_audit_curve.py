@@ -14,12 +14,13 @@ import audit_curve  # noqa: E402  (bench/audit_curve.py)
 def _records():
     ece = {25: [0.06, 0.02], 50: [0.03, 0.025], 100: [0.02, 0.01]}
     return [{"corpus": "slurp", "n": n, "seed": s, "ece": e, "exported": 100, "ece_exported": e,
-             "precision_conf90": 0.95} for n, es in ece.items() for s, e in enumerate(es)]
+             "precision_conf90": 0.95, "refused": n == 25 and s == 0} for n, es in ece.items() for s, e in enumerate(es)]
 
 
 def test_smallest_n_by_mean_and_by_every_seed():
     summary = audit_curve.summarize(_records())
     assert summary["share_le_target"].tolist() == [0.5, 1.0, 1.0]
+    assert summary["refused"].tolist() == [1, 0, 0]      # a one-sided sample: the packaged map kept
     assert audit_curve.smallest_n(summary, "slurp", "ece_mean", 0.03) == "50"
     assert audit_curve.smallest_n(summary, "slurp", "share_le_target", 1.0) == "50"
     assert audit_curve.smallest_n(summary, "slurp", "ece_mean", 0.001) == "not reached"

@@ -175,6 +175,10 @@ def test_year_ranges_and_numeral_lists_are_kept(text, locale):
     ("appelle le 06, 12, 34, 56, 78", "fr-FR", "appelle le <phone>"),
     ("IBAN DE89, 3704, 0044, 0532, 0130, 00", "de-DE", "IBAN <iban>"),
     ("IBAN DE 89 3704 0044 0532 0130 00", "de-DE", "IBAN <iban>"),       # a spaced country code
+    ("überweise am 12 juni an DE89 3704 0044 0532 0130 00", "de-DE", "überweise am 12 juni an <iban>"),
+    ("pay on 15 may to GB82 WEST 1234 5698 7654 32", "en-GB", "pay on 15 may to <iban>"),
+    ("call 1, 800, 273, 8255", "en-US", "call <phone>"),
+    ("call 0, 6, 12, 34, 56, 78", "fr-FR", "call <phone>"),
     ("IBAN DE89  3704  0044  0532  0130  00 danke", "de-DE", "IBAN <iban> danke"),
     ("email sean.o'connor@example.com", "en-US", "email <email>"),
     ("email jane.smith&family@example.com", "en-US", "email <email>"),
@@ -193,6 +197,9 @@ def test_comma_grouped_numbers_and_emails_with_specials_are_scrubbed_whole(text,
     ("show photos from 2019, 2020, 2021", "en-US"), ("rooms 101, 102, 103", "en-US"),
     ("order 250, 500, 750 grams", "en-US"), ("channels 101, 205, 330", "en-US"),
     ("between 1000, 2000 and 3000 steps", "en-US"), ("the debt is $34,000,000,000,000", "en-US"),
+    ("powerball numbers 21, 34, 55, 67, 69", "en-US"), ("temperatures 72, 68, 75, 80, 77", "en-US"),
+    ("set alarms 21, 22, 23, 24, 25", "en-US"), ("lotto 12, 23, 34, 45, 56", "en-GB"),
+    ("lottozahlen 22, 23, 34, 45, 46, 49", "de-DE"),
 ])
 def test_comma_lists_and_thousands_are_kept(text, locale):
     _kept(text, locale)
