@@ -15,7 +15,8 @@ A new domain refits from its own reviewed labels instead (``mining audit sample`
 ``mining fit-calibration --audit``: :mod:`mining.fit.audit`).
 
 The packaged map is fitted on HWU64 only, so SLURP stays a corpus the calibration never
-saw; ``bench/labels.py`` measures the calibration error on both, on other seeds.
+saw; ``bench/labels.py`` measures the calibration error on both, on other seeds. Its seed is
+not the rephrase scorer's (:data:`FIT_SEED`).
 """
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ from mining.core.calibration import PACKAGED_CALIBRATION, Calibration, fit_calib
 
 log = logging.getLogger(__name__)
 
-FIT_SEED = 101
+#: not the rephrase scorer's fit seed (mining/fit/rephrase.py, 101): the simulator writes users in
+#: order, one stream each, so the same corpus and seed would put the scorer's training logs
+#: inside the calibration's (a map fitted on pairs the scorer was trained on is optimistic)
+FIT_SEED = 211
 STAGES_AFTER_DETECT = ("embed_utterances", "cluster_variants", "aggregate_labels")
 
 
@@ -72,9 +76,20 @@ def with_content_version(cal: Calibration) -> Calibration:
 
 def fit(corpora: list[str], n_turns: int, seed: int, work: Path, *, min_users: int,
         out: Path | None, argv: list[str]) -> Calibration:
-    """Run :func:`candidate_labels` per corpus, fit, write the TOML to ``out`` (None: packaged)."""
+    """Run :func:`candidate_labels` per corpus, fit, write the TOML to ``out`` (None: packaged).
+
+    :raises ConfigError: ``seed`` is the packaged rephrase scorer's fit seed and a corpus is
+        one it was fitted on: its training logs would be inside the calibration's (exit 2)."""
+    from mining.core.rephrase_model import load_model
+    from mining.errors import ConfigError
     from mining.eval.evaluation import ece
     from mining.spark.session import get_spark
+
+    scorer = load_model(None).fit
+    shared = sorted(set(corpora) & set(scorer.get("corpora", [])))
+    if seed == scorer.get("seed") and shared:
+        raise ConfigError(f"fit-calibration --seed {seed}: the rephrase scorer was fitted on {', '.join(shared)} "
+                          f"at this seed; its training logs would be inside the calibration's: pick another seed")
 
     spark = get_spark("fit-calibration")
     frames = [candidate_labels(spark, c, n_turns, seed, work) for c in corpora]

@@ -396,3 +396,20 @@ def test_cli_sample_review_fit_load(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as bad_seed:                        # argparse: a negative seed
         cli.main(["audit", "sample", "--run", str(run), "--n", "5", "--seed", "-1", "--out", str(tmp_path / "s.csv")])
     assert bad_seed.value.code == 2
+
+
+def test_fit_calibration_refuses_the_rephrase_scorers_seed_on_its_corpora(tmp_path):
+    """Found in review: the calibration was fitted on HWU64 seed 101, the scorer's own fit logs
+    (the simulator writes users in order), so the map learned from pairs the scorer was trained
+    on. The packaged calibration and the default seed differ from the scorer's now."""
+    from mining.core.calibration import load_calibration
+    from mining.core.rephrase_model import load_model
+    from mining.errors import ConfigError
+    from mining.fit import calibration as calibration_fit
+
+    scorer = load_model(None).fit
+    with pytest.raises(ConfigError, match="its training logs would be inside the calibration's"):
+        calibration_fit.fit(["hwu64"], 1000, scorer["seed"], tmp_path, min_users=2, out=tmp_path / "c.toml", argv=[])
+    assert not (tmp_path / "c.toml").exists()
+    assert calibration_fit.FIT_SEED != scorer["seed"]
+    assert load_calibration(None).fit["seed"] == calibration_fit.FIT_SEED
