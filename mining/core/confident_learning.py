@@ -23,14 +23,16 @@ labelled data.
 A candidate (a failing text, never a training text) with candidate intent *c* gets its
 probabilities from the model fitted on all training texts and one ``logs_check`` status:
 
-* ``confirmed``: its confident class is *c*;
+* ``confirmed``: its confident class (the most probable class at or above its threshold) is *c*;
 * ``contradicted``: its confident class is some *j ≠ c*, ``p_c < t_c``, and *j* is not the
   intent the NLU gave the candidate's own failing turns (``rejected_intent``): a classifier
   fitted on the NLU's accepted outputs reproduces the NLU's mistakes on nearby texts, so
   agreeing with the interpretation the user just rejected is no evidence against the label
   (development logs, HWU64 seed 7: labels "contradicted" by the rejected intent were right
   94.5% of the time, as often as the unchecked ones; the other contradicted labels 76%);
-* ``uninformative``: no confident class, or only the rejected one;
+* ``uninformative``: anything else: no confident class; a confident class that is the
+  rejected intent; or one *j ≠ c* while ``p_c ≥ t_c`` (*c* is confident too, just less
+  probable);
 * ``unknown_intent``: *c* is not among the classifier's classes (no friction-free text of
   that intent, or fewer than ``folds`` of them), nothing to check it against.
 

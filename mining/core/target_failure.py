@@ -93,7 +93,9 @@ def _other_turns(n_friction, n_turns) -> tuple[np.ndarray, np.ndarray]:
     leave-out logs (``bench/leaveout.py``, seed 13, nothing fitted on them; ``mining evaluate``,
     ``label_clean_by_target_friction``) 78-88% with own friction against 89-97% without
     (default behaviour model; 28-57% against 64-77% under the hard one). So the own turn's low
-    confidence stays in k as evidence; a separate term for it in the mixture is not modelled."""
+    confidence stays in k as evidence; a separate term for it in the mixture is not modelled.
+    Capped at m, it counts only while another turn of the text is unfailed: a target said once
+    (m = 0) carries no evidence (k = 0), and with every other turn failed k = m."""
     n = np.maximum(np.asarray(n_turns, np.int64) - 1, 0)
     return np.minimum(np.asarray(n_friction, np.int64), n), n
 
