@@ -280,22 +280,18 @@ def _ibans(shadow: str):
         raw = m.group()
         ends = [i + 1 for i, ch in enumerate(raw) if ch not in " ,"]
         valid = next((end for end in reversed(ends[14:])           # IBANs have 15 to 34 characters
-                      if iban.is_valid(raw[:end].replace(",", "").upper())), None)
-        if valid is None:
-            pos = m.start() + 1
-            continue
-        yield m.start(), m.start() + valid
-        pos = m.start() + valid
+                      if iban.is_valid(raw[:end].replace(",", "").upper())), 0)
+        if valid:
+            yield m.start(), m.start() + valid
+        pos = m.start() + (valid or 1)
 
 
 def _cards(shadow: str):
     from stdnum import luhn
 
     for m in _CARD_CANDIDATE.finditer(shadow):
-        digits = re.sub(r"\D", "", m.group())
-        if re.fullmatch(r"\d{1,3}(?:,\d{3})+", m.group()):    # thousands separators: an amount
-            continue
-        if 13 <= len(digits) <= 19 and luhn.is_valid(digits):
+        digits = re.sub(r"\D", "", m.group())   # thousands separators ("34,000,…"): an amount
+        if 13 <= len(digits) <= 19 and luhn.is_valid(digits) and not re.fullmatch(r"\d{1,3}(?:,\d{3})+", m.group()):
             yield m.span()
 
 
@@ -339,8 +335,7 @@ def _comma_phones(shadow: str, region: str | None):
 
     for m in _DIGIT_GROUPS_COMMA.finditer(shadow):
         groups = re.findall(r"\d+", m.group())
-        digits = "".join(groups)
-        lead = next((i for i, g in enumerate(groups[:2]) if len(g) > 1), min(2, len(groups)))
+        digits, lead = "".join(groups), next((i for i, g in enumerate(groups[:2]) if len(g) > 1), min(2, len(groups)))
         rest = groups[lead:]
         shaped = (all(len(g) == 1 for g in groups)
                   or (rest and all(len(g) > 1 for g in rest)
