@@ -185,8 +185,8 @@ def report(domains: list[dict], summary: pd.DataFrame, seeds: int, command: str)
                      f"{r.share_le_target:.0%} | {r.exported_mean:.0f} | {f3(r.ece_exported_mean)} | "
                      f"{f3(r.precision_conf90_mean)} |")
     refused = summary[summary["refused"] > 0]
-    lines += ["", "Refits refused (every sampled verdict right: `fit-calibration --audit` keeps the packaged "
-              "map, whose figures the rows above then include): "
+    lines += ["", "Refits `fit-calibration --audit` refused (e.g. every sampled verdict right; the packaged "
+              "map is kept, and its figures are in the rows above): "
               + (", ".join(f"{r.corpus} N={r.n}: {int(r.refused)} of {seeds}" for r in refused.itertuples())
                  or "none") + "."]
     lines.append("")

@@ -200,6 +200,8 @@ def test_comma_grouped_numbers_and_emails_with_specials_are_scrubbed_whole(text,
     ("powerball numbers 21, 34, 55, 67, 69", "en-US"), ("temperatures 72, 68, 75, 80, 77", "en-US"),
     ("set alarms 21, 22, 23, 24, 25", "en-US"), ("lotto 12, 23, 34, 45, 56", "en-GB"),
     ("lottozahlen 22, 23, 34, 45, 46, 49", "de-DE"),
+    ("niveaux 5, 10, 15, 20, 25", "fr-FR"), ("stufen 5, 10, 15, 20, 25", "de-DE"),
+    ("convert 2, 12, 500, 1000 grams", "en-US"), ("sizes 3, 15, 250, 4000", "en-US"),
 ])
 def test_comma_lists_and_thousands_are_kept(text, locale):
     _kept(text, locale)
