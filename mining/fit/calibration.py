@@ -67,11 +67,14 @@ def candidate_labels(spark, corpus: str, n_turns: int, seed: int, work: Path) ->
     return labels
 
 
-def with_content_version(cal: Calibration) -> Calibration:
-    """``cal`` with ``-<8 hex>`` appended to its version: the first 8 hex digits of the sha256
-    of its maps (rounded as the TOML stores them), so manifests tell two fits apart."""
-    maps = json.dumps({k: v for k, v in cal.to_dict().items() if k not in ("version", "fit")}, sort_keys=True)
-    return dataclasses.replace(cal, version=f"{cal.version}-{hashlib.sha256(maps.encode()).hexdigest()[:8]}")
+def with_content_version(fitted):
+    """``fitted`` (a :class:`Calibration` or a :class:`mining.core.rephrase_model.RephraseModel`:
+    a frozen dataclass with ``version`` and ``to_dict()``) with ``-<8 hex>`` appended to its
+    version: the first 8 hex digits of the sha256 of what it computes with (``to_dict()``
+    less ``version`` and ``fit``: the maps as the TOML stores them; the weights, intercept
+    and threshold), so manifests tell two fits apart."""
+    body = json.dumps({k: v for k, v in fitted.to_dict().items() if k not in ("version", "fit")}, sort_keys=True)
+    return dataclasses.replace(fitted, version=f"{fitted.version}-{hashlib.sha256(body.encode()).hexdigest()[:8]}")
 
 
 def fit(corpora: list[str], n_turns: int, seed: int, work: Path, *, min_users: int,

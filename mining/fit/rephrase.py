@@ -25,6 +25,7 @@ import pandas as pd
 
 from mining.core.rephrase_model import PACKAGED_MODEL, RephraseModel, fit_model, save_model
 from mining.errors import ConfigError
+from mining.fit.calibration import with_content_version
 
 log = logging.getLogger(__name__)
 
@@ -182,15 +183,3 @@ def fit(corpora: list[str], n_turns: int, seed: int, work: Path, *, c: float,
              model.threshold, model.fit["fit_precision"], model.fit["fit_recall"], out or PACKAGED_MODEL)
     return model
 
-
-def with_content_version(model: RephraseModel) -> RephraseModel:
-    """``model`` with ``-<8 hex>`` appended to its version: the first 8 hex digits of the
-    sha256 of its intercept, threshold and weights, so manifests and ``rephrase_pairs``
-    stats tell two fits with other ``--turns``, ``--c`` or ``--target-precision`` apart (as
-    :func:`mining.fit.calibration.with_content_version` does for calibrations)."""
-    import dataclasses
-    import hashlib
-    import json
-
-    body = json.dumps({k: v for k, v in model.to_dict().items() if k not in ("version", "fit")}, sort_keys=True)
-    return dataclasses.replace(model, version=f"{model.version}-{hashlib.sha256(body.encode()).hexdigest()[:8]}")
