@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 
 from mining.cli_help import SUMMARY, add_command, stage_epilog, top_help
-from mining.entrypoint import (add_config_args, add_run_args, config_from_args, count_arg, guarded, iso_date,
-                               override_layers, top_level)
+from mining.entrypoint import (add_config_args, add_run_args, config_from_args, count_arg, guarded, int_at_least,
+                               iso_date, override_layers, top_level)
 from mining.errors import (EXIT_CODES, EXIT_CONFIG, EXIT_ERROR, EXIT_INPUT, EXIT_INTERRUPTED,  # noqa: F401
                            EXIT_OK, EXIT_PRIVACY)
 
@@ -167,15 +167,8 @@ def _number_arg(lo: float, hi: float, *, above: bool = False):
     return parse
 
 
-def _positive_arg(value: str) -> int:
-    """argparse type: an integer >= 1 (``--turns``, ``--min-users``)."""
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
-    return n
+#: argparse type of ``--turns`` and ``--min-users``: an integer >= 1
+_positive_arg = int_at_least(1)
 
 
 #: ``merge --dev-share``: a share in [0, 1], as ``export.dev_share`` of the configuration

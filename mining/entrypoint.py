@@ -22,14 +22,21 @@ def iso_date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {value!r}") from None
 
 
-def count_arg(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
-    return n
+def int_at_least(minimum: int):
+    """argparse type: an integer >= ``minimum`` (what is no integer fails too)."""
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = minimum - 1
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value!r}")
+        return n
+    return parse
+
+
+#: argparse type: a count, an integer >= 0
+count_arg = int_at_least(0)
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
