@@ -83,6 +83,10 @@ def _change_check(name: str, rows: int, old: int | None, baseline: dict | None, 
                   f"{old} {what} in baseline {baseline.get('dataset_version')}, {rows} now")
 
 
+#: what a failed cast raises (ArrowTypeError, a renamed struct field, is a TypeError)
+_CAST_ERRORS = (pa.ArrowException, ValueError, TypeError)
+
+
 def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, max_reject_share: float,
                  fresh_rows: int | None = None) -> list[dict]:
     """Run every check on the collected training set ``table`` (contract columns).
@@ -98,22 +102,25 @@ def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, ma
     contract = schemas.arrow_schema("training_set")
     checks = []
     names_ok = table.column_names == contract.names
-    cast_ok, typed, why = False, False, ""
     # the value checks read the contract's types (a string "0.9" is no number); nulls in a
-    # required column fail the strict cast but are counted by the value checks, so those run
-    # on the types with every column nullable. ArrowTypeError (a renamed struct field) is a
-    # TypeError, not a ValueError.
-    for schema in (contract, pa.schema([f.with_nullable(True) for f in contract])) if names_ok else ():
+    # required column fail the strict cast but are counted by the value checks, so those then
+    # run on the types with every column nullable
+    typed, why = None, ""
+    if names_ok:
         try:
-            table, typed = table.cast(schema), True
-            cast_ok = cast_ok or schema is contract
-            break
-        except (pa.ArrowException, ValueError, TypeError) as e:
-            why = why or str(e).splitlines()[0]
-    checks.append(_check("schema", names_ok and cast_ok, table.column_names if not names_ok else "training_set.v1",
-                         "training_set.v1", "" if cast_ok else why))
+            typed = table.cast(contract)
+        except _CAST_ERRORS as e:
+            why = (str(e).splitlines() or [type(e).__name__])[0]
+            try:
+                typed = table.cast(pa.schema([f.with_nullable(True) for f in contract]))
+            except _CAST_ERRORS:
+                pass
+    cast_ok = names_ok and not why
+    table = table if typed is None else typed
+    checks.append(_check("schema", cast_ok, table.column_names if not names_ok else "training_set.v1",
+                         "training_set.v1", why))
     bad = {}
-    if typed:
+    if typed is not None:
         for col in ("utterance", "locale", "intent", "evidence"):
             bad[f"null_{col}"] = int(table.column(col).null_count)
             blank = pc.equal(pc.utf8_trim_whitespace(table.column(col)), "")
@@ -128,8 +135,8 @@ def check_export(table: pa.Table, rejects: dict, baseline: dict | None, qcfg, ma
         outside = pc.or_(pc.or_(pc.less(conf, 0.0), pc.greater(conf, 1.0)), pc.is_nan(conf))  # NaN: neither
         bad["confidence_outside_0_1"] = int(pc.sum(outside).as_py() or 0) + int(conf.null_count)
         bad["support_users_below_1"] = int(pc.sum(pc.less(table.column("support_users"), 1)).as_py() or 0)
-    checks.append(_check("required_values", typed and not any(bad.values()),
-                         {k: v for k, v in bad.items() if v} if typed else "not evaluated: schema", 0))
+    checks.append(_check("required_values", typed is not None and not any(bad.values()),
+                         {k: v for k, v in bad.items() if v} if typed is not None else "not evaluated: schema", 0))
     n_in = int(rejects.get("input", 0) or 0)
     share = int(rejects.get("rejected", 0) or 0) / n_in if n_in else 0.0
     checks.append(_check("reject_share", share <= max_reject_share, round(share, 6), max_reject_share))
