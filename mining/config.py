@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from mining import env
-from mining.config_layers import ENV_PREFIX, Layer, env_layers, merge_layer, parse_set  # noqa: F401  (parse_set: the CLI's)
+from mining.config_layers import (ENV_PREFIX, Layer, env_layers, merge_layer,  # noqa: F401  (parse_set: the CLI's)
+                                  parse_set)
 from mining.errors import ConfigError
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
@@ -219,7 +220,8 @@ class AggregationConfig:
         _check_by_locale(self.variant_min_sim_by_locale, "aggregation.variant_min_sim_by_locale", -1, 1)
         _check(isinstance(self.logs_check, bool), "aggregation.logs_check", self.logs_check, "true or false")
         for k, low in (("logs_check_max_texts", 2), ("logs_check_min_texts", 2), ("logs_check_folds", 2),
-                       ("min_events", 1), ("variant_min_events", 1), ("logs_check_seed", 0)):   # 0: a text without events passes
+                       ("min_events", 1), ("variant_min_events", 1),   # min events 0: a text without events passes
+                       ("logs_check_seed", 0)):
             v = getattr(self, k)
             _check(isinstance(v, int) and not isinstance(v, bool) and v >= low, f"aggregation.{k}", v,
                    f"an integer >= {low}")

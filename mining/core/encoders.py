@@ -269,8 +269,8 @@ class SentenceTransformerEncoder(Encoder):
 
     ``model_path`` ``""`` loads the packaged all-MiniLM-L6-v2 (``model_id``
     ``"all-MiniLM-L6-v2"``); otherwise a local sentence-transformers folder (``model_id``
-    defaults to :func:`model_cache_id`: ``<folder name>-<12 hex of its files>``). ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"``. Raises
-    ``FileNotFoundError`` naming ``model_path`` when it is not a folder. Inputs longer than
+    defaults to :func:`model_cache_id`: ``<folder name>-<12 hex of its files>``). ``device``:
+    ``"cpu"``, ``"cuda"`` or ``"auto"``. Raises ``FileNotFoundError`` naming ``model_path`` when it is not a folder. Inputs longer than
     the model's ``max_seq_length`` (256 word pieces for MiniLM) are truncated."""
 
     name = "sentence-transformers"

@@ -384,10 +384,12 @@ def fit_from_audit(audit: str | Path | list[str | Path], out: str | Path | None,
     reasons = ", ".join(f"{r} {counts[r]}" for r in SKIP_REASONS if counts[r])
     if len(rows) < min_reviewed or rows["raw_score"].nunique() < 2:
         raise AuditError(f"{name}: {len(rows)} usable reviewed rows of {counts['rows']} "
-                         f"({reasons or 'none skipped'}); a refit needs >= {min_reviewed} with >= 2 distinct raw scores")
+                         f"({reasons or 'none skipped'}); a refit needs >= {min_reviewed} with >= 2 distinct "
+                         "raw scores")
     if rows["correct"].nunique() < 2:    # the isotonic map would be flat: every label 1.0, or 0.0
-        raise AuditError(f"{name}: all {len(rows)} usable verdicts are {'right' if rows['correct'].iloc[0] else 'wrong'}; "
-                         "a calibration needs both: review more labels (the low-confidence strata first)")
+        verdict = "right" if rows["correct"].iloc[0] else "wrong"
+        raise AuditError(f"{name}: all {len(rows)} usable verdicts are {verdict}; a calibration needs both: "
+                         "review more labels (the low-confidence strata first)")
     if reasons:
         log.warning("%s: %d of %d rows used; skipped: %s", name, len(rows), counts["rows"], reasons)
     info = {"command": "mining " + shlex.join(argv), "source": "audit", "audit_files": [p.name for p in paths],

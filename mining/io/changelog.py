@@ -21,8 +21,9 @@ Reasons (:data:`REASONS`):
   export drop (``below_min_users``, ``dp_not_selected``, else ``not_exported``); else
   ``no_evidence_in_window`` (the text no longer occurs with friction in the new run's input
   partitions: under ``export.label_retention = "window"``, or when retention is skipped
-  because the previous version was made under weaker privacy gates), or ``contradicted`` (tonight's users rephrase it
-  into another intent: :mod:`mining.io.retention`, which keeps every other label). Under
+  because the previous version was made under weaker privacy gates), or ``contradicted``
+  (tonight's users rephrase it into another intent: :mod:`mining.io.retention`, which keeps
+  every other label). Under
   ``privacy.dp`` every retired text is ``dp_not_selected`` (``export_dataset``): the exact
   reason would tell whether anyone said it.
 """

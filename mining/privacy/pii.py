@@ -328,16 +328,16 @@ def _comma_phones(shadow: str, region: str | None):
     """Dictated phone numbers with commas between their groups, which ``PhoneNumberMatcher``
     does not read as one number: at least 7 digits that, joined, the region's plan calls a
     valid number ("415, 555, 2671", "1, 800, 273, 8255" in the US; "06, 12, 34, 56, 78" in
-    France), shaped like one: after up to two leading one-digit groups (the region's country
-    code or a trunk 0 first), groups all of 2+ digits with one of 3+, or a trunk 0 first (lists of two-digit
-    numbers such as lottery numbers or temperatures stay), or groups all of one digit."""
+    France), shaped like one: groups all of one digit; or, after up to two leading one-digit
+    groups (the first "0" or the region's country code), groups of 2+ digits with a lead, a
+    trunk 0 first or a group of 3+ (lists such as lottery numbers or temperatures stay)."""
     import phonenumbers
 
+    code = str(phonenumbers.country_code_for_region(region or "ZZ"))
     for m in _DIGIT_GROUPS_COMMA.finditer(shadow):
         groups = re.findall(r"\d+", m.group())
         digits, lead = "".join(groups), next((i for i, g in enumerate(groups[:2]) if len(g) > 1), min(2, len(groups)))
         rest = groups[lead:]
-        code = str(phonenumbers.country_code_for_region(region or "ZZ"))    # a lead is "0" or the country code
         shaped = (all(len(g) == 1 for g in groups)
                   or (rest and all(len(g) > 1 for g in rest) and (not lead or groups[0] in ("0", code))
                       and (lead or digits.startswith("0") or max(map(len, rest)) >= 3)))
