@@ -268,8 +268,8 @@ class Stack:
     # health
     def health(self, service: str) -> tuple[bool, str]:
         """``(healthy, detail)`` of one service, from its own endpoint or the database."""
-        ports, rt = self.state["ports"], self.runtime(service)
-        if not alive(rt.get("pid")):
+        ports = self.state["ports"]
+        if not self.service_pid(service):
             return False, "process not running"
         try:
             if service == "postgres":
@@ -315,10 +315,36 @@ class Stack:
                          f"{self.log(service)}:\n{tail(self.log(service))}")
 
     # lifecycle
+    def supervisor_pid(self, service: str) -> int | None:
+        """The pid of ``service``'s supervisor, or None unless that process runs and is this
+        stack's: its command line is ``stack.py --dir <this folder> _supervise <service>``.
+        ``run/<service>.json`` outlives its processes, and after a reboot (or pid reuse) the
+        number it holds may name an unrelated process, which nothing here may signal."""
+        pid = self.runtime(service).get("supervisor_pid")
+        if not alive(pid):
+            return None
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            return None
+        mine = any(argv[i:i + 2] == ["--dir", str(self.dir)] for i in range(len(argv))) and \
+            any(argv[i:i + 2] == ["_supervise", service] for i in range(len(argv)))
+        return pid if mine else None
+
+    def service_pid(self, service: str) -> int | None:
+        """The pid of the ``service`` process, or None unless it runs as a child of this
+        stack's supervisor of it (:meth:`supervisor_pid`)."""
+        import psutil
+
+        pid, sup = self.runtime(service).get("pid"), self.supervisor_pid(service)
+        try:
+            return pid if sup and alive(pid) and psutil.Process(pid).ppid() == sup else None
+        except psutil.Error:
+            return None
+
     def start(self, service: str) -> None:
         """Start the service's supervisor (detached, own session), unless it runs already."""
-        rt = self.runtime(service)
-        if alive(rt.get("supervisor_pid")):
+        if self.supervisor_pid(service):
             return
         self.log(service).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log(service), "ab") as log:
@@ -326,32 +352,36 @@ class Stack:
                               service], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                              env=self.env, cwd=str(self.dir))
         deadline = time.monotonic() + 30
-        while not alive(self.runtime(service).get("pid")):
+        while not self.service_pid(service):
             if time.monotonic() > deadline:
                 raise StackError(f"{service} did not start; see {self.log(service)}:\n{tail(self.log(service))}")
             time.sleep(0.2)
 
     def stop(self, service: str, timeout_s: float = 60) -> None:
         """Stop a service: SIGTERM to its supervisor, which stops the service with its stop
-        signal and waits; then SIGKILL to whatever is left in its process group."""
-        rt = self.runtime(service)
-        sup = rt.get("supervisor_pid")
-        if alive(sup):
+        signal and waits; then SIGKILL to whatever is left in its process group. Only a
+        supervisor that is this stack's (:meth:`supervisor_pid`) is signalled; the pids are
+        then cleared from ``run/<service>.json`` (its start and exit history kept)."""
+        sup = self.supervisor_pid(service)
+        if sup:
             os.kill(sup, signal.SIGTERM)
             deadline = time.monotonic() + timeout_s
             while alive(sup) and time.monotonic() < deadline:
                 time.sleep(0.2)
-        if sup:
             try:
                 os.killpg(sup, signal.SIGKILL)   # orphans in its group: LocalExecutor workers, task processes
             except (ProcessLookupError, PermissionError):
                 pass
+        rt = self.runtime(service)
+        if rt.get("supervisor_pid") or rt.get("pid"):
+            write_private(self.run / f"{service}.json", json.dumps({**rt, "supervisor_pid": None, "pid": None},
+                                                                   indent=2))
 
     def kill(self, service: str, sig: int, *, tree: bool = False) -> int:
         """Send ``sig`` to the service process only (``tree``: and every process it started), as a
         crash would; its supervisor restarts it. Returns the pid signalled."""
-        pid = self.runtime(service).get("pid")
-        if not alive(pid):
+        pid = self.service_pid(service)
+        if not pid:
             raise StackError(f"{service} is not running")
         targets = [pid]
         if tree:
@@ -604,7 +634,7 @@ def wait_dags(stack: Stack, timeout_s: float = 240) -> list[str]:
 
 
 def cmd_up(stack: Stack, args) -> int:
-    if any(alive(stack.runtime(s).get("supervisor_pid")) for s in SERVICES):
+    if any(stack.supervisor_pid(s) for s in SERVICES):
         raise StackError(f"a stack already runs in {stack.dir}: `stack.py --dir {stack.dir} down` first")
     t0 = time.monotonic()
     stack.dir.mkdir(parents=True, exist_ok=True)

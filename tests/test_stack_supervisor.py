@@ -5,8 +5,11 @@ the real stack is covered by tests/e2e/test_stack.py (the scheduler SIGKILL test
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,78 @@ def test_a_healthy_service_is_left_alone_by_its_liveness_probe(tmp_path):
     record = _supervise_for(tmp_path, "healthy", 3.0)
     assert record["liveness_kills"] == 0 and record["starts"] == 1
     assert [e["requested"] for e in record["exits"]] == [True]
+
+
+# ---- pid files outlive their processes: `down` signals only this stack's supervisors ----
+
+def _stack_module():
+    sys.path.insert(0, str(STACK_DIR))
+    import stack
+
+    return stack
+
+
+def _write_runtime(folder: Path, service: str, **record) -> None:
+    (folder / "run").mkdir(parents=True, exist_ok=True)
+    (folder / "run" / f"{service}.json").write_text(json.dumps({"service": service, "starts": 1, **record}))
+
+
+def _running(proc: subprocess.Popen) -> bool:
+    return proc.poll() is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_down_leaves_an_unrelated_process_with_a_recorded_pid_alone(tmp_path):
+    """A pid file left by an earlier stack (a second `down`, a reboot, pid reuse) names an
+    unrelated process group leader: `down` must not signal it, `up` must not take it for a
+    running stack, and the stale pids are cleared."""
+    stack = _stack_module()
+    other = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        st = stack.Stack(tmp_path)
+        _write_runtime(tmp_path, "triggerer", supervisor_pid=other.pid, pid=other.pid)
+        assert st.supervisor_pid("triggerer") is None and st.service_pid("triggerer") is None
+        assert stack.cmd_down(st, None) == 0
+        time.sleep(0.3)
+        assert _running(other)                                     # neither SIGTERM nor killpg
+        record = st.runtime("triggerer")
+        assert record["supervisor_pid"] is None and record["pid"] is None and record["starts"] == 1
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_stop_signals_this_stacks_supervisor_and_its_process_group(tmp_path):
+    """A process whose command line is this stack's supervisor of the service is stopped, with
+    what it left in its process group; a supervisor of another stack folder is not."""
+    stack = _stack_module()
+    sleeper = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
+    ours = subprocess.Popen([sys.executable, "-c", sleeper, "--dir", str(tmp_path.resolve()), "_supervise",
+                             "scheduler"], start_new_session=True)
+    theirs = subprocess.Popen([sys.executable, "-c", sleeper, "--dir", str(tmp_path / "elsewhere"),
+                               "_supervise", "scheduler"], start_new_session=True)
+    try:
+        time.sleep(0.5)
+        import psutil
+
+        child = psutil.Process(ours.pid).children()[0]
+        st = stack.Stack(tmp_path)
+        _write_runtime(tmp_path, "scheduler", supervisor_pid=ours.pid, pid=child.pid)
+        assert st.supervisor_pid("scheduler") == ours.pid and st.service_pid("scheduler") == child.pid
+        st.stop("scheduler", timeout_s=10)
+        ours.wait(timeout=10)
+        assert psutil.wait_procs([child], timeout=10)[1] == []   # the group's orphan is gone too
+        assert st.runtime("scheduler")["supervisor_pid"] is None
+
+        _write_runtime(tmp_path, "scheduler", supervisor_pid=theirs.pid, pid=None)
+        st.stop("scheduler", timeout_s=1)
+        time.sleep(0.3)
+        assert _running(theirs)
+    finally:
+        for proc in (ours, theirs):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
