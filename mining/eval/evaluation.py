@@ -215,7 +215,9 @@ def retraining(splits: pd.DataFrame, mined: pd.DataFrame, oracle: pd.DataFrame,
 
     ``mined``: utterance, intent; ``oracle``/``oracle_private``: text, intent (the latter:
     the oracle restricted to texts a k-anonymous export may contain). ``lift_recovered`` =
-    (mined − seed) / (oracle − seed), 0 when the oracle gains nothing; ``per_intent``: the
+    (mined − seed) / (oracle − seed), 0 when the oracle gains nothing, so a regression then
+    shows only in ``accuracy_delta`` = mined − seed accuracy (−1..1; < 0: retraining on seed +
+    mined lowered accuracy); ``per_intent``: the
     same per gold test intent (test utterances, accuracies, lift recovered or None where the
     oracle gains nothing on that intent)."""
     from mining.sim.weak_nlu import WeakNLU
@@ -239,6 +241,7 @@ def retraining(splits: pd.DataFrame, mined: pd.DataFrame, oracle: pd.DataFrame,
     acc = {k: float(v.mean()) for k, v in runs.items()}
     out = {f"acc_{k}": v for k, v in acc.items()}
     out["lift_recovered"] = lift(acc, "seed_oracle") or 0.0
+    out["accuracy_delta"] = acc["seed_mined"] - acc["seed"]
     if oracle_private is not None:
         out["lift_recovered_private"] = lift(acc, "seed_oracle_private") or 0.0
         out["oracle_private_examples"] = int(len(oracle_private))
@@ -313,17 +316,20 @@ def cluster_metrics(labels: np.ndarray, gold: np.ndarray) -> dict:
 
 def _with_logs_check(train: pd.DataFrame, labels_dir: Path) -> pd.DataFrame:
     """``train`` plus ``logs_check`` from the run's ``labels/`` (its labeled rows, on locale
-    and utterance; ``not_in_run`` for a row this run did not decide, e.g. one retained from an
-    earlier version); unchanged when ``labels/`` has no such column (a run from before the
+    and the utterance's :func:`~mining.core.text.normalize`, the key of a label;
+    ``not_in_run`` for a row this run did not decide, e.g. one retained from an earlier
+    version); unchanged when ``labels/`` has no such column (a run from before the
     logs check)."""
     if "logs_check" not in ds.dataset(str(labels_dir), format="parquet", partitioning="hive").schema.names:
         return train
     if train.empty:
         return train.assign(logs_check=pd.Series(dtype=object))
     labels = _read(labels_dir, ["locale", "utterance", "decision", "logs_check"])
-    status = labels.loc[labels["decision"] == "labeled", ["locale", "utterance", "logs_check"]] \
-        .drop_duplicates(["locale", "utterance"])
-    out = train.merge(status, on=["locale", "utterance"], how="left")
+    status = labels.loc[labels["decision"] == "labeled", ["locale", "utterance", "logs_check"]]
+    status = status.assign(_key=status["utterance"].map(normalize)).drop(columns="utterance") \
+        .drop_duplicates(["locale", "_key"])
+    out = train.assign(_key=train["utterance"].map(normalize)).merge(status, on=["locale", "_key"], how="left") \
+        .drop(columns="_key")
     out["logs_check"] = out["logs_check"].astype(object).where(out["logs_check"].notna(), "not_in_run")
     return out
 

@@ -38,7 +38,9 @@ def draw_curves(fig, records: list[dict]) -> None:
     # a night without labels has no precision: a gap in the line, not 0
     prec.plot(nights, [float("nan") if r["label_precision"] is None else r["label_precision"] for r in records],
               color="black", marker="s", ms=3, lw=1)
-    prec.set_ylim(0.8, 1.0)
+    # down to the lowest night's precision: the nights that miss the target stay on the chart
+    lowest = min((r["label_precision"] for r in records if r["label_precision"] is not None), default=1.0)
+    prec.set_ylim(min(0.8, lowest - 0.02), 1.0)
     prec.set_ylabel("label precision", fontsize=8)
     prec.grid(False)
     fig.set_size_inches(11, 3.2)

@@ -56,6 +56,19 @@ def test_retraining_lift_overall_and_per_intent():
     assert r["lift_recovered_private"] == pytest.approx(1.0)
     # overall accuracy is the test-size-weighted mean of the per-intent accuracies
     assert r["acc_seed_mined"] == pytest.approx(np.mean([p["acc_seed_mined"] for p in per.values()]))
+    assert r["accuracy_delta"] == pytest.approx(r["acc_seed_mined"] - r["acc_seed"])
+
+
+def test_a_regression_shows_in_accuracy_delta_where_the_oracle_gains_nothing():
+    """lift_recovered is 0 when the oracle adds nothing; mined labels that hurt must still show."""
+    splits = _splits()
+    nothing = pd.DataFrame({"text": [], "intent": []})
+    wrong = pd.DataFrame({"utterance": ["alarm now", "morning now", "sunny now", "forecast now", "play now",
+                                        "jazz now"] * 3,
+                          "intent": ["music", "music", "alarm", "alarm", "weather", "weather"] * 3})
+    r = retraining(splits, wrong, nothing)
+    assert r["acc_seed_oracle"] == r["acc_seed"] and r["lift_recovered"] == 0.0
+    assert r["accuracy_delta"] < 0 and r["acc_seed_mined"] < r["acc_seed"]
 
 
 def test_label_metrics_split_by_logs_check_status():
@@ -112,6 +125,10 @@ def test_with_logs_check_joins_the_labeled_rows_status_and_marks_rows_the_run_di
     (tmp_path / "old").mkdir()
     labels.drop(columns="logs_check").to_parquet(tmp_path / "old" / "part-0.parquet")
     assert "logs_check" not in _with_logs_check(train, tmp_path / "old")
+    # a label's key is its normalized text: another casing or punctuation is the same label
+    cased = train.assign(utterance=["Play jazz!", "call mum", "PLAY JAZZ"])
+    assert _with_logs_check(cased, tmp_path / "labels")["logs_check"].tolist() == \
+        ["confirmed", "not_in_run", "unknown_intent"]
 
 
 def _tiny_out(root):

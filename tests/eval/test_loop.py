@@ -38,6 +38,7 @@ def test_targets_measure_drop_gain_share_defects_oscillation_and_precision():
     assert t["min_label_precision"]["value"] == 0.94 and not t["min_label_precision"]["met"]
     rising = loop.targets([_record(1, 0.7, 0.8, 0.7, 0.2), _record(2, 0.69, 0.8, 0.7, 0.3)], 5)
     assert not rising["defect_rate_falls"]["met"] and not rising["max_accuracy_drop_points"]["met"]
+    assert not loop.targets([_record(1, 0.7, 0.8, 0.7, 0.2)], 5)["defect_rate_falls"]["met"]   # one night: no fall
 
 
 def test_report_has_the_curves_the_targets_and_the_table():

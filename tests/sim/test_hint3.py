@@ -121,12 +121,13 @@ def test_leaveout_tables_render_every_metric_per_locale_and_corpus():
     spec.loader.exec_module(mod)
     one = {"turns": 1000, "accepted_pairs": 50, "labels": 40, "labels_conf90": 30, "pair_precision": 0.9,
            "label_precision": 0.8, "label_precision_conf90": 0.85, "ece": 0.05, "coverage": 0.3,
-           "lift_recovered": -0.12}
-    loc = {**one, "by_locale": {"pl-PL": one, "he-IL": {**one, "label_precision": 0.6}}}
+           "lift_recovered": -0.12, "accuracy_delta": -0.01}
+    # he-IL: the oracle gained nothing (lift reads 0) but the mined labels lowered accuracy
+    loc = {**one, "by_locale": {"pl-PL": one, "he-IL": {**one, "label_precision": 0.6, "lift_recovered": 0.0}}}
     results = {("locales", "hard", "1"): loc, ("hint3-curekart", "hard", "1"): one}
     args = argparse.Namespace(seed=13, locale_turns=100, hint3_turns=200, set=[])
     text = mod.render(args, ["--seed", "13"], ["pl-PL", "he-IL"], results, ["x"], 60.0, "abc1234")
     assert "| pl-PL | 1,000 | 50 | 40 | 30 | 0.900 | 0.800 | 0.65–0.90 | 0.850 | 0.050 | 0.300 | -12.0% |" in text
-    assert "| hint3-curekart |" in text and "gap 20.0 points" in text and "negative lift: 2 of 2" in text
+    assert "| hint3-curekart |" in text and "gap 20.0 points" in text and "mined lowered accuracy: 2 of 2" in text
     assert "95% Wilson intervals of label precision: wholly below 0.93 in 2 of 2 (he-IL, pl-PL)" in text
     assert "## Behaviour model `hard`, --min-users 1" in text and "2 scripts (Hebrew, Latin)" in text
