@@ -37,21 +37,22 @@ CORRECTION_CUES_BY_LANGUAGE: dict[str, tuple[str, ...]] = {
 }
 
 # Random-stream tags: default_rng([seed, tag, ...]) keeps the streams independent.
-SPLIT_STREAM, USER_STREAM, POPULARITY_STREAM, HARD_STREAM, GROWTH_STREAM = 0, 1, 2, 3, 4
+SPLIT_STREAM, USER_STREAM, POPULARITY_STREAM, HARD_STREAM, GROWTH_STREAM, QUITTER_STREAM = 0, 1, 2, 3, 4, 5
 
 #: Behaviour models of the simulated users (``SimulationConfig.behaviour_model``):
 #: ``default`` as described in :mod:`mining.sim.simulation`; ``hard`` adds the habits that
 #: make mining harder (:data:`HARD_MODEL`), so that nothing is tuned to one simulator.
 BEHAVIOUR_MODELS = ("default", "hard")
 #: The ``hard`` model's habits. Hand-set assumptions, not measured on real logs (issue 19):
-#: - ``p_quitter``: share of users who never retry: after friction they give up;
+#: - ``p_quitter``: share of users who never retry: after friction they give up (a trait:
+#:   the same users every night of a series);
 #: - ``p_wrong_target``: share of rephrases picked among the goal's traffic utterances the
 #:   NLU misreads (when it misreads any other than the one just said);
 #: - ``p_silent_retry``: share of misread rephrase / repeat turns that fail *silently* and
 #:   unnoticed (``SUCCESS``, no barge-in, the user takes the wrong action as done): the
 #:   target of a rephrase pair carries a wrong label and no friction signal fires;
 #: - ``p_retry_later``: share of given-up goals the user asks for again as the first goal
-#:   of their next session (a new utterance drawn by popularity; another session, so not a
+#:   of their next session, which starts after that one in time (a new utterance drawn by popularity; another session, so not a
 #:   rephrase pair in gold);
 #: - ``switch_gap``: (median s, sigma) of the gap before a goal switch, the rephrase's.
 HARD_MODEL = {"p_quitter": 0.2, "p_wrong_target": 0.3, "p_silent_retry": 0.7, "p_retry_later": 0.5,

@@ -77,17 +77,27 @@ def _turn_offsets_us(behaviour: np.ndarray, session: np.ndarray,
 
 
 def _session_starts_us(session_user: np.ndarray, session_u: np.ndarray,
-                       duration_us: np.ndarray, days: int) -> np.ndarray:
+                       duration_us: np.ndarray, days: int, in_order: bool = False) -> np.ndarray:
     """Start of each session in µs after the window start, int64 (n_sessions,).
 
     A session is drawn at a uniform day, an hour by ``_HOURLY_WEIGHTS`` and a uniform second
     in that hour (``session_u``: U[0,1) of shape (n_sessions, 3)). A user's sessions are then
     pushed later so they never overlap (``_MIN_SESSION_GAP_S`` apart), and shifted back as a
-    whole when the last one would end after the window (``days`` x 24 h)."""
+    whole when the last one would end after the window (``days`` x 24 h).
+
+    ``in_order`` (the ``hard`` model, whose sessions carry state: a goal given up in one is
+    asked again in the next): each user's drawn starts are handed to their sessions in
+    simulation order, so the next simulated session is the next one in time. Needs
+    ``session_user`` non-decreasing (a user's sessions consecutive), else ``ValueError``.
+    Off, a session keeps its own draw (the ``default`` model's bytes as before)."""
     hour_cdf = np.cumsum(_HOURLY_WEIGHTS) / _HOURLY_WEIGHTS.sum()
     hour = np.minimum(np.searchsorted(hour_cdf, session_u[:, 1], side="right"), 23)
     start_s = np.floor(session_u[:, 0] * days) * 86400 + hour * 3600 + session_u[:, 2] * 3600
     start = np.rint(start_s * 1e6).astype(np.int64)
+    if in_order:
+        if np.any(np.diff(session_user) < 0):
+            raise ValueError("in_order needs each user's sessions consecutive (session_user non-decreasing)")
+        start = start[np.lexsort((start, session_user))]
     order = np.lexsort((start, session_user))
     user = pd.Series(session_user[order])
     span = pd.Series(duration_us[order] + int(_MIN_SESSION_GAP_S * 1e6))
@@ -122,7 +132,8 @@ def _chunk_ts_us(chunk: Chunk, cfg: SimulationConfig) -> np.ndarray:
     is_last = np.ones(len(session), dtype=bool)
     is_last[:-1] = session[1:] != session[:-1]
     starts = _session_starts_us(np.asarray(chunk.session_user, dtype=np.int64),
-                                np.concatenate(chunk.session_u), offsets[is_last], cfg.days)
+                                np.concatenate(chunk.session_u), offsets[is_last], cfg.days,
+                                in_order=cfg.behaviour_model == "hard")
     return epoch_us(cfg.start_date) + starts[session] + offsets
 
 

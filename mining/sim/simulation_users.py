@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mining.sim.simulation_config import (ERROR, HARD_MODEL, HARD_STREAM, NEW_GOAL, REJECTED, REPEAT,
-                                          REPHRASE, RIGHT, SUCCESS, SWITCH, UNHANDLED, USER_STREAM,
+                                          QUITTER_STREAM, REPHRASE, RIGHT, SUCCESS, SWITCH, UNHANDLED, USER_STREAM,
                                           WRONG, SimulationConfig)
 from mining.sim.simulation_world import World
 
@@ -86,7 +86,9 @@ class _HardHabits:
 
     def __init__(self, cfg: SimulationConfig, user_index: int) -> None:
         self.u = _Uniforms(np.random.default_rng([cfg.seed, HARD_STREAM, user_index, cfg.night]))
-        self.quitter = self.u() < HARD_MODEL["p_quitter"]
+        # a trait, drawn without the night: a quitter stays one over a series of nights
+        self.quitter = bool(np.random.default_rng([cfg.seed, QUITTER_STREAM, user_index]).random()
+                            < HARD_MODEL["p_quitter"])
         self.pending: int | None = None
 
 
