@@ -7,7 +7,11 @@ BIN := $(abspath $(VENV)/bin)
 DEMO ?= demo
 DEMO_TURNS ?= 20000
 DEMO_DATE ?= 2026-11-03
-AIRFLOW_ENV = AIRFLOW_HOME=$(abspath $(DEMO)/airflow) \
+# The demo's Airflow is its own (SQLite under $(DEMO)/airflow): every AIRFLOW* variable of the
+# caller's shell is unset first, e.g. the stack's database and secrets after
+# `source stack/run/env.sh`, which would otherwise win over $(DEMO)/airflow/airflow.cfg.
+AIRFLOW_ENV = env $(foreach v,$(filter AIRFLOW%,$(.VARIABLES)),-u $(v)) \
+	AIRFLOW_HOME=$(abspath $(DEMO)/airflow) \
 	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[2]"}' \
@@ -24,7 +28,7 @@ install: $(VENV)/.installed
 # other dependency at the version of constraints.txt: a new release of an unpinned
 # dependency once changed the demo's figures and a pinned test's bytes between two installs.
 $(VENV)/.installed: pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/pip || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }   # a venv without pip: one that failed
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[cpu,dev]'
 	touch $@
@@ -79,7 +83,7 @@ bench-quick: install
 # PostgreSQL, Airflow 3 (LocalExecutor) and a Spark standalone master with two workers, all on
 # 127.0.0.1 on free ports, logs in $(STACK_DIR)/logs; `source $(STACK_DIR)/env.sh` points the
 # airflow CLI at it. The caller's MINING_* variables (logs, outputs, key) reach every service.
-STACK_DIR ?= stack/run
+STACK_DIR ?= $(or $(MINING_STACK_DIR),stack/run)
 .PHONY: stack-up stack-down test-e2e
 stack-up: install
 	$(BIN)/python stack/stack.py --dir $(STACK_DIR) up

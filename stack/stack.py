@@ -567,7 +567,8 @@ def init_postgres(stack: Stack) -> None:
         shutil.chown(pg, user, user)
         if subprocess.run(["test", "-w", str(pg)], user=user).returncode:
             raise StackError(f"the user {user} cannot reach {pg}: every folder above the stack folder must be "
-                             "traversable by others (chmod o+x), or choose another --dir, e.g. under /tmp")
+                             "traversable by others (chmod o+x), or choose another --dir, e.g. under /tmp "
+                             "(`make stack-up STACK_DIR=/tmp/stack` or `MINING_STACK_DIR=/tmp/stack`)")
     if (data / "PG_VERSION").exists():
         return
     secret = read_json(stack.dir / "secrets.json")
