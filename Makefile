@@ -10,6 +10,7 @@ DEMO_DATE ?= 2026-11-03
 # The demo's Airflow is its own (SQLite under $(DEMO)/airflow): every AIRFLOW* variable of the
 # caller's shell is unset first, e.g. the stack's database and secrets after
 # `source stack/run/env.sh`, which would otherwise win over $(DEMO)/airflow/airflow.cfg.
+# Deliberate overrides go in $(DEMO)/airflow/airflow.cfg instead.
 AIRFLOW_ENV = env $(foreach v,$(filter AIRFLOW%,$(.VARIABLES)),-u $(v)) \
 	AIRFLOW_HOME=$(abspath $(DEMO)/airflow) \
 	AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
@@ -27,8 +28,9 @@ install: $(VENV)/.installed
 # it comes from the normal index. Then the project with the CPU FAISS and dev extras, every
 # other dependency at the version of constraints.txt: a new release of an unpinned
 # dependency once changed the demo's figures and a pinned test's bytes between two installs.
+# A venv without pip is one whose creation failed (no python3.11-venv): it is made again.
 $(VENV)/.installed: pyproject.toml constraints.txt
-	test -x $(BIN)/pip || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }   # a venv without pip: one that failed
+	test -x $(BIN)/pip || { if test -f $(VENV)/pyvenv.cfg; then rm -rf $(VENV); fi; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[cpu,dev]'
 	touch $@
@@ -86,10 +88,10 @@ bench-quick: install
 STACK_DIR ?= $(or $(MINING_STACK_DIR),stack/run)
 .PHONY: stack-up stack-down test-e2e
 stack-up: install
-	$(BIN)/python stack/stack.py --dir $(STACK_DIR) up
+	$(BIN)/python stack/stack.py --dir "$(STACK_DIR)" up
 
 stack-down:
-	$(BIN)/python stack/stack.py --dir $(STACK_DIR) down
+	$(BIN)/python stack/stack.py --dir "$(STACK_DIR)" down
 
 # the end-to-end tests on a stack of their own (tests/e2e, marker e2e): two nights through the
 # scheduler and the cluster, the ad hoc DAG, worker/scheduler/PostgreSQL faults, late logs

@@ -323,13 +323,34 @@ class Stack:
         pid = self.runtime(service).get("supervisor_pid")
         if not alive(pid):
             return None
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        try:   # compared as bytes: a folder name that is not UTF-8 still matches itself
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             return None
-        mine = any(argv[i:i + 2] == ["--dir", str(self.dir)] for i in range(len(argv))) and \
-            any(argv[i:i + 2] == ["_supervise", service] for i in range(len(argv)))
+        pairs = {tuple(argv[i:i + 2]) for i in range(len(argv) - 1)}
+        mine = (b"--dir", os.fsencode(str(self.dir))) in pairs and (b"_supervise", os.fsencode(service)) in pairs
         return pid if mine else None
+
+    def orphans(self, group: int) -> list:
+        """The processes of process group ``group`` (a dead supervisor's pid) that are this
+        stack's: their working folder is in the stack folder or their ``AIRFLOW_HOME`` is its
+        ``airflow/`` (a supervisor's children inherit both). While any process is in the
+        group, Linux does not reuse its number, so a group of that number with none of this
+        stack's processes is someone else's and is left alone. psutil.Process list."""
+        import psutil
+
+        home, found = str(self.dir / "airflow"), []
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) != group:
+                    continue
+                cwd = proc.cwd()
+                if cwd == str(self.dir) or cwd.startswith(str(self.dir) + os.sep) or \
+                        proc.environ().get("AIRFLOW_HOME") == home:
+                    found.append(proc)
+            except (psutil.Error, OSError):
+                continue
+        return found
 
     def service_pid(self, service: str) -> int | None:
         """The pid of the ``service`` process, or None unless it runs as a child of this
@@ -360,9 +381,23 @@ class Stack:
     def stop(self, service: str, timeout_s: float = 60) -> None:
         """Stop a service: SIGTERM to its supervisor, which stops the service with its stop
         signal and waits; then SIGKILL to whatever is left in its process group. Only a
-        supervisor that is this stack's (:meth:`supervisor_pid`) is signalled; the pids are
-        then cleared from ``run/<service>.json`` (its start and exit history kept)."""
-        sup = self.supervisor_pid(service)
+        supervisor that is this stack's (:meth:`supervisor_pid`) is signalled; of a supervisor
+        that died (``kill -9``), the processes it left in its group that are this stack's
+        (:meth:`orphans`) are killed. The pids are then cleared from ``run/<service>.json``
+        (its start and exit history kept)."""
+        sup, recorded = self.supervisor_pid(service), self.runtime(service).get("supervisor_pid")
+        if not sup and recorded and not alive(recorded):
+            import psutil
+
+            left = self.orphans(recorded)
+            for proc in left:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+            psutil.wait_procs(left, timeout=10)
+            if left:
+                say(f"{service}: its supervisor was gone; killed {len(left)} processes it left running")
         if sup:
             os.kill(sup, signal.SIGTERM)
             deadline = time.monotonic() + timeout_s

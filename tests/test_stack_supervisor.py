@@ -174,3 +174,40 @@ def test_stop_signals_this_stacks_supervisor_and_its_process_group(tmp_path):
             except ProcessLookupError:
                 pass
             proc.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_stop_kills_what_a_dead_supervisor_left_in_its_group_only_when_it_is_this_stacks(tmp_path):
+    """A supervisor killed with -9 leaves its service running in its process group: `down`
+    kills those processes when they are this stack's (working folder in the stack folder),
+    and leaves a group of the same kind elsewhere alone."""
+    import psutil
+
+    stack = _stack_module()
+    leave = "import subprocess, sys; print(subprocess.Popen(['sleep', '300']).pid, flush=True)"
+    elsewhere = tmp_path / "elsewhere"
+    (tmp_path / "st").mkdir()
+    elsewhere.mkdir()
+    orphans = {}
+    for name, cwd in (("ours", tmp_path / "st"), ("theirs", elsewhere)):
+        leader = subprocess.Popen([sys.executable, "-c", leave], cwd=cwd, stdout=subprocess.PIPE, text=True,
+                                  start_new_session=True)
+        orphans[name] = (leader.pid, int(leader.stdout.readline()))
+        leader.wait()
+    try:
+        st = stack.Stack(tmp_path / "st")
+        for name in ("ours", "theirs"):
+            leader, orphan = orphans[name]
+            assert psutil.pid_exists(orphan) and os.getpgid(orphan) == leader
+            _write_runtime(tmp_path / "st", "scheduler", supervisor_pid=leader, pid=orphan)
+            st.stop("scheduler", timeout_s=1)
+            time.sleep(0.3)
+            gone = not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE
+            assert gone == (name == "ours"), name
+            assert st.runtime("scheduler")["supervisor_pid"] is None
+    finally:
+        for _, orphan in orphans.values():
+            try:
+                os.kill(orphan, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

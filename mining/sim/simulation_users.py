@@ -9,7 +9,9 @@ output contract (same config → same bytes); see :mod:`mining.sim.simulation`.
 
 The ``hard`` behaviour model (:data:`mining.sim.simulation_config.HARD_MODEL`) takes its
 extra draws from a second stream per user, ``default_rng([seed, 3, user_index, night])``
-(:class:`_HardHabits`); with the ``default`` model that stream is never created and the
+(:class:`_HardHabits`), and whether the user is a quitter from a third, without the night,
+``default_rng([seed, 5, user_index])`` (a trait); with the ``default`` model these streams
+are never created and the
 draws of the user's stream are exactly those of the simulator before the model existed.
 """
 from __future__ import annotations

@@ -127,7 +127,12 @@ def test_leaveout_tables_render_every_metric_per_locale_and_corpus():
     results = {("locales", "hard", "1"): loc, ("hint3-curekart", "hard", "1"): one}
     args = argparse.Namespace(seed=13, locale_turns=100, hint3_turns=200, set=[])
     text = mod.render(args, ["--seed", "13"], ["pl-PL", "he-IL"], results, ["x"], 60.0, "abc1234")
-    assert "| pl-PL | 1,000 | 50 | 40 | 30 | 0.900 | 0.800 | 0.65–0.90 | 0.850 | 0.050 | 0.300 | -12.0% |" in text
-    assert "| hint3-curekart |" in text and "gap 20.0 points" in text and "mined lowered accuracy: 2 of 2" in text
+    assert "| pl-PL | 1,000 | 50 | 40 | 30 | 0.900 | 0.800 | 0.65–0.90 | 0.850 | 0.050 | 0.300 | -12.0% | -1.0 |" in text
+    assert "| hint3-curekart |" in text and "gap 20.0 points" in text
+    assert "mined lowered accuracy in 2 of 2 (he-IL, pl-PL)" in text
+    # a report written before accuracy_delta: the two accuracies; none without a test split
+    assert mod.accuracy_delta({"acc_seed": 0.7, "acc_seed_mined": 0.65}) == pytest.approx(-0.05)
+    assert mod.lowered_summary({"a": {"accuracy_delta": float("nan")}, "b": {"accuracy_delta": 0.1}}) == \
+        "retraining on seed + mined lowered accuracy in 0 of 1 (1 without a test split)"
     assert "95% Wilson intervals of label precision: wholly below 0.93 in 2 of 2 (he-IL, pl-PL)" in text
     assert "## Behaviour model `hard`, --min-users 1" in text and "2 scripts (Hebrew, Latin)" in text
