@@ -134,7 +134,7 @@ def mining_nightly():
             "--min-users": MIN_USERS_ARG,
             "--cache-dir": "{{ params.out_root }}/embedding_cache",
             # baseline of the quality gate's row-count check: the previous night's version
-            "--set": "{% set m = previous_run_manifest(params.out_root, ds) %}"
+            "--set": "{% set m = previous_run_manifest(params.out_root, ds, params.locales) %}"
             "{{ 'quality.baseline=' ~ m if m else '' }}",
         },
         outlets=[TRAINING_SET],

@@ -154,21 +154,34 @@ def gpu_routing(stage: str, environ: Mapping[str, str] | None = None) -> dict[st
     return routed
 
 
-def previous_run_manifest(out_root: str, ds: str) -> str:
-    """Manifest of the latest nightly run before ``ds``: ``{out_root}/runs/<d>/manifest.json``
-    with the greatest ``d < ds`` (ISO dates compare as strings); ``""`` when there is none.
+def previous_run_manifest(out_root: str, ds: str, locales=()) -> str:
+    """Manifest of the latest nightly run before ``ds`` that covers ``locales`` (the run's
+    ``locales`` Param; empty = all): ``{out_root}/runs/<d>/manifest.json`` with the greatest
+    ``d < ds`` (ISO dates compare as strings) whose ``locales`` are all (empty) or include
+    every one of ``locales``; ``""`` when there is none. A night triggered for some locales
+    only is skipped by a later full night: following it would drop every label of the other
+    locales that was only being retained, and no changelog would list them.
 
-    It is the baseline of the data-quality gate (``quality.baseline``, mining/core/quality.py):
-    the label count of night ``ds`` is compared with the previous published night's. Used
-    as a Jinja macro, so it runs on the worker when the task renders, never at parse time.
+    It is the baseline of the data-quality gate (``quality.baseline``, mining/core/quality.py:
+    the label count of night ``ds`` is compared with the previous published night's) and the
+    version label retention and the changelog follow (mining/io/changelog.py). Used as a
+    Jinja macro, so it runs on the worker when the task renders, never at parse time.
     """
     runs = Path(out_root) / "runs"
     if not runs.is_dir():
         return ""
-    earlier = sorted(p.name for p in runs.iterdir()
-                     if p.name < ds and re.fullmatch(r"\d{4}-\d{2}-\d{2}", p.name)
-                     and (p / "manifest.json").is_file())
-    return str(runs / earlier[-1] / "manifest.json") if earlier else ""
+    wanted = set(locales or ())
+    earlier = sorted((p.name for p in runs.iterdir()
+                      if p.name < ds and re.fullmatch(r"\d{4}-\d{2}-\d{2}", p.name)
+                      and (p / "manifest.json").is_file()), reverse=True)
+    for name in earlier:
+        try:
+            covered = set(json.loads((runs / name / "manifest.json").read_text(encoding="utf-8")).get("locales") or ())
+        except (OSError, ValueError, AttributeError):
+            continue
+        if not covered or (wanted and wanted <= covered):
+            return str(runs / name / "manifest.json")
+    return ""
 
 
 def exit_code(error: BaseException) -> int | None:

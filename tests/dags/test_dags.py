@@ -400,6 +400,13 @@ def test_nightly_args_take_the_previous_night_as_quality_baseline(dagbag, tmp_pa
     assert args[-2:] == ["--set", f"quality.baseline={runs}/2026-11-03/manifest.json"]
     first = render_args(task, ds="2026-11-02", params={"logs": "/l", "out_root": str(tmp_path)})
     assert "--set" not in first
+    # a night triggered for some locales only is no baseline of a night that mines others:
+    # following it would drop the other locales' retained labels without a changelog entry
+    (runs / "2026-11-03" / "manifest.json").write_text('{"locales": ["en-US"]}')
+    full = render_args(task, ds="2026-11-05", params={"logs": "/l", "out_root": str(tmp_path)})
+    assert full[-2:] == ["--set", f"quality.baseline={runs}/2026-11-02/manifest.json"]
+    en = render_args(task, ds="2026-11-05", params={"logs": "/l", "out_root": str(tmp_path), "locales": ["en-US"]})
+    assert en[-2:] == ["--set", f"quality.baseline={runs}/2026-11-03/manifest.json"]
 
 
 def test_adhoc_args_pass_every_threshold(dagbag):
