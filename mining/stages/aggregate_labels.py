@@ -9,7 +9,7 @@ import pandas as pd
 from mining.core import aggregation, target_failure
 from mining.core.background import read_derived
 from mining.io import storage
-from mining.stages.common import counts_by
+from mining.stages.common import counts_by, stage_settings_digest
 
 #: Texts per pandas group (a locale's texts split by a hash of the cluster, whole clusters per
 #: group): bounds a Python worker's memory at any volume; ~100k texts with the failing ones'
@@ -107,7 +107,7 @@ def run(spark, cfg) -> dict:
     try:
         return storage.write_parquet_stage(
             labels, cfg.out, "labels",
-            lambda l: {"lineage": lineage, "texts_with_friction": l.count(), "by_decision": counts_by(l, "decision"),
+            lambda l: {"lineage": lineage, "settings": stage_settings_digest(cfg), "texts_with_friction": l.count(), "by_decision": counts_by(l, "decision"),
                        "by_evidence": counts_by(l.where("decision = 'labeled'"), "evidence"),
                        "calibration": ac.fitted_calibration.version, "logs_check": _check_stats(l),
                        "target_failure": {loc: m.to_dict() for loc, m in sorted(failure.items())},

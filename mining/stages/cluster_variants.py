@@ -9,7 +9,7 @@ import pandas as pd
 
 from mining.core import background, clustering, index
 from mining.io import schemas, storage
-from mining.stages.common import counts_by
+from mining.stages.common import counts_by, stage_settings_digest
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,14 @@ def run(spark, cfg) -> dict:
 
     :return: stats: texts, clusters, multi-member clusters, the largest cluster's size, coarse
         parts per split locale, the edge cosine used per locale, a histogram of cluster sizes.
-    :raises FileNotFoundError: ``embeddings/`` of ``embed_utterances`` is missing (exit 3)."""
+    :raises FileNotFoundError: ``embeddings/`` of ``embed_utterances`` or ``rephrase_pairs/``
+        of ``detect_rephrases`` (whose stats hold the derived edge cosines) is missing (exit 3):
+        without it every locale would fall back to ``cluster.min_sim`` unnoticed."""
     from pyspark.sql import functions as F
 
     cc = cfg.cluster
     emb = spark.read.parquet(storage.require_stage(cfg.out, "embeddings", "embed_utterances"))
+    storage.require_stage(cfg.out, "rephrase_pairs", "detect_rephrases")
     # the night's background comes from rephrase_pairs' stats: both from one detect_rephrases run
     lineage = storage.stage_lineage(cfg.out, ["rephrase_pairs", "embeddings"])
     sizes = {r["locale"]: r["count"] for r in emb.groupBy("locale").count().collect()}
@@ -100,7 +103,7 @@ def run(spark, cfg) -> dict:
         schemas.spark_schema("clusters"))
     return storage.write_parquet_stage(
         clusters, cfg.out, "clusters",
-        lambda c: {"lineage": lineage, "texts": c.count(), "clusters": c.where("is_medoid").count(),
+        lambda c: {"lineage": lineage, "settings": stage_settings_digest(cfg), "texts": c.count(), "clusters": c.where("is_medoid").count(),
                    "multi_member_clusters": c.where("is_medoid AND cluster_size > 1").count(),
                    "largest_cluster": c.agg(F.max("cluster_size")).first()[0],
                    "coarse_parts": parts, "min_sim_by_locale": min_sim,

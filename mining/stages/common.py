@@ -2,6 +2,8 @@
 settings that decide a run's bytes."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -12,9 +14,24 @@ def counts_by(df, col: str) -> dict:
     return {str(r[col]): r["count"] for r in df.groupBy(col).count().orderBy(col).collect()}
 
 
+@functools.cache
+def source_digest(root: Path | None = None) -> str:
+    """First 12 hex digits of the SHA-256 of the code and settings under ``root`` (default
+    the ``mining`` package: every ``.py`` and ``.toml`` file, relative path and bytes, in
+    path order), once per process. It names the code where git cannot: an installed copy
+    without ``.git`` (the Docker image) or a checkout with uncommitted edits."""
+    root = root or Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".toml") and p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
 def code_version() -> str:
-    """``<package version>+<12-hex git sha>`` of the source tree, or the package version
-    alone outside a git checkout (an installed wheel)."""
+    """``<package version>+<12-hex git sha>.<12-hex source digest>`` of the source tree, or
+    ``<package version>+src.<digest>`` outside a git checkout (an installed copy): the
+    digest (:func:`source_digest`) changes with any edit, committed or not, so outputs of
+    other code never pass for this code's (lineage stamps, dataset version names)."""
     from mining import __version__
 
     try:
@@ -22,7 +39,17 @@ def code_version() -> str:
                              capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""
-    return f"{__version__}+{sha}" if sha else __version__
+    return f"{__version__}+{sha or 'src'}.{source_digest()}"
+
+
+def stage_settings_digest(cfg) -> str:
+    """First 16 hex digits of the SHA-256 of :func:`run_settings` without the privacy and
+    export sections (as ``detect_rephrases``' lineage): stamped in the ``_stats.json`` of
+    ``embeddings``, ``clusters`` and ``labels``, so a version built from a stage rerun with
+    other settings (``mining aggregate-labels --set ...`` then ``mining export-dataset``)
+    gets another name (:func:`mining.stages.export_dataset.version_fingerprint`)."""
+    settings = {k: v for k, v in run_settings(cfg).items() if k not in ("privacy", "export")}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_settings(cfg) -> dict:

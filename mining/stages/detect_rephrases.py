@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 from mining.core import background
+from mining.errors import NoInputPartitions
 from mining.io import storage
 from mining.privacy import pii as privacy
 from mining.spark import embedding, ingest, rephrase, sessions, validate
@@ -50,7 +51,9 @@ def run(spark, cfg) -> dict:
         (:func:`mining.core.background.derive_thresholds`), read by the later stages.
     :raises PrivacyError: no pseudonymization key (exit 4). ``NoInputPartitions``,
         ``RejectShareExceeded``: no input, or rejects over ``validation.max_reject_share``
-        (exit 3; ``rejects/`` is written first, so the rejected rows can be inspected)."""
+        (exit 3; ``rejects/`` is written first, so the rejected rows can be inspected);
+        ``NoInputPartitions`` also when ``cfg.locales`` matches no accepted turn (exit 3,
+        naming the locales the logs hold; ``turns/`` is written, empty)."""
     from pyspark.sql import functions as F
 
     key = privacy.resolve_key()  # fail before any work when no key is configured
@@ -69,11 +72,16 @@ def run(spark, cfg) -> dict:
     storage.write_parquet_stage(rejects if counts["rejected"] else rejects.limit(0), cfg.out, "rejects",
                                 {"partitions": partitions, "lineage": lineage, **counts}, num_files=1)
     validate.check_reject_share(counts, partitions, cfg.validation.max_reject_share)
+    every = accepted
     if cfg.locales:
         accepted = accepted.where(F.col("locale").isin(list(cfg.locales)))
     turn_stats = storage.write_parquet_stage(
         sessions.prepare_turns(accepted, cfg.friction, cfg.rephrase, key), cfg.out, "turns",
         lambda t: {"partitions": partitions, "locales": list(cfg.locales), "lineage": lineage, **_turn_counts(t)})
+    if cfg.locales and not turn_stats["turns"]:   # e.g. --locale en-us where the logs say en-US
+        found = sorted(r["locale"] for r in every.select("locale").distinct().limit(50).collect())
+        raise NoInputPartitions(f"no accepted turn of locale(s) {', '.join(cfg.locales)} in partitions "
+                                f"{partitions[0]}..{partitions[-1]}; the logs hold {', '.join(found) or 'none'}")
     turns = spark.read.parquet(str(Path(cfg.out) / "turns"))
     candidates = rephrase.candidate_pairs(turns, cfg.rephrase).cache()
     # every distinct text of the night is embedded here (the cache makes embed_utterances

@@ -43,16 +43,20 @@ def _dp_select(spark, cfg, labeled, fingerprint: str):
 
 
 def version_fingerprint(settings: dict, partitions: list, locales, lineage: str | None,
-                        previous: str | None) -> str:
+                        previous: str | None, stage_settings: dict | None = None) -> str:
     """What names a dataset version (:func:`mining.io.export.dataset_version`), as canonical
     JSON: the run settings, input partitions, locales, code version, the lineage (the logs'
     listing, the detect_rephrases config and code; absent for outputs from before lineage
     stamps), the previous version when there is one (the changelog, checksummed in the
     version, is against it, and retention carries from it: whatever the retention policy),
-    and a keyed hash of the pseudonymization key (the exported cluster_ids are keyed)."""
+    and a keyed hash of the pseudonymization key (the exported cluster_ids are keyed).
+    ``stage_settings``: ``{output: settings digest}`` of the upstream outputs that carry one
+    (:func:`mining.stages.common.stage_settings_digest`): a stage rerun with other settings
+    than the export's names another version."""
     return json.dumps({"config": settings, "partitions": partitions, "locales": list(locales),
                        "code": code_version(), **({"lineage": lineage} if lineage else {}),
                        **({"previous": previous} if previous else {}),
+                       **({"stages": dict(sorted(stage_settings.items()))} if stage_settings else {}),
                        "key": privacy.pseudonymize("export", privacy.resolve_key())}, sort_keys=True)
 
 
@@ -209,7 +213,8 @@ def run(spark, cfg) -> dict:
     end_date = max(partitions) if partitions else "00000000"
     previous, previous_dir = changelog.previous_version(cfg.out, cfg.quality.baseline, end_date)
     retain = cfg.export.label_retention == "until_contradicted"
-    fingerprint = version_fingerprint(settings, partitions, cfg.locales, lineage, previous)
+    stage_settings = {o: s["settings"] for o, s in upstream.items() if s.get("settings")}
+    fingerprint = version_fingerprint(settings, partitions, cfg.locales, lineage, previous, stage_settings)
     version = export.dataset_version(end_date, fingerprint)
     out = Path(cfg.out)
     min_users, dp_on = cfg.privacy.min_users, cfg.privacy.dp.enabled
@@ -262,6 +267,8 @@ def run(spark, cfg) -> dict:
         manifest = {
             "dataset_version": version, "code_version": code_version(), "input_partitions": partitions,
             "logs": cfg.logs, "locales": list(cfg.locales), "config": cfg.sections,
+            # the settings digest each upstream output was built with (the export's own: config)
+            "stage_settings": dict(sorted(stage_settings.items())),
             "rows": sum(by_locale_intent.values()), "rows_by_locale_intent": by_locale_intent,
             "drops": {**{k: v for k, v in upstream["labels"].get("by_decision", {}).items() if k != "labeled"},
                       **drops},

@@ -64,6 +64,14 @@ def test_run_without_a_key_fails_with_exit_code_4(tmp_path, evaluated):
     assert proc.returncode == 4 and "MINING_PSEUDONYM_KEY" in proc.stderr
 
 
+def test_a_locale_the_logs_do_not_hold_fails_with_exit_code_3_naming_theirs(tmp_path, evaluated):
+    """Found in review: `--locale en-us` (the logs say en-US) ran every stage on no rows."""
+    _, root = evaluated
+    proc = subprocess.run([MINING, "detect-rephrases", "--logs", str(root / "logs"), "--out", str(tmp_path),
+                           "--locale", "xx-YY"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3 and "xx-YY" in proc.stderr and "en-US" in proc.stderr, proc.stderr
+
+
 def test_massive_export_loads_with_hugging_face_datasets(evaluated):
     datasets = pytest.importorskip("datasets", reason="Hugging Face datasets is in the dev extra")
     _, root = evaluated
@@ -73,6 +81,9 @@ def test_massive_export_loads_with_hugging_face_datasets(evaluated):
     ds = datasets.load_dataset("json", data_files=files, split="train",
                                cache_dir=str(root / "hf-cache"))
     assert ds.num_rows == manifest["rows"]
+    # one run, one configuration: every stage after detect_rephrases stamped the same settings
+    assert set(manifest["stage_settings"]) == {"embeddings", "clusters", "labels"}
+    assert len(set(manifest["stage_settings"].values())) == 1
     assert {"id", "locale", "partition", "utt", "annot_utt", "intent"} <= set(ds.column_names)
     assert set(ds["partition"]) <= {"train", "dev"}
 

@@ -117,3 +117,32 @@ def test_the_previous_version_names_the_version_whatever_the_retention_policy():
     args = ({"export": {"label_retention": "window"}}, ["2026-11-01"], ("en-US",), "abc")
     assert version_fingerprint(*args, None) != version_fingerprint(*args, "v20261031-aaaa")
     assert version_fingerprint(*args, "v20261031-aaaa") == version_fingerprint(*args, "v20261031-aaaa")
+
+
+def test_a_stage_rerun_with_other_settings_names_another_version():
+    """Found in review: `mining aggregate-labels --set ...` then `mining export-dataset` without
+    it gave the name of the full run's version, and the export swapped new bytes into it."""
+    from mining.config import load_config
+    from mining.stages.common import stage_settings_digest
+    from mining.stages.export_dataset import version_fingerprint
+
+    default = stage_settings_digest(load_config("-", "-"))
+    other = stage_settings_digest(load_config("-", "-", overrides={"aggregation": {"min_events": 5}}))
+    # the privacy and export sections are the export's own: they are not a stage's settings
+    assert stage_settings_digest(load_config("-", "-", overrides={"privacy": {"min_users": 5}})) == default
+    assert other != default
+    args = ({}, ["2026-11-01"], ("en-US",), "abc", None)
+    full = version_fingerprint(*args, {"labels": default, "clusters": default})
+    assert version_fingerprint(*args, {"labels": other, "clusters": default}) != full
+    assert version_fingerprint(*args, {"clusters": default, "labels": default}) == full   # order-free
+
+
+def test_the_code_version_names_uncommitted_and_installed_code(tmp_path):
+    from mining.stages.common import code_version, source_digest
+
+    assert code_version().endswith("." + source_digest())
+    (tmp_path / "a.py").write_text("x = 1\n")
+    before = source_digest(tmp_path)
+    source_digest.cache_clear()
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert source_digest(tmp_path) != before
