@@ -220,10 +220,14 @@ def massive_id(locale: str, utt: str) -> str:
 
 
 def split_partition(locale: str, utt: str, dev_share: float, seed: int) -> str:
-    """``"dev"`` when int(sha256(``f"{seed}:{locale}:{utt}"``)[:8], 16) / 2**32 < ``dev_share``,
-    else ``"train"``: a deterministic hash split, so a text stays in its partition across
-    dataset versions (no train/dev leakage between versions with the same seed)."""
-    digest = hashlib.sha256(f"{seed}:{locale}:{utt}".encode("utf-8")).hexdigest()
+    """``"dev"`` when int(sha256(``f"{seed}:{locale}:{normalize(utt)}"``)[:8], 16) / 2**32 <
+    ``dev_share``, else ``"train"``: a deterministic hash split on the label's key
+    (:func:`mining.core.text.normalize`), so a text stays in its partition across dataset
+    versions even when the spelling exported for it changes ("Play jazz" → "play jazz"): no
+    train/dev leakage between versions with the same seed."""
+    from mining.core.text import normalize
+
+    digest = hashlib.sha256(f"{seed}:{locale}:{normalize(utt)}".encode("utf-8")).hexdigest()
     return "dev" if int(digest[:8], 16) / 2**32 < dev_share else "train"
 
 
@@ -359,8 +363,9 @@ def publish(out: Path, version_dir: Path) -> bool:
     for name in ("training_set", "massive", "rewrites", "manifest.json", "report.html"):
         link = out / name
         if not link.is_symlink():
-            if link.exists():
-                raise FileExistsError(f"{link} exists and is not a link to latest/{name}")
+            if link.exists():   # a retry cannot fix it: exit 2, not 1
+                raise ConfigError(f"{link} exists and is not a link to latest/{name}: move it away "
+                                  f"(OUT holds what publish owns)")
             os.symlink(f"latest/{name}", link)
     storage.replace_symlink(out / "latest", os.path.relpath(version_dir, out))
     return True
