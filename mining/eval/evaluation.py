@@ -447,11 +447,12 @@ def format_locale_table(r: dict) -> str:
     """Per-locale figures of a multi-locale :func:`evaluate` result as a Markdown table,
     then the best-to-worst gap per metric."""
     lines = ["| locale | turns | accepted pairs | pair precision | labels | label precision | "
-             "coverage | lift recovered |", "|---|---|---|---|---|---|---|---|"]
+             "coverage | lift recovered | accuracy Δ (points) |", "|---|---|---|---|---|---|---|---|---|"]
     for loc, x in r["by_locale"].items():
+        # the lift reads 0 where the oracle gains nothing: the accuracy change still shows a loss
         lines.append(f"| {loc} | {x['turns']:,} | {x['accepted_pairs']:,} | {x['pair_precision']:.3f} | "
                      f"{x['labels']:,} | {x['label_precision']:.3f} | {x['coverage']:.3f} | "
-                     f"{x['lift_recovered']:.1%} |")
+                     f"{x['lift_recovered']:.1%} | {100 * x.get('accuracy_delta', float('nan')):+.1f} |")
     lines.append("")
     for m, p in r["locale_parity"].items():
         lines.append(f"{m}: best {p['best_locale']} {p['best']:.3f}, worst {p['worst_locale']} {p['worst']:.3f}, "

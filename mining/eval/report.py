@@ -114,10 +114,18 @@ def gold_section(evaluation: dict, rel: pd.DataFrame | None) -> str:
                     f'{td(v["precision"], f"gold.by_evidence.{ev}.precision")}</tr>')
     body = table(["figure", "value", ""], rows, "gold-table")
     if evaluation.get("by_locale"):
-        keys = ("turns", "accepted_pairs", "pair_precision", "labels", "label_precision", "coverage", "lift_recovered")
+        keys = ("turns", "accepted_pairs", "pair_precision", "labels", "label_precision", "coverage", "lift_recovered",
+                "accuracy_delta")
+
+        def shown(x: dict, k: str) -> str | None:
+            if k.startswith("lift"):
+                return f"{x[k]:.1%}"
+            return f"{100 * x[k]:+.1f} pts" if k == "accuracy_delta" else None
+
         loc_rows = [f'<tr data-locale="{e(loc)}"><th>{e(loc)}</th>'
-                    + "".join(td(x[k], f"gold.by_locale.{loc}.{k}", f"{x[k]:.1%}" if k.startswith("lift") else None)
-                              for k in keys) + "</tr>" for loc, x in evaluation["by_locale"].items()]
+                    + "".join(td(x.get(k, float("nan")), f"gold.by_locale.{loc}.{k}",
+                                 shown(x, k) if k in x else None) for k in keys)
+                    + "</tr>" for loc, x in evaluation["by_locale"].items()]
         gaps = []
         for m, p in evaluation["locale_parity"].items():
             gap = f"{p['gap_points']:.1f} pts"
