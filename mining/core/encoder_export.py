@@ -237,7 +237,9 @@ def export_model(model_path: str, runtime: str, export_dir: str | Path,
     from mining.core.encoders import resolve_model_path
 
     source = resolve_model_path(model_path)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    # under the cache folder's .staging/: an export killed mid-way (OOM in nncf.quantize) is
+    # swept there by the next night's ensure_embeddings (mining.io.storage.sweep_staging)
+    tmp = target.parent / ".staging" / f"{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
         _export(st_layout(source), runtime, tmp, calibration)
@@ -252,6 +254,10 @@ def export_model(model_path: str, runtime: str, export_dir: str | Path,
         log.info("exported %s for %s into %s", source, runtime, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp.parent.rmdir()   # .staging/, when nothing else is in it
+        except OSError:
+            pass
     return model_file
 
 

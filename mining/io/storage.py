@@ -296,6 +296,9 @@ def write_parquet_stage(df, out: str | Path, name: str, stats, *, num_files: int
         df = df.coalesce(num_files)
     with removed_on_failure(staging):
         df.write.mode("error").parquet(str(staging))
+        # the mark of a complete output (require_stage), also where a cluster writes none
+        # (mapreduce.fileoutputcommitter.marksuccessfuljobs=false)
+        (staging / "_SUCCESS").touch()
         if callable(stats):
             stats = stats(df.sparkSession.read.parquet(str(staging)))
         write_json(staging / "_stats.json", stats)

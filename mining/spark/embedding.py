@@ -214,6 +214,9 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
             staging = storage.staging_path(model_dir, f"batch-{run_id}")
             with storage.removed_on_failure(staging):
                 new.write.parquet(str(staging))
+                # the batch's mark of completion, also where a cluster writes no _SUCCESS
+                # (mapreduce.fileoutputcommitter.marksuccessfuljobs=false): _read_cache needs it
+                (staging / "_SUCCESS").touch()
                 # the batch's rows, from the Parquet footers (pyarrow skips ``_SUCCESS``): no scan
                 n_missing = pads.dataset(str(staging), format="parquet").count_rows()
                 storage.commit(staging, model_dir / f"batch-{run_id}")

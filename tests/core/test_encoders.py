@@ -198,6 +198,7 @@ def test_export_is_done_once_and_records_versions(export_root):
     meta = json.loads((first.parent / "export.json").read_text())
     assert meta["runtime"] == runtime and set(meta["versions"]) >= {"torch", "transformers"}
     assert sorted(p.name for p in first.parent.parent.iterdir()) == ["model"]   # no temporary folder left
+    assert not list(first.parent.parent.glob(".staging/*"))
 
 
 def test_export_rejects_torch_unknown_runtime_and_uncalibrated_int8(tmp_path):

@@ -162,3 +162,28 @@ def test_a_text_cached_twice_gets_the_same_vector_whatever_the_batch_order(spark
         assert stats["cache_hits"] == 1 and stats["encoded"] == 0
         got.append([list(map(float, v)) for v in emb.toPandas()["embedding"]])
     assert got[0] == got[1] and len(got[0]) == 1 and np.isclose(got[0][0][-1], 0.1)
+
+
+def test_the_cache_works_where_spark_writes_no_success_marker(spark, tmp_path):
+    """Found in review: with mapreduce.fileoutputcommitter.marksuccessfuljobs=false (a common
+    cluster setting) no batch had _SUCCESS: the first run crashed after encoding, and no
+    later run ever read the cache."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    key = "mapreduce.fileoutputcommitter.marksuccessfuljobs"
+    hadoop.set(key, "false")
+    try:
+        cfg = load_config("-", str(tmp_path), overrides={"embedding": {"cache_dir": str(tmp_path / "cache")}})
+        texts = spark.createDataFrame([("en-US", "wake me up at seven")], "locale string, text_norm string")
+        first, stats = embedding.ensure_embeddings(spark, texts, cfg.embedding, "r1", out=cfg.out)
+        assert stats["encoded"] == 1 and first.count() == 1
+        _, again = embedding.ensure_embeddings(spark, texts, cfg.embedding, "r2", out=cfg.out)
+        assert again["cache_hits"] == 1 and again["encoded"] == 0
+        marks = sorted(p.parent.name for p in (tmp_path / "cache").rglob("_SUCCESS"))
+        assert marks and all(m.startswith("batch-") for m in marks)
+        # a stage output too: the next stage finds it complete
+        from mining.io import storage
+
+        storage.write_parquet_stage(spark.range(3), tmp_path / "out", "turns", {"rows": 3})
+        assert spark.read.parquet(storage.require_stage(tmp_path / "out", "turns", "detect_rephrases")).count() == 3
+    finally:
+        hadoop.unset(key)
