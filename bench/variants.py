@@ -249,6 +249,13 @@ def million(texts: pd.DataFrame, emb_all: np.ndarray) -> dict:
                               .cast(pa.list_(pa.float32()))})
             pq.write_table(table, emb_dir / f"part-{i // 100_000:05d}.parquet")
         (emb_dir / "_SUCCESS").touch()
+    # cluster_variants reads the night's derived edge cosines from rephrase_pairs/: an empty
+    # one (no background: the configured cluster.min_sim), as before it required the stage
+    pairs = out / "rephrase_pairs"
+    if not (pairs / "_SUCCESS").exists():
+        pairs.mkdir(parents=True, exist_ok=True)
+        (pairs / "_stats.json").write_text(json.dumps({"background": {}}))
+        (pairs / "_SUCCESS").touch()
     cmd = [str(Path(sys.executable).with_name("mining")), "cluster-variants", "--logs", str(WORK), "--out", str(out)]
     wall, peak, _ = run_measured(cmd, {"MINING_DEMO_MODE": "1"})
     stats = json.loads((out / "clusters" / "_stats.json").read_text())

@@ -2,6 +2,7 @@
 scored rephrase pairs. Writes ``rejects/``, ``turns/``, ``rephrase_pairs/``."""
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from mining.io import storage
 from mining.privacy import pii as privacy
 from mining.spark import embedding, ingest, rephrase, sessions, validate
 from mining.stages.common import code_version, counts_by, run_settings
+
+log = logging.getLogger(__name__)
 
 
 def _turn_counts(t) -> dict:
@@ -53,7 +56,9 @@ def run(spark, cfg) -> dict:
         ``RejectShareExceeded``: no input, or rejects over ``validation.max_reject_share``
         (exit 3; ``rejects/`` is written first, so the rejected rows can be inspected);
         ``NoInputPartitions`` also when ``cfg.locales`` matches no accepted turn (exit 3,
-        naming the locales the logs hold; ``turns/`` is written, empty)."""
+        naming the locales the logs hold; ``turns/`` is written, empty). A locale asked for
+        that has no turn while others have some is a warning and ``turns_by_locale`` 0 in
+        ``turns/_stats.json``: one quiet locale does not block the others' version."""
     from pyspark.sql import functions as F
 
     key = privacy.resolve_key()  # fail before any work when no key is configured
@@ -77,7 +82,14 @@ def run(spark, cfg) -> dict:
         accepted = accepted.where(F.col("locale").isin(list(cfg.locales)))
     turn_stats = storage.write_parquet_stage(
         sessions.prepare_turns(accepted, cfg.friction, cfg.rephrase, key), cfg.out, "turns",
-        lambda t: {"partitions": partitions, "locales": list(cfg.locales), "lineage": lineage, **_turn_counts(t)})
+        lambda t: {"partitions": partitions, "locales": list(cfg.locales), "lineage": lineage, **_turn_counts(t),
+                   # a locale asked for: its turns (0 for one the logs lack, e.g. a misspelt one)
+                   **({"turns_by_locale": {**{loc: 0 for loc in cfg.locales}, **counts_by(t, "locale")}}
+                      if cfg.locales else {})})
+    missing = sorted(loc for loc, n in turn_stats.get("turns_by_locale", {}).items() if not n)
+    if missing and len(missing) < len(cfg.locales):   # mined for the others: one quiet locale blocks none
+        log.warning("no accepted turn of locale(s) %s in partitions %s..%s (misspelt, or not logged): "
+                    "this run mines the others", ", ".join(missing), partitions[0], partitions[-1])
     if cfg.locales and not turn_stats["turns"]:   # e.g. --locale en-us where the logs say en-US
         found = sorted(r["locale"] for r in every.select("locale").distinct().limit(50).collect())
         raise NoInputPartitions(f"no accepted turn of locale(s) {', '.join(cfg.locales)} in partitions "

@@ -70,6 +70,12 @@ def test_a_locale_the_logs_do_not_hold_fails_with_exit_code_3_naming_theirs(tmp_
     proc = subprocess.run([MINING, "detect-rephrases", "--logs", str(root / "logs"), "--out", str(tmp_path),
                            "--locale", "xx-YY"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 3 and "xx-YY" in proc.stderr and "en-US" in proc.stderr, proc.stderr
+    # one of several asked for: a warning and a 0 in the stats; the others are mined
+    proc = subprocess.run([MINING, "detect-rephrases", "--logs", str(root / "logs"), "--out", str(tmp_path / "two"),
+                           "--locale", "en-US", "--locale", "xx-YY"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "no accepted turn of locale(s) xx-YY" in proc.stderr, proc.stderr
+    by_locale = json.loads((tmp_path / "two" / "turns" / "_stats.json").read_text())["turns_by_locale"]
+    assert by_locale["xx-YY"] == 0 and by_locale["en-US"] > 0
 
 
 def test_massive_export_loads_with_hugging_face_datasets(evaluated):
