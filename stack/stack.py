@@ -387,17 +387,9 @@ class Stack:
         (its start and exit history kept)."""
         sup, recorded = self.supervisor_pid(service), self.runtime(service).get("supervisor_pid")
         if not sup and recorded and not alive(recorded):
-            import psutil
-
-            left = self.orphans(recorded)
-            for proc in left:
-                try:
-                    proc.kill()
-                except psutil.Error:
-                    pass
-            psutil.wait_procs(left, timeout=10)
+            left = kill_all(self.orphans(recorded))
             if left:
-                say(f"{service}: its supervisor was gone; killed {len(left)} processes it left running")
+                say(f"{service}: its supervisor was gone; killed {left} processes it left running")
         if sup:
             os.kill(sup, signal.SIGTERM)
             deadline = time.monotonic() + timeout_s
@@ -493,19 +485,26 @@ def become_subreaper() -> bool:
         return False
 
 
+def kill_all(procs: list) -> int:
+    """SIGKILL each of ``procs`` (psutil.Process) and wait up to 10 s for them; returns how
+    many there were."""
+    import psutil
+
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+    return len(procs)
+
+
 def kill_leftovers() -> int:
     """SIGKILL every remaining descendant of this process (what an exited service left
     running) and wait up to 10 s for them; returns how many there were."""
     import psutil
 
-    left = psutil.Process().children(recursive=True)
-    for proc in left:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(left, timeout=10)
-    return len(left)
+    return kill_all(psutil.Process().children(recursive=True))
 
 
 #: Liveness probes, as the Airflow Helm chart gives the scheduler: {service: (seconds after a
