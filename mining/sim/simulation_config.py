@@ -52,8 +52,8 @@ BEHAVIOUR_MODELS = ("default", "hard")
 #:   unnoticed (``SUCCESS``, no barge-in, the user takes the wrong action as done): the
 #:   target of a rephrase pair carries a wrong label and no friction signal fires;
 #: - ``p_retry_later``: share of given-up goals the user asks for again as the first goal
-#:   of their next session, which starts after that one in time (a new utterance drawn by popularity; another session, so not a
-#:   rephrase pair in gold);
+#:   of their next session, which starts after that one in time (a new utterance drawn by
+#:   popularity; another session, so not a rephrase pair in gold);
 #: - ``switch_gap``: (median s, sigma) of the gap before a goal switch, the rephrase's.
 HARD_MODEL = {"p_quitter": 0.2, "p_wrong_target": 0.3, "p_silent_retry": 0.7, "p_retry_later": 0.5,
               "switch_gap": (4.0, 0.5)}

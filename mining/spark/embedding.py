@@ -10,9 +10,10 @@ and rephrase features are computed within a locale.
 
 :func:`ensure_embeddings` is the Spark side: each distinct ``(encoder, text)`` is embedded
 once, ever (two runs encoding into one cache at the same time may both encode a text; the
-least of its vectors is then the one used, by every later read). Texts already in the cache are read back; only the misses are encoded inside
-executors (``mapInArrow``, the model loaded once per Python worker, length-sorted batches
-of ``embedding.batch_size``, fp16 on CUDA).
+least of its vectors is then the one used, by every later read). Texts already in the cache
+are read back; only the misses are encoded inside executors (``mapInArrow``, the model
+loaded once per Python worker, length-sorted batches of ``embedding.batch_size``, fp16 on
+CUDA).
 
 On CPU the sentence-transformers model runs on the runtime ``embedding.backend`` names
 (torch fp32, ONNX Runtime or OpenVINO, fp32, bf16 or int8; :mod:`mining.core.encoder_export`). A

@@ -107,7 +107,8 @@ def run(spark, cfg) -> dict:
     try:
         return storage.write_parquet_stage(
             labels, cfg.out, "labels",
-            lambda l: {"lineage": lineage, "settings": stage_settings_digest(cfg), "texts_with_friction": l.count(), "by_decision": counts_by(l, "decision"),
+            lambda l: {"lineage": lineage, "settings": stage_settings_digest(cfg), "texts_with_friction": l.count(),
+                       "by_decision": counts_by(l, "decision"),
                        "by_evidence": counts_by(l.where("decision = 'labeled'"), "evidence"),
                        "calibration": ac.fitted_calibration.version, "logs_check": _check_stats(l),
                        "target_failure": {loc: m.to_dict() for loc, m in sorted(failure.items())},

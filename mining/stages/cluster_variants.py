@@ -103,7 +103,8 @@ def run(spark, cfg) -> dict:
         schemas.spark_schema("clusters"))
     return storage.write_parquet_stage(
         clusters, cfg.out, "clusters",
-        lambda c: {"lineage": lineage, "settings": stage_settings_digest(cfg), "texts": c.count(), "clusters": c.where("is_medoid").count(),
+        lambda c: {"lineage": lineage, "settings": stage_settings_digest(cfg), "texts": c.count(),
+                   "clusters": c.where("is_medoid").count(),
                    "multi_member_clusters": c.where("is_medoid AND cluster_size > 1").count(),
                    "largest_cluster": c.agg(F.max("cluster_size")).first()[0],
                    "coarse_parts": parts, "min_sim_by_locale": min_sim,

@@ -19,4 +19,5 @@ def run(spark, cfg) -> dict:
     out, stats = embedding.ensure_embeddings(spark, turns, cfg.embedding, uuid.uuid4().hex[:12], out=cfg.out)
     return storage.write_parquet_stage(
         out, cfg.out, "embeddings",
-        lambda e: {"lineage": lineage, "settings": stage_settings_digest(cfg), **stats, "rows": e.count(), "by_locale": counts_by(e, "locale")})
+        lambda e: {"lineage": lineage, "settings": stage_settings_digest(cfg), **stats, "rows": e.count(),
+                   "by_locale": counts_by(e, "locale")})
