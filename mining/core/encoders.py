@@ -105,13 +105,14 @@ def model_cache_id(model_path: str = "") -> str:
         return root.name
     files = tuple((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns, str(p))
                   for p in sorted(root.rglob("*")) if p.is_file())
-    return f"{root.resolve().name}-{_files_digest(files)}"
+    return f"{root.resolve().name}-{files_digest(files)}"
 
 
 @lru_cache(maxsize=16)
-def _files_digest(files: tuple[tuple[str, int, int, str], ...]) -> str:
-    """SHA-256 (12 hex) of (relative name, bytes) of ``files``; cached per process by their
-    names, sizes and mtimes, so a stage hashes its model once."""
+def files_digest(files: tuple[tuple[str, int, int, str], ...]) -> str:
+    """SHA-256 (12 hex) of (relative name, bytes) of ``files`` ((relative name, size, mtime
+    in ns, path) each, in order); cached per process by their names, sizes and mtimes, so a
+    stage hashes its model (or the code version its sources) once."""
     import hashlib
 
     h = hashlib.sha256()

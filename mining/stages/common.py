@@ -2,8 +2,6 @@
 settings that decide a run's bytes."""
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -14,17 +12,18 @@ def counts_by(df, col: str) -> dict:
     return {str(r[col]): r["count"] for r in df.groupBy(col).count().orderBy(col).collect()}
 
 
-@functools.cache
 def source_digest(root: Path | None = None) -> str:
     """First 12 hex digits of the SHA-256 of the code and settings under ``root`` (default
     the ``mining`` package: every ``.py`` and ``.toml`` file, relative path and bytes, in
-    path order), once per process. It names the code where git cannot: an installed copy
-    without ``.git`` (the Docker image) or a checkout with uncommitted edits."""
+    path order; :func:`mining.core.encoders.files_digest`, cached by names, sizes and
+    mtimes). It names the code where git cannot: an installed copy without ``.git`` (the
+    Docker image) or a checkout with uncommitted edits."""
+    from mining.core.encoders import files_digest
+
     root = root or Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".toml") and p.is_file()):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:12]
+    paths = sorted(p for p in root.rglob("*") if p.suffix in (".py", ".toml") and p.is_file())
+    return files_digest(tuple((p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns, str(p))
+                              for p in paths))
 
 
 def code_version() -> str:
@@ -42,14 +41,22 @@ def code_version() -> str:
     return f"{__version__}+{sha or 'src'}.{source_digest()}"
 
 
+def stage_settings(cfg) -> dict:
+    """:func:`run_settings` without the privacy and export sections, which no stage before
+    the export reads: `mining run --min-users 5` and a run then `export-dataset --min-users 5`
+    name the same version."""
+    return {k: v for k, v in run_settings(cfg).items() if k not in ("privacy", "export")}
+
+
 def stage_settings_digest(cfg) -> str:
-    """First 16 hex digits of the SHA-256 of :func:`run_settings` without the privacy and
-    export sections (as ``detect_rephrases``' lineage): stamped in the ``_stats.json`` of
-    ``embeddings``, ``clusters`` and ``labels``, so a version built from a stage rerun with
-    other settings (``mining aggregate-labels --set ...`` then ``mining export-dataset``)
-    gets another name (:func:`mining.stages.export_dataset.version_fingerprint`)."""
-    settings = {k: v for k, v in run_settings(cfg).items() if k not in ("privacy", "export")}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """:func:`stage_settings` hashed as a lineage stamp is (:func:`mining.io.storage.lineage_id`):
+    stamped in the ``_stats.json`` of ``embeddings``, ``clusters`` and ``labels``, so a version
+    built from a stage rerun with other settings (``mining aggregate-labels --set ...`` then
+    ``mining export-dataset``) gets another name
+    (:func:`mining.stages.export_dataset.version_fingerprint`)."""
+    from mining.io.storage import lineage_id
+
+    return lineage_id(stage_settings(cfg))
 
 
 def run_settings(cfg) -> dict:

@@ -11,7 +11,7 @@ from mining.errors import NoInputPartitions
 from mining.io import storage
 from mining.privacy import pii as privacy
 from mining.spark import embedding, ingest, rephrase, sessions, validate
-from mining.stages.common import code_version, counts_by, run_settings
+from mining.stages.common import code_version, counts_by, stage_settings
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,8 @@ def run(spark, cfg) -> dict:
     key = privacy.resolve_key()  # fail before any work when no key is configured
     logs = ingest.read_logs(spark, cfg.logs, cfg.start_date, cfg.end_date)
     partitions = logs.partitions
-    # what decides this stage's outputs; every later stage checks its inputs share it. Not
-    # the privacy/export settings this stage never reads: `mining run --min-users 5` and a
-    # run then `export-dataset --min-users 5` must name the same version
-    settings = {k: v for k, v in run_settings(cfg).items() if k not in ("privacy", "export")}
+    # what decides this stage's outputs; every later stage checks its inputs share it
+    settings = stage_settings(cfg)
     lineage = storage.lineage_id({"listing": logs.file_stats["listing"], "partitions": partitions,
                                   "locales": list(cfg.locales), "code": code_version(),
                                   "config": settings, "key": privacy.pseudonymize("lineage", key)})
