@@ -32,6 +32,7 @@ second night over overlapping logs encodes only the texts it has never seen.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +156,20 @@ def _cache_root(embedding, out: str) -> Path:
     return Path(embedding.cache_root(out))
 
 
+@contextmanager
+def embedded(spark, texts, embedding, run_id: str, *, out: str):
+    """:func:`ensure_embeddings` as a block: yields its ``(DataFrame, stats)`` and, on leaving
+    (normally or by an exception), releases the night's distinct texts it keeps in storage
+    memory. Use the DataFrame inside the block only: after it, each use recomputes
+    ``texts``' lineage. The stages use this; :func:`ensure_embeddings` keeps them until the
+    Spark application ends."""
+    result, stats, hashed = _embed(spark, texts, embedding, run_id, out=out)
+    try:
+        yield result, stats
+    finally:
+        hashed.unpersist()
+
+
 def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     """Embeddings of the distinct ``(locale, text_norm)`` rows of DataFrame ``texts``.
 
@@ -170,7 +185,14 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
     ``openvino-bf16`` on a CPU without bf16 gives ``["f32"]`` and a warning, as do executors
     in more than one precision: :func:`_warn_precision`).
     New embeddings go to ``cache_dir/<model_id>/batch-<run_id>``. Raises ``KeyError`` for an
-    unknown multilingual backend (config validation catches it first)."""
+    unknown multilingual backend (config validation catches it first). The distinct texts
+    stay persisted until the Spark application ends: :func:`embedded` releases them."""
+    result, stats, _ = _embed(spark, texts, embedding, run_id, out=out)
+    return result, stats
+
+
+def _embed(spark, texts, embedding, run_id: str, *, out: str):
+    """:func:`ensure_embeddings`, plus the persisted distinct texts its DataFrame reads."""
     import pyarrow.dataset as pads
     from pyspark.sql import functions as F
 
@@ -242,11 +264,11 @@ def ensure_embeddings(spark, texts, embedding, run_id: str, *, out: str):
         stats["encoded"] += n_missing
     if not parts:
         return spark.createDataFrame([], "locale string, text_norm string, text_hash string, "
-                                         "embedding array<float>"), stats
+                                         "embedding array<float>"), stats, hashed
     result = parts[0]
     for p in parts[1:]:
         result = result.unionByName(p)
-    return result, stats
+    return result, stats, hashed
 
 
 def _export(spec: EncoderSpec, export_dir: str, missing) -> None:

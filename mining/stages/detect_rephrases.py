@@ -96,24 +96,24 @@ def run(spark, cfg) -> dict:
     candidates = rephrase.candidate_pairs(turns, cfg.rephrase).cache()
     # every distinct text of the night is embedded here (the cache makes embed_utterances
     # a lookup): the intent centroids need the successful turns', the features the pairs'
-    emb, emb_stats = embedding.ensure_embeddings(spark, turns, cfg.embedding, uuid.uuid4().hex[:12], out=cfg.out)
-    emb = emb.cache()
-    centroids = rephrase.intent_centroids(turns, emb)
-    # the night's own similarity scale per locale: z features here, cosines for later stages
-    backgrounds = rephrase.locale_backgrounds(emb, cfg.embedding, seed=cfg.cluster.seed)
-    derived = {loc: background.derive_thresholds(bg, cluster_rel=cfg.cluster.min_sim_rel,
-                                                 variant_rel=cfg.aggregation.variant_min_sim_rel,
-                                                 cluster_default=cfg.cluster.min_sim,
-                                                 variant_default=cfg.aggregation.variant_min_sim)
-               for loc, bg in backgrounds.items()}
-    pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg.rephrase, centroids, backgrounds))
-    stats = storage.write_parquet_stage(
-        pairs, cfg.out, "rephrase_pairs",
-        lambda p: {"lineage": lineage, **_pair_counts(p),
-                   "model": cfg.rephrase.fitted.version, "threshold": cfg.rephrase.threshold,
-                   "threshold_by_locale": dict(sorted(cfg.rephrase.threshold_by_locale.items())),
-                   "background": derived,
-                   "embedding": emb_stats})
-    candidates.unpersist()
-    emb.unpersist()
+    with embedding.embedded(spark, turns, cfg.embedding, uuid.uuid4().hex[:12], out=cfg.out) as (emb, emb_stats):
+        emb = emb.cache()
+        centroids = rephrase.intent_centroids(turns, emb)
+        # the night's own similarity scale per locale: z features here, cosines for later stages
+        backgrounds = rephrase.locale_backgrounds(emb, cfg.embedding, seed=cfg.cluster.seed)
+        derived = {loc: background.derive_thresholds(bg, cluster_rel=cfg.cluster.min_sim_rel,
+                                                     variant_rel=cfg.aggregation.variant_min_sim_rel,
+                                                     cluster_default=cfg.cluster.min_sim,
+                                                     variant_default=cfg.aggregation.variant_min_sim)
+                   for loc, bg in backgrounds.items()}
+        pairs = rephrase.to_contract(rephrase.score_pairs(candidates, emb, cfg.rephrase, centroids, backgrounds))
+        stats = storage.write_parquet_stage(
+            pairs, cfg.out, "rephrase_pairs",
+            lambda p: {"lineage": lineage, **_pair_counts(p),
+                       "model": cfg.rephrase.fitted.version, "threshold": cfg.rephrase.threshold,
+                       "threshold_by_locale": dict(sorted(cfg.rephrase.threshold_by_locale.items())),
+                       "background": derived,
+                       "embedding": emb_stats})
+        candidates.unpersist()
+        emb.unpersist()
     return {"validation": counts, "turns": turn_stats, "pairs": stats}

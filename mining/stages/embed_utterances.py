@@ -16,8 +16,8 @@ def run(spark, cfg) -> dict:
     :raises FileNotFoundError: ``turns/`` of ``detect_rephrases`` is missing (exit 3)."""
     turns = spark.read.parquet(storage.require_stage(cfg.out, "turns", "detect_rephrases"))
     lineage = storage.stage_lineage(cfg.out, ["turns"])
-    out, stats = embedding.ensure_embeddings(spark, turns, cfg.embedding, uuid.uuid4().hex[:12], out=cfg.out)
-    return storage.write_parquet_stage(
-        out, cfg.out, "embeddings",
-        lambda e: {"lineage": lineage, "settings": stage_settings_digest(cfg), **stats, "rows": e.count(),
-                   "by_locale": counts_by(e, "locale")})
+    with embedding.embedded(spark, turns, cfg.embedding, uuid.uuid4().hex[:12], out=cfg.out) as (out, stats):
+        return storage.write_parquet_stage(
+            out, cfg.out, "embeddings",
+            lambda e: {"lineage": lineage, "settings": stage_settings_digest(cfg), **stats, "rows": e.count(),
+                       "by_locale": counts_by(e, "locale")})

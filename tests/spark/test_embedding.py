@@ -187,3 +187,28 @@ def test_the_cache_works_where_spark_writes_no_success_marker(spark, tmp_path):
         assert spark.read.parquet(storage.require_stage(tmp_path / "out", "turns", "detect_rephrases")).count() == 3
     finally:
         hadoop.unset(key)
+
+
+def test_embedded_releases_the_texts_it_persisted_even_when_the_block_fails(spark, tmp_path):
+    """``ensure_embeddings`` keeps the night's distinct texts in storage memory; the stages'
+    ``embedded`` block lets them go on leaving, also when the stage fails inside it."""
+    cfg = load_config("-", str(tmp_path), overrides={"embedding": {"cache_dir": str(tmp_path / "cache")}})
+    texts = spark.createDataFrame([("en-US", "set an alarm for seven"), ("en-US", "wake me up at seven")],
+                                  "locale string, text_norm string")
+
+    def persisted() -> int:
+        return spark.sparkContext._jsc.getPersistentRDDs().size()
+
+    before = persisted()
+    with embedding.embedded(spark, texts, cfg.embedding, "r1", out=cfg.out) as (emb, stats):
+        assert persisted() == before + 1
+        assert emb.count() == 2 and stats["encoded"] == 2
+    assert persisted() == before
+    with pytest.raises(RuntimeError, match="stage failed"):
+        with embedding.embedded(spark, texts, cfg.embedding, "r2", out=cfg.out) as (emb, stats):
+            assert stats["cache_hits"] == 2
+            raise RuntimeError("stage failed")
+    assert persisted() == before
+    embedding.ensure_embeddings(spark, texts, cfg.embedding, "r3", out=cfg.out)
+    assert persisted() == before + 1      # the plain call keeps them (documented)
+    spark.catalog.clearCache()
