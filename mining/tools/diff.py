@@ -8,7 +8,11 @@ text carries the reason B's run gives it (:func:`mining.io.changelog.retire_reas
 sits in a run's OUT root (``OUT/versions/<v>``) whose ``labels/`` came from B's own run: its
 ``_stats.json`` ``lineage`` equals the ``stages.labels.lineage`` of B's manifest, both
 present. Otherwise (no ``labels/``, a later rerun's or an unstamped one) every retired text
-gets ``no_evidence_in_window``, as if ``labels/`` were absent.
+gets ``no_evidence_in_window``, as if ``labels/`` were absent. As the export's own changelog
+(``mining.stages.export_dataset``): when B was exported under ``privacy.dp`` every retired text
+gets ``dp_not_selected`` (an exact reason would tell, unnoised, whether anyone said it), and
+when B's run was restricted to some locales (its manifest's ``locales``) only those locales
+of A are compared: B's run read no other locale's logs and retired none of their labels.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from mining.core.text import normalize
@@ -41,8 +47,12 @@ def _labels_reasons(version_dir: Path, manifest: dict, keys: pd.DataFrame) -> pd
     table = ds.dataset(str(labels), format="parquet", partitioning="hive").to_table(
         columns=["locale", "utterance", "decision", "text_users"], filter=filt)
     privacy = manifest.get("config", {}).get("privacy", {})
-    return changelog.retire_reasons(table.to_pandas(), int(privacy.get("min_users", 1) or 1),
-                                    dp=bool(privacy.get("dp", {}).get("enabled", False)))
+    return changelog.retire_reasons(table.to_pandas(), int(privacy.get("min_users", 1) or 1))
+
+
+def _dp(manifest: dict) -> bool:
+    """Whether the version of ``manifest`` was exported under ``privacy.dp``."""
+    return bool(((manifest.get("config") or {}).get("privacy") or {}).get("dp", {}).get("enabled", False))
 
 
 def diff_versions(old: str | Path, new: str | Path) -> dict[str, Any]:
@@ -55,9 +65,12 @@ def diff_versions(old: str | Path, new: str | Path) -> dict[str, Any]:
     dirs = [resolve_version(p) for p in (old, new)]
     manifests = [read_manifest(d) for d in dirs]
     tables = [export.read_training_set(d, columns=changelog.READ_COLUMNS) for d in dirs]
+    if manifests[1].get("locales"):      # B's run read these locales' logs only
+        tables[0] = tables[0].filter(pc.is_in(tables[0]["locale"], pa.array(manifests[1]["locales"], pa.string())))
     diff = changelog.diff_training_sets(*tables)
     retired = diff.loc[diff["change"] == "retired", ["locale", "utterance"]]
-    reasons = _labels_reasons(dirs[1], manifests[1], retired)
+    reasons = retired.assign(reason="dp_not_selected") if _dp(manifests[1]) \
+        else _labels_reasons(dirs[1], manifests[1], retired)
     if reasons is not None and len(reasons):
         diff = changelog.diff_training_sets(*tables, reasons)
     side = [{"path": str(d), "dataset_version": m.get("dataset_version", d.name)} for d, m in zip(dirs, manifests)]

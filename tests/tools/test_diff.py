@@ -112,3 +112,33 @@ def test_diff_exits_3_without_a_complete_version(tmp_path, capsys):
     broken.mkdir()
     os.symlink("versions/nothing", broken / "latest")
     assert cli.main(["diff", str(old), str(broken)]) == 3
+
+
+def _manifest_set(run, **fields):
+    manifest = run / "latest" / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc.update(fields)
+    manifest.write_text(json.dumps(doc))
+
+
+def test_diff_under_dp_gives_every_retired_text_dp_not_selected(tmp_path, capsys):
+    """As the export's changelog: an exact reason would tell, unnoised, whether anyone said it."""
+    old, new = _two_runs(tmp_path)
+    _labels(new, "d2d324dcbd813dc5", "d2d324dcbd813dc5")
+    _manifest_set(new, config={"privacy": {"min_users": 2, "dp": {"enabled": True}}})
+    assert _retired_reasons(old, new, capsys) == ["dp_not_selected"]
+    (new / "labels").rename(tmp_path / "labels-aside")      # without labels/ too
+    assert _retired_reasons(old, new, capsys) == ["dp_not_selected"]
+
+
+def test_diff_against_a_locale_run_compares_its_locales_only(tmp_path, capsys):
+    old, new = tmp_path / "night1", tmp_path / "night2"
+    _version(old, OLD_ROWS, name="v20261102-aaa")
+    _version(new, [r for r in NEW_ROWS if r[1] == "de-DE"], name="v20261103-bbb")
+    _manifest_set(new, locales=["de-DE"])
+    assert cli.main(["diff", str(old), str(new), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["summary"]["retired"] == 0 and d["summary"]["changed"] == 0   # en-US was not read
+    _manifest_set(new, locales=[])     # a run over every locale retires the others' labels
+    assert cli.main(["diff", str(old), str(new), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["retired"] == 3
