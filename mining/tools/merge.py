@@ -13,7 +13,8 @@ lacking ``label_source`` is ``"mined"``. :func:`read_training_set` never fills i
 does (:func:`merge_training_sets`), so a Parquet base is human like a JSON Lines one.
 
 Input that is not a MASSIVE-shaped training set (a line that is no JSON object, a missing
-column, a ``label_source`` outside :data:`LABEL_SOURCES`) raises
+column, a row without ``locale``, ``utt`` or ``intent``, a ``label_source`` outside
+:data:`LABEL_SOURCES`) raises
 :class:`mining.errors.DatasetNotFound` (exit 3, an input problem, as an unreadable version
 manifest does for ``mining inspect``), never a plain ``ValueError`` (exit 2, configuration).
 
@@ -89,6 +90,7 @@ def _prepare(df: pd.DataFrame, name: str, default_source: str) -> pd.DataFrame:
         raise DatasetNotFound(f"{name} lacks columns {missing}; rows must be MASSIVE-shaped "
                               f"({', '.join(REQUIRED_COLUMNS)}); for a Parquet training set pass "
                               "dev_share to read_training_set to assign partitions")
+    _check_values(out, name)
     for col in out.columns:      # int64 → Int64, so null-filled columns stay integers
         if pd.api.types.is_integer_dtype(out[col]) and not pd.api.types.is_extension_array_dtype(out[col]):
             out[col] = out[col].astype("Int64")
@@ -107,6 +109,19 @@ def _prepare(df: pd.DataFrame, name: str, default_source: str) -> pd.DataFrame:
     out["_merge_day"] = [changelog.manifest_end_date({"dataset_version": v if isinstance(v, str) else None})
                          for v in versions]
     return out
+
+
+def _check_values(df: pd.DataFrame, name: str) -> None:
+    """Raise :class:`mining.errors.DatasetNotFound` naming the first rows (1-based) where
+    ``locale``, ``utt`` or ``intent`` is null or not a non-blank string, or ``locale`` cannot
+    name a file (:func:`mining.io.export.write_locale_jsonl`): a label without an intent is no
+    label, and a null ``utt`` would share the key of an empty one."""
+    for col in ("locale", "utt", "intent"):
+        bad = [i + 1 for i, v in enumerate(df[col]) if not isinstance(v, str) or not v.strip()
+               or (col == "locale" and (v.startswith(".") or "/" in v or os.sep in v))]
+        if bad:
+            raise DatasetNotFound(f"{name}: {len(bad)} row(s) with a null, blank or unusable {col} "
+                                  f"(rows {bad[:5]}); every row needs locale, utt and intent")
 
 
 def _collapse_mined(mined: pd.DataFrame) -> pd.DataFrame:
@@ -157,11 +172,15 @@ def _column_order(columns) -> list[str]:
 
 
 def _concat_aligned(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Row-wise concat; a column takes the dtype of the first frame where it has a value
-    (so a column one frame lacks, or holds only nulls in, keeps e.g. ``Int64``)."""
+    """Row-wise concat; a column takes the dtype the frames holding values in it agree on (so
+    a column one frame lacks, or holds only nulls in, keeps e.g. ``Int64``), else ``object``
+    (human ``id`` integers beside mined hex ids: each value kept as it is)."""
     columns = list(dict.fromkeys(c for f in frames for c in f.columns))
-    dtypes = {c: next((f[c].dtype for f in frames if c in f.columns and f[c].notna().any()),
-                      next(f[c].dtype for f in frames if c in f.columns)) for c in columns}
+    dtypes = {}
+    for c in columns:
+        valued = {f[c].dtype for f in frames if c in f.columns and f[c].notna().any()}
+        dtypes[c] = valued.pop() if len(valued) == 1 else object if valued \
+            else next(f[c].dtype for f in frames if c in f.columns)
     out = pd.concat([f.reindex(columns=columns).astype(dtypes) for f in frames], ignore_index=True)
     for col in columns:          # object columns: missing is None, not NaN
         if out[col].dtype == object:
@@ -364,9 +383,14 @@ def write_merged(df: pd.DataFrame, out_folder: str | Path, stats: dict | None = 
     (:func:`mining.io.storage.staging_path`) and renamed into place
     (:func:`mining.io.storage.commit`); on any failure the staging folder is removed and
     ``out_folder`` is absent or still the previous complete output. Same rows → same
-    bytes. Raises ``ValueError`` for duplicate keys or a missing column. Returns the
-    manifest."""
+    bytes. Raises :class:`mining.errors.ConfigError` (exit 2) when ``out_folder`` exists but
+    holds no ``merge_manifest.json`` (it would be replaced as a whole), ``ValueError`` for
+    duplicate keys or a missing column. Returns the manifest."""
     out_folder = Path(out_folder)
+    if (out_folder.exists() or out_folder.is_symlink()) and not (out_folder / MANIFEST_NAME).is_file():
+        raise ConfigError(f"--out {out_folder} exists and is no earlier merge output (no {MANIFEST_NAME}): "
+                          "the merge replaces --out as a whole, so it never takes another folder "
+                          "(a run's OUT root, a corpus); name a new folder")
     missing = [c for c in ("label_source", *REQUIRED_COLUMNS) if c not in df.columns]
     if missing:
         raise ValueError(f"merged rows lack columns {missing}")

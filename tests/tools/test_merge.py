@@ -412,3 +412,54 @@ def test_a_run_root_is_read_through_latest_resolved_once(tmp_path):
     (named / "massive").symlink_to("latest/massive")
     (named / "turns").mkdir()
     assert merge.resolve_mined_path(named) == (named / "versions" / "v1" / "massive").resolve()
+
+
+@pytest.mark.usefixtures("clean_cli_state")
+@pytest.mark.parametrize("target", ["run", "corpus", "file"])
+def test_merge_cli_never_replaces_a_folder_that_is_no_merge_output(tmp_path, capsys, target):
+    """Found in review: ``--out`` naming a run's OUT root (or a corpus folder) replaced it as a
+    whole with the merged files: every version, labels/ and link gone, exit 0."""
+    base = _jsonl(tmp_path / "base.jsonl", [m_row("play jazz", "play_music")])
+    mined = _jsonl(tmp_path / "mined.jsonl", [m_row("wake me up", "alarm_set", confidence=0.9)])
+    out = tmp_path / target
+    if target == "file":
+        out.write_text("notes\n")
+    else:
+        (out / ("versions" if target == "run" else "LICENSE")).mkdir(parents=True)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    code = cli.main(["merge", "--base", str(base), "--mined", str(mined), "--out", str(out)])
+    assert code == cli.EXIT_CONFIG == 2 and "no earlier merge output" in capsys.readouterr().err
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    # an earlier merge output is replaced, as before (merging night by night into one folder)
+    assert _merge_cli(tmp_path, base, mined) == 0
+    assert _merge_cli(tmp_path, tmp_path / "merged", mined) == 0
+    assert sorted(merge.read_training_set(tmp_path / "merged")["utt"]) == ["play jazz", "wake me up"]
+
+
+@pytest.mark.usefixtures("clean_cli_state")
+def test_merge_keeps_integer_human_ids_beside_mined_ids(tmp_path, capsys):
+    """Found in review: a base whose ids are JSON integers (converted human corpora) crashed the
+    merge with any mined row (the column cast to Int64, exit 1); each id is now kept as it is."""
+    base = _jsonl(tmp_path / "base.jsonl", [m_row("play jazz", "play_music", id=1), m_row("stop", "audio_stop", id=2)])
+    mined = _jsonl(tmp_path / "mined.jsonl", [m_row("wake me up", "alarm_set", confidence=0.9)])
+    assert _merge_cli(tmp_path, base, mined) == 0
+    rows = [json.loads(x) for x in (tmp_path / "merged" / "en-US.jsonl").read_text().splitlines()]
+    ids = {r["utt"]: r["id"] for r in rows}
+    assert ids["play jazz"] == 1 and ids["stop"] == 2 and ids["wake me up"] == export.massive_id("en-US", "wake me up")
+
+
+@pytest.mark.usefixtures("clean_cli_state")
+@pytest.mark.parametrize("field, value", [("locale", None), ("locale", ".."), ("utt", None), ("utt", " "),
+                                          ("intent", None), ("intent", "")])
+def test_merge_cli_rows_without_locale_utt_or_intent_exit_3(tmp_path, capsys, field, value):
+    """Found in review: a null intent was written as a training label, a null utt shared the
+    key of an empty one (counted as a duplicate and dropped), a null locale crashed (exit 1)."""
+    bad = m_row("turn it up", "audio_volume_up")
+    bad[field] = value
+    base = _jsonl(tmp_path / "base.jsonl", [m_row("play jazz", "play_music"), bad])
+    mined = _jsonl(tmp_path / "mined.jsonl", [m_row("wake me up", "alarm_set", confidence=0.9)])
+    assert _merge_cli(tmp_path, base, mined) == cli.EXIT_INPUT == 3
+    err = capsys.readouterr().err
+    assert f"unusable {field} (rows [2])" in err and not (tmp_path / "merged").exists()
+    assert _merge_cli(tmp_path, mined, base) == 3     # as mined rows too
+    assert f"mined: 1 row(s) with a null, blank or unusable {field}" in capsys.readouterr().err
