@@ -99,17 +99,18 @@ def list_partitions(logs: str, start: dt.date | None, end: dt.date | None) -> li
     return found
 
 
-def listing_digest(partitions: list[tuple[str, Path]]) -> str:
+def listing_digest(partitions: list[tuple[str, Path]], files: dict[str, list[Path]] | None = None) -> str:
     """SHA-256 (hex, 64 chars) of the data files of ``partitions`` (:func:`list_partitions`):
     each file's name under its ``dt=`` folder and its size in bytes, sorted. It names what a
     run read without reading it: a file that arrives late, one rewritten to another size or
     another partition set changes it; the logs root, the copy's mtimes and the order of the
     listing do not, so the same logs give the same digest wherever they lie. A rewrite of a
     file to exactly its old size is not seen (hashing every byte would cost a second pass
-    over the logs)."""
+    over the logs). ``files``: each partition's files as the read listed them ({dt: paths}),
+    so the digest names the files read, not a second listing (default: listed here)."""
     h = hashlib.sha256()
     for dt_value, folder in sorted(partitions):
-        for p in _files(folder):
+        for p in (files[dt_value] if files is not None else _files(folder)):
             h.update(f"dt={dt_value}/{p.name}\t{p.stat().st_size}\n".encode())
     return h.hexdigest()
 
@@ -184,6 +185,9 @@ def _convert(df, c, src, field, ts_nanos: bool = False):
         return None
     if isinstance(tgt, T.StringType) and not isinstance(src, (T.StringType, T.NumericType, T.BooleanType)):
         return None
+    if isinstance(tgt, T.BooleanType) and isinstance(src, T.NumericType):
+        # lossless only, as a JSON number is: 0 and 1 (try_cast made 2 or 0.5 true)
+        return F.when(c.isin(0, 1), c == 1)
     if isinstance(src, T.StringType) and isinstance(tgt, (T.DoubleType, T.FloatType)):
         # Spark's JSON parser hands a NaN/Infinity token read as a string over quoted ("NaN")
         c = F.regexp_replace(c, r'^"(NaN|[+-]?Infinity)"$', "$1")
@@ -281,7 +285,7 @@ def _read_json(spark, paths: list[str], dt_value: str, ignore_corrupt: bool):
     contract = [f.name for f in _contract_fields()]
     parsed = (text
               .withColumn("_valid_utf8", F.is_valid_utf8("value"))
-              .withColumn("_blank_line", F.col("value").rlike(r"(?U)^\s*$"))
+              .withColumn("_blank_line", value.rlike(r"(?U)^\s*$"))   # a BOM alone is blank too
               .withColumn("_j", F.from_json(value, _json_string_schema(),
                                             {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record",
                                              "allowSingleQuotes": "false"}))
@@ -365,12 +369,15 @@ def read_logs(spark, logs: str, start: dt.date | None, end: dt.date | None) -> L
     frames, file_rows = [], []
     stats = {"parquet": 0, "jsonl": 0, "gzip": 0, "empty": [], "damaged": [], "unreadable": [], "unsupported": []}
     partitions = list_partitions(logs, start, end)
-    stats["listing"] = listing_digest(partitions)
-    gz_all = [str(p) for _, folder in partitions for p in _files(folder) if p.name.endswith(GZIP_SUFFIXES)]
+    # listed once: a file landing during the gzip checks is neither read nor in the digest
+    # (listed again it was read unchecked, a KeyError for a .gz, and missing from the digest)
+    listed = {dt_value: _files(folder) for dt_value, folder in partitions}
+    stats["listing"] = listing_digest(partitions, listed)
+    gz_all = [str(p) for files in listed.values() for p in files if p.name.endswith(GZIP_SUFFIXES)]
     checks = {c["path"]: c for c in inspect_gzips(spark, gz_all)}
     any_damaged = False
     for dt_value, folder in partitions:
-        files = _files(folder)
+        files = listed[dt_value]
         # a 0-byte Parquet or JSON file holds no rows: listed; a Parquet one has no footer to
         # read, so it is not read (a JSON one reads as no lines); empty gzip: inspect_gzip below
         empty = [p for p in files if p.name.endswith(PARQUET_SUFFIXES + JSON_SUFFIXES) and p.stat().st_size == 0]

@@ -220,10 +220,14 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     # by turn_id twice (once per branch below); validation at 10M turns 181 -> 98 s (bench/RESULTS.md)
     df = df.join(F.broadcast(repeated), "turn_id", "left")
     # a valid copy before any invalid one (an invalid earliest copy must not push the valid one
-    # out as a duplicate: then no copy would be kept); the raw line last, so two copies equal in
-    # every contract field still rank the same in every run (their record_hmac differs)
+    # out as a duplicate: then no copy would be kept); the fields before their repair and the
+    # raw line last, so two copies equal in every contract field once repaired ("play\tjazz",
+    # "play jazz" in one Parquet file) still rank the same in every run (their record_hmac and
+    # the repair counts differ)
     w = Window.partitionBy("turn_id").orderBy(F.col("_reason").isNotNull(), "ts", "_source_file", "utterance",
-                                              "session_id", row_json, F.coalesce("_raw_line", F.lit("")))
+                                              "session_id", row_json, F.coalesce("_in_utterance", F.lit("")),
+                                              F.coalesce("_in_nlu_intent", F.lit("")),
+                                              F.coalesce("_raw_line", F.lit("")))
     once = df.where(F.col("_repeated").isNull()).withColumn("_dup_rank", F.lit(1))
     more = df.where(F.col("_repeated")).withColumn("_dup_rank", F.row_number().over(w))
     df = once.unionByName(more).drop("_repeated")

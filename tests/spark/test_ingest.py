@@ -402,3 +402,66 @@ def test_nanosecond_timestamps_slot_structs_by_name_and_sub_folders(spark, tmp_p
     assert (got["i1"]["ts"], got["n2"]["ts"]) == (dt.datetime(2026, 11, 2, 9, 0, 6), dt.datetime(2026, 11, 2, 9, 0, 7))
     assert got["n1"]["ts"] == dt.datetime(2026, 11, 2, 9, 0, 0, 123456)   # truncated to µs, UTC
     assert [(s["name"], s["value"]) for s in got["n1"]["nlu_slots"]] == [("genre", "jazz")]
+
+
+def test_a_file_landing_while_the_gzips_are_checked_is_neither_read_nor_in_the_digest(spark, tmp_path, monkeypatch):
+    """Found in review: the partition was listed three times (digest, gzip checks, read), so a
+    .gz landing during the checks crashed the run (KeyError) and a late file was read without
+    being named by the listing digest."""
+    part = tmp_path / "logs" / "dt=2026-11-02"
+    part.mkdir(parents=True)
+    (part / "a.jsonl.gz").write_bytes(_gz(b'{"turn_id": "t1"}\n{"turn_id": "t2"}\n'))
+    before = ingest.listing_digest(ingest.list_partitions(str(tmp_path / "logs"), None, None))
+    checked = ingest.inspect_gzips
+
+    def landing(spark_, paths):
+        (part / "late.jsonl.gz").write_bytes(_gz(b'{"turn_id": "t3"}\n'))
+        (part / "late.jsonl").write_text('{"turn_id": "t4"}\n')
+        return checked(spark_, paths)
+
+    monkeypatch.setattr(ingest, "inspect_gzips", landing)
+    logs = ingest.read_logs(spark, str(tmp_path / "logs"), None, None)
+    assert logs.file_stats["listing"] == before and logs.file_stats["gzip"] == 1
+    assert logs.df.count() == 2                    # the late files wait for the next run
+
+
+def test_numeric_barge_in_converts_only_losslessly_and_a_bom_alone_is_a_blank_line(spark, tmp_path):
+    """Found in review: Parquet ``barge_in`` as a number took Spark's cast (2 and 0.5 became
+    true, accepted) where JSON rejects them; a line holding only a BOM was a row
+    (``missing_turn_id``), not a blank line."""
+    part = tmp_path / "logs" / "dt=2026-11-02"
+    part.mkdir(parents=True)
+    rows = [_row(i, turn_id=f"b{i}") for i in range(4)]
+    table = pa.Table.from_pylist(rows, schema=schemas.arrow_schema("interaction_turn"))
+    table = table.set_column(table.schema.get_field_index("barge_in"), "barge_in", pa.array([0, 1, 2, 0.5]))
+    pq.write_table(table, part / "a.parquet")
+    (part / "b.jsonl").write_bytes(b"\xef\xbb\xbf\n" + json.dumps({**_row(9, turn_id="j9"),
+                                                                  "ts": "2026-11-02T09:00:09Z"}).encode() + b"\n")
+    cfg = load_config(str(tmp_path / "logs"), "unused")
+    logs = ingest.read_logs(spark, cfg.logs, None, None)
+    accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
+    assert {r["turn_id"]: r["barge_in"] for r in accepted.collect()} == {"b0": False, "b1": True, "j9": False}
+    assert counts["by_reason"] == {"wrong_type_barge_in": 2}
+    assert counts["skipped"] == {"blank_line": 1}
+
+
+def test_copies_equal_once_repaired_rank_the_same_whatever_their_order(spark, tmp_path):
+    """Found in review: two copies of a turn differing only in a repaired field ("play\\tjazz",
+    "play jazz") tied in the duplicate ranking, so which one was kept (and the repair count)
+    followed the order rows reached the window."""
+    part = tmp_path / "logs" / "dt=2026-11-02"
+    part.mkdir(parents=True)
+    cfg = load_config(str(tmp_path / "logs"), "unused")
+    kept = []
+    for order in ((0, 1), (1, 0)):
+        copies = [_row(1, utterance="play\tjazz"), _row(1, utterance="play jazz")]
+        schema = schemas.arrow_schema("interaction_turn")
+        pq.write_table(pa.Table.from_pylist([copies[i] for i in order], schema=schema), part / "a.parquet")
+        logs = ingest.read_logs(spark, cfg.logs, None, None)
+        _, rejects, counts = validate.validate(logs.df.coalesce(1), cfg.validation, cfg.sessions,
+                                               file_stats=logs.file_stats)
+        kept.append((counts["repaired"], sorted(r["record_hmac"] for r in rejects.collect())))
+    # the order is total: the copy that came clean ranks first, whatever reached the window
+    # first (in one task Spark broke the old tie the same way both times, so the equality
+    # alone passed on the old code; the clean copy's rank pins the tie-break)
+    assert kept[0] == kept[1] and kept[0][0]["control_characters"] == 0
