@@ -54,7 +54,9 @@ probability at all until the map is refit on checked labels.
 Cross-user variants (MARUPA, Falke et al., COLING 2020, pool paraphrases the same way):
 the events of all texts of a variant cluster are pooled with the same vote. A failing text
 that is thin on its own inherits its cluster's top intent as ``evidence = "variant"`` when
-the pool passes the same gates with ≥ ``variant_min_events`` events, the cluster has two or
+the pool passes the same gates with ≥ ``variant_min_events`` events of *other* texts (the
+text's own were just found too few), the pool's top intent is the text's own top intent when
+it has events (``min_events`` > 1), the cluster has two or
 more texts and the text is close to its medoid (cosine ≥ ``variant_min_sim``). Variant
 labels carry no slots (no successful turn of their own words to project from).
 
@@ -130,7 +132,8 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     for the friction-free texts fitted on and the failing ones), else ``ValueError``.
     events: accepted pairs: text_norm (source), target_turn_id, target_text_norm, target_intent,
     target_slots, score, user_pseudonym; each event votes with ``score`` × (1 − φ), φ the
-    probability that its target's interpretation is wrong (:mod:`mining.core.target_failure`)
+    probability that its target's interpretation is wrong (:mod:`mining.core.target_failure`;
+    an event of weight 0 is dropped: it counts in no vote, event or user count)
     from the target text's turns: the columns ``target_n_turns``/``target_n_friction`` when
     present, else looked up in ``texts``; a target text found nowhere counts as never failing
     (full score).
@@ -158,6 +161,9 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     q = cfg.credible_quantile
     all_texts = texts.assign(defect_rate=texts["n_friction"] / texts["n_turns"])
     events = events.assign(score=events["score"] * (1.0 - _target_failed(all_texts, events, target_failure)))
+    # a weight of 0 is no evidence (φ = 1: an unfitted locale's target that failed on every
+    # turn): counted, it passed min_events and labeled a text from nothing (raw Beta(α, α) bound)
+    events = events[events["score"] > 0]
     texts = all_texts[all_texts["n_friction"] > 0].copy()
     events = events.merge(texts[["text_norm", "cluster_id"]], on="text_norm", how="left")
     own = vote(events, "text_norm", cfg.prior, q).set_index("text_norm")
@@ -171,7 +177,12 @@ def aggregate_locale(texts: pd.DataFrame, events: pd.DataFrame, cfg, calibration
     c_dec = _gates(t["c_p"].fillna(0).to_numpy(), t["c_k"].fillna(0).to_numpy(),
                    t["c_n_events"].fillna(0).to_numpy(), defect, cfg, cfg.variant_min_events)
     own_ok = own_dec == "labeled"
+    # a variant label needs the cluster's evidence beyond the text's own (which min_events just
+    # found too little) and never overrules the text's own vote (min_events > 1 leaves both)
+    others = t["c_n_events"].fillna(0).to_numpy() - t["n_events"].to_numpy()
     variant = ((own_dec == "insufficient_events") & (c_dec == "labeled")
+               & (others >= cfg.variant_min_events)
+               & ((t["n_events"].to_numpy() == 0) | (t["top_intent"] == t["c_top_intent"]).to_numpy())
                & (t["cluster_size"].fillna(1).to_numpy() >= 2)
                & (t["sim_to_medoid"].fillna(-1).to_numpy() >= cfg.variant_min_sim))
     candidate = own_ok | variant

@@ -52,8 +52,10 @@ class Calibration:
         return out
 
     def to_dict(self) -> dict:
+        # full precision: breakpoints rounded to 6 decimals collapsed sklearn's distinct
+        # thresholds into repeated x (0.05, 0.05, 0.05), where numpy.interp's value is undefined
         return {"version": self.version,
-                **{k: {"x": [round(float(v), 6) for v in x], "y": [round(float(v), 6) for v in y]}
+                **{k: {"x": [float(v) for v in x], "y": [float(v) for v in y]}
                    for k, (x, y) in sorted(self.maps.items())},
                 "fit": self.fit}
 
@@ -65,7 +67,9 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     """Read a calibration TOML (``None``/"" → :data:`PACKAGED_CALIBRATION`; "none" →
     :data:`IDENTITY`). :class:`mining.errors.ConfigError` (exit 2) if it is missing or no
     TOML, lacks ``version`` or a map's ``x``/``y``, a map's ``x`` decreases, its ``y``
-    decreases or leaves [0, 1], or no ``pooled`` map exists."""
+    decreases or leaves [0, 1], or no ``pooled`` map exists. Of breakpoints sharing an ``x``
+    (rounded on saving, as maps written before full precision were) the first is kept: the
+    value sklearn's isotonic prediction has at the lowest of the thresholds rounded together."""
     if str(path) == "none":
         return IDENTITY
     path = Path(path) if path else PACKAGED_CALIBRATION
@@ -84,7 +88,8 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
         if x.ndim != 1 or y.ndim != 1 or len(x) != len(y) or len(x) == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()) \
                 or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
             raise ConfigError(f"{path}: [{kind}] must have finite x non-decreasing and y non-decreasing in [0, 1]")
-        maps[kind] = (x, y)
+        first = np.concatenate([[True], np.diff(x) > 0])    # a repeated x (a map saved rounded):
+        maps[kind] = (x[first], y[first])                  # its first y, as sklearn predicts there
     if "pooled" not in maps:
         raise ConfigError(f"{path}: needs a [pooled] map")
     if not isinstance(raw.get("version"), str):

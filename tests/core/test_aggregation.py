@@ -324,3 +324,61 @@ def test_logs_check_needs_its_columns(logs_cfg):
     ev = _events([("t", "x", 1.0, f"u{i}", []) for i in range(5)])
     with pytest.raises(ValueError, match="logs check needs columns"):
         aggregate_locale(texts, ev, logs_cfg, DOUBLE)
+
+
+def test_an_event_of_weight_zero_is_no_evidence(agg_cfg):
+    """Found in review: a target said once, its only turn with friction, has φ = 1 in a locale
+    whose mixture is not fitted; its event (weight 0) still counted for min_events, K and the
+    support, and labeled "wake me" ``weather`` from no evidence (raw 0.05, Beta(1, 1)),
+    blocking the cluster's variant label."""
+    texts = _texts([("en-US", "wake me", "wake me", 2, 2, 2, "c1", 2, 0.95),
+                    ("en-US", "wake me up", "wake me up", 4, 4, 4, "c1", 2, 0.9),
+                    ("en-US", "weather now", "weather now", 1, 1, 1, "c2", 1, 1.0)])
+    ev = pd.concat([_events([("wake me", "weather_query", 0.9, "u9", [])], "weather now"),
+                    _events([("wake me up", "alarm_set", 0.9, f"u{i}", []) for i in range(4)])], ignore_index=True)
+    out = aggregate_locale(texts, ev, agg_cfg, DOUBLE).set_index("text_norm")
+    row = out.loc["wake me"]
+    assert (row["decision"], row["intent"], row["evidence"]) == ("labeled", "alarm_set", "variant")
+    assert row["vote_events"] == 0 and row["vote_intent"] is None      # its own event counted nowhere
+    # a zero-weight vote beside one clean vote no longer makes the text "conflicting"
+    ev2 = pd.concat([_events([("wake me", "weather_query", 0.9, "u9", [])], "weather now"),
+                     _events([("wake me", "alarm_set", 0.9, "u1", [])])], ignore_index=True)
+    two = aggregate_locale(texts, ev2, replace(agg_cfg, min_confidence=0.0), IDENTITY).set_index("text_norm")
+    two = two.loc["wake me"]
+    assert (two["decision"], two["intent"], two["vote_events"]) == ("labeled", "alarm_set", 1)
+
+
+def test_a_variant_label_needs_evidence_beyond_the_texts_own_and_never_overrules_it(agg_cfg):
+    """Found in review (``min_events`` > 1): the pooled vote included the text's own events, so a
+    text whose 2 users all said ``x`` got the cluster's ``y``, and one whose only cluster-mate
+    never failed was labeled ``variant`` on the very 2 events min_events had just rejected."""
+    cfg = replace(agg_cfg, min_events=3)
+    texts = _texts([("en-US", "a", "a", 2, 2, 2, "c1", 2, 0.95), ("en-US", "b", "b", 5, 5, 5, "c1", 2, 0.9)])
+    ev = _events([("a", "x", 0.9, f"u{i}", []) for i in range(2)] + [("b", "y", 0.9, f"v{i}", []) for i in range(5)])
+    out = aggregate_locale(texts, ev, cfg, DOUBLE).set_index("text_norm")
+    assert out.loc["a", "decision"] == "insufficient_events" and out.loc["a", "intent"] is None
+    assert out.loc["b", "intent"] == "y"
+    # the cluster agrees with the text's own vote: the variant label stands
+    agree = _events([("a", "y", 0.9, f"u{i}", []) for i in range(2)] + [("b", "y", 0.9, f"v{i}", []) for i in range(5)])
+    assert aggregate_locale(texts, agree, cfg, DOUBLE).set_index("text_norm").loc["a", "evidence"] == "variant"
+    # its only cluster-mate never failed: the pool is the text's own 2 events, not enough
+    alone = _texts([("en-US", "a", "a", 2, 2, 2, "c1", 2, 0.95), ("en-US", "c", "c", 5, 0, 5, "c1", 2, 0.9)])
+    own = _events([("a", "x", 0.9, f"u{i}", []) for i in range(2)])
+    assert aggregate_locale(alone, own, cfg, DOUBLE).iloc[0]["decision"] == "insufficient_events"
+
+
+def test_a_calibration_keeps_its_breakpoints_apart_and_reads_rounded_ones_as_sklearn_would(tmp_path):
+    """Found in review: breakpoints saved at 6 decimals collapsed sklearn's thresholds 0.05 and
+    0.0500001 into x = [0.05, 0.05, ...], where numpy.interp gave raw 0.05 the upper step (0.722)
+    instead of sklearn's 0.52."""
+    raw = np.array([0.05] * 25 + [0.0500001] * 25 + [0.5] * 50)
+    correct = np.array([1] * 13 + [0] * 12 + [1] * 20 + [0] * 5 + [1] * 50, bool)
+    cal = fit_calibration(raw, correct, np.array(["rephrase"] * 100, dtype=object), version="t", min_per_kind=1000)
+    save_calibration(cal, tmp_path / "cal.toml")
+    back = load_calibration(tmp_path / "cal.toml")
+    probe, kinds = np.array([0.05, 0.0500001, 0.3]), np.array(["rephrase"] * 3, dtype=object)
+    assert back.apply(probe, kinds) == pytest.approx(cal.apply(probe, kinds)) and cal.apply(probe, kinds)[0] == 0.52
+    (tmp_path / "old.toml").write_text('version = "rounded"\n[pooled]\nx = [0.05, 0.05, 0.05, 0.050015, 0.3]\n'
+                                       'y = [0.52, 0.52, 0.722, 0.722, 0.9]\n')
+    old = load_calibration(tmp_path / "old.toml")
+    assert old.apply(np.array([0.05, 0.050015, 0.3]), kinds) == pytest.approx([0.52, 0.722, 0.9])
