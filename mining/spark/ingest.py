@@ -297,7 +297,9 @@ def _read_json(spark, paths: list[str], dt_value: str, ignore_corrupt: bool):
     # is unparsable as a whole. Inside a JSON object "}" is followed by "," or "]" or "}", never
     # "{"; the blanking runs only on the few lines past the cheap guard.
     strings = r'"(?:[^"\\]|\\.)*"'
-    glued = F.col("value").rlike(r"\}\s*\{") & F.regexp_replace("value", strings, '""').rlike(r"\}\s*\{")
+    # (a BOM between them too: `cat` of a file without a final newline and one starting with a BOM)
+    glued = F.col("value").rlike("\\}[\\s\uFEFF]*\\{") \
+        & F.regexp_replace("value", strings, '""').rlike("\\}[\\s\uFEFF]*\\{")
     parsed = parsed.withColumn("_corrupt_record", F.when(glued, F.col("value")).otherwise(F.col("_corrupt_record")))
     extra = F.coalesce(F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in contract])),
                        F.array().cast("array<string>"))

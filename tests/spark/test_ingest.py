@@ -465,3 +465,19 @@ def test_copies_equal_once_repaired_rank_the_same_whatever_their_order(spark, tm
     # first (in one task Spark broke the old tie the same way both times, so the equality
     # alone passed on the old code; the clean copy's rank pins the tie-break)
     assert kept[0] == kept[1] and kept[0][0]["control_characters"] == 0
+
+
+def test_two_records_glued_by_a_bom_are_unparsable_not_half_read(spark, tmp_path):
+    """Found in review: ``cat a.jsonl b.jsonl`` (a without a final newline, b starting with a
+    BOM) glued two records with U+FEFF between them, which ``\\s`` does not match: the first
+    was accepted and the second lost uncounted."""
+    part = tmp_path / "logs" / "dt=2026-11-02"
+    part.mkdir(parents=True)
+    one, two = (json.dumps({**_row(i, turn_id=f"g{i}"), "ts": f"2026-11-02T09:00:0{i}Z"}) for i in (1, 2))
+    (part / "a.jsonl").write_text(one + "\ufeff" + two + "\n" + json.dumps({**_row(3, turn_id="g3"),
+                                                                           "ts": "2026-11-02T09:00:03Z"}) + "\n")
+    cfg = load_config(str(tmp_path / "logs"), "unused")
+    logs = ingest.read_logs(spark, cfg.logs, None, None)
+    accepted, rejects, counts = validate.validate(logs.df, cfg.validation, cfg.sessions, file_stats=logs.file_stats)
+    assert [r["turn_id"] for r in accepted.collect()] == ["g3"]
+    assert counts["by_reason"] == {"unparsable_record": 1}
