@@ -195,8 +195,10 @@ def _merge(args) -> dict:
     mined_path = merge.resolve_mined_path(args.mined)    # a run's output root: its published data
     dev_share = _or_config(args.dev_share, "export", "dev_share")
     seed = _or_config(args.split_seed, "export", "split_seed")
-    # resolved once, as --mined is: a base read through a run's latest link is one version's files
-    base = merge.read_training_set(Path(args.base).resolve(), dev_share=dev_share, seed=seed)
+    # a folder resolved once, as --mined is: a base read through a run's latest link is one
+    # version's files (a file is not: a link into a content-addressed cache has no suffix)
+    base_path = Path(args.base).resolve() if Path(args.base).is_dir() else Path(args.base)
+    base = merge.read_training_set(base_path, dev_share=dev_share, seed=seed)
     mined = merge.read_training_set(mined_path, dev_share=dev_share, seed=seed)
     merged, stats = merge.merge_training_sets(base, mined)
     conflicts = merge.human_conflicts(base, mined)
@@ -357,8 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--mined", required=True,
                     help="a run's output root (its published massive/, else training_set/), or any path "
                          "--base accepts")
-    mg.add_argument("--out", required=True, help="output folder (<locale>.jsonl + merge_manifest.json, atomic): new, "
-                    "or an earlier merge's output (replaced as a whole)")
+    mg.add_argument("--out", required=True,
+                    help="output folder (<locale>.jsonl + merge_manifest.json, atomic): new, empty, "
+                         "or an earlier merge's output (replaced as a whole)")
     mg.add_argument("--conflicts", help="write mined labels that contradict a human label here (JSON Lines; "
                     "empty when none; its folder must exist)")
     mg.add_argument("--dev-share", type=_share_arg, metavar="SHARE",

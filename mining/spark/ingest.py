@@ -186,7 +186,7 @@ def _convert(df, c, src, field, ts_nanos: bool = False):
     if isinstance(tgt, T.StringType) and not isinstance(src, (T.StringType, T.NumericType, T.BooleanType)):
         return None
     if isinstance(tgt, T.BooleanType) and isinstance(src, T.NumericType):
-        # lossless only, as a JSON number is: 0 and 1 (try_cast made 2 or 0.5 true)
+        # lossless only: 0 and 1 (try_cast made 2 or 0.5 true and accepted them)
         return F.when(c.isin(0, 1), c == 1)
     if isinstance(src, T.StringType) and isinstance(tgt, (T.DoubleType, T.FloatType)):
         # Spark's JSON parser hands a NaN/Infinity token read as a string over quoted ("NaN")

@@ -174,7 +174,8 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     line break and a file's leading byte-order mark, which Spark's text reader drops; for Parquet the row's contract fields as JSON, before the
     control-character repair; a message for a file reason), so whoever may read the raw logs finds the row in ``source_file`` by
     hashing its lines with the same key. Duplicate ``turn_id``s keep the earliest valid row (ts,
-    source file, utterance, session id, the whole row as JSON, then the raw line, so the choice
+    source file, utterance, session id, the whole row as JSON, the repaired fields as they came
+    (a copy that needed no repair first), then the raw line, so the choice
     never depends on partitioning); the other valid copies are rejected as
     ``duplicate_turn_id``, an invalid copy with its own reason.
 
@@ -225,8 +226,8 @@ def validate(df, validation, sessions, *, file_stats: dict | None, key: bytes | 
     # "play jazz" in one Parquet file) still rank the same in every run (their record_hmac and
     # the repair counts differ)
     w = Window.partitionBy("turn_id").orderBy(F.col("_reason").isNotNull(), "ts", "_source_file", "utterance",
-                                              "session_id", row_json, F.coalesce("_in_utterance", F.lit("")),
-                                              F.coalesce("_in_nlu_intent", F.lit("")),
+                                              "session_id", row_json, F.col("_in_utterance").asc_nulls_first(),
+                                              F.col("_in_nlu_intent").asc_nulls_first(),
                                               F.coalesce("_raw_line", F.lit("")))
     once = df.where(F.col("_repeated").isNull()).withColumn("_dup_rank", F.lit(1))
     more = df.where(F.col("_repeated")).withColumn("_dup_rank", F.row_number().over(w))

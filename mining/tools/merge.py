@@ -383,12 +383,16 @@ def write_merged(df: pd.DataFrame, out_folder: str | Path, stats: dict | None = 
     (:func:`mining.io.storage.staging_path`) and renamed into place
     (:func:`mining.io.storage.commit`); on any failure the staging folder is removed and
     ``out_folder`` is absent or still the previous complete output. Same rows → same
-    bytes. Raises :class:`mining.errors.ConfigError` (exit 2) when ``out_folder`` exists but
-    holds no ``merge_manifest.json`` (it would be replaced as a whole), ``ValueError`` for
+    bytes. ``out_folder`` a link: the folder it points at is written. Raises
+    :class:`mining.errors.ConfigError` (exit 2) when ``out_folder`` is neither absent, empty
+    nor an earlier merge output (``merge_manifest.json``; it is replaced as a whole), ``ValueError`` for
     duplicate keys or a missing column. Returns the manifest."""
     out_folder = Path(out_folder)
-    if (out_folder.exists() or out_folder.is_symlink()) and not (out_folder / MANIFEST_NAME).is_file():
-        raise ConfigError(f"--out {out_folder} exists and is no earlier merge output (no {MANIFEST_NAME}): "
+    if out_folder.is_symlink():      # the merge output it points at is replaced, not the link
+        out_folder = out_folder.resolve()
+    fresh = not out_folder.exists() or (out_folder.is_dir() and not any(out_folder.iterdir()))
+    if not fresh and not (out_folder / MANIFEST_NAME).is_file():
+        raise ConfigError(f"--out {out_folder} is not empty and is no earlier merge output (no {MANIFEST_NAME}): "
                           "the merge replaces --out as a whole, so it never takes another folder "
                           "(a run's OUT root, a corpus); name a new folder")
     missing = [c for c in ("label_source", *REQUIRED_COLUMNS) if c not in df.columns]

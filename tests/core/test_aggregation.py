@@ -381,4 +381,5 @@ def test_a_calibration_keeps_its_breakpoints_apart_and_reads_rounded_ones_as_skl
     (tmp_path / "old.toml").write_text('version = "rounded"\n[pooled]\nx = [0.05, 0.05, 0.05, 0.050015, 0.3]\n'
                                        'y = [0.52, 0.52, 0.722, 0.722, 0.9]\n')
     old = load_calibration(tmp_path / "old.toml")
-    assert old.apply(np.array([0.05, 0.050015, 0.3]), kinds) == pytest.approx([0.52, 0.722, 0.9])
+    # a step: the lowest rounded threshold's value at 0.05, the highest's just above it
+    assert old.apply(np.array([0.05, 0.05001, 0.050015]), kinds) == pytest.approx([0.52, 0.722, 0.722])

@@ -189,7 +189,7 @@ def test_the_cache_works_where_spark_writes_no_success_marker(spark, tmp_path):
         hadoop.unset(key)
 
 
-def test_embedded_releases_the_texts_it_persisted_even_when_the_block_fails(spark, tmp_path):
+def test_embedded_releases_the_texts_it_persisted_even_when_the_block_fails(spark, tmp_path, monkeypatch):
     """``ensure_embeddings`` keeps the night's distinct texts in storage memory; the stages'
     ``embedded`` block lets them go on leaving, also when the stage fails inside it."""
     cfg = load_config("-", str(tmp_path), overrides={"embedding": {"cache_dir": str(tmp_path / "cache")}})
@@ -208,6 +208,14 @@ def test_embedded_releases_the_texts_it_persisted_even_when_the_block_fails(spar
         with embedding.embedded(spark, texts, cfg.embedding, "r2", out=cfg.out) as (emb, stats):
             assert stats["cache_hits"] == 2
             raise RuntimeError("stage failed")
+    assert persisted() == before
+    def broken_cache(*_):
+        raise OSError("cache unreadable")
+
+    with monkeypatch.context() as m:      # the embedding itself fails: nothing held either
+        m.setattr(embedding, "_read_cache", broken_cache)
+        with pytest.raises(OSError, match="cache unreadable"):
+            embedding.ensure_embeddings(spark, texts, cfg.embedding, "r4", out=cfg.out)
     assert persisted() == before
     embedding.ensure_embeddings(spark, texts, cfg.embedding, "r3", out=cfg.out)
     assert persisted() == before + 1      # the plain call keeps them (documented)

@@ -463,3 +463,23 @@ def test_merge_cli_rows_without_locale_utt_or_intent_exit_3(tmp_path, capsys, fi
     assert f"unusable {field} (rows [2])" in err and not (tmp_path / "merged").exists()
     assert _merge_cli(tmp_path, mined, base) == 3     # as mined rows too
     assert f"mined: 1 row(s) with a null, blank or unusable {field}" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("clean_cli_state")
+def test_merge_cli_takes_an_empty_out_a_link_to_an_earlier_output_and_a_linked_base_file(tmp_path, capsys):
+    """Found in the session's review: the --out guard refused an empty folder (mktemp -d), wrote
+    a real folder over a link to an earlier output, and resolving --base broke a base file
+    linked into a content-addressed cache (a blob without the .jsonl suffix)."""
+    (tmp_path / "blobs").mkdir()
+    blob = _jsonl(tmp_path / "blobs" / "3f2a9c", [m_row("play jazz", "play_music")])
+    base = tmp_path / "en-US.jsonl"
+    base.symlink_to(blob)
+    mined = _jsonl(tmp_path / "mined.jsonl", [m_row("wake me up", "alarm_set", confidence=0.9)])
+    (tmp_path / "merged").mkdir()                                   # empty: taken
+    assert _merge_cli(tmp_path, base, mined) == 0
+    (tmp_path / "current").symlink_to("merged")
+    extra = _jsonl(tmp_path / "more.jsonl", [m_row("stop", "audio_stop", confidence=0.9)])
+    assert cli.main(["merge", "--base", str(tmp_path / "current"), "--mined", str(extra),
+                     "--out", str(tmp_path / "current")]) == 0
+    assert (tmp_path / "current").is_symlink()                      # the link stays, its target is new
+    assert sorted(merge.read_training_set(tmp_path / "current")["utt"]) == ["play jazz", "stop", "wake me up"]
