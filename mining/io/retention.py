@@ -93,7 +93,10 @@ def carry_forward(previous: pd.DataFrame, fresh: pd.DataFrame, votes: pd.DataFra
                                                               prev["dataset_version"])
     prev["text_norm"] = prev["utterance"].map(normalize)
     fresh_keys = set(zip(fresh["locale"], fresh["utterance"].map(normalize)))
-    prev = prev[[k not in fresh_keys for k in zip(prev["locale"], prev["text_norm"])]]
+    # a mask with the index: an empty list would select no *columns* (no previous row in the
+    # run's locales, a new locale in a shared OUT: KeyError below)
+    prev = prev[pd.Series([k not in fresh_keys for k in zip(prev["locale"], prev["text_norm"])],
+                          index=prev.index, dtype=bool)]
     v = votes[list(VOTE_COLUMNS)].drop_duplicates(["locale", "text_norm"])
     m = prev.merge(v, on=["locale", "text_norm"], how="left")
     against = [contradicts(r.intent, r.vote_intent, r.vote_share, r.vote_events, r.defect_rate, *gates(r.locale))

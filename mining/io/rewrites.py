@@ -38,7 +38,11 @@ Gates, each candidate (locale, failed ``text_norm``, rewrite ``text_norm``) of t
    exact rephrase (the k-anonymity gate on the pair, hence on the rewrite text too).
 3. ``rewrite_intent_disagrees``: the reformulation's intent is not the exported label; a
    rewrite must agree with the training set.
-4. ``rewrite_adds_entities``: a slot value of the reformulation (``target_slots``,
+4. ``rewrite_target_fails``: the reformulation is itself among this version's exported
+   labels, so a text that fails at least ``aggregation.min_defect_rate`` of the time (the
+   labels' own gate): never a target. Two failing texts rephrased into each other would
+   give a cycle (a → b, b → a).
+5. ``rewrite_adds_entities``: a slot value of the reformulation (``target_slots``,
    normalized with :func:`mining.core.text.normalize`) does not match the failed text: its
    best-aligned substring (``rapidfuzz.fuzz.partial_ratio``) is less than
    :data:`ENTITY_MATCH_MIN` similar. A rewrite may fix how a request was heard or said,
@@ -46,8 +50,8 @@ Gates, each candidate (locale, failed ``text_norm``, rewrite ``text_norm``) of t
    (misrecognized) artist, 0.90; "add rice on the list" → "i need oranges added to my
    grocery list" is the same intent but another request, 0.43 for "oranges". Character
    alignment, not a model: a paraphrased entity ("nyc" for "new york", 0.46) is dropped too.
-5. ``rewrite_equals_failed_text``: scrubbed, the rewrite is the failed text (nothing to rewrite).
-6. ``rewrite_not_most_supported``: another candidate of the same (locale, failed_text) wins:
+6. ``rewrite_equals_failed_text``: scrubbed, the rewrite is the failed text (nothing to rewrite).
+7. ``rewrite_not_most_supported``: another candidate of the same (locale, failed_text) wins:
    more ``support_users``, then more ``support_events``, then higher ``confidence``, then
    ``rewrite_text`` ascending (then the rewrite's ``text_norm``), so the choice is deterministic.
 
@@ -76,7 +80,7 @@ PAIR_COLUMNS = ("locale", "user_pseudonym", "source_text_norm", "target_text_nor
 EXPORTED_COLUMNS = ("locale", "text_norm", "utterance", "intent", "confidence")
 #: Why a candidate is not in the table, in gate order.
 DROP_REASONS = ("failed_text_not_exported", "rewrite_below_min_users", "rewrite_intent_disagrees",
-                "rewrite_adds_entities", "rewrite_equals_failed_text", "rewrite_not_most_supported")
+                "rewrite_target_fails", "rewrite_adds_entities", "rewrite_equals_failed_text", "rewrite_not_most_supported")
 #: Columns of the rewrite contract, in schema order.
 COLUMNS = tuple(f.name for f in schemas.arrow_schema("rewrites"))
 #: :func:`build_rewrites` output: the contract columns + ``drop_reason`` (null = kept).
@@ -156,6 +160,9 @@ def build_rewrites(pairs: pd.DataFrame, exported: pd.DataFrame, min_users: int,
     reason[reason.isna() & (df["support_users"] < min_users)] = "rewrite_below_min_users"
     reason[reason.isna() & (df["intent"].isna() | (df["intent"] != df["label_intent"]))] = \
         "rewrite_intent_disagrees"
+    failing = set(zip(exported["locale"], exported["text_norm"]))
+    into_failing = [k in failing for k in zip(df["locale"], df["target_text_norm"])]
+    reason[reason.isna() & pd.Series(into_failing, index=df.index, dtype=bool)] = "rewrite_target_fails"
     adds = [pd.isna(reason[i]) and _adds_entities(v, src) for i, v, src
             in zip(df.index, df["slot_values"], df["source_text_norm"])]
     reason[pd.Series(adds, index=df.index, dtype=bool)] = "rewrite_adds_entities"

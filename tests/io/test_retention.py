@@ -100,3 +100,14 @@ def test_retained_rows_are_exported_as_this_code_exports_them():
     assert none == {"rescrubbed": 0, "rekeyed": 0, "collapsed": 0} and same["cluster_id"].tolist() == ["en-US:" + "f" * 16]
     kept, counts = retention.refresh_privacy(prev.iloc[:1], None)          # no key: an internal id stays
     assert kept["cluster_id"].tolist() == ["en-US:0123456789ab"] and counts["rekeyed"] == 0
+
+
+def test_a_locale_run_with_no_previous_label_in_its_locales_carries_nothing():
+    """Found in review: a ``--locale fr-FR`` run (a new locale in a shared OUT) whose previous
+    version held en-US rows only crashed the export (KeyError: 'locale': an empty list of
+    booleans selected no columns)."""
+    previous = _previous([("wake me at 7", "alarm_set", None)])
+    fresh = pd.DataFrame({"locale": ["fr-FR"], "utterance": ["réveille moi"]})
+    kept, gone = retention.carry_forward(previous, fresh, _votes([]), lambda loc: GATES, "v2", locales=("fr-FR",))
+    assert kept.empty and gone.empty
+    assert list(gone.columns) == ["locale", "utterance", "reason", "vote_intent"]

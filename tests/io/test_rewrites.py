@@ -169,3 +169,21 @@ def test_a_rewrite_may_fix_a_misheard_entity_but_not_bring_another_one():
                                 "lists_createoradd")), "oranges")
     out = rewrites.build_rewrites(other, rice, 2, "v1")
     assert _kept(out) == [] and rewrites.drop_counts(out) == {"rewrite_adds_entities": 1}
+
+
+def test_a_rewrite_into_a_text_this_version_labels_as_failing_is_dropped():
+    """Found in review: no gate looked at the target, so two texts that each fail and rephrase
+    into the other gave a cycle (a → b, b → a), and a rewrite went into a text the same
+    version labels with another intent. Every exported label is a text that fails at least
+    ``aggregation.min_defect_rate`` of the time: never a rewrite's target."""
+    two = lambda s, t, said, i: [(u, s, t, said, i) for u in ("u1", "u2")]   # noqa: E731
+    pairs = _pairs(*two("play jazz music", "put on jazz", "put on jazz", "play_music"),
+                   *two("put on jazz", "play jazz music", "play jazz music", "play_music"),
+                   *two("play the weekend", "play the weeknd", "play the weeknd", "play_music"))
+    labels = _exported(("play jazz music", "play jazz music", "play_music", 0.9),
+                       ("put on jazz", "put on jazz", "play_music", 0.9),
+                       ("play the weekend", "play the weekend", "play_music", 0.9))
+    out = rewrites.build_rewrites(pairs, labels, 2, "v1")
+    assert [(r["failed_text"], r["rewrite_text"]) for r in _kept(out)] == [("play the weekend", "play the weeknd")]
+    assert rewrites.drop_counts(out) == {"rewrite_target_fails": 2}
+    assert "rewrite_target_fails" in rewrites.DROP_REASONS
