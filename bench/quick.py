@@ -101,12 +101,15 @@ def cluster(texts, vecs) -> dict:
 
     from mining.core import background
     from mining.core.encoders import MINILM_MODEL_ID, runtime_model_id
+    from mining.core.text import text_hash
 
     for cached in variants.WORK.glob("peer-*.json"):   # the peer is timed in this run
         cached.unlink()
     cfg = load_config("-", "-")
     cc = cfg.cluster
-    bg = background.background("en-US", np.ascontiguousarray(vecs, dtype=np.float32), seed=cc.seed)
+    # the pipeline's sample (mining.spark.rephrase.locale_backgrounds): the first MAX_TEXTS by text_hash
+    first = np.argsort([text_hash(t) for t in texts["text_norm"]], kind="stable")[:background.MAX_TEXTS]
+    bg = background.background("en-US", np.ascontiguousarray(vecs[first], dtype=np.float32), seed=cc.seed)
     edge = background.derive_thresholds(bg, cluster_rel=cc.min_sim_rel, variant_rel=cfg.aggregation.variant_min_sim_rel,
                                         cluster_default=cc.min_sim,
                                         variant_default=cfg.aggregation.variant_min_sim)["cluster_min_sim"]

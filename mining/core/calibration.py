@@ -107,8 +107,9 @@ def _split_repeats(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
     for i in range(len(x)):
         if keep_first[i]:
             xs.append(x[i]), ys.append(y[i])
-        if keep_last[i] and not keep_first[i]:            # the end of a run: step just above x
-            xs.append(np.nextafter(x[i], np.inf)), ys.append(y[i])
+        step = np.nextafter(x[i], np.inf)
+        if keep_last[i] and not keep_first[i] and (i + 1 == len(x) or step < x[i + 1]):
+            xs.append(step), ys.append(y[i])         # the end of a run: step just above x
     return np.asarray(xs), np.asarray(ys)
 
 

@@ -38,8 +38,9 @@ Gates, each candidate (locale, failed ``text_norm``, rewrite ``text_norm``) of t
    exact rephrase (the k-anonymity gate on the pair, hence on the rewrite text too).
 3. ``rewrite_intent_disagrees``: the reformulation's intent is not the exported label; a
    rewrite must agree with the training set.
-4. ``rewrite_target_fails``: the reformulation is itself among this version's exported
-   labels, so a text that fails at least ``aggregation.min_defect_rate`` of the time (the
+4. ``rewrite_target_fails``: the reformulation is itself among this run's own exported
+   labels (as in 1; a label only retained from the previous version is not looked at), so a
+   text that failed at least ``aggregation.min_defect_rate`` of the time tonight (the
    labels' own gate): never a target. Two failing texts rephrased into each other would
    give a cycle (a → b, b → a).
 5. ``rewrite_adds_entities``: a slot value of the reformulation (``target_slots``,

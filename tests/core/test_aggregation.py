@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from mining.core.aggregation import aggregate_locale, vote
-from mining.core.calibration import (IDENTITY, PACKAGED_CALIBRATION, Calibration, fit_calibration, fit_isotonic,
-                                load_calibration, save_calibration)
+from mining.core.calibration import (IDENTITY, PACKAGED_CALIBRATION, Calibration, _split_repeats, fit_calibration,
+                                     fit_isotonic, load_calibration, save_calibration)
 from mining.config import load_config
 
 # calibrated confidence = 2 x raw score (capped at 1): makes the gates' arithmetic visible
@@ -383,3 +383,7 @@ def test_a_calibration_keeps_its_breakpoints_apart_and_reads_rounded_ones_as_skl
     old = load_calibration(tmp_path / "old.toml")
     # a step: the lowest rounded threshold's value at 0.05, the highest's just above it
     assert old.apply(np.array([0.05, 0.05001, 0.050015]), kinds) == pytest.approx([0.52, 0.722, 0.722])
+    # a run whose next breakpoint is already the float just above it gets no second step point
+    a = 0.05
+    x, y = _split_repeats(np.array([0.0, a, a, np.nextafter(a, 1.0), 0.3]), np.array([0.1, 0.5, 0.6, 0.7, 0.9]))
+    assert np.all(np.diff(x) > 0) and list(y) == [0.1, 0.5, 0.7, 0.9]

@@ -447,7 +447,7 @@ def test_numeric_barge_in_converts_only_losslessly_and_a_bom_alone_is_a_blank_li
 
 
 @pytest.mark.parametrize("field, repaired, clean, kind", [
-    ("utterance", "play\tjazz", "play jazz", "control_characters"), ("nlu_intent", " ", None, "blank_nlu_intent")])
+    ("utterance", "play\tjazz", "play jazz", "control_characters"), ("nlu_intent", "", None, "blank_nlu_intent")])
 def test_copies_equal_once_repaired_rank_the_same_whatever_their_order(spark, tmp_path, field, repaired, clean, kind):
     """Found in review: two copies of a turn differing only in a repaired field ("play\\tjazz",
     "play jazz") tied in the duplicate ranking, so which one was kept (and the repair count)
