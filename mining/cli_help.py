@@ -105,7 +105,9 @@ no complete dataset version.""",
 
 OLD and NEW are read like `mining inspect` reads PATH. A retired label carries the reason
 NEW's run gives it when NEW is inside a run's OUT root with its labels/ (an abstain reason
-such as conflicting_evidence, or below_min_users), else no_evidence_in_window. Every
+such as conflicting_evidence, or below_min_users), else no_evidence_in_window; every one
+dp_not_selected when NEW was exported under privacy.dp. When NEW's run was limited to some
+locales, only those locales of OLD are compared. Every
 published version also holds its own changelog against the version before it:
 changelog.jsonl and the manifest's "changelog" entry. Exit 3 when OLD or NEW holds no
 complete dataset version.""",
