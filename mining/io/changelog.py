@@ -24,8 +24,8 @@ Reasons (:data:`REASONS`):
   because the previous version was made under weaker privacy gates), or ``contradicted``
   (tonight's users rephrase it into another intent: :mod:`mining.io.retention`, which keeps
   every other label). Under
-  ``privacy.dp`` every retired text is ``dp_not_selected`` (``export_dataset``): the exact
-  reason would tell whether anyone said it.
+  ``privacy.dp`` every retired text is ``dp_not_selected`` (:func:`release_diff`, the policy
+  ``export_dataset`` and ``mining diff`` share): the exact reason would tell whether anyone said it.
 """
 from __future__ import annotations
 
@@ -139,6 +139,31 @@ def summarize(diff: pd.DataFrame) -> dict:
     by_reason = diff["reason"].value_counts() if len(diff) else {}
     return {**{c: int(counts.get(c, 0)) for c in CHANGES},
             "by_reason": {k: int(by_reason[k]) for k in sorted(by_reason.keys())}}
+
+
+def release_diff(old, new, *, locales=(), dp: bool = False, reasons_for=None) -> pd.DataFrame:
+    """:func:`diff_training_sets` of a released version ``new`` against ``old`` as its own
+    run sees it, the one policy of ``export_dataset``'s changelog and ``mining diff``:
+
+    - ``locales`` (the new run's ``--locale`` list; empty = every locale): only those rows
+      of ``old`` are compared, since the run read no other locale's logs and retired none of
+      their labels;
+    - ``dp`` (the new version was exported under ``privacy.dp``): every retired text gets
+      ``dp_not_selected``, since the exact reason (an abstain decision, or no ``labels/`` row
+      at all) would tell, unnoised, whether anyone said it;
+    - else ``reasons_for(retired)`` (``retired``: frame of ``locale``, ``utterance``) gives
+      the reasons (:func:`retire_reasons`' frame), or None for ``no_evidence_in_window``.
+
+    ``old``/``new`` as :func:`diff_training_sets` takes them (``old`` may be None)."""
+    if old is not None and locales:
+        old = _frame(old)
+        old = old[old["locale"].isin(list(locales))]
+    diff = diff_training_sets(old, new)
+    retired = diff.loc[diff["change"] == "retired", ["locale", "utterance"]]
+    if not len(retired):
+        return diff
+    reasons = retired.assign(reason="dp_not_selected") if dp else reasons_for(retired) if reasons_for else None
+    return diff if reasons is None or not len(reasons) else diff_training_sets(old, new, reasons)
 
 
 def retire_reasons(labels: pd.DataFrame, min_users: int, dp: bool = False) -> pd.DataFrame:

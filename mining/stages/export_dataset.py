@@ -126,24 +126,18 @@ def _changelog(spark, cfg, labels, table, previous: str | None, old: pd.DataFram
     logs, so it retires none of their labels."""
     from pyspark.sql import functions as F
 
-    if old is not None and cfg.locales:
-        old = old[old["locale"].isin(list(cfg.locales))]
-    new = table.select(list(changelog.READ_COLUMNS))
-    diff = changelog.diff_training_sets(old, new)
-    retired = diff.loc[diff["change"] == "retired", ["locale", "utterance"]]
-    if len(retired) and cfg.privacy.dp.enabled:
-        # one reason for all: the exact one (an abstain decision, or no labels/ row at all)
-        # would tell, unnoised, whether anyone said the text in this window
-        diff = changelog.diff_training_sets(old, new, retired.assign(reason="dp_not_selected"))
-    elif len(retired):   # matched on the normalized text, as the diff matches labels
+    def reasons_for(retired: pd.DataFrame) -> pd.DataFrame:   # matched on the normalized text
         keys = spark.createDataFrame(retired.assign(text_norm=retired["utterance"].map(normalize))
                                      [["locale", "text_norm"]], "locale string, text_norm string")
         decided = labels.join(F.broadcast(keys), ["locale", "text_norm"]) \
             .select("locale", "utterance", "decision", "text_users").toPandas()
-        reasons = changelog.retire_reasons(decided, cfg.privacy.min_users, dp=cfg.privacy.dp.enabled)
+        reasons = changelog.retire_reasons(decided, cfg.privacy.min_users)
         if contradicted is not None and len(contradicted):   # first: the diff keeps a key's first reason
             reasons = pd.concat([contradicted[["locale", "utterance", "reason"]], reasons])
-        diff = changelog.diff_training_sets(old, new, reasons)
+        return reasons
+
+    diff = changelog.release_diff(old, table.select(list(changelog.READ_COLUMNS)), locales=cfg.locales,
+                                  dp=cfg.privacy.dp.enabled, reasons_for=reasons_for)
     changelog.write_changelog(staging / "changelog.jsonl", diff)
     entry = changelog.manifest_entry(previous, diff)
     log.info("changelog against %s: %d added, %d changed, %d retired", previous or "no previous version",

@@ -9,10 +9,9 @@ sits in a run's OUT root (``OUT/versions/<v>``) whose ``labels/`` came from B's 
 ``_stats.json`` ``lineage`` equals the ``stages.labels.lineage`` of B's manifest, both
 present. Otherwise (no ``labels/``, a later rerun's or an unstamped one) every retired text
 gets ``no_evidence_in_window``, as if ``labels/`` were absent. As the export's own changelog
-(``mining.stages.export_dataset``): when B was exported under ``privacy.dp`` every retired text
-gets ``dp_not_selected`` (an exact reason would tell, unnoised, whether anyone said it), and
-when B's run was restricted to some locales (its manifest's ``locales``) only those locales
-of A are compared: B's run read no other locale's logs and retired none of their labels.
+(:func:`mining.io.changelog.release_diff`, the one policy of both): when B was exported
+under ``privacy.dp`` every retired text gets ``dp_not_selected``, and when B's run was
+restricted to some locales (its manifest's ``locales``) only those locales of A are compared.
 """
 from __future__ import annotations
 
@@ -21,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from mining.core.text import normalize
@@ -65,14 +62,8 @@ def diff_versions(old: str | Path, new: str | Path) -> dict[str, Any]:
     dirs = [resolve_version(p) for p in (old, new)]
     manifests = [read_manifest(d) for d in dirs]
     tables = [export.read_training_set(d, columns=changelog.READ_COLUMNS) for d in dirs]
-    if manifests[1].get("locales"):      # B's run read these locales' logs only
-        tables[0] = tables[0].filter(pc.is_in(tables[0]["locale"], pa.array(manifests[1]["locales"], pa.string())))
-    diff = changelog.diff_training_sets(*tables)
-    retired = diff.loc[diff["change"] == "retired", ["locale", "utterance"]]
-    reasons = retired.assign(reason="dp_not_selected") if _dp(manifests[1]) \
-        else _labels_reasons(dirs[1], manifests[1], retired)
-    if reasons is not None and len(reasons):
-        diff = changelog.diff_training_sets(*tables, reasons)
+    diff = changelog.release_diff(*tables, locales=manifests[1].get("locales") or (), dp=_dp(manifests[1]),
+                                  reasons_for=lambda retired: _labels_reasons(dirs[1], manifests[1], retired))
     side = [{"path": str(d), "dataset_version": m.get("dataset_version", d.name)} for d, m in zip(dirs, manifests)]
     return {"old": side[0], "new": side[1], "summary": changelog.summarize(diff),
             "changes": diff.to_dict("records")}

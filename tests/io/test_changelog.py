@@ -158,3 +158,26 @@ def test_a_backfill_follows_what_its_night_followed_through_the_recorded_chain(t
     # a broken chain (the recorded previous was deleted) is no predecessor
     shutil.rmtree(v2)
     assert changelog.previous_version(out, "", "2026-11-02") == (None, None)
+
+
+def test_release_diff_is_the_one_policy_of_the_export_and_mining_diff():
+    """Locales of a restricted run only; under DP one reason for every retired text; else the
+    run's own reasons (None: no_evidence_in_window). Old as pandas or pyarrow alike."""
+    def retired(diff):
+        return {(r.locale, r.utterance): r.reason for r in diff.itertuples() if r.change == "retired"}
+
+    asked = []
+
+    def reasons_for(keys):
+        asked.append(sorted(keys["utterance"]))
+        return keys.assign(reason="conflicting_evidence")
+
+    for old in (OLD, pa.Table.from_pandas(OLD, preserve_index=False)):
+        assert retired(changelog.release_diff(old, NEW)) == {("en-US", "quiet"): "no_evidence_in_window",
+                                                             ("de-DE", "licht aus"): "no_evidence_in_window"}
+        assert retired(changelog.release_diff(old, NEW, locales=("de-DE",), reasons_for=reasons_for)) == {
+            ("de-DE", "licht aus"): "conflicting_evidence"}
+        assert retired(changelog.release_diff(old, NEW, dp=True, reasons_for=reasons_for)) == {
+            ("en-US", "quiet"): "dp_not_selected", ("de-DE", "licht aus"): "dp_not_selected"}
+    assert asked == [["licht aus"], ["licht aus"]]        # never asked under DP
+    assert len(changelog.release_diff(None, NEW, locales=("de-DE",))) == len(NEW)   # no previous version
