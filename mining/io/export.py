@@ -263,6 +263,13 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> int:
     return n
 
 
+def locale_names_a_file(locale) -> bool:
+    """Whether ``locale`` can name ``<locale>.jsonl``: a non-empty string, not hidden (no
+    leading ``.``) and without a path separator."""
+    return isinstance(locale, str) and bool(locale) and not locale.startswith(".") \
+        and "/" not in locale and os.sep not in locale
+
+
 def write_locale_jsonl(records: Iterable[dict], folder: Path) -> dict[str, int]:
     """Write ``records`` (dicts with a ``locale`` key) as ``folder/<locale>.jsonl``, one file
     per locale, rows in input order (:func:`write_jsonl`). Returns {locale: rows}, sorted.
@@ -274,8 +281,7 @@ def write_locale_jsonl(records: Iterable[dict], folder: Path) -> dict[str, int]:
     folder.mkdir(parents=True, exist_ok=True)
     counts = {}
     for locale in sorted(by_locale):
-        if not isinstance(locale, str) or not locale or locale.startswith(".") or "/" in locale \
-                or os.sep in locale:
+        if not locale_names_a_file(locale):
             raise ValueError(f"locale {locale!r} cannot name a file")
         counts[locale] = write_jsonl(folder / f"{locale}.jsonl", by_locale[locale])
     return counts

@@ -81,7 +81,8 @@ PAIR_COLUMNS = ("locale", "user_pseudonym", "source_text_norm", "target_text_nor
 EXPORTED_COLUMNS = ("locale", "text_norm", "utterance", "intent", "confidence")
 #: Why a candidate is not in the table, in gate order.
 DROP_REASONS = ("failed_text_not_exported", "rewrite_below_min_users", "rewrite_intent_disagrees",
-                "rewrite_target_fails", "rewrite_adds_entities", "rewrite_equals_failed_text", "rewrite_not_most_supported")
+                "rewrite_target_fails", "rewrite_adds_entities", "rewrite_equals_failed_text",
+                "rewrite_not_most_supported")
 #: Columns of the rewrite contract, in schema order.
 COLUMNS = tuple(f.name for f in schemas.arrow_schema("rewrites"))
 #: :func:`build_rewrites` output: the contract columns + ``drop_reason`` (null = kept).

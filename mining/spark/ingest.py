@@ -298,8 +298,8 @@ def _read_json(spark, paths: list[str], dt_value: str, ignore_corrupt: bool):
     # "{"; the blanking runs only on the few lines past the cheap guard.
     strings = r'"(?:[^"\\]|\\.)*"'
     # (a BOM between them too: `cat` of a file without a final newline and one starting with a BOM)
-    glued = F.col("value").rlike("\\}[\\s\uFEFF]*\\{") \
-        & F.regexp_replace("value", strings, '""').rlike("\\}[\\s\uFEFF]*\\{")
+    close_open = "\\}[\\s\uFEFF]*\\{"
+    glued = F.col("value").rlike(close_open) & F.regexp_replace("value", strings, '""').rlike(close_open)
     parsed = parsed.withColumn("_corrupt_record", F.when(glued, F.col("value")).otherwise(F.col("_corrupt_record")))
     extra = F.coalesce(F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in contract])),
                        F.array().cast("array<string>"))

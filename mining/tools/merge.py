@@ -114,11 +114,11 @@ def _prepare(df: pd.DataFrame, name: str, default_source: str) -> pd.DataFrame:
 def _check_values(df: pd.DataFrame, name: str) -> None:
     """Raise :class:`mining.errors.DatasetNotFound` naming the first rows (1-based) where
     ``locale``, ``utt`` or ``intent`` is null or not a non-blank string, or ``locale`` cannot
-    name a file (:func:`mining.io.export.write_locale_jsonl`): a label without an intent is no
+    name a file (:func:`mining.io.export.locale_names_a_file`): a label without an intent is no
     label, and a null ``utt`` would share the key of an empty one."""
     for col in ("locale", "utt", "intent"):
         bad = [i + 1 for i, v in enumerate(df[col]) if not isinstance(v, str) or not v.strip()
-               or (col == "locale" and (v.startswith(".") or "/" in v or os.sep in v))]
+               or (col == "locale" and not export.locale_names_a_file(v))]
         if bad:
             raise DatasetNotFound(f"{name}: {len(bad)} row(s) with a null, blank or unusable {col} "
                                   f"(rows {bad[:5]}); every row needs locale, utt and intent")
