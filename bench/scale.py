@@ -57,6 +57,7 @@ WORK = ROOT / "bench" / ".work" / "scale"
 SIZES = [10_000, 100_000, 1_000_000, 10_000_000]
 SEED, DAYS = 5, 3
 from mining.stages import STAGE_NAMES as STAGES  # noqa: E402  (the registry)
+from mining.io import storage  # noqa: E402  (atomic writes)
 SPARK_STAGES = ("detect_rephrases", "aggregate_labels", "export_dataset")
 MINING = [sys.executable, "-m", "mining.cli"]
 log = logging.getLogger("bench.scale")
@@ -391,13 +392,6 @@ KEPT_SECTIONS = ("<!-- profile-notes -->", "<!-- encode-backends -->", "<!-- enc
 #  (profile-notes and round-notes: hand-written notes on measurements, kept across reruns)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """``path`` replaced by ``text`` in one rename: a crash leaves the old file whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def put_section(path: Path, mark: str, text: str) -> None:
     """Append ``text`` (which starts and ends with a ``mark`` line) to ``path``, removing an
     earlier section between two ``mark`` lines first; :func:`write_results` keeps such sections."""
@@ -405,7 +399,7 @@ def put_section(path: Path, mark: str, text: str) -> None:
     if body.count(mark) == 2:
         head, _, rest = body.partition(mark)
         body = head.rstrip("\n") + "\n\n" + rest.partition(mark)[2].lstrip("\n")
-    _write_atomic(path, body.rstrip("\n") + "\n\n" + text + "\n")
+    storage.write_text(path, body.rstrip("\n") + "\n\n" + text + "\n")
 
 
 def write_results(res: dict, path: Path) -> None:
@@ -416,7 +410,7 @@ def write_results(res: dict, path: Path) -> None:
     for mark in KEPT_SECTIONS:
         if old.count(mark) == 2:
             text = text.rstrip("\n") + "\n\n" + mark + old.split(mark)[1] + mark + "\n"
-    _write_atomic(path, text)
+    storage.write_text(path, text)
     print(text)
 
 
